@@ -1,0 +1,258 @@
+//! Device selection: one call gives a ready adapter + device + queue, or a
+//! clear [`Error`].
+//!
+//! Selection order: hardware adapters (discrete, integrated, virtual) before
+//! software ones (lavapipe, WARP), and native backends (Vulkan, Metal, DX12)
+//! before GL. Two environment variables override it:
+//! `WGRNN_BACKEND=vulkan|metal|dx12|gl` and `WGRNN_ADAPTER=<name substring>`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+/// Backends wgrnn can run on, as named in `WGRNN_BACKEND`.
+const BACKEND_NAMES: &[(&str, wgpu::Backend)] = &[
+    ("vulkan", wgpu::Backend::Vulkan),
+    ("metal", wgpu::Backend::Metal),
+    ("dx12", wgpu::Backend::Dx12),
+    ("gl", wgpu::Backend::Gl),
+];
+
+/// How to pick an adapter. [`DeviceOptions::from_env`] reads the
+/// `WGRNN_BACKEND` and `WGRNN_ADAPTER` environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceOptions {
+    /// Only consider adapters of this backend; `None` = all of them.
+    pub backend: Option<wgpu::Backend>,
+    /// Only consider adapters whose name contains this (case-insensitive).
+    pub adapter: Option<String>,
+}
+
+impl DeviceOptions {
+    /// Options from `WGRNN_BACKEND` and `WGRNN_ADAPTER`; an unknown backend
+    /// name is an error naming the accepted values.
+    pub fn from_env() -> Result<Self> {
+        let backend = std::env::var("WGRNN_BACKEND").ok();
+        let adapter = std::env::var("WGRNN_ADAPTER").ok();
+        Self::parse(backend.as_deref(), adapter.as_deref())
+    }
+
+    /// Options from the string values the environment variables would hold.
+    /// Empty strings mean "not set".
+    pub fn parse(backend: Option<&str>, adapter: Option<&str>) -> Result<Self> {
+        let backend = match backend.map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(name) => {
+                let lower = name.to_ascii_lowercase();
+                let found = BACKEND_NAMES.iter().find(|(n, _)| *n == lower);
+                match found {
+                    Some((_, b)) => Some(*b),
+                    None => {
+                        let accepted: Vec<&str> = BACKEND_NAMES.iter().map(|(n, _)| *n).collect();
+                        return Err(Error::Config(format!(
+                            "WGRNN_BACKEND={name:?} is not a backend wgrnn knows; accepted values: {}",
+                            accepted.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(Self { backend, adapter })
+    }
+
+    fn backends(&self) -> wgpu::Backends {
+        match self.backend {
+            Some(b) => wgpu::Backends::from(b),
+            None => wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL,
+        }
+    }
+}
+
+/// What the device runs on, for examples and benchmarks to print.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Adapter name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// Graphics API: `vulkan`, `metal`, `dx12` or `gl`.
+    pub backend: String,
+    /// Kind of device: `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu`, `Other`.
+    pub device_type: String,
+    /// Driver name and version, e.g. `llvmpipe Mesa 22.3.6 (LLVM 15.0.6)`.
+    pub driver: String,
+    /// Whether this is a software rasterizer (lavapipe, WARP) running on the CPU.
+    pub is_software: bool,
+    /// Largest storage buffer binding the kernels may use, in bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, in bytes.
+    pub max_buffer_size: u64,
+    /// Most invocations in one workgroup.
+    pub max_compute_invocations_per_workgroup: u32,
+    /// Most storage buffers one kernel may bind.
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [{}, {}, driver {}] max storage binding {} MiB, max buffer {} MiB, {} invocations/workgroup",
+            self.name,
+            self.backend,
+            self.device_type,
+            self.driver,
+            self.max_storage_buffer_binding_size >> 20,
+            self.max_buffer_size >> 20,
+            self.max_compute_invocations_per_workgroup
+        )
+    }
+}
+
+/// A ready GPU: adapter, device, queue, and the runtime (kernel cache,
+/// buffer pool, command recorder) shared by every tensor made on it.
+/// Cloning is cheap (an `Arc`).
+#[derive(Clone)]
+pub struct Device {
+    pub(crate) rt: Arc<Runtime>,
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device").field("info", &self.rt.info).finish()
+    }
+}
+
+impl Device {
+    /// The best adapter allowed by `WGRNN_BACKEND` / `WGRNN_ADAPTER`.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&DeviceOptions::from_env()?)
+    }
+
+    /// The best adapter allowed by `options`.
+    pub fn with_options(options: &DeviceOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = options.backends();
+        let instance = wgpu::Instance::new(desc);
+        let adapters = instance.enumerate_adapters(options.backends()).await;
+        let adapter = pick_adapter(adapters, options)?;
+        let info = adapter.get_info();
+
+        // Ask for everything the adapter offers: the kernels bind many
+        // storage buffers and large tensors need the biggest bindings.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgrnn"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+
+        let limits = device.limits();
+        let info = DeviceInfo {
+            name: info.name.clone(),
+            backend: info.backend.to_str().to_string(),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            is_software: info.device_type == wgpu::DeviceType::Cpu,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+        };
+        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info)) })
+    }
+
+    /// Adapter name, backend, device type, driver and the limits that matter.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.rt.info
+    }
+
+    /// The device's wgpu limits (all the adapter offers).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.rt.limits
+    }
+
+    /// Submits everything recorded so far without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        self.rt.flush().map(|_| ())
+    }
+
+    /// Submits everything recorded so far and waits until the GPU is idle.
+    pub fn synchronize(&self) -> Result<()> {
+        self.rt.synchronize()
+    }
+
+    /// Number of compute dispatches recorded since the device was made;
+    /// lets tests and benches count dispatches per operation.
+    pub fn dispatch_count(&self) -> u64 {
+        self.rt.dispatch_count()
+    }
+
+    /// The underlying wgpu device, for callers that mix in their own work.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.rt.device
+    }
+}
+
+/// Ranks adapters: hardware before software, native APIs before GL.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, api)
+}
+
+fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result<wgpu::Adapter> {
+    let all_names: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({})", i.name, i.backend.to_str())
+        })
+        .collect();
+    let compute_capable = |a: &wgpu::Adapter| {
+        a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    };
+    let mut candidates: Vec<wgpu::Adapter> = adapters
+        .into_iter()
+        .filter(compute_capable)
+        .filter(|a| match &options.adapter {
+            Some(want) => a.get_info().name.to_lowercase().contains(&want.to_lowercase()),
+            None => true,
+        })
+        .collect();
+    candidates.sort_by_key(|a| adapter_rank(&a.get_info()));
+    if let Some(best) = candidates.into_iter().next() {
+        return Ok(best);
+    }
+    let mut detail = String::new();
+    if let Some(b) = options.backend {
+        detail.push_str(&format!(" for WGRNN_BACKEND={}", b.to_str()));
+    }
+    if let Some(name) = &options.adapter {
+        detail.push_str(&format!(" matching WGRNN_ADAPTER={name:?}"));
+    }
+    if !all_names.is_empty() {
+        detail.push_str(&format!(" (adapters present: {})", all_names.join(", ")));
+    }
+    Err(Error::NoAdapter { detail })
+}

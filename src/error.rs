@@ -1,0 +1,88 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in wgrnn, each variant with a message that
+/// says what was wrong and, where there is one, how to fix it.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// No usable adapter (GPU or software rasterizer) was found.
+    #[error("no GPU adapter found{detail}. wgrnn needs a Vulkan, Metal, DX12 or GL driver; on headless Linux install the software Vulkan driver with `apt-get install mesa-vulkan-drivers`")]
+    NoAdapter {
+        /// Extra context (which backends or adapter filter were tried).
+        detail: String,
+    },
+
+    /// A configuration value (environment variable or option) was not understood.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter `{adapter}`: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's reason.
+        message: String,
+    },
+
+    /// Tensor shapes do not fit the operation.
+    #[error("shape mismatch in {op}: {message}")]
+    Shape {
+        /// The operation that rejected its arguments.
+        op: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A tensor or argument is empty where the operation needs elements.
+    #[error("{op}: {what} is empty (zero elements); every dimension must be at least 1")]
+    Empty {
+        /// The operation.
+        op: &'static str,
+        /// Which argument.
+        what: String,
+    },
+
+    /// A value is outside the range the operation accepts (an index ≥ the
+    /// number of rows, say).
+    #[error("{op}: {message}")]
+    OutOfRange {
+        /// The operation.
+        op: &'static str,
+        /// What was out of range.
+        message: String,
+    },
+
+    /// A buffer would exceed what the device allows.
+    #[error("{what} needs {bytes} bytes but the device allows at most {limit} bytes ({limit_name})")]
+    TooLarge {
+        /// What was being allocated.
+        what: String,
+        /// Requested size.
+        bytes: u64,
+        /// The device limit.
+        limit: u64,
+        /// Which wgpu limit it is.
+        limit_name: &'static str,
+    },
+
+    /// A dtype did not match what the operation needs.
+    #[error("{op}: expected a {expected} tensor, got {got}")]
+    DType {
+        /// The operation.
+        op: &'static str,
+        /// Expected dtype name.
+        expected: &'static str,
+        /// Actual dtype name.
+        got: &'static str,
+    },
+
+    /// The GPU reported an error (validation, out of memory, lost device,
+    /// failed buffer mapping).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,120 @@
+//! Kernel registry: every `shaders/*.wgsl` file embedded at compile time,
+//! each kernel (entry point) described once with its bindings, and compiled
+//! once per set of override constants into a cached pipeline
+//! (see `Runtime::launch`).
+//!
+//! Binding convention, shared by every shader: `@binding(0)` is the uniform
+//! params struct (bound with a dynamic offset into the params arena); storage
+//! buffers use the binding numbers `Kernel::storage` lists, so entry points
+//! of one file can share declarations and each bind only what it uses.
+
+/// The shared WGSL prelude prepended to every shader: numerically safe
+/// activations and grid helpers.
+pub const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
+
+/// Every shader file of the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// `shaders/gemm.wgsl`: general matrix multiply.
+    Gemm,
+    /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy.
+    Elementwise,
+    /// `shaders/reduce.wgsl`: row and column sums.
+    Reduce,
+    /// `shaders/gather.wgsl`: gather rows by index.
+    Gather,
+}
+
+impl Shader {
+    /// All shaders, for validation tests.
+    pub const ALL: [Shader; 4] = [Shader::Gemm, Shader::Elementwise, Shader::Reduce, Shader::Gather];
+
+    /// File name under `shaders/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shader::Gemm => "gemm.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::Gather => "gather.wgsl",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Shader::Gemm => include_str!("../shaders/gemm.wgsl"),
+            Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
+            Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
+            Shader::Gather => include_str!("../shaders/gather.wgsl"),
+        }
+    }
+
+    /// Complete WGSL source: prelude followed by the file.
+    pub fn source(self) -> String {
+        format!("{PRELUDE}\n{}", self.body())
+    }
+
+    pub(crate) fn module(self, device: &wgpu::Device) -> wgpu::ShaderModule {
+        let source = self.source();
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(self.file_name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        };
+        // SAFETY: every kernel bounds-checks its own indices against sizes
+        // the launcher validated on the host (tests cover ragged edges), so
+        // naga's per-access clamping is pure overhead; on lavapipe it costs
+        // a large part of GEMM throughput.
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    }
+}
+
+/// How a kernel uses one storage binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+impl Access {
+    pub(crate) fn read_only(self) -> bool {
+        self == Access::Read
+    }
+}
+
+/// One kernel: a shader entry point and its storage bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    /// Shader file.
+    pub shader: Shader,
+    /// WGSL entry point; also the wgpu label and the Rust launcher's name.
+    pub entry: &'static str,
+    /// Storage bindings as (binding number, access); launchers pass buffers
+    /// in this order.
+    pub storage: &'static [(u32, Access)],
+}
+
+/// Cache key: a kernel plus its override constants (as bit patterns so the
+/// key is `Eq + Hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    kernel: Kernel,
+    constants: Vec<(&'static str, u64)>,
+}
+
+impl PipelineKey {
+    pub(crate) fn new(kernel: Kernel, constants: &[(&'static str, f64)]) -> Self {
+        Self { kernel, constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect() }
+    }
+}
+
+/// Splits `n` workgroups over x and y so neither exceeds `max_per_dim`;
+/// kernels recover the linear id as `wg.y * num_wg.x + wg.x`.
+pub(crate) fn grid(n: u32, max_per_dim: u32) -> [u32; 3] {
+    if n <= max_per_dim {
+        [n, 1, 1]
+    } else {
+        let y = n.div_ceil(max_per_dim);
+        [n.div_ceil(y), y, 1]
+    }
+}

@@ -1,0 +1,31 @@
+//! # wgrnn
+//!
+//! Train recurrent neural networks (vanilla RNN, LSTM, GRU) on any GPU
+//! through wgpu: WGSL compute shaders on Vulkan, Metal, DX12, GL, and the
+//! software fallback (lavapipe). No CUDA, no libtorch.
+//!
+//! This layer of the crate is the foundation: [`Device`] selection,
+//! GPU [`Tensor`]s backed by a buffer pool, a kernel registry with cached
+//! pipelines ([`kernels`]), and the basic kernels in [`ops`] with CPU
+//! references in [`reference`].
+//!
+//! ```no_run
+//! # fn main() -> wgrnn::Result<()> {
+//! let dev = wgrnn::Device::new()?;
+//! let a = wgrnn::Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let c = wgrnn::ops::matmul(&a, &a)?;
+//! assert_eq!(c.to_vec()?, vec![7.0, 10.0, 15.0, 22.0]);
+//! # Ok(()) }
+//! ```
+
+pub mod device;
+pub mod error;
+pub mod kernels;
+pub mod ops;
+pub mod reference;
+mod runtime;
+pub mod tensor;
+
+pub use device::{Device, DeviceInfo, DeviceOptions};
+pub use error::{Error, Result};
+pub use tensor::{DType, Tensor};

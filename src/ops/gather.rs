@@ -1,0 +1,65 @@
+//! Row gather by index (shaders/gather.wgsl).
+
+use crate::error::{Error, Result};
+use crate::kernels::{grid, Access, Kernel, Shader};
+use crate::ops::{check_same_device, dim_u32};
+use crate::tensor::{DType, Tensor};
+
+/// Invocations per workgroup (the shader's `WG` override).
+const WG: u32 = 256;
+
+/// Mirrors `GatherParams` in shaders/gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GatherParams {
+    rows: u32,
+    cols: u32,
+    count: u32,
+    _pad: u32,
+}
+
+const GATHER_ROWS: Kernel = Kernel {
+    shader: Shader::Gather,
+    entry: "gather_rows",
+    storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+};
+
+/// `out[i, :] = table[idx[i], :]` — table (rows, cols) f32, idx any shape of
+/// u32 with `count` elements, returns (count, cols).
+///
+/// Indices must have been uploaded from the host (their maximum is checked
+/// here, before any GPU work); an index ≥ rows is an `Err`.
+pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    const OP: &str = "gather_rows";
+    check_same_device(OP, &[table, idx])?;
+    table.expect_dtype(OP, DType::F32)?;
+    idx.expect_dtype(OP, DType::U32)?;
+    let &[rows, cols] = table.shape() else {
+        return Err(Error::Shape { op: OP, message: format!("table must be 2-D (rows, cols), got {:?}", table.shape()) });
+    };
+    match idx.max_index() {
+        Some(max) if (max as usize) < rows => {}
+        Some(max) => {
+            return Err(Error::OutOfRange { op: OP, message: format!("index {max} is out of range for a table of {rows} rows") })
+        }
+        None => {
+            return Err(Error::OutOfRange {
+                op: OP,
+                message: "index tensor has no host-checked bound; upload indices with Tensor::from_u32".into(),
+            })
+        }
+    }
+    let count = idx.numel();
+    let out = Tensor::uninit(table.device(), &[count, cols], DType::F32)?;
+    let total = dim_u32(OP, "output elements", count * cols)?;
+    let params = GatherParams {
+        rows: dim_u32(OP, "rows", rows)?,
+        cols: dim_u32(OP, "cols", cols)?,
+        count: dim_u32(OP, "count", count)?,
+        _pad: 0,
+    };
+    let rt = &table.device().rt;
+    let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)?;
+    Ok(out)
+}

@@ -1,0 +1,207 @@
+//! General matrix multiply (shaders/gemm.wgsl), the workhorse of input
+//! projections and weight gradients.
+
+use crate::error::{Error, Result};
+use crate::kernels::{Access, Kernel, Shader};
+use crate::ops::{check_no_alias, check_same_device, dim_u32};
+use crate::tensor::{DType, Tensor};
+
+/// Mirrors `GemmParams` in shaders/gemm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GemmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: u32,
+}
+
+const BINDINGS: &[(u32, Access)] =
+    &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite)];
+const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS };
+const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS };
+
+/// Register-tile workgroup shape (x over N, y over M); each invocation owns
+/// a 4×4 block of C. Tuned on lavapipe (see README's GEMM table).
+const REGISTER_WG: (u32, u32) = (16, 16);
+/// Block of C one `gemm_shared` workgroup computes.
+const SHARED_BLOCK: u32 = 64;
+
+/// Options of [`gemm`]: `C = alpha · op(A) · op(B) + beta · C (+ bias)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GemmOptions {
+    /// Use Aᵀ: A is stored (K, M).
+    pub trans_a: bool,
+    /// Use Bᵀ: B is stored (N, K).
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the old C; 0 means C's old contents are ignored.
+    pub beta: f32,
+}
+
+impl Default for GemmOptions {
+    fn default() -> Self {
+        Self { trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 }
+    }
+}
+
+/// Which GEMM kernel to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmVariant {
+    /// Register tiles, no barriers: best on software adapters (lavapipe).
+    Register,
+    /// Shared-memory tiles: best on real GPUs.
+    Shared,
+}
+
+impl GemmVariant {
+    /// The variant wgrnn uses on a device: register tiles on software
+    /// adapters, where barriers are expensive, shared-memory tiles elsewhere.
+    pub fn for_device(device: &crate::Device) -> Self {
+        if device.info().is_software {
+            GemmVariant::Register
+        } else {
+            GemmVariant::Shared
+        }
+    }
+}
+
+/// A 2-D or 3-D (batched) tensor as (batch or None, rows, cols).
+fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usize, usize)> {
+    match *t.shape() {
+        [r, c] => Ok((None, r, c)),
+        [b, r, c] => Ok((Some(b), r, c)),
+        ref s => Err(Error::Shape { op, message: format!("{name} must be 2-D or 3-D (batched), got {s:?}") }),
+    }
+}
+
+/// `C = alpha · op(A) · op(B) + beta · C + bias`, with the kernel chosen
+/// for the device ([`GemmVariant::for_device`]).
+///
+/// Shapes: op(A) (M, K), op(B) (K, N), C (M, N), bias (N) broadcast over
+/// rows. Batched: any of A, B given as (batch, ·, ·) multiplies batch by
+/// batch; a 2-D A or B is shared by every batch; C must then be
+/// (batch, M, N).
+pub fn gemm(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor, opts: GemmOptions) -> Result<()> {
+    gemm_with_variant(a, b, bias, c, opts, GemmVariant::for_device(a.device()))
+}
+
+/// [`gemm`] with an explicit kernel choice (tests and benchmarks run both).
+pub fn gemm_with_variant(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    opts: GemmOptions,
+    variant: GemmVariant,
+) -> Result<()> {
+    const OP: &str = "gemm";
+    let mut all = vec![a, b, c];
+    all.extend(bias);
+    check_same_device(OP, &all)?;
+    for t in &all {
+        t.expect_dtype(OP, DType::F32)?;
+    }
+    let mut inputs = vec![a, b];
+    inputs.extend(bias);
+    check_no_alias(OP, c, &inputs)?;
+
+    let (ba, ar, ac) = dims(OP, "A", a)?;
+    let (bb, br, bc) = dims(OP, "B", b)?;
+    let (bc_, cr, cc) = dims(OP, "C", c)?;
+    let (m, k) = if opts.trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if opts.trans_b { (bc, br) } else { (br, bc) };
+    if k != kb {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!(
+                "inner dimensions differ: op(A) is ({m}, {k}) from A {:?} (trans_a={}), op(B) is ({kb}, {n}) from B {:?} (trans_b={})",
+                a.shape(), opts.trans_a, b.shape(), opts.trans_b
+            ),
+        });
+    }
+    if (cr, cc) != (m, n) {
+        return Err(Error::Shape { op: OP, message: format!("C must be ({m}, {n}) for op(A)·op(B), got {:?}", c.shape()) });
+    }
+    let batch = match (ba, bb) {
+        (Some(x), Some(y)) if x != y => {
+            return Err(Error::Shape { op: OP, message: format!("batch sizes differ: A {x}, B {y}") });
+        }
+        (Some(x), _) | (None, Some(x)) => x,
+        (None, None) => 1,
+    };
+    if bc_.unwrap_or(1) != batch || (bc_.is_none() && (ba.is_some() || bb.is_some())) {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("C must be ({batch}, {m}, {n}) for batched inputs, got {:?}", c.shape()),
+        });
+    }
+    if let Some(bias) = bias {
+        if bias.shape() != [n] {
+            return Err(Error::Shape { op: OP, message: format!("bias must be [{n}], got {:?}", bias.shape()) });
+        }
+    }
+
+    let u = |what, v| dim_u32(OP, what, v);
+    let params = GemmParams {
+        m: u("M", m)?,
+        n: u("N", n)?,
+        k: u("K", k)?,
+        lda: u("lda", ac)?,
+        ldb: u("ldb", bc)?,
+        ldc: u("ldc", n)?,
+        stride_a: if ba.is_some() { u("A batch stride", ar * ac)? } else { 0 },
+        stride_b: if bb.is_some() { u("B batch stride", br * bc)? } else { 0 },
+        stride_c: u("C batch stride", m * n)?,
+        alpha: opts.alpha,
+        beta: opts.beta,
+        _pad: 0,
+    };
+    let batch = u("batch", batch)?;
+    let flags = [
+        ("TRANS_A", f64::from(u8::from(opts.trans_a))),
+        ("TRANS_B", f64::from(u8::from(opts.trans_b))),
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+    ];
+    // Without a bias, binding 3 gets A: legal (both read-only), never read.
+    let bias_buffer = bias.map_or(a.buffer(), |t| t.buffer());
+    let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
+    let rt = &a.device().rt;
+    match variant {
+        GemmVariant::Register => {
+            let (wx, wy) = REGISTER_WG;
+            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
+            let groups = [params.n.div_ceil(wx * 4), params.m.div_ceil(wy * 4), batch];
+            rt.launch(GEMM_REGISTER, &constants, &params, &buffers, groups)
+        }
+        GemmVariant::Shared => {
+            let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
+            rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
+        }
+    }
+}
+
+/// `A · B` for 2-D A (M, K) and B (K, N), returning a new (M, N) tensor.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (&m, &n) = match (a.shape().first(), b.shape().last()) {
+        (Some(m), Some(n)) if a.shape().len() == 2 && b.shape().len() == 2 => (m, n),
+        _ => {
+            return Err(Error::Shape {
+                op: "matmul",
+                message: format!("matmul takes 2-D tensors, got {:?} and {:?}", a.shape(), b.shape()),
+            })
+        }
+    };
+    let c = Tensor::uninit(a.device(), &[m, n], DType::F32)?;
+    gemm(a, b, None, &c, GemmOptions::default())?;
+    Ok(c)
+}

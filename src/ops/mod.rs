@@ -1,0 +1,44 @@
+//! GPU operations. Each launcher validates its arguments on the host
+//! (shapes, dtypes, devices, limits) and records one or more dispatches;
+//! nothing is submitted until a readback or `Device::flush`.
+//! Each has a CPU reference of the same name in [`crate::reference`].
+
+mod elementwise;
+mod gather;
+mod gemm;
+mod reduce;
+
+pub use elementwise::{
+    elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
+};
+pub use gather::gather_rows;
+pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
+pub use reduce::{sum_cols, sum_rows};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Checks that every tensor lives on the same device as the first.
+pub(crate) fn check_same_device(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    if let Some((first, rest)) = tensors.split_first() {
+        if rest.iter().any(|t| !first.same_device(t)) {
+            return Err(Error::Shape { op, message: "tensors live on different devices".into() });
+        }
+    }
+    Ok(())
+}
+
+/// Converts a dimension to the u32 the kernels index with.
+pub(crate) fn dim_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::OutOfRange { op, message: format!("{what} = {v} exceeds u32 indexing") })
+}
+
+/// Rejects an output that shares its buffer with an input: a kernel may not
+/// read and write one buffer through two bindings (and results would depend
+/// on invocation order).
+pub(crate) fn check_no_alias(op: &'static str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
+    if inputs.iter().any(|t| t.same_buffer(out)) {
+        return Err(Error::Shape { op, message: "the output tensor must not share its buffer with an input".into() });
+    }
+    Ok(())
+}

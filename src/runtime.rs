@@ -1,0 +1,407 @@
+//! The per-device runtime: pipeline cache, buffer pool and the command
+//! recorder that batches every launch into one command buffer until a
+//! readback or an explicit flush.
+//!
+//! Why one recorder: a training step is hundreds of small dispatches; each
+//! submit or readback costs tens of microseconds (lavapipe) to several
+//! (real GPUs). Launches append to one open compute pass; their uniform
+//! parameters go to a CPU-side arena uploaded once per submit and bound with
+//! dynamic offsets, so steady-state launches create no buffers at all.
+//!
+//! Buffer reuse rule: a buffer released while commands are still being
+//! recorded is quarantined until that command buffer is submitted. Hence a
+//! buffer handed out by the pool has no unsubmitted use, and
+//! `queue.write_buffer` into it (which runs before the next submit's
+//! commands) can never overwrite data an earlier recorded command reads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use crate::device::DeviceInfo;
+use crate::error::{Error, Result};
+use crate::kernels::{Kernel, PipelineKey};
+
+/// Bytes reserved per dispatch in the uniform arena (≥ any params struct and
+/// a multiple of every adapter's `min_uniform_buffer_offset_alignment`).
+const PARAM_SLOT: u64 = 256;
+/// Dispatches per submit before the arena is full and the recorder flushes.
+const ARENA_SLOTS: u64 = 4096;
+/// Bind groups kept before the cache is cleared (bounds memory held by
+/// buffers that only a cached bind group still references).
+const BIND_GROUP_CACHE_MAX: usize = 8192;
+
+/// Usage of every pooled tensor buffer.
+const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+/// Usage of readback staging buffers.
+const STAGING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+
+pub(crate) struct Runtime {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) info: DeviceInfo,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
+    layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
+    state: Mutex<State>,
+    dispatches: AtomicU64,
+}
+
+pub(crate) struct CachedPipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: Arc<wgpu::BindGroupLayout>,
+}
+
+struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// CPU copy of this batch's uniform parameters, `PARAM_SLOT` bytes each.
+    params: Vec<u8>,
+    arena: wgpu::Buffer,
+    /// Storage buffers ready for reuse, keyed by their (bucketed) size.
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Released while the current encoder was open; freed on submit.
+    quarantine: Vec<wgpu::Buffer>,
+    staging_free: HashMap<u64, Vec<wgpu::Buffer>>,
+    bind_groups: HashMap<(Kernel, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+}
+
+/// Pool size class for a request of `bytes`: powers of two up to 1 MiB, then
+/// whole MiB, so recurring shapes land in the same class.
+fn bucket(bytes: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let bytes = bytes.max(16);
+    if bytes <= MIB {
+        bytes.next_power_of_two()
+    } else {
+        bytes.div_ceil(MIB) * MIB
+    }
+}
+
+impl Runtime {
+    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, limits: wgpu::Limits, info: DeviceInfo) -> Self {
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrnn params arena"),
+            size: PARAM_SLOT * ARENA_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self {
+            device,
+            queue,
+            limits,
+            info,
+            pipelines: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                encoder: None,
+                pass: None,
+                params: Vec::with_capacity((PARAM_SLOT * 64) as usize),
+                arena,
+                free: HashMap::new(),
+                quarantine: Vec::new(),
+                staging_free: HashMap::new(),
+                bind_groups: HashMap::new(),
+            }),
+            dispatches: AtomicU64::new(0),
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while recording leaves the state usable (worst case an
+        // unsubmitted encoder), so a poisoned lock is recovered, not fatal.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn dispatch_count(&self) -> u64 {
+        self.dispatches.load(Ordering::Relaxed)
+    }
+
+    /// Checks `bytes` against the device's buffer limits.
+    pub(crate) fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
+                "max_storage_buffer_binding_size"
+            } else {
+                "max_buffer_size"
+            };
+            return Err(Error::TooLarge { what: what.to_string(), bytes, limit, limit_name });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of at least `bytes`, from the pool when one is free.
+    pub(crate) fn alloc(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size(what, bytes)?;
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        // Rounding up must not push a legal request past the limit.
+        let size = bucket(bytes).min(limit & !3).max(bytes.next_multiple_of(4));
+        if let Some(buf) = self.lock_state().free.get_mut(&size).and_then(Vec::pop) {
+            return Ok(buf);
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrnn tensor"),
+            size,
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Returns a buffer to the pool (see the reuse rule in the module doc).
+    pub(crate) fn release(&self, buffer: wgpu::Buffer) {
+        let mut st = self.lock_state();
+        if st.encoder.is_some() {
+            st.quarantine.push(buffer);
+        } else {
+            st.free.entry(buffer.size()).or_default().push(buffer);
+        }
+    }
+
+    /// Writes host bytes into `buffer`. Safe against recorded-but-unsubmitted
+    /// work: if any is pending it is submitted first, so the write lands
+    /// after it in queue order.
+    pub(crate) fn write(&self, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+        let pending = self.lock_state().encoder.is_some();
+        if pending {
+            self.flush()?;
+        }
+        self.queue.write_buffer(buffer, 0, bytes);
+        Ok(())
+    }
+
+    /// Writes host bytes into a buffer fresh from the pool (no pending use,
+    /// so no flush is needed).
+    pub(crate) fn write_fresh(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        self.queue.write_buffer(buffer, 0, bytes);
+    }
+
+    fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
+        let key = PipelineKey::new(kernel, constants);
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let layout = self.bind_group_layout(kernel);
+        let module = kernel.shader.module(&self.device);
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("compiling kernel {}: {err}", kernel.entry)));
+        }
+        let cached = Arc::new(CachedPipeline { pipeline, layout });
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, cached.clone());
+        Ok(cached)
+    }
+
+    fn bind_group_layout(&self, kernel: Kernel) -> Arc<wgpu::BindGroupLayout> {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        layouts
+            .entry(kernel)
+            .or_insert_with(|| {
+                let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }];
+                for &(binding, access) in kernel.storage {
+                    entries.push(wgpu::BindGroupLayoutEntry {
+                        binding,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage { read_only: access.read_only() },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    });
+                }
+                Arc::new(self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(kernel.entry),
+                    entries: &entries,
+                }))
+            })
+            .clone()
+    }
+
+    /// Records one dispatch of `kernel` with uniform `params` (binding 0) and
+    /// `buffers` bound to the storage bindings `kernel.storage` lists.
+    pub(crate) fn launch<P: bytemuck::Pod>(
+        &self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        debug_assert_eq!(buffers.len(), kernel.storage.len(), "{}: binding count", kernel.entry);
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max) {
+            return Err(Error::TooLarge {
+                what: format!("{} dispatch of {:?} workgroups", kernel.entry, workgroups),
+                bytes: u64::from(*workgroups.iter().max().unwrap_or(&0)),
+                limit: u64::from(max),
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        let bytes = bytemuck::bytes_of(params);
+        assert!(bytes.len() as u64 <= PARAM_SLOT, "params of {} exceed a slot", kernel.entry);
+        let pipeline = self.pipeline(kernel, constants)?;
+
+        let mut st = self.lock_state();
+        if st.params.len() as u64 >= PARAM_SLOT * ARENA_SLOTS {
+            self.submit_locked(&mut st);
+        }
+        let offset = st.params.len() as u32;
+        st.params.extend_from_slice(bytes);
+        st.params.resize(offset as usize + PARAM_SLOT as usize, 0);
+
+        let key = (kernel, buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
+        if !st.bind_groups.contains_key(&key) {
+            if st.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
+                st.bind_groups.clear();
+            }
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &st.arena,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAM_SLOT),
+                }),
+            }];
+            for (&(binding, _), b) in kernel.storage.iter().zip(buffers) {
+                entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
+            }
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.entry),
+                layout: &pipeline.layout,
+                entries: &entries,
+            });
+            st.bind_groups.insert(key.clone(), bg);
+        }
+        let bind_group = st.bind_groups[&key].clone();
+        let pass = self.open_pass(&mut st);
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn open_pass<'s>(&self, st: &'s mut State) -> &'s mut wgpu::ComputePass<'static> {
+        if st.pass.is_none() {
+            let encoder = st.encoder.get_or_insert_with(|| {
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+            });
+            let pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgrnn"), timestamp_writes: None })
+                .forget_lifetime();
+            st.pass = Some(pass);
+        }
+        st.pass.as_mut().expect("pass was just opened")
+    }
+
+    /// The open encoder with no compute pass active (for copies).
+    fn encoder_for_copy<'s>(&self, st: &'s mut State) -> &'s mut wgpu::CommandEncoder {
+        st.pass = None;
+        st.encoder.get_or_insert_with(|| {
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+        })
+    }
+
+    fn submit_locked(&self, st: &mut State) -> Option<wgpu::SubmissionIndex> {
+        st.pass = None;
+        let encoder = st.encoder.take()?;
+        if !st.params.is_empty() {
+            self.queue.write_buffer(&st.arena, 0, &st.params);
+            st.params.clear();
+        }
+        let index = self.queue.submit([encoder.finish()]);
+        for buf in std::mem::take(&mut st.quarantine) {
+            st.free.entry(buf.size()).or_default().push(buf);
+        }
+        Some(index)
+    }
+
+    /// Submits everything recorded so far; returns its submission index.
+    pub(crate) fn flush(&self) -> Result<Option<wgpu::SubmissionIndex>> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let index = self.submit_locked(&mut self.lock_state());
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(err.to_string()));
+        }
+        Ok(index)
+    }
+
+    /// Submits and waits for the GPU to finish.
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        let index = self.flush()?;
+        self.wait(index)
+    }
+
+    fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: index, timeout: None })
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+
+    /// Copies the first `bytes` bytes of `src` back to the host. Submits the
+    /// pending work, then waits only for that submission.
+    pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let size = bucket(bytes);
+        let staging = {
+            let mut st = self.lock_state();
+            let staging = st.staging_free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgrnn readback"),
+                    size,
+                    usage: STAGING_USAGE,
+                    mapped_at_creation: false,
+                })
+            });
+            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            staging
+        };
+        let index = self.flush()?;
+        let (tx, rx) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(index)?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
+        let data = staging
+            .get_mapped_range(0..bytes)
+            .map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        self.lock_state().staging_free.entry(size).or_default().push(staging);
+        Ok(data)
+    }
+}

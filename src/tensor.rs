@@ -1,0 +1,233 @@
+//! GPU tensors: a pooled storage buffer, a shape and a dtype.
+//!
+//! Tensors are row-major and contiguous. Cloning a tensor shares its buffer
+//! (like `torch.Tensor` aliasing); the buffer goes back to the device's pool
+//! when the last clone is dropped, so a training loop allocates nothing
+//! after its first step.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit unsigned integer (token ids, indices).
+    U32,
+    /// 32-bit signed integer.
+    I32,
+}
+
+impl DType {
+    /// Lower-case name, as in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::U32 => "u32",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+/// A buffer on loan from the pool; returned to it on drop.
+pub(crate) struct PooledBuffer {
+    buffer: Option<wgpu::Buffer>,
+    rt: Arc<Runtime>,
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.rt.release(b);
+        }
+    }
+}
+
+/// A row-major tensor on the GPU.
+#[derive(Clone)]
+pub struct Tensor {
+    device: Device,
+    buf: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+    /// Largest value, when the data came from the host as integers; lets
+    /// index-consuming ops reject out-of-range ids before any GPU work.
+    max_index: Option<u32>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor").field("shape", &self.shape).field("dtype", &self.dtype).finish()
+    }
+}
+
+/// Number of elements of `shape`, checking that no dimension is zero.
+fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
+    if shape.is_empty() || shape.contains(&0) {
+        return Err(Error::Empty { op, what: format!("shape {shape:?}") });
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape { op, message: format!("shape {shape:?} overflows usize") })
+}
+
+impl Tensor {
+    /// Uninitialised tensor for a kernel to fill completely.
+    pub(crate) fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<Self> {
+        let numel = numel_checked("Tensor::uninit", shape)?;
+        let bytes = numel as u64 * 4;
+        let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
+        Ok(Self {
+            device: device.clone(),
+            buf: Arc::new(PooledBuffer { buffer: Some(buffer), rt: device.rt.clone() }),
+            shape: shape.to_vec(),
+            dtype,
+            max_index: None,
+        })
+    }
+
+    fn from_bytes(device: &Device, shape: &[usize], dtype: DType, data_len: usize, bytes: &[u8]) -> Result<Self> {
+        let numel = numel_checked("Tensor upload", shape)?;
+        if numel != data_len {
+            return Err(Error::Shape {
+                op: "Tensor upload",
+                message: format!("shape {shape:?} holds {numel} elements but the data has {data_len}"),
+            });
+        }
+        let t = Self::uninit(device, shape, dtype)?;
+        device.rt.write_fresh(t.buffer(), bytes);
+        Ok(t)
+    }
+
+    /// Uploads f32 data with the given shape.
+    pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Self> {
+        Self::from_bytes(device, shape, DType::F32, data.len(), bytemuck::cast_slice(data))
+    }
+
+    /// Uploads u32 data (indices, token ids) with the given shape.
+    pub fn from_u32(device: &Device, data: &[u32], shape: &[usize]) -> Result<Self> {
+        let mut t = Self::from_bytes(device, shape, DType::U32, data.len(), bytemuck::cast_slice(data))?;
+        t.max_index = data.iter().copied().max();
+        Ok(t)
+    }
+
+    /// Uploads i32 data with the given shape.
+    pub fn from_i32(device: &Device, data: &[i32], shape: &[usize]) -> Result<Self> {
+        let mut t = Self::from_bytes(device, shape, DType::I32, data.len(), bytemuck::cast_slice(data))?;
+        // Negative ids are out of range for every consumer: map them to u32::MAX.
+        t.max_index = data.iter().map(|&v| u32::try_from(v).unwrap_or(u32::MAX)).max();
+        Ok(t)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<Self> {
+        Self::full(device, shape, 0.0)
+    }
+
+    /// A tensor filled with `value` (recorded on the GPU, no upload).
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Self> {
+        let t = Self::uninit(device, shape, DType::F32)?;
+        crate::ops::elementwise_fill(&t, value)?;
+        Ok(t)
+    }
+
+    /// Overwrites the contents with host data of the same length.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        self.expect_dtype("Tensor::write", DType::F32)?;
+        if data.len() != self.numel() {
+            return Err(Error::Shape {
+                op: "Tensor::write",
+                message: format!("tensor has {} elements, data has {}", self.numel(), data.len()),
+            });
+        }
+        self.device.rt.write(self.buffer(), bytemuck::cast_slice(data))
+    }
+
+    fn read_bytes(&self) -> Result<Vec<u8>> {
+        self.device.rt.read(self.buffer(), self.numel() as u64 * 4)
+    }
+
+    /// Downloads an f32 tensor (submits pending work and waits for it).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.expect_dtype("Tensor::to_vec", DType::F32)?;
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes()?))
+    }
+
+    /// Downloads a u32 tensor.
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        self.expect_dtype("Tensor::to_vec_u32", DType::U32)?;
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes()?))
+    }
+
+    /// Downloads an i32 tensor.
+    pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
+        self.expect_dtype("Tensor::to_vec_i32", DType::I32)?;
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes()?))
+    }
+
+    /// Same data, new shape with the same number of elements (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        let numel = numel_checked("Tensor::reshape", shape)?;
+        if numel != self.numel() {
+            return Err(Error::Shape {
+                op: "Tensor::reshape",
+                message: format!("cannot view {:?} ({} elements) as {shape:?}", self.shape, self.numel()),
+            });
+        }
+        let mut t = self.clone();
+        t.shape = shape.to_vec();
+        Ok(t)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device this tensor lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Largest value of an integer tensor uploaded from the host, if known.
+    pub fn max_index(&self) -> Option<u32> {
+        self.max_index
+    }
+
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        self.buf.buffer.as_ref().expect("buffer is only taken on drop")
+    }
+
+    pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::DType { op, expected: dtype.name(), got: self.dtype.name() });
+        }
+        Ok(())
+    }
+
+    /// Whether two tensors share one buffer (clones and reshapes do).
+    pub(crate) fn same_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
+    /// Whether two tensors live on the same device.
+    pub(crate) fn same_device(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.device.rt, &other.device.rt)
+    }
+}

@@ -23,7 +23,10 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn run() -> wgrnn::Result<()> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (m, k, n) = match args[..] {
         [m, k, n] => (m, k, n),
         _ => (512, 512, 512),
@@ -38,8 +41,20 @@ fn run() -> wgrnn::Result<()> {
     let gpu = tc.to_vec()?;
 
     let mut cpu = vec![0.0; m * n];
-    reference::gemm(&a, [m, k], &b, [k, n], None, &mut cpu, GemmOptions::default());
-    let max_err = gpu.iter().zip(&cpu).map(|(g, c)| (g - c).abs()).fold(0.0f32, f32::max);
+    reference::gemm(
+        &a,
+        [m, k],
+        &b,
+        [k, n],
+        None,
+        &mut cpu,
+        GemmOptions::default(),
+    );
+    let max_err = gpu
+        .iter()
+        .zip(&cpu)
+        .map(|(g, c)| (g - c).abs())
+        .fold(0.0f32, f32::max);
 
     let reps = 10;
     let start = Instant::now();
@@ -58,7 +73,9 @@ fn run() -> wgrnn::Result<()> {
     // sqrt(K)·eps·|a||b|; 1e-4·sqrt(K) leaves a wide margin for inputs in [-1, 1).
     let tol = 1e-4 * (k as f32).sqrt();
     if max_err > tol {
-        return Err(wgrnn::Error::Gpu(format!("GPU result differs from the CPU reference by {max_err} (> {tol})")));
+        return Err(wgrnn::Error::Gpu(format!(
+            "GPU result differs from the CPU reference by {max_err} (> {tol})"
+        )));
     }
     println!("ok: GPU matches the CPU reference within {tol:.1e}");
     Ok(())

@@ -59,14 +59,23 @@ impl DeviceOptions {
                 }
             }
         };
-        let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let adapter = adapter
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         Ok(Self { backend, adapter })
     }
 
-    fn backends(&self) -> wgpu::Backends {
+    /// Backend sets to try, in order: native APIs first, GL only when no
+    /// native adapter can run compute (probing GL on headless Linux is slow
+    /// and noisy, and GL is the weakest compute backend).
+    fn backend_tiers(&self) -> Vec<wgpu::Backends> {
         match self.backend {
-            Some(b) => wgpu::Backends::from(b),
-            None => wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL,
+            Some(b) => vec![wgpu::Backends::from(b)],
+            None => vec![
+                wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+                wgpu::Backends::GL,
+            ],
         }
     }
 }
@@ -120,7 +129,9 @@ pub struct Device {
 
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Device").field("info", &self.rt.info).finish()
+        f.debug_struct("Device")
+            .field("info", &self.rt.info)
+            .finish()
     }
 }
 
@@ -136,11 +147,19 @@ impl Device {
     }
 
     async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = options.backends();
-        let instance = wgpu::Instance::new(desc);
-        let adapters = instance.enumerate_adapters(options.backends()).await;
-        let adapter = pick_adapter(adapters, options)?;
+        let mut found = Err(Error::NoAdapter {
+            detail: String::new(),
+        });
+        for backends in options.backend_tiers() {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = backends;
+            let instance = wgpu::Instance::new(desc);
+            found = pick_adapter(instance.enumerate_adapters(backends).await, options);
+            if found.is_ok() {
+                break;
+            }
+        }
+        let adapter = found?;
         let info = adapter.get_info();
 
         // Ask for everything the adapter offers: the kernels bind many
@@ -156,21 +175,28 @@ impl Device {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            })?;
 
         let limits = device.limits();
         let info = DeviceInfo {
             name: info.name.clone(),
             backend: info.backend.to_str().to_string(),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
             is_software: info.device_type == wgpu::DeviceType::Cpu,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
         };
-        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info)) })
+        Ok(Self {
+            rt: Arc::new(Runtime::new(device, queue, limits, info)),
+        })
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -230,13 +256,19 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
         })
         .collect();
     let compute_capable = |a: &wgpu::Adapter| {
-        a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        a.get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
     };
     let mut candidates: Vec<wgpu::Adapter> = adapters
         .into_iter()
         .filter(compute_capable)
         .filter(|a| match &options.adapter {
-            Some(want) => a.get_info().name.to_lowercase().contains(&want.to_lowercase()),
+            Some(want) => a
+                .get_info()
+                .name
+                .to_lowercase()
+                .contains(&want.to_lowercase()),
             None => true,
         })
         .collect();

@@ -17,6 +17,8 @@ pub const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 pub enum Shader {
     /// `shaders/gemm.wgsl`: general matrix multiply.
     Gemm,
+    /// `shaders/gemm_vec4.wgsl`: GEMM reading vec4 fragments.
+    GemmVec4,
     /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy.
     Elementwise,
     /// `shaders/reduce.wgsl`: row and column sums.
@@ -27,12 +29,19 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 4] = [Shader::Gemm, Shader::Elementwise, Shader::Reduce, Shader::Gather];
+    pub const ALL: [Shader; 5] = [
+        Shader::Gemm,
+        Shader::GemmVec4,
+        Shader::Elementwise,
+        Shader::Reduce,
+        Shader::Gather,
+    ];
 
     /// File name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Gemm => "gemm.wgsl",
+            Shader::GemmVec4 => "gemm_vec4.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Gather => "gather.wgsl",
@@ -42,6 +51,7 @@ impl Shader {
     fn body(self) -> &'static str {
         match self {
             Shader::Gemm => include_str!("../shaders/gemm.wgsl"),
+            Shader::GemmVec4 => include_str!("../shaders/gemm_vec4.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Gather => include_str!("../shaders/gather.wgsl"),
@@ -104,7 +114,10 @@ pub(crate) struct PipelineKey {
 
 impl PipelineKey {
     pub(crate) fn new(kernel: Kernel, constants: &[(&'static str, f64)]) -> Self {
-        Self { kernel, constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect() }
+        Self {
+            kernel,
+            constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        }
     }
 }
 

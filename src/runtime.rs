@@ -36,7 +36,8 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 /// Usage of readback staging buffers.
-const STAGING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+const STAGING_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
 pub(crate) struct Runtime {
     pub(crate) device: wgpu::Device,
@@ -81,7 +82,12 @@ fn bucket(bytes: u64) -> u64 {
 }
 
 impl Runtime {
-    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, limits: wgpu::Limits, info: DeviceInfo) -> Self {
+    pub(crate) fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        limits: wgpu::Limits,
+        info: DeviceInfo,
+    ) -> Self {
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn params arena"),
             size: PARAM_SLOT * ARENA_SLOTS,
@@ -121,14 +127,23 @@ impl Runtime {
 
     /// Checks `bytes` against the device's buffer limits.
     pub(crate) fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
-            let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
-                "max_storage_buffer_binding_size"
-            } else {
-                "max_buffer_size"
-            };
-            return Err(Error::TooLarge { what: what.to_string(), bytes, limit, limit_name });
+            let limit_name =
+                if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
+                    "max_storage_buffer_binding_size"
+                } else {
+                    "max_buffer_size"
+                };
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+                limit_name,
+            });
         }
         Ok(())
     }
@@ -136,7 +151,10 @@ impl Runtime {
     /// A storage buffer of at least `bytes`, from the pool when one is free.
     pub(crate) fn alloc(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_size(what, bytes)?;
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         // Rounding up must not push a legal request past the limit.
         let size = bucket(bytes).min(limit & !3).max(bytes.next_multiple_of(4));
         if let Some(buf) = self.lock_state().free.get_mut(&size).and_then(Vec::pop) {
@@ -178,35 +196,54 @@ impl Runtime {
         self.queue.write_buffer(buffer, 0, bytes);
     }
 
-    fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
+    fn pipeline(
+        &self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+    ) -> Result<Arc<CachedPipeline>> {
         let key = PipelineKey::new(kernel, constants);
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(p.clone());
         }
         let layout = self.bind_group_layout(kernel);
         let module = kernel.shader.module(&self.device);
-        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(kernel.entry),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kernel.entry),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(kernel.entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("compiling kernel {}: {err}", kernel.entry)));
+            return Err(Error::Gpu(format!(
+                "compiling kernel {}: {err}",
+                kernel.entry
+            )));
         }
         let cached = Arc::new(CachedPipeline { pipeline, layout });
-        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, cached.clone());
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, cached.clone());
         Ok(cached)
     }
 
@@ -230,17 +267,22 @@ impl Runtime {
                         binding,
                         visibility: wgpu::ShaderStages::COMPUTE,
                         ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage { read_only: access.read_only() },
+                            ty: wgpu::BufferBindingType::Storage {
+                                read_only: access.read_only(),
+                            },
                             has_dynamic_offset: false,
                             min_binding_size: None,
                         },
                         count: None,
                     });
                 }
-                Arc::new(self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(kernel.entry),
-                    entries: &entries,
-                }))
+                Arc::new(
+                    self.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(kernel.entry),
+                            entries: &entries,
+                        }),
+                )
             })
             .clone()
     }
@@ -255,7 +297,12 @@ impl Runtime {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        debug_assert_eq!(buffers.len(), kernel.storage.len(), "{}: binding count", kernel.entry);
+        debug_assert_eq!(
+            buffers.len(),
+            kernel.storage.len(),
+            "{}: binding count",
+            kernel.entry
+        );
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::TooLarge {
@@ -269,7 +316,11 @@ impl Runtime {
             return Ok(());
         }
         let bytes = bytemuck::bytes_of(params);
-        assert!(bytes.len() as u64 <= PARAM_SLOT, "params of {} exceed a slot", kernel.entry);
+        assert!(
+            bytes.len() as u64 <= PARAM_SLOT,
+            "params of {} exceed a slot",
+            kernel.entry
+        );
         let pipeline = self.pipeline(kernel, constants)?;
 
         let mut st = self.lock_state();
@@ -280,7 +331,10 @@ impl Runtime {
         st.params.extend_from_slice(bytes);
         st.params.resize(offset as usize + PARAM_SLOT as usize, 0);
 
-        let key = (kernel, buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
+        let key = (
+            kernel,
+            buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
+        );
         if !st.bind_groups.contains_key(&key) {
             if st.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
                 st.bind_groups.clear();
@@ -294,7 +348,10 @@ impl Runtime {
                 }),
             }];
             for (&(binding, _), b) in kernel.storage.iter().zip(buffers) {
-                entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
+                entries.push(wgpu::BindGroupEntry {
+                    binding,
+                    resource: b.as_entire_binding(),
+                });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(kernel.entry),
@@ -315,10 +372,16 @@ impl Runtime {
     fn open_pass<'s>(&self, st: &'s mut State) -> &'s mut wgpu::ComputePass<'static> {
         if st.pass.is_none() {
             let encoder = st.encoder.get_or_insert_with(|| {
-                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("wgrnn"),
+                    })
             });
             let pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgrnn"), timestamp_writes: None })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgrnn"),
+                    timestamp_writes: None,
+                })
                 .forget_lifetime();
             st.pass = Some(pass);
         }
@@ -329,7 +392,10 @@ impl Runtime {
     fn encoder_for_copy<'s>(&self, st: &'s mut State) -> &'s mut wgpu::CommandEncoder {
         st.pass = None;
         st.encoder.get_or_insert_with(|| {
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgrnn"),
+                })
         })
     }
 
@@ -365,7 +431,10 @@ impl Runtime {
 
     fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::Wait { submission_index: index, timeout: None })
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
@@ -376,15 +445,20 @@ impl Runtime {
         let size = bucket(bytes);
         let staging = {
             let mut st = self.lock_state();
-            let staging = st.staging_free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
-                self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("wgrnn readback"),
-                    size,
-                    usage: STAGING_USAGE,
-                    mapped_at_creation: false,
-                })
-            });
-            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            let staging = st
+                .staging_free
+                .get_mut(&size)
+                .and_then(Vec::pop)
+                .unwrap_or_else(|| {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("wgrnn readback"),
+                        size,
+                        usage: STAGING_USAGE,
+                        mapped_at_creation: false,
+                    })
+                });
+            self.encoder_for_copy(&mut st)
+                .copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             staging
         };
         let index = self.flush()?;
@@ -401,7 +475,11 @@ impl Runtime {
             .map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
-        self.lock_state().staging_free.entry(size).or_default().push(staging);
+        self.lock_state()
+            .staging_free
+            .entry(size)
+            .or_default()
+            .push(staging);
         Ok(data)
     }
 }

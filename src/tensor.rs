@@ -62,19 +62,28 @@ pub struct Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape).field("dtype", &self.dtype).finish()
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .finish()
     }
 }
 
 /// Number of elements of `shape`, checking that no dimension is zero.
 fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
-        return Err(Error::Empty { op, what: format!("shape {shape:?}") });
+        return Err(Error::Empty {
+            op,
+            what: format!("shape {shape:?}"),
+        });
     }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::Shape { op, message: format!("shape {shape:?} overflows usize") })
+        .ok_or_else(|| Error::Shape {
+            op,
+            message: format!("shape {shape:?} overflows usize"),
+        })
 }
 
 impl Tensor {
@@ -82,22 +91,35 @@ impl Tensor {
     pub(crate) fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<Self> {
         let numel = numel_checked("Tensor::uninit", shape)?;
         let bytes = numel as u64 * 4;
-        let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
+        let buffer = device
+            .rt
+            .alloc(&format!("tensor of shape {shape:?}"), bytes)?;
         Ok(Self {
             device: device.clone(),
-            buf: Arc::new(PooledBuffer { buffer: Some(buffer), rt: device.rt.clone() }),
+            buf: Arc::new(PooledBuffer {
+                buffer: Some(buffer),
+                rt: device.rt.clone(),
+            }),
             shape: shape.to_vec(),
             dtype,
             max_index: None,
         })
     }
 
-    fn from_bytes(device: &Device, shape: &[usize], dtype: DType, data_len: usize, bytes: &[u8]) -> Result<Self> {
+    fn from_bytes(
+        device: &Device,
+        shape: &[usize],
+        dtype: DType,
+        data_len: usize,
+        bytes: &[u8],
+    ) -> Result<Self> {
         let numel = numel_checked("Tensor upload", shape)?;
         if numel != data_len {
             return Err(Error::Shape {
                 op: "Tensor upload",
-                message: format!("shape {shape:?} holds {numel} elements but the data has {data_len}"),
+                message: format!(
+                    "shape {shape:?} holds {numel} elements but the data has {data_len}"
+                ),
             });
         }
         let t = Self::uninit(device, shape, dtype)?;
@@ -107,21 +129,42 @@ impl Tensor {
 
     /// Uploads f32 data with the given shape.
     pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Self> {
-        Self::from_bytes(device, shape, DType::F32, data.len(), bytemuck::cast_slice(data))
+        Self::from_bytes(
+            device,
+            shape,
+            DType::F32,
+            data.len(),
+            bytemuck::cast_slice(data),
+        )
     }
 
     /// Uploads u32 data (indices, token ids) with the given shape.
     pub fn from_u32(device: &Device, data: &[u32], shape: &[usize]) -> Result<Self> {
-        let mut t = Self::from_bytes(device, shape, DType::U32, data.len(), bytemuck::cast_slice(data))?;
+        let mut t = Self::from_bytes(
+            device,
+            shape,
+            DType::U32,
+            data.len(),
+            bytemuck::cast_slice(data),
+        )?;
         t.max_index = data.iter().copied().max();
         Ok(t)
     }
 
     /// Uploads i32 data with the given shape.
     pub fn from_i32(device: &Device, data: &[i32], shape: &[usize]) -> Result<Self> {
-        let mut t = Self::from_bytes(device, shape, DType::I32, data.len(), bytemuck::cast_slice(data))?;
+        let mut t = Self::from_bytes(
+            device,
+            shape,
+            DType::I32,
+            data.len(),
+            bytemuck::cast_slice(data),
+        )?;
         // Negative ids are out of range for every consumer: map them to u32::MAX.
-        t.max_index = data.iter().map(|&v| u32::try_from(v).unwrap_or(u32::MAX)).max();
+        t.max_index = data
+            .iter()
+            .map(|&v| u32::try_from(v).unwrap_or(u32::MAX))
+            .max();
         Ok(t)
     }
 
@@ -143,10 +186,16 @@ impl Tensor {
         if data.len() != self.numel() {
             return Err(Error::Shape {
                 op: "Tensor::write",
-                message: format!("tensor has {} elements, data has {}", self.numel(), data.len()),
+                message: format!(
+                    "tensor has {} elements, data has {}",
+                    self.numel(),
+                    data.len()
+                ),
             });
         }
-        self.device.rt.write(self.buffer(), bytemuck::cast_slice(data))
+        self.device
+            .rt
+            .write(self.buffer(), bytemuck::cast_slice(data))
     }
 
     fn read_bytes(&self) -> Result<Vec<u8>> {
@@ -177,7 +226,11 @@ impl Tensor {
         if numel != self.numel() {
             return Err(Error::Shape {
                 op: "Tensor::reshape",
-                message: format!("cannot view {:?} ({} elements) as {shape:?}", self.shape, self.numel()),
+                message: format!(
+                    "cannot view {:?} ({} elements) as {shape:?}",
+                    self.shape,
+                    self.numel()
+                ),
             });
         }
         let mut t = self.clone();
@@ -211,12 +264,19 @@ impl Tensor {
     }
 
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        self.buf.buffer.as_ref().expect("buffer is only taken on drop")
+        self.buf
+            .buffer
+            .as_ref()
+            .expect("buffer is only taken on drop")
     }
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
         if self.dtype != dtype {
-            return Err(Error::DType { op, expected: dtype.name(), got: self.dtype.name() });
+            return Err(Error::DType {
+                op,
+                expected: dtype.name(),
+                got: self.dtype.name(),
+            });
         }
         Ok(())
     }

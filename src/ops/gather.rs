@@ -35,17 +35,25 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     table.expect_dtype(OP, DType::F32)?;
     idx.expect_dtype(OP, DType::U32)?;
     let &[rows, cols] = table.shape() else {
-        return Err(Error::Shape { op: OP, message: format!("table must be 2-D (rows, cols), got {:?}", table.shape()) });
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("table must be 2-D (rows, cols), got {:?}", table.shape()),
+        });
     };
     match idx.max_index() {
         Some(max) if (max as usize) < rows => {}
         Some(max) => {
-            return Err(Error::OutOfRange { op: OP, message: format!("index {max} is out of range for a table of {rows} rows") })
+            return Err(Error::OutOfRange {
+                op: OP,
+                message: format!("index {max} is out of range for a table of {rows} rows"),
+            })
         }
         None => {
             return Err(Error::OutOfRange {
                 op: OP,
-                message: "index tensor has no host-checked bound; upload indices with Tensor::from_u32".into(),
+                message:
+                    "index tensor has no host-checked bound; upload indices with Tensor::from_u32"
+                        .into(),
             })
         }
     }
@@ -59,7 +67,16 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
         _pad: 0,
     };
     let rt = &table.device().rt;
-    let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
-    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)?;
+    let groups = grid(
+        total.div_ceil(WG),
+        rt.limits.max_compute_workgroups_per_dimension,
+    );
+    rt.launch(
+        GATHER_ROWS,
+        &[("WG", f64::from(WG))],
+        &params,
+        &[table.buffer(), idx.buffer(), out.buffer()],
+        groups,
+    )?;
     Ok(out)
 }

@@ -24,14 +24,41 @@ struct GemmParams {
     _pad: u32,
 }
 
-const BINDINGS: &[(u32, Access)] =
-    &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite)];
-const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS };
-const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS };
+const BINDINGS: &[(u32, Access)] = &[
+    (1, Access::Read),
+    (2, Access::Read),
+    (3, Access::Read),
+    (4, Access::ReadWrite),
+];
+const GEMM_REGISTER: Kernel = Kernel {
+    shader: Shader::Gemm,
+    entry: "gemm_register",
+    storage: BINDINGS,
+};
+const GEMM_VEC4: Kernel = Kernel {
+    shader: Shader::GemmVec4,
+    entry: "gemm_vec4",
+    storage: BINDINGS,
+};
+const GEMM_SHARED: Kernel = Kernel {
+    shader: Shader::Gemm,
+    entry: "gemm_shared",
+    storage: BINDINGS,
+};
 
-/// Register-tile workgroup shape (x over N, y over M); each invocation owns
-/// a 4×4 block of C. Tuned on lavapipe (see README's GEMM table).
+/// `gemm_register` workgroup shape (x over N, y over M); each invocation
+/// owns a 4×4 block of C. The shape barely matters on lavapipe (3.1–3.6
+/// GFLOP/s at 512³ for every shape tried): loads dominate.
 const REGISTER_WG: (u32, u32) = (16, 16);
+/// `gemm_vec4` workgroup shape. Swept on lavapipe (2 cores) over tiles of
+/// 16×16, 16×32 and 32×8 per invocation and workgroups of 8×1, 8×2, 8×4,
+/// 16×1 on 512³, 2560×128·128×512, 1024³ and 64×128·128×512: 16×16 tiles
+/// in 16×1 workgroups were best or near-best on all four (~20–25 GFLOP/s;
+/// single runs vary by ±20%). x stays a multiple of the 8-lane SIMD width.
+const VEC4_WG: (u32, u32) = (16, 1);
+/// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid
+/// of mat4x4 accumulators).
+const VEC4_TILE: u32 = 16;
 /// Block of C one `gemm_shared` workgroup computes.
 const SHARED_BLOCK: u32 = 64;
 
@@ -50,25 +77,37 @@ pub struct GemmOptions {
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        Self { trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 }
+        Self {
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
     }
 }
 
 /// Which GEMM kernel to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemmVariant {
-    /// Register tiles, no barriers: best on software adapters (lavapipe).
+    /// Scalar loads into 4×4 register tiles, no barriers: works for every
+    /// shape; the fallback of [`GemmVariant::Vec4`].
     Register,
+    /// 16×16 register tiles fed by vec4 loads, no barriers: best on
+    /// software adapters (lavapipe), where each load is a per-lane loop and
+    /// a barrier a coroutine switch. Needs K % 4 == 0, N % 4 == 0 and
+    /// M % 4 == 0 when `trans_a`; other shapes run
+    /// [`GemmVariant::Register`].
+    Vec4,
     /// Shared-memory tiles: best on real GPUs.
     Shared,
 }
 
 impl GemmVariant {
-    /// The variant wgrnn uses on a device: register tiles on software
-    /// adapters, where barriers are expensive, shared-memory tiles elsewhere.
+    /// The variant wgrnn uses on a device: vec4 register tiles on software
+    /// adapters, shared-memory tiles elsewhere.
     pub fn for_device(device: &crate::Device) -> Self {
         if device.info().is_software {
-            GemmVariant::Register
+            GemmVariant::Vec4
         } else {
             GemmVariant::Shared
         }
@@ -80,7 +119,10 @@ fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usiz
     match *t.shape() {
         [r, c] => Ok((None, r, c)),
         [b, r, c] => Ok((Some(b), r, c)),
-        ref s => Err(Error::Shape { op, message: format!("{name} must be 2-D or 3-D (batched), got {s:?}") }),
+        ref s => Err(Error::Shape {
+            op,
+            message: format!("{name} must be 2-D or 3-D (batched), got {s:?}"),
+        }),
     }
 }
 
@@ -91,7 +133,13 @@ fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usiz
 /// rows. Batched: any of A, B given as (batch, ·, ·) multiplies batch by
 /// batch; a 2-D A or B is shared by every batch; C must then be
 /// (batch, M, N).
-pub fn gemm(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor, opts: GemmOptions) -> Result<()> {
+pub fn gemm(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    opts: GemmOptions,
+) -> Result<()> {
     gemm_with_variant(a, b, bias, c, opts, GemmVariant::for_device(a.device()))
 }
 
@@ -130,11 +178,17 @@ pub fn gemm_with_variant(
         });
     }
     if (cr, cc) != (m, n) {
-        return Err(Error::Shape { op: OP, message: format!("C must be ({m}, {n}) for op(A)·op(B), got {:?}", c.shape()) });
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("C must be ({m}, {n}) for op(A)·op(B), got {:?}", c.shape()),
+        });
     }
     let batch = match (ba, bb) {
         (Some(x), Some(y)) if x != y => {
-            return Err(Error::Shape { op: OP, message: format!("batch sizes differ: A {x}, B {y}") });
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("batch sizes differ: A {x}, B {y}"),
+            });
         }
         (Some(x), _) | (None, Some(x)) => x,
         (None, None) => 1,
@@ -142,12 +196,18 @@ pub fn gemm_with_variant(
     if bc_.unwrap_or(1) != batch || (bc_.is_none() && (ba.is_some() || bb.is_some())) {
         return Err(Error::Shape {
             op: OP,
-            message: format!("C must be ({batch}, {m}, {n}) for batched inputs, got {:?}", c.shape()),
+            message: format!(
+                "C must be ({batch}, {m}, {n}) for batched inputs, got {:?}",
+                c.shape()
+            ),
         });
     }
     if let Some(bias) = bias {
         if bias.shape() != [n] {
-            return Err(Error::Shape { op: OP, message: format!("bias must be [{n}], got {:?}", bias.shape()) });
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("bias must be [{n}], got {:?}", bias.shape()),
+            });
         }
     }
 
@@ -159,8 +219,16 @@ pub fn gemm_with_variant(
         lda: u("lda", ac)?,
         ldb: u("ldb", bc)?,
         ldc: u("ldc", n)?,
-        stride_a: if ba.is_some() { u("A batch stride", ar * ac)? } else { 0 },
-        stride_b: if bb.is_some() { u("B batch stride", br * bc)? } else { 0 },
+        stride_a: if ba.is_some() {
+            u("A batch stride", ar * ac)?
+        } else {
+            0
+        },
+        stride_b: if bb.is_some() {
+            u("B batch stride", br * bc)?
+        } else {
+            0
+        },
         stride_c: u("C batch stride", m * n)?,
         alpha: opts.alpha,
         beta: opts.beta,
@@ -176,15 +244,47 @@ pub fn gemm_with_variant(
     let bias_buffer = bias.map_or(a.buffer(), |t| t.buffer());
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
     let rt = &a.device().rt;
+    let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
+    let variant = if variant == GemmVariant::Vec4 && !vec4_ok {
+        GemmVariant::Register
+    } else {
+        variant
+    };
     match variant {
         GemmVariant::Register => {
             let (wx, wy) = REGISTER_WG;
-            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
+            let constants = [
+                flags[0],
+                flags[1],
+                flags[2],
+                ("WG_X", f64::from(wx)),
+                ("WG_Y", f64::from(wy)),
+            ];
             let groups = [params.n.div_ceil(wx * 4), params.m.div_ceil(wy * 4), batch];
             rt.launch(GEMM_REGISTER, &constants, &params, &buffers, groups)
         }
+        GemmVariant::Vec4 => {
+            let (wx, wy) = VEC4_WG;
+            let constants = [
+                flags[0],
+                flags[1],
+                flags[2],
+                ("WG_X", f64::from(wx)),
+                ("WG_Y", f64::from(wy)),
+            ];
+            let groups = [
+                params.n.div_ceil(wx * VEC4_TILE),
+                params.m.div_ceil(wy * VEC4_TILE),
+                batch,
+            ];
+            rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)
+        }
         GemmVariant::Shared => {
-            let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
+            let groups = [
+                params.n.div_ceil(SHARED_BLOCK),
+                params.m.div_ceil(SHARED_BLOCK),
+                batch,
+            ];
             rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
         }
     }
@@ -197,7 +297,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         _ => {
             return Err(Error::Shape {
                 op: "matmul",
-                message: format!("matmul takes 2-D tensors, got {:?} and {:?}", a.shape(), b.shape()),
+                message: format!(
+                    "matmul takes 2-D tensors, got {:?} and {:?}",
+                    a.shape(),
+                    b.shape()
+                ),
             })
         }
     };

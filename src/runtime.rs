@@ -48,6 +48,9 @@ pub(crate) struct Runtime {
     layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
     state: Mutex<State>,
     dispatches: AtomicU64,
+    /// First GPU error no error scope caught (wgpu's default handler would
+    /// panic); reported by the next flush or readback.
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 pub(crate) struct CachedPipeline {
@@ -88,6 +91,12 @@ impl Runtime {
         limits: wgpu::Limits,
         info: DeviceInfo,
     ) -> Self {
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn params arena"),
             size: PARAM_SLOT * ARENA_SLOTS,
@@ -112,6 +121,20 @@ impl Runtime {
                 bind_groups: HashMap::new(),
             }),
             dispatches: AtomicU64::new(0),
+            uncaptured,
+        }
+    }
+
+    /// Takes the error the uncaptured-error handler stored, if any.
+    fn take_uncaptured(&self) -> Result<()> {
+        match self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(message) => Err(Error::Gpu(message)),
+            None => Ok(()),
         }
     }
 
@@ -420,6 +443,7 @@ impl Runtime {
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(err.to_string()));
         }
+        self.take_uncaptured()?;
         Ok(index)
     }
 

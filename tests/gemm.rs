@@ -1,0 +1,256 @@
+//! GEMM on the GPU against the CPU reference: every kernel variant, every
+//! transpose combination, awkward shapes, bias, alpha/beta and batches.
+
+mod common;
+
+use common::{assert_close, device, random, AWKWARD};
+use wgrnn::ops::{gemm_with_variant, matmul, GemmOptions, GemmVariant};
+use wgrnn::{reference, Error, Tensor};
+
+/// f32 dot products of length K carry rounding error up to about
+/// K·eps·Σ|a·b| in the worst case and sqrt(K)·eps·Σ|a·b| typically
+/// (eps = 6e-8); the reference accumulates in f64. Relative to Σ|a·b| (plus
+/// |β·c| and |bias|), 1e-5 is above the typical error for every K tested
+/// (≤ 1031: 2e-6) and far below any indexing mistake (order 1).
+const GEMM_RTOL: f32 = 1e-5;
+
+const VARIANTS: [GemmVariant; 3] = [
+    GemmVariant::Register,
+    GemmVariant::Vec4,
+    GemmVariant::Shared,
+];
+
+/// Runs one GEMM on the GPU and the CPU and compares them.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    variant: GemmVariant,
+    m: usize,
+    k: usize,
+    n: usize,
+    opts: GemmOptions,
+    with_bias: bool,
+    seed: u64,
+) {
+    let dev = device();
+    let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
+    let a = random(m * k, seed);
+    let b = random(k * n, seed + 1);
+    let c0 = random(m * n, seed + 2);
+    let bias = with_bias.then(|| random(n, seed + 3));
+
+    let ta = Tensor::from_slice(dev, &a, &a_shape).unwrap();
+    let tb = Tensor::from_slice(dev, &b, &b_shape).unwrap();
+    let tc = Tensor::from_slice(dev, &c0, &[m, n]).unwrap();
+    let tbias = bias
+        .as_ref()
+        .map(|v| Tensor::from_slice(dev, v, &[n]).unwrap());
+    gemm_with_variant(&ta, &tb, tbias.as_ref(), &tc, opts, variant).unwrap();
+    let got = tc.to_vec().unwrap();
+
+    let mut want = c0.clone();
+    reference::gemm(&a, a_shape, &b, b_shape, bias.as_deref(), &mut want, opts);
+    // Error scale: the same product on absolute values.
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let mut scale: Vec<f32> = c0.iter().map(|c| (opts.beta * c).abs()).collect();
+    let abs_opts = GemmOptions {
+        alpha: opts.alpha.abs(),
+        beta: 1.0,
+        ..opts
+    };
+    let abs_bias = bias.as_deref().map(abs);
+    reference::gemm(
+        &abs(&a),
+        a_shape,
+        &abs(&b),
+        b_shape,
+        abs_bias.as_deref(),
+        &mut scale,
+        abs_opts,
+    );
+    let what = format!("{variant:?} gemm M={m} K={k} N={n} {opts:?} bias={with_bias}");
+    assert_close(&what, &got, &want, &scale, GEMM_RTOL);
+}
+
+fn all_transposes() -> [GemmOptions; 4] {
+    let o = GemmOptions::default();
+    [
+        o,
+        GemmOptions { trans_a: true, ..o },
+        GemmOptions { trans_b: true, ..o },
+        GemmOptions {
+            trans_a: true,
+            trans_b: true,
+            ..o
+        },
+    ]
+}
+
+/// Every awkward size in each of M, K and N in turn (the other two held at
+/// sizes that exercise tile edges), for every variant and transpose.
+#[test]
+fn gemm_matches_reference_on_awkward_shapes() {
+    for variant in VARIANTS {
+        for opts in all_transposes() {
+            for (i, &s) in AWKWARD.iter().enumerate() {
+                let seed = 10 * i as u64;
+                check(variant, s, 20, 36, opts, false, seed);
+                check(variant, 36, s, 20, opts, false, seed + 1);
+                check(variant, 20, 36, s, opts, false, seed + 2);
+            }
+        }
+    }
+}
+
+/// Shapes where the vec4 kernel really runs (K, N and, transposed, M
+/// multiples of 4) including partial 16×16 tiles and ≥ 1024 extents.
+#[test]
+fn gemm_vec4_shapes() {
+    for opts in all_transposes() {
+        for &(m, k, n) in &[
+            (4, 4, 4),
+            (64, 64, 64),
+            (68, 132, 260),
+            (1028, 64, 36),
+            (12, 1024, 1032),
+            (256, 128, 512),
+        ] {
+            for variant in VARIANTS {
+                check(variant, m, k, n, opts, false, (m + k + n) as u64);
+            }
+        }
+    }
+}
+
+/// alpha, beta (accumulation into old C) and the bias broadcast.
+#[test]
+fn gemm_alpha_beta_bias() {
+    for variant in VARIANTS {
+        for opts in all_transposes() {
+            let opts = GemmOptions {
+                alpha: 0.75,
+                beta: -1.5,
+                ..opts
+            };
+            check(variant, 65, 64, 68, opts, true, 7);
+            check(variant, 3, 17, 5, opts, true, 8);
+            let accumulate = GemmOptions {
+                alpha: 1.0,
+                beta: 1.0,
+                ..opts
+            };
+            check(variant, 64, 64, 64, accumulate, false, 9);
+        }
+    }
+}
+
+/// beta = 0 must ignore C entirely, even NaN (BLAS semantics; pooled
+/// buffers hold garbage).
+#[test]
+fn gemm_beta_zero_ignores_nan_in_c() {
+    let dev = device();
+    for variant in VARIANTS {
+        let a = Tensor::from_slice(dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let c = Tensor::from_slice(dev, &[f32::NAN; 4], &[2, 2]).unwrap();
+        gemm_with_variant(&a, &a, None, &c, GemmOptions::default(), variant).unwrap();
+        assert_eq!(
+            c.to_vec().unwrap(),
+            vec![7.0, 10.0, 15.0, 22.0],
+            "{variant:?}"
+        );
+    }
+}
+
+/// Batched: 3-D A and B, and a 2-D B shared by every batch.
+#[test]
+fn gemm_batched() {
+    let dev = device();
+    let (batch, m, k, n) = (3, 17, 8, 12);
+    let a = random(batch * m * k, 1);
+    let b = random(batch * k * n, 2);
+    for variant in VARIANTS {
+        for shared_b in [false, true] {
+            let ta = Tensor::from_slice(dev, &a, &[batch, m, k]).unwrap();
+            let tb = if shared_b {
+                Tensor::from_slice(dev, &b[..k * n], &[k, n]).unwrap()
+            } else {
+                Tensor::from_slice(dev, &b, &[batch, k, n]).unwrap()
+            };
+            let tc = Tensor::zeros(dev, &[batch, m, n]).unwrap();
+            gemm_with_variant(&ta, &tb, None, &tc, GemmOptions::default(), variant).unwrap();
+            let got = tc.to_vec().unwrap();
+            for z in 0..batch {
+                let bz = if shared_b {
+                    &b[..k * n]
+                } else {
+                    &b[z * k * n..(z + 1) * k * n]
+                };
+                let mut want = vec![0.0; m * n];
+                reference::gemm(
+                    &a[z * m * k..(z + 1) * m * k],
+                    [m, k],
+                    bz,
+                    [k, n],
+                    None,
+                    &mut want,
+                    GemmOptions::default(),
+                );
+                let scale = vec![k as f32; m * n];
+                let what = format!("{variant:?} batch {z} shared_b={shared_b}");
+                assert_close(
+                    &what,
+                    &got[z * m * n..(z + 1) * m * n],
+                    &want,
+                    &scale,
+                    GEMM_RTOL,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_small_exact() {
+    let dev = device();
+    let a = Tensor::from_slice(dev, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    let b = Tensor::from_slice(dev, &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]).unwrap();
+    // Small integers: exact in f32.
+    assert_eq!(
+        matmul(&a, &b).unwrap().to_vec().unwrap(),
+        vec![4.0, 5.0, 10.0, 11.0]
+    );
+}
+
+#[test]
+fn gemm_rejects_bad_shapes() {
+    let dev = device();
+    let a = Tensor::zeros(dev, &[2, 3]).unwrap();
+    let b = Tensor::zeros(dev, &[4, 5]).unwrap();
+    let c = Tensor::zeros(dev, &[2, 5]).unwrap();
+    let err = wgrnn::ops::gemm(&a, &b, None, &c, GemmOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert!(err.to_string().contains("inner dimensions differ"), "{err}");
+
+    let b = Tensor::zeros(dev, &[3, 5]).unwrap();
+    let wrong_c = Tensor::zeros(dev, &[5, 2]).unwrap();
+    let err = wgrnn::ops::gemm(&a, &b, None, &wrong_c, GemmOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("C must be (2, 5)"), "{err}");
+
+    let bias = Tensor::zeros(dev, &[4]).unwrap();
+    let err = wgrnn::ops::gemm(&a, &b, Some(&bias), &c, GemmOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("bias must be [5]"), "{err}");
+
+    let ids = Tensor::from_u32(dev, &[0; 6], &[2, 3]).unwrap();
+    let err = wgrnn::ops::gemm(&ids, &b, None, &c, GemmOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::DType { .. }), "{err}");
+
+    let sq = Tensor::zeros(dev, &[3, 3]).unwrap();
+    let err = wgrnn::ops::gemm(&sq, &sq, None, &sq, GemmOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("must not share its buffer"),
+        "{err}"
+    );
+
+    let err = matmul(&Tensor::zeros(dev, &[2, 3, 4]).unwrap(), &b).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}

@@ -225,6 +225,12 @@ impl Device {
         self.rt.dispatch_count()
     }
 
+    /// Number of storage buffers created since the device was made (buffer
+    /// pool misses); a training loop past its first step adds none.
+    pub fn buffers_created(&self) -> u64 {
+        self.rt.buffers_created()
+    }
+
     /// The underlying wgpu device, for callers that mix in their own work.
     pub fn wgpu_device(&self) -> &wgpu::Device {
         &self.rt.device

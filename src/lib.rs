@@ -7,7 +7,9 @@
 //! This layer of the crate is the foundation: [`Device`] selection,
 //! GPU [`Tensor`]s backed by a buffer pool, a kernel registry with cached
 //! pipelines ([`kernels`]), and the basic kernels in [`ops`] with CPU
-//! references in [`reference`].
+//! references in [`mod@reference`].
+
+#![warn(missing_docs)]
 //!
 //! ```no_run
 //! # fn main() -> wgrnn::Result<()> {

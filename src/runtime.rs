@@ -48,6 +48,8 @@ pub(crate) struct Runtime {
     layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
     state: Mutex<State>,
     dispatches: AtomicU64,
+    /// Storage buffers created (pool misses); steady-state loops add none.
+    buffers_created: AtomicU64,
     /// First GPU error no error scope caught (wgpu's default handler would
     /// panic); reported by the next flush or readback.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -121,6 +123,7 @@ impl Runtime {
                 bind_groups: HashMap::new(),
             }),
             dispatches: AtomicU64::new(0),
+            buffers_created: AtomicU64::new(0),
             uncaptured,
         }
     }
@@ -146,6 +149,10 @@ impl Runtime {
 
     pub(crate) fn dispatch_count(&self) -> u64 {
         self.dispatches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn buffers_created(&self) -> u64 {
+        self.buffers_created.load(Ordering::Relaxed)
     }
 
     /// Checks `bytes` against the device's buffer limits.
@@ -183,6 +190,7 @@ impl Runtime {
         if let Some(buf) = self.lock_state().free.get_mut(&size).and_then(Vec::pop) {
             return Ok(buf);
         }
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn tensor"),
             size,

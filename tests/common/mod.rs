@@ -44,7 +44,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], scale: &[f32], tol: f
         if diff > worst.1 {
             worst = (i, diff);
         }
-        if !(diff <= allowed) {
+        // NaN must count as a mismatch, so test for "not within".
+        if diff.is_nan() || diff > allowed {
             bad.push(i);
         }
     }

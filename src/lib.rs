@@ -21,6 +21,7 @@
 //! ```
 
 pub mod device;
+pub mod rnn;
 pub mod error;
 pub mod kernels;
 pub mod ops;

@@ -1,0 +1,7 @@
+//! Recurrent layers: LSTM, GRU and Elman RNN (tanh/relu), stacked and
+//! bidirectional, over packed variable-length batches, with PyTorch's
+//! parameter names, shapes, gate order and semantics.
+
+pub mod spec;
+
+pub use spec::{validate_lengths, RnnMode, RnnSpec};

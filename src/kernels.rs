@@ -12,6 +12,10 @@
 /// activations and grid helpers.
 pub const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 
+/// Recurrent-kernel header prepended (after the prelude) to the LSTM, GRU
+/// and RNN shaders: step params, packed-batch description, index helpers.
+pub const RECURRENT: &str = include_str!("../shaders/recurrent.wgsl");
+
 /// Every shader file of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shader {
@@ -19,22 +23,43 @@ pub enum Shader {
     Gemm,
     /// `shaders/gemm_vec4.wgsl`: GEMM reading vec4 fragments.
     GemmVec4,
-    /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy.
+    /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy, axpy.
     Elementwise,
     /// `shaders/reduce.wgsl`: row and column sums.
     Reduce,
     /// `shaders/gather.wgsl`: gather rows by index.
     Gather,
+    /// `shaders/dropout.wgsl`: hashed inverted dropout.
+    Dropout,
+    /// `shaders/lstm.wgsl`: fused LSTM step forward.
+    Lstm,
+    /// `shaders/lstm_backward.wgsl`: fused LSTM step backward.
+    LstmBackward,
+    /// `shaders/gru.wgsl`: fused GRU step forward.
+    Gru,
+    /// `shaders/gru_backward.wgsl`: fused GRU step backward.
+    GruBackward,
+    /// `shaders/rnn.wgsl`: fused Elman RNN step forward.
+    Rnn,
+    /// `shaders/rnn_backward.wgsl`: fused Elman RNN step backward.
+    RnnBackward,
 }
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
         Shader::Reduce,
         Shader::Gather,
+        Shader::Dropout,
+        Shader::Lstm,
+        Shader::LstmBackward,
+        Shader::Gru,
+        Shader::GruBackward,
+        Shader::Rnn,
+        Shader::RnnBackward,
     ];
 
     /// File name under `shaders/`.
@@ -45,6 +70,13 @@ impl Shader {
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Gather => "gather.wgsl",
+            Shader::Dropout => "dropout.wgsl",
+            Shader::Lstm => "lstm.wgsl",
+            Shader::LstmBackward => "lstm_backward.wgsl",
+            Shader::Gru => "gru.wgsl",
+            Shader::GruBackward => "gru_backward.wgsl",
+            Shader::Rnn => "rnn.wgsl",
+            Shader::RnnBackward => "rnn_backward.wgsl",
         }
     }
 
@@ -55,12 +87,39 @@ impl Shader {
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Gather => include_str!("../shaders/gather.wgsl"),
+            Shader::Dropout => include_str!("../shaders/dropout.wgsl"),
+            Shader::Lstm => include_str!("../shaders/lstm.wgsl"),
+            Shader::LstmBackward => include_str!("../shaders/lstm_backward.wgsl"),
+            Shader::Gru => include_str!("../shaders/gru.wgsl"),
+            Shader::GruBackward => include_str!("../shaders/gru_backward.wgsl"),
+            Shader::Rnn => include_str!("../shaders/rnn.wgsl"),
+            Shader::RnnBackward => include_str!("../shaders/rnn_backward.wgsl"),
         }
     }
 
-    /// Complete WGSL source: prelude followed by the file.
+    /// Whether the shader is a recurrent step kernel (gets [`RECURRENT`]).
+    fn is_recurrent(self) -> bool {
+        matches!(
+            self,
+            Shader::Lstm
+                | Shader::LstmBackward
+                | Shader::Gru
+                | Shader::GruBackward
+                | Shader::Rnn
+                | Shader::RnnBackward
+        )
+    }
+
+    /// Complete WGSL source: prelude, the recurrent header where it
+    /// applies, then the file.
     pub fn source(self) -> String {
-        format!("{PRELUDE}\n{}", self.body())
+        let header = if self.is_recurrent() { RECURRENT } else { "" };
+        format!("{PRELUDE}\n{header}\n{}", self.body())
+    }
+
+    /// The file's own text, without prelude or header.
+    pub fn file_text(self) -> &'static str {
+        self.body()
     }
 
     pub(crate) fn module(self, device: &wgpu::Device) -> wgpu::ShaderModule {

@@ -21,11 +21,12 @@
 //! ```
 
 pub mod device;
-pub mod rnn;
 pub mod error;
 pub mod kernels;
 pub mod ops;
 pub mod reference;
+pub mod rng;
+pub mod rnn;
 mod runtime;
 pub mod tensor;
 

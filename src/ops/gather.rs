@@ -57,6 +57,24 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
             })
         }
     }
+    launch_gather(table, idx, rows, cols)
+}
+
+/// [`gather_rows`] where an index ≥ rows deliberately yields a zero row
+/// (unpacking: padded positions). For index tensors wgrnn builds itself,
+/// so no host-side bound is required.
+pub(crate) fn gather_rows_or_zero(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let &[rows, cols] = table.shape() else {
+        return Err(Error::Shape {
+            op: "gather_rows",
+            message: format!("table must be 2-D, got {:?}", table.shape()),
+        });
+    };
+    launch_gather(table, idx, rows, cols)
+}
+
+fn launch_gather(table: &Tensor, idx: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
+    const OP: &str = "gather_rows";
     let count = idx.numel();
     let out = Tensor::uninit(table.device(), &[count, cols], DType::F32)?;
     let total = dim_u32(OP, "output elements", count * cols)?;

@@ -13,6 +13,7 @@ pub use elementwise::{
     elementwise_scale,
 };
 pub use gather::gather_rows;
+pub(crate) use gather::gather_rows_or_zero;
 pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
 pub use reduce::{sum_cols, sum_rows};
 

@@ -5,3 +5,10 @@
 pub mod spec;
 
 pub use spec::{validate_lengths, RnnMode, RnnSpec};
+pub mod gpu;
+pub mod layer;
+pub mod packed;
+
+pub use gpu::PackedForward;
+pub use layer::{Rnn, RnnConfig, RnnGrads, RnnOutput, RnnParams};
+pub use packed::PackedBatch;

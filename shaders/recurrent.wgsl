@@ -1,0 +1,68 @@
+// recurrent.wgsl — shared by lstm.wgsl, gru.wgsl and rnn.wgsl (prepended by
+// the kernel registry after the prelude): the per-step params, the packed
+// batch description, and index helpers.
+//
+// Packed layout (PyTorch's pack_padded_sequence): rows sorted by length,
+// longest first; at step t the first batch_size(t) sorted rows are active
+// and occupy packed rows step_offset(t) .. step_offset(t) + batch_size(t).
+// Each direction processes its active rows only; the reverse direction
+// starts each row at its own last step.
+//
+// Bindings shared by every recurrent kernel:
+//   0 p     uniform  StepParams
+//   1 info  read     u32: step_offset[T + 1] | batch_size[T] | length[B] (sorted) | original_row[B]
+
+// Mirrors `StepParams` in src/rnn/gpu.rs.
+struct StepParams {
+    t: u32,            // time step this dispatch processes
+    reverse: u32,      // 1 for the reverse direction
+    hidden: u32,       // H
+    batch: u32,        // B
+    steps: u32,        // T (padded length)
+    out_stride: u32,   // D·H: row stride of the layer output
+    out_offset: u32,   // dir·H: this direction's columns in the output
+    state_index: u32,  // layer·D + dir: slice of (L·D, B, H) state tensors
+}
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> info: array<u32>;
+
+const NO_ROW: u32 = 0xffffffffu;
+
+fn step_offset(t: u32) -> u32 { return info[t]; }
+fn row_length(s: u32) -> u32 { return info[2u * p.steps + 1u + s]; }
+fn original_row(s: u32) -> u32 { return info[2u * p.steps + 1u + p.batch + s]; }
+
+// Packed row of sorted row s at the step processed just before p.t in this
+// direction (t−1 forward, t+1 reverse), or NO_ROW at the row's first step.
+fn previous_row(s: u32) -> u32 {
+    if (p.reverse == 0u) {
+        if (p.t == 0u) { return NO_ROW; }
+        return step_offset(p.t - 1u) + s;
+    }
+    if (p.t + 1u >= row_length(s)) { return NO_ROW; }
+    return step_offset(p.t + 1u) + s;
+}
+
+// Packed row of sorted row s at the step processed just after p.t, or
+// NO_ROW at the row's last step.
+fn next_row(s: u32) -> u32 {
+    if (p.reverse == 0u) {
+        if (p.t + 1u >= row_length(s)) { return NO_ROW; }
+        return step_offset(p.t + 1u) + s;
+    }
+    if (p.t == 0u) { return NO_ROW; }
+    return step_offset(p.t - 1u) + s;
+}
+
+// Packed row of sorted row s at its first step in this direction.
+fn first_row(s: u32) -> u32 {
+    if (p.reverse == 0u) { return step_offset(0u) + s; }
+    return step_offset(row_length(s) - 1u) + s;
+}
+
+// Index of (this layer and direction, sorted row s, unit j) in a
+// (L·D, B, H) state tensor, which is in the caller's (unsorted) row order.
+fn state_at(s: u32, j: u32) -> u32 {
+    return (p.state_index * p.batch + original_row(s)) * p.hidden + j;
+}

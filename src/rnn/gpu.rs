@@ -1,0 +1,661 @@
+//! GPU launchers of the recurrent stack. Per layer and direction:
+//! forward = one GEMM (input projection of every packed row, b_ih fused) +
+//! one fused step kernel per time step; backward = one fused step kernel per
+//! time step + one initial-state kernel + three GEMMs (dW_ih, dW_hh, dX) and
+//! two column sums (biases). Everything is recorded into the device's open
+//! command buffer; nothing is read back.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernels::{grid, Access, Kernel, Shader};
+use crate::ops::{gemm, sum_cols, GemmOptions};
+use crate::rnn::layer::{Rnn, RnnGrads, RnnParams};
+use crate::rnn::packed::PackedBatch;
+use crate::rnn::spec::RnnMode;
+use crate::tensor::{DType, Tensor};
+
+/// Invocations per workgroup along H (the shaders' `WG` override).
+const WG: u32 = 64;
+/// Storage buffers the largest recurrent kernel binds (lstm_step_forward).
+const STORAGE_BUFFERS_NEEDED: u32 = 11;
+
+/// Mirrors `StepParams` in shaders/recurrent.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StepParams {
+    t: u32,
+    reverse: u32,
+    hidden: u32,
+    batch: u32,
+    steps: u32,
+    out_stride: u32,
+    out_offset: u32,
+    state_index: u32,
+}
+
+/// Mirrors `DropoutParams` in shaders/dropout.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DropoutParams {
+    rows: u32,
+    cols: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    layer: u32,
+    prob: f32,
+    scale: f32,
+    _pad: u32,
+}
+
+use Access::{Read as R, ReadWrite as W};
+
+const LSTM_STEP_FORWARD: Kernel = Kernel {
+    shader: Shader::Lstm,
+    entry: "lstm_step_forward",
+    storage: &[
+        (1, R),
+        (2, R),
+        (3, R),
+        (4, R),
+        (5, R),
+        (6, W),
+        (7, W),
+        (8, W),
+        (9, W),
+        (10, W),
+        (11, W),
+    ],
+};
+const LSTM_STEP_BACKWARD: Kernel = Kernel {
+    shader: Shader::LstmBackward,
+    entry: "lstm_step_backward",
+    storage: &[
+        (1, R),
+        (2, R),
+        (3, R),
+        (4, R),
+        (5, R),
+        (6, R),
+        (7, R),
+        (8, R),
+        (9, W),
+        (10, W),
+    ],
+};
+const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
+    shader: Shader::LstmBackward,
+    entry: "lstm_grad_initial_state",
+    storage: &[(1, R), (2, R), (9, W), (10, W), (11, W), (12, W)],
+};
+const GRU_STEP_FORWARD: Kernel = Kernel {
+    shader: Shader::Gru,
+    entry: "gru_step_forward",
+    storage: &[
+        (1, R),
+        (2, R),
+        (3, R),
+        (4, R),
+        (5, W),
+        (6, W),
+        (7, W),
+        (8, W),
+        (9, W),
+    ],
+};
+const GRU_STEP_BACKWARD: Kernel = Kernel {
+    shader: Shader::GruBackward,
+    entry: "gru_step_backward",
+    storage: &[
+        (1, R),
+        (2, R),
+        (3, R),
+        (4, R),
+        (5, R),
+        (6, R),
+        (7, R),
+        (8, W),
+        (9, W),
+        (10, W),
+    ],
+};
+const GRU_GRAD_INITIAL_STATE: Kernel = Kernel {
+    shader: Shader::GruBackward,
+    entry: "gru_grad_initial_state",
+    storage: &[(1, R), (2, R), (9, W), (10, W), (11, W)],
+};
+const RNN_STEP_FORWARD: Kernel = Kernel {
+    shader: Shader::Rnn,
+    entry: "rnn_step_forward",
+    storage: &[
+        (1, R),
+        (2, R),
+        (3, R),
+        (4, R),
+        (5, W),
+        (6, W),
+        (7, W),
+        (8, W),
+    ],
+};
+const RNN_STEP_BACKWARD: Kernel = Kernel {
+    shader: Shader::RnnBackward,
+    entry: "rnn_step_backward",
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, W)],
+};
+const RNN_GRAD_INITIAL_STATE: Kernel = Kernel {
+    shader: Shader::RnnBackward,
+    entry: "rnn_grad_initial_state",
+    storage: &[(1, R), (2, R), (6, W), (7, W)],
+};
+const DROPOUT_APPLY: Kernel = Kernel {
+    shader: Shader::Dropout,
+    entry: "dropout_apply",
+    storage: &[(1, R), (2, R), (3, W)],
+};
+
+/// What a packed forward pass returns and saves for backward.
+#[derive(Debug, Clone)]
+pub struct PackedForward {
+    /// The packed batch layout.
+    pub batch: PackedBatch,
+    /// (N, D·H) output of the last layer, packed.
+    pub output: Tensor,
+    /// (L·D, B, H)
+    pub h_n: Tensor,
+    /// (L·D, B, H) for LSTM.
+    pub c_n: Option<Tensor>,
+    c0: Option<Tensor>,
+    layers: Vec<LayerSaved>,
+    dropout: Option<(f32, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct LayerSaved {
+    /// (N, In): the layer's input after dropout.
+    input: Tensor,
+    dirs: Vec<DirSaved>,
+}
+
+#[derive(Debug, Clone)]
+struct DirSaved {
+    /// (N, G) gate activations.
+    gates: Tensor,
+    /// (N, H): LSTM cell state or GRU's W_hn h + b_hn.
+    aux: Option<Tensor>,
+    /// (N, H) h_{t-1} per packed row.
+    h_prev: Tensor,
+}
+
+/// Checks the device can bind what the recurrent kernels need.
+pub(crate) fn check_device(device: &Device) -> Result<()> {
+    let have = device.info().max_storage_buffers_per_shader_stage;
+    if have < STORAGE_BUFFERS_NEEDED {
+        return Err(Error::Config(format!(
+            "the recurrent kernels bind {STORAGE_BUFFERS_NEEDED} storage buffers, adapter {} allows {have}",
+            device.info().name
+        )));
+    }
+    Ok(())
+}
+
+fn u32_of(op: &'static str, v: usize) -> Result<u32> {
+    crate::ops::dim_u32(op, "size", v)
+}
+
+/// Validates an optional (L·D, B, H) state tensor, or makes zeros.
+fn state_or_zeros(
+    op: &'static str,
+    name: &str,
+    t: Option<&Tensor>,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Tensor> {
+    match t {
+        Some(t) if t.shape() == shape && t.dtype() == DType::F32 => Ok(t.clone()),
+        Some(t) => Err(Error::Shape {
+            op,
+            message: format!(
+                "{name} must be an f32 tensor of shape {shape:?}, got {:?}",
+                t.shape()
+            ),
+        }),
+        None => Tensor::zeros(device, shape),
+    }
+}
+
+/// Inverted dropout of a packed (N, F) tensor with the mask of `layer`.
+fn dropout_apply(
+    x: &Tensor,
+    batch: &PackedBatch,
+    layer: usize,
+    p: f32,
+    seed: u64,
+) -> Result<Tensor> {
+    const OP: &str = "dropout_apply";
+    let &[rows, cols] = x.shape() else {
+        unreachable!("packed activations are 2-D")
+    };
+    let out = Tensor::uninit(x.device(), &[rows, cols], DType::F32)?;
+    let params = DropoutParams {
+        rows: u32_of(OP, rows)?,
+        cols: u32_of(OP, cols)?,
+        seed_lo: seed as u32,
+        seed_hi: (seed >> 32) as u32,
+        layer: u32_of(OP, layer)?,
+        prob: p,
+        scale: 1.0 / (1.0 - p),
+        _pad: 0,
+    };
+    let rt = &x.device().rt;
+    let total = u32_of(OP, rows * cols)?;
+    let groups = grid(
+        total.div_ceil(256),
+        rt.limits.max_compute_workgroups_per_dimension,
+    );
+    rt.launch(
+        DROPOUT_APPLY,
+        &[("WG", 256.0)],
+        &params,
+        &[x.buffer(), batch.pack_index.buffer(), out.buffer()],
+        groups,
+    )?;
+    Ok(out)
+}
+
+/// The mode's `RELU` override, for the RNN kernels.
+fn mode_constants(mode: RnnMode) -> Vec<(&'static str, f64)> {
+    let mut c = vec![("WG", f64::from(WG))];
+    if matches!(mode, RnnMode::RnnTanh | RnnMode::RnnRelu) {
+        c.push(("RELU", f64::from(u8::from(mode == RnnMode::RnnRelu))));
+    }
+    c
+}
+
+/// Step `k` of the processing order of direction `dir` over `steps` steps.
+fn step_time(dir: usize, k: usize, steps: usize, backward: bool) -> usize {
+    // Forward direction runs t ascending; reverse descending; backward
+    // passes run each direction in the opposite order.
+    if (dir == 1) != backward {
+        steps - 1 - k
+    } else {
+        k
+    }
+}
+
+pub(crate) fn forward(
+    rnn: &Rnn,
+    x: &Tensor,
+    batch: &PackedBatch,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+    dropout: Option<(f32, u64)>,
+) -> Result<PackedForward> {
+    const OP: &str = "Rnn::forward";
+    let spec = *rnn.spec();
+    let dev = x.device();
+    let (n, b, h, dirs) = (
+        batch.total(),
+        batch.batch(),
+        spec.hidden_size,
+        spec.directions(),
+    );
+    if x.shape() != [n, spec.input_size] || x.dtype() != DType::F32 {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!(
+                "packed input must be f32 ({n}, {}), got {:?}",
+                spec.input_size,
+                x.shape()
+            ),
+        });
+    }
+    let state_shape = [spec.num_layers * dirs, b, h];
+    let h0 = state_or_zeros(OP, "h0", h0, &state_shape, dev)?;
+    let c0 = match (spec.mode.has_cell_state(), c0) {
+        (true, c0) => Some(state_or_zeros(OP, "c0", c0, &state_shape, dev)?),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("c0 is only for LSTM, this is {}", spec.mode.name()),
+            })
+        }
+    };
+    let h_n = Tensor::uninit(dev, &state_shape, DType::F32)?;
+    let c_n = c0
+        .as_ref()
+        .map(|_| Tensor::uninit(dev, &state_shape, DType::F32))
+        .transpose()?;
+    let steps = batch.lengths.iter().copied().max().unwrap_or(0);
+    let g = spec.gate_size();
+    let constants = mode_constants(spec.mode);
+    let rt = &dev.rt;
+
+    let mut layer_input = x.clone();
+    let mut layers = Vec::with_capacity(spec.num_layers);
+    for layer in 0..spec.num_layers {
+        if let (true, Some((p, seed))) = (layer > 0, dropout) {
+            layer_input = dropout_apply(&layer_input, batch, layer, p, seed)?;
+        }
+        let out = Tensor::uninit(dev, &[n, dirs * h], DType::F32)?;
+        let mut saved = Vec::with_capacity(dirs);
+        for dir in 0..dirs {
+            let params = &rnn.params()[layer * dirs + dir];
+            let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
+            let proj = GemmOptions {
+                trans_b: true,
+                ..GemmOptions::default()
+            };
+            gemm(
+                &layer_input,
+                &params.weight_ih,
+                Some(&params.bias_ih),
+                &gates,
+                proj,
+            )?;
+            let aux = match spec.mode {
+                RnnMode::Lstm | RnnMode::Gru => Some(Tensor::uninit(dev, &[n, h], DType::F32)?),
+                _ => None,
+            };
+            let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
+            for k in 0..steps {
+                let t = step_time(dir, k, steps, false);
+                let sp = step_params(batch, &spec, layer, dir, t)?;
+                let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
+                let (w_hh, b_hh, info) = (
+                    params.weight_hh.buffer(),
+                    params.bias_hh.buffer(),
+                    batch.info.buffer(),
+                );
+                match spec.mode {
+                    RnnMode::Lstm => {
+                        let (cell, c0, c_n) = (aux_ref(&aux), opt_ref(&c0), opt_ref(&c_n));
+                        let bufs = [
+                            info,
+                            w_hh,
+                            b_hh,
+                            h0.buffer(),
+                            c0,
+                            gates.buffer(),
+                            out.buffer(),
+                            cell,
+                            h_prev.buffer(),
+                            h_n.buffer(),
+                            c_n,
+                        ];
+                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                    RnnMode::Gru => {
+                        let bufs = [
+                            info,
+                            w_hh,
+                            b_hh,
+                            h0.buffer(),
+                            gates.buffer(),
+                            out.buffer(),
+                            aux_ref(&aux),
+                            h_prev.buffer(),
+                            h_n.buffer(),
+                        ];
+                        rt.launch(GRU_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                    RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                        let bufs = [
+                            info,
+                            w_hh,
+                            b_hh,
+                            h0.buffer(),
+                            gates.buffer(),
+                            out.buffer(),
+                            h_prev.buffer(),
+                            h_n.buffer(),
+                        ];
+                        rt.launch(RNN_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                }
+            }
+            saved.push(DirSaved { gates, aux, h_prev });
+        }
+        layers.push(LayerSaved {
+            input: layer_input,
+            dirs: saved,
+        });
+        layer_input = out;
+    }
+    Ok(PackedForward {
+        batch: batch.clone(),
+        output: layer_input,
+        h_n,
+        c_n,
+        c0,
+        layers,
+        dropout,
+    })
+}
+
+fn aux_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
+    t.as_ref()
+        .expect("LSTM/GRU save an auxiliary tensor")
+        .buffer()
+}
+
+fn opt_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
+    t.as_ref().expect("LSTM has cell states").buffer()
+}
+
+fn step_params(
+    batch: &PackedBatch,
+    spec: &crate::rnn::RnnSpec,
+    layer: usize,
+    dir: usize,
+    t: usize,
+) -> Result<StepParams> {
+    const OP: &str = "recurrent step";
+    let (h, dirs) = (spec.hidden_size, spec.directions());
+    Ok(StepParams {
+        t: u32_of(OP, t)?,
+        reverse: u32_of(OP, dir)?,
+        hidden: u32_of(OP, h)?,
+        batch: u32_of(OP, batch.batch())?,
+        steps: u32_of(OP, batch.max_len)?,
+        out_stride: u32_of(OP, dirs * h)?,
+        out_offset: u32_of(OP, dir * h)?,
+        state_index: u32_of(OP, layer * dirs + dir)?,
+    })
+}
+
+pub(crate) fn backward(
+    rnn: &Rnn,
+    fwd: &PackedForward,
+    grad_output: &Tensor,
+    grad_h_n: Option<&Tensor>,
+    grad_c_n: Option<&Tensor>,
+) -> Result<RnnGrads> {
+    const OP: &str = "Rnn::backward";
+    let spec = *rnn.spec();
+    let batch = &fwd.batch;
+    let dev = grad_output.device();
+    let (n, b, h, dirs, g) = (
+        batch.total(),
+        batch.batch(),
+        spec.hidden_size,
+        spec.directions(),
+        spec.gate_size(),
+    );
+    if grad_output.shape() != [n, dirs * h] {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!(
+                "packed grad_output must be ({n}, {}), got {:?}",
+                dirs * h,
+                grad_output.shape()
+            ),
+        });
+    }
+    let state_shape = [spec.num_layers * dirs, b, h];
+    let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &state_shape, dev)?;
+    let grad_c_n = match (spec.mode.has_cell_state(), grad_c_n) {
+        (true, t) => Some(state_or_zeros(OP, "grad_c_n", t, &state_shape, dev)?),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(Error::Shape {
+                op: OP,
+                message: "grad_c_n is only for LSTM".into(),
+            })
+        }
+    };
+    let grad_h0 = Tensor::uninit(dev, &state_shape, DType::F32)?;
+    let grad_c0 = fwd
+        .c0
+        .as_ref()
+        .map(|_| Tensor::uninit(dev, &state_shape, DType::F32))
+        .transpose()?;
+    let steps = batch.lengths.iter().copied().max().unwrap_or(0);
+    let constants = mode_constants(spec.mode);
+    let rt = &dev.rt;
+
+    let mut param_grads: Vec<Option<RnnParams>> = vec![None; spec.num_layers * dirs];
+    let mut d_out = grad_output.clone();
+    for layer in (0..spec.num_layers).rev() {
+        let saved = &fwd.layers[layer];
+        let in_size = spec.layer_input_size(layer);
+        let d_in = Tensor::uninit(dev, &[n, in_size], DType::F32)?;
+        for dir in 0..dirs {
+            let idx = layer * dirs + dir;
+            let params = &rnn.params()[idx];
+            let s = &saved.dirs[dir];
+            let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
+            let dgh = if spec.mode == RnnMode::Gru {
+                Some(Tensor::uninit(dev, &[n, g], DType::F32)?)
+            } else {
+                None
+            };
+            let dcarry = s
+                .aux
+                .as_ref()
+                .map(|_| Tensor::uninit(dev, &[n, h], DType::F32))
+                .transpose()?;
+            let (info, w_hh) = (batch.info.buffer(), params.weight_hh.buffer());
+            for k in 0..steps {
+                let t = step_time(dir, k, steps, true);
+                let sp = step_params(batch, &spec, layer, dir, t)?;
+                let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
+                match spec.mode {
+                    RnnMode::Lstm => {
+                        let bufs = [
+                            info,
+                            w_hh,
+                            s.gates.buffer(),
+                            aux_ref(&s.aux),
+                            opt_ref(&fwd.c0),
+                            d_out.buffer(),
+                            grad_h_n.buffer(),
+                            opt_ref(&grad_c_n),
+                            dgx.buffer(),
+                            aux_ref(&dcarry),
+                        ];
+                        rt.launch(LSTM_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                    RnnMode::Gru => {
+                        let bufs = [
+                            info,
+                            w_hh,
+                            s.gates.buffer(),
+                            aux_ref(&s.aux),
+                            s.h_prev.buffer(),
+                            d_out.buffer(),
+                            grad_h_n.buffer(),
+                            dgx.buffer(),
+                            aux_ref(&dgh),
+                            aux_ref(&dcarry),
+                        ];
+                        rt.launch(GRU_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                    RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                        let bufs = [
+                            info,
+                            w_hh,
+                            s.gates.buffer(),
+                            d_out.buffer(),
+                            grad_h_n.buffer(),
+                            dgx.buffer(),
+                        ];
+                        rt.launch(RNN_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                    }
+                }
+            }
+            // Initial-state gradient: every row, at its first step.
+            let sp = step_params(batch, &spec, layer, dir, 0)?;
+            let groups = [sp.hidden.div_ceil(WG), sp.batch, 1];
+            match spec.mode {
+                RnnMode::Lstm => {
+                    let bufs = [
+                        info,
+                        w_hh,
+                        dgx.buffer(),
+                        aux_ref(&dcarry),
+                        grad_h0.buffer(),
+                        opt_ref(&grad_c0),
+                    ];
+                    rt.launch(LSTM_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
+                }
+                RnnMode::Gru => {
+                    let bufs = [
+                        info,
+                        w_hh,
+                        aux_ref(&dgh),
+                        aux_ref(&dcarry),
+                        grad_h0.buffer(),
+                    ];
+                    rt.launch(GRU_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
+                }
+                RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                    let bufs = [info, w_hh, dgx.buffer(), grad_h0.buffer()];
+                    rt.launch(RNN_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
+                }
+            }
+            // Parameter gradients over all steps at once.
+            let dgh_t = dgh.as_ref().unwrap_or(&dgx);
+            let grads = RnnParams {
+                weight_ih: Tensor::uninit(dev, &[g, in_size], DType::F32)?,
+                weight_hh: Tensor::uninit(dev, &[g, h], DType::F32)?,
+                bias_ih: Tensor::uninit(dev, &[g], DType::F32)?,
+                bias_hh: Tensor::uninit(dev, &[g], DType::F32)?,
+            };
+            let at = GemmOptions {
+                trans_a: true,
+                ..GemmOptions::default()
+            };
+            gemm(&dgx, &saved.input, None, &grads.weight_ih, at)?;
+            gemm(dgh_t, &s.h_prev, None, &grads.weight_hh, at)?;
+            sum_cols(&dgx, &grads.bias_ih, 0.0)?;
+            sum_cols(dgh_t, &grads.bias_hh, 0.0)?;
+            // Input gradient, both directions summed.
+            let beta = if dir == 0 { 0.0 } else { 1.0 };
+            gemm(
+                &dgx,
+                &params.weight_ih,
+                None,
+                &d_in,
+                GemmOptions {
+                    beta,
+                    ..GemmOptions::default()
+                },
+            )?;
+            param_grads[idx] = Some(grads);
+        }
+        d_out = match (layer > 0, fwd.dropout) {
+            (true, Some((p, seed))) => dropout_apply(&d_in, batch, layer, p, seed)?,
+            _ => d_in,
+        };
+    }
+    Ok(RnnGrads {
+        input: d_out,
+        h0: grad_h0,
+        c0: grad_c0,
+        params: param_grads
+            .into_iter()
+            .map(|p| p.expect("every (layer, dir) visited"))
+            .collect(),
+    })
+}

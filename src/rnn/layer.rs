@@ -1,0 +1,314 @@
+//! The recurrent layer module: configuration, parameters with PyTorch names,
+//! and the forward/backward entry points over padded or packed batches.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::rnn::gpu;
+use crate::rnn::packed::PackedBatch;
+use crate::rnn::spec::{RnnMode, RnnSpec};
+use crate::tensor::Tensor;
+
+/// Configuration of a recurrent stack, like the arguments of
+/// `torch.nn.LSTM/GRU/RNN` (always `bias=True`, `batch_first=True`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RnnConfig {
+    /// Mode and sizes.
+    pub spec: RnnSpec,
+    /// Dropout on the outputs of every layer but the last, in training only.
+    pub dropout: f32,
+    /// Seed of the default initialisation.
+    pub seed: u64,
+}
+
+impl RnnConfig {
+    /// One layer, one direction, no dropout, seed 0.
+    pub fn new(mode: RnnMode, input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            spec: RnnSpec {
+                mode,
+                input_size,
+                hidden_size,
+                num_layers: 1,
+                bidirectional: false,
+            },
+            dropout: 0.0,
+            seed: 0,
+        }
+    }
+
+    /// Stacked layers (`num_layers`).
+    pub fn with_num_layers(mut self, layers: usize) -> Self {
+        self.spec.num_layers = layers;
+        self
+    }
+
+    /// Both directions (`bidirectional`).
+    pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
+        self.spec.bidirectional = bidirectional;
+        self
+    }
+
+    /// Inter-layer dropout probability (`dropout`).
+    pub fn with_dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+
+    /// Seed of the initial weights.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Parameters initialised as PyTorch does: uniform(−1/√H, 1/√H).
+    pub fn init(&self, device: &Device) -> Result<Rnn> {
+        self.spec.validate()?;
+        let k = 1.0 / (self.spec.hidden_size as f32).sqrt();
+        let mut rng = Rng::new(self.seed);
+        let mut host = Vec::new();
+        for layer in 0..self.spec.num_layers {
+            for dir in 0..self.spec.directions() {
+                let shapes = self.spec.parameter_shapes(layer, dir);
+                host.push(shapes.map(|(_, shape)| rng.uniform_vec(shape.iter().product(), -k, k)));
+            }
+        }
+        Rnn::from_host(device, *self, &host)
+    }
+}
+
+/// The four parameters of one (layer, direction), PyTorch shapes.
+#[derive(Debug, Clone)]
+pub struct RnnParams {
+    /// `weight_ih_l{k}`: (G, I) for the first layer, (G, D·H) after.
+    pub weight_ih: Tensor,
+    /// `weight_hh_l{k}`: (G, H).
+    pub weight_hh: Tensor,
+    /// `bias_ih_l{k}`: (G).
+    pub bias_ih: Tensor,
+    /// `bias_hh_l{k}`: (G).
+    pub bias_hh: Tensor,
+}
+
+impl RnnParams {
+    /// The tensors in PyTorch's order: weight_ih, weight_hh, bias_ih, bias_hh.
+    pub fn tensors(&self) -> [&Tensor; 4] {
+        [
+            &self.weight_ih,
+            &self.weight_hh,
+            &self.bias_ih,
+            &self.bias_hh,
+        ]
+    }
+}
+
+/// A recurrent stack on the GPU: `torch.nn.LSTM/GRU/RNN` with
+/// `batch_first=True`.
+#[derive(Debug, Clone)]
+pub struct Rnn {
+    config: RnnConfig,
+    /// Per (layer, dir) in `layer·D + dir` order.
+    params: Vec<RnnParams>,
+}
+
+/// Result of a forward pass over a padded batch.
+#[derive(Debug, Clone)]
+pub struct RnnOutput {
+    /// (B, T, D·H), zero at padded steps.
+    pub output: Tensor,
+    /// (L·D, B, H): hidden state at each row's last valid step.
+    pub h_n: Tensor,
+    /// (L·D, B, H) LSTM cell state; `None` for GRU/RNN.
+    pub c_n: Option<Tensor>,
+    /// Everything backward needs, in packed form.
+    pub packed: gpu::PackedForward,
+}
+
+/// Gradients of a backward pass.
+#[derive(Debug, Clone)]
+pub struct RnnGrads {
+    /// (B, T, I) for padded input ((N, I) from `backward_packed`).
+    pub input: Tensor,
+    /// (L·D, B, H)
+    pub h0: Tensor,
+    /// (L·D, B, H) for LSTM.
+    pub c0: Option<Tensor>,
+    /// Per (layer, dir), the same layout as the parameters.
+    pub params: Vec<RnnParams>,
+}
+
+impl Rnn {
+    /// A stack with the given host weights, per (layer, dir) in
+    /// `layer·D + dir` order, each `[weight_ih, weight_hh, bias_ih, bias_hh]`.
+    pub fn from_host(
+        device: &Device,
+        config: RnnConfig,
+        weights: &[[Vec<f32>; 4]],
+    ) -> Result<Self> {
+        let spec = config.spec;
+        spec.validate()?;
+        if !(0.0..1.0).contains(&config.dropout) {
+            return Err(Error::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                config.dropout
+            )));
+        }
+        gpu::check_device(device)?;
+        let expected = spec.num_layers * spec.directions();
+        if weights.len() != expected {
+            return Err(Error::Shape {
+                op: "Rnn::from_host",
+                message: format!(
+                    "{} (layer, direction) weight sets given, {expected} needed",
+                    weights.len()
+                ),
+            });
+        }
+        let mut params = Vec::with_capacity(expected);
+        for (i, w) in weights.iter().enumerate() {
+            let shapes = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
+            let upload = |k: usize| -> Result<Tensor> {
+                let (name, shape) = &shapes[k];
+                let numel: usize = shape.iter().product();
+                if w[k].len() != numel {
+                    return Err(Error::Shape {
+                        op: "Rnn::from_host",
+                        message: format!(
+                            "{name} needs {numel} values for shape {shape:?}, got {}",
+                            w[k].len()
+                        ),
+                    });
+                }
+                Tensor::from_slice(device, &w[k], shape)
+            };
+            params.push(RnnParams {
+                weight_ih: upload(0)?,
+                weight_hh: upload(1)?,
+                bias_ih: upload(2)?,
+                bias_hh: upload(3)?,
+            });
+        }
+        Ok(Self { config, params })
+    }
+
+    /// Mode and sizes.
+    pub fn spec(&self) -> &RnnSpec {
+        &self.config.spec
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RnnConfig {
+        &self.config
+    }
+
+    /// Parameters per (layer, dir) in `layer·D + dir` order.
+    pub fn params(&self) -> &[RnnParams] {
+        &self.params
+    }
+
+    /// Parameters with PyTorch names (`weight_ih_l0`, …, `bias_hh_l1_reverse`).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let spec = self.spec();
+        let mut out = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let shapes = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
+            for ((name, _), t) in shapes.into_iter().zip(p.tensors()) {
+                out.push((name, t.clone()));
+            }
+        }
+        out
+    }
+
+    /// Forward over a padded batch-first input (B, T, I) with per-row
+    /// lengths (any order, each 1..=T). `h0`/`c0` default to zeros.
+    /// `train_seed`: `Some(seed)` applies inter-layer dropout (training),
+    /// `None` is evaluation.
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train_seed: Option<u64>,
+    ) -> Result<RnnOutput> {
+        let &[batch, max_len, features] = input.shape() else {
+            return Err(Error::Shape {
+                op: "Rnn::forward",
+                message: format!(
+                    "input must be batch-first (B, T, I), got {:?}",
+                    input.shape()
+                ),
+            });
+        };
+        if features != self.spec().input_size {
+            return Err(Error::Shape {
+                op: "Rnn::forward",
+                message: format!(
+                    "input has {features} features, the layer expects {}",
+                    self.spec().input_size
+                ),
+            });
+        }
+        crate::rnn::spec::validate_lengths(lengths, batch, max_len)?;
+        let packed_batch = PackedBatch::new(input.device(), lengths, max_len)?;
+        let x = packed_batch.pack(input)?;
+        let packed = self.forward_packed(&x, &packed_batch, h0, c0, train_seed)?;
+        Ok(RnnOutput {
+            output: packed_batch.unpack(&packed.output)?,
+            h_n: packed.h_n.clone(),
+            c_n: packed.c_n.clone(),
+            packed,
+        })
+    }
+
+    /// Forward over an already packed input (N, I) (e.g. an embedding
+    /// gathered in packed order).
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        batch: &PackedBatch,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train_seed: Option<u64>,
+    ) -> Result<gpu::PackedForward> {
+        let dropout = train_seed
+            .filter(|_| self.config.dropout > 0.0)
+            .map(|seed| (self.config.dropout, seed));
+        gpu::forward(self, x, batch, h0, c0, dropout)
+    }
+
+    /// Gradients of `Σ output·grad_output + Σ h_n·grad_h_n (+ Σ c_n·grad_c_n)`
+    /// for a padded forward. Missing `grad_h_n`/`grad_c_n` count as zeros;
+    /// `grad_output` at padded steps is ignored.
+    pub fn backward(
+        &self,
+        fwd: &RnnOutput,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RnnGrads> {
+        let batch = &fwd.packed.batch;
+        let d_out = batch.pack(grad_output).map_err(|e| match e {
+            Error::Shape { message, .. } => Error::Shape {
+                op: "Rnn::backward",
+                message: format!("grad_output: {message}"),
+            },
+            other => other,
+        })?;
+        let mut grads = self.backward_packed(&fwd.packed, &d_out, grad_h_n, grad_c_n)?;
+        grads.input = batch.unpack(&grads.input)?;
+        Ok(grads)
+    }
+
+    /// [`Rnn::backward`] with the output gradient packed (N, D·H); the input
+    /// gradient comes back packed (N, I).
+    pub fn backward_packed(
+        &self,
+        fwd: &gpu::PackedForward,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RnnGrads> {
+        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n)
+    }
+}

@@ -80,6 +80,11 @@ pub enum Error {
         got: &'static str,
     },
 
+    /// A file (checkpoint, safetensors) is corrupt, truncated or does not
+    /// hold what was asked for.
+    #[error("{0}")]
+    Format(String),
+
     /// The GPU reported an error (validation, out of memory, lost device,
     /// failed buffer mapping).
     #[error("GPU error: {0}")]

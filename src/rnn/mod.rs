@@ -8,6 +8,7 @@ pub use spec::{validate_lengths, RnnMode, RnnSpec};
 pub mod gpu;
 pub mod layer;
 pub mod packed;
+pub mod parity;
 
 pub use gpu::PackedForward;
 pub use layer::{Rnn, RnnConfig, RnnGrads, RnnOutput, RnnParams};

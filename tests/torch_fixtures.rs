@@ -1,0 +1,142 @@
+//! The recurrent stack against PyTorch: fixtures written by
+//! `scripts/torch_parity.py fixtures` (torch.nn.LSTM/GRU/RNN in float64 on the
+//! same float32 inputs) run through the `torch_parity` contract. CI needs no
+//! torch: the fixtures are committed.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::device;
+use safetensors::{Dtype, SafeTensors};
+use wgrnn::rnn::parity::torch_parity;
+use wgrnn::Error;
+
+/// Measured against torch (float64) over 30 random configurations with
+/// `scripts/torch_parity.py check`: worst forward error 4.3e-7, worst
+/// gradient error 1.1e-6, relative to max(1, |reference|). The fixtures are
+/// smaller than those configurations; 1e-5 keeps a ≥ 9× margin and is the
+/// f32 per-op budget, 10× tighter than the contract's 1e-4 / 1e-3.
+const TOL: f64 = 1e-5;
+
+const FIXTURES: [&str; 5] = [
+    "lstm_l2_bi",
+    "gru_l2_bi",
+    "rnn_tanh_l1",
+    "rnn_relu_l3_bi",
+    "lstm_l1_h31",
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/torch_{name}.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every float tensor of a file as f64 (the expected values are float64).
+fn float_tensors(bytes: &[u8]) -> HashMap<String, Vec<f64>> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .filter_map(|(n, v)| match v.dtype() {
+            Dtype::F32 => Some((
+                n,
+                bytemuck::pod_collect_to_vec::<u8, f32>(v.data())
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+            )),
+            Dtype::F64 => Some((n, bytemuck::pod_collect_to_vec(v.data()))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn matches_pytorch_fixtures() {
+    for name in FIXTURES {
+        let bytes = fixture(name);
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            meta.metadata().as_ref().unwrap()["fixture_version"],
+            "1",
+            "{name}: regenerate the fixtures"
+        );
+        let out = float_tensors(&torch_parity(device(), &bytes).unwrap());
+        let expected = float_tensors(&bytes);
+        let mut checked = 0;
+        for (key, want) in expected.iter().filter(|(k, _)| k.starts_with("expected_")) {
+            let out_name = &key["expected_".len()..];
+            let got = out
+                .get(out_name)
+                .unwrap_or_else(|| panic!("{name}: OUT lacks `{out_name}`"));
+            assert_eq!(got.len(), want.len(), "{name}: {out_name} size");
+            let (worst, at) = got
+                .iter()
+                .zip(want)
+                .enumerate()
+                .map(|(i, (g, w))| ((g - w).abs() / w.abs().max(1.0), i))
+                .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+            assert!(
+                worst <= TOL,
+                "{name}: {out_name}[{at}] = {} vs torch {} (rel err {worst:.2e})",
+                got[at],
+                want[at]
+            );
+            checked += 1;
+        }
+        // output, h_n, grad_input, grad_h0, 4 per (layer, dir) at least.
+        assert!(checked >= 8, "{name}: only {checked} outputs compared");
+        assert!(
+            out.keys()
+                .all(|k| expected.contains_key(&format!("expected_{k}"))),
+            "{name}: OUT has extra tensors"
+        );
+    }
+}
+
+/// Rewrites a fixture with one tensor dropped or replaced, or new metadata.
+fn edited(name: &str, drop: &str, meta_edit: Option<(&str, &str)>) -> Vec<u8> {
+    let bytes = fixture(name);
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    if let Some((k, v)) = meta_edit {
+        meta.insert(k.to_string(), v.to_string());
+    }
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != drop)
+        .collect();
+    safetensors::serialize(kept, Some(meta)).unwrap()
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let dev = device();
+    let msg = |bytes: Vec<u8>| torch_parity(dev, &bytes).unwrap_err().to_string();
+    assert!(msg(edited("gru_l2_bi", "weight_hh_l1_reverse", None))
+        .contains("missing tensor `weight_hh_l1_reverse`"));
+    assert!(msg(edited("lstm_l2_bi", "c0", None)).contains("missing tensor `c0`"));
+    assert!(msg(edited("gru_l2_bi", "", Some(("mode", "transformer"))))
+        .contains("unknown recurrent mode \"transformer\""));
+    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "3"))))
+        .contains("missing tensor `weight_ih_l2`"));
+    assert!(msg(edited("gru_l2_bi", "", Some(("bidirectional", "yes"))))
+        .contains("`bidirectional` must be true or false"));
+    // Two layers claimed as one: layer 0's shapes still fit, h0 does not.
+    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "1"))))
+        .contains("tensor `h0` must have shape [2, 3, 5]"));
+    assert!(matches!(
+        torch_parity(dev, b"not a safetensors file"),
+        Err(Error::Format(_))
+    ));
+    let truncated = fixture("rnn_tanh_l1");
+    assert!(matches!(
+        torch_parity(dev, &truncated[..truncated.len() / 2]),
+        Err(Error::Format(_))
+    ));
+}

@@ -31,3 +31,34 @@ fn steady_state_loop_allocates_no_buffers() {
         "the pool missed after warm-up"
     );
 }
+
+/// Dispatches per recurrent layer and direction, as the README states:
+/// forward = 1 input-projection GEMM + one fused step kernel per time step;
+/// backward = one step kernel per time step + 1 initial-state kernel +
+/// 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums. Plus one gather to pack the
+/// input and one to unpack the output (padded API), and the same two for
+/// the gradients. Its own device: counts are per device.
+#[test]
+fn recurrent_dispatch_budget() {
+    use wgrnn::rnn::{RnnConfig, RnnMode};
+    let dev = Device::new().unwrap();
+    let (b, t, layers, dirs) = (3, 7, 2, 2);
+    let rnn = RnnConfig::new(RnnMode::Lstm, 4, 8)
+        .with_num_layers(layers)
+        .with_bidirectional(true)
+        .init(&dev)
+        .unwrap();
+    let x = Tensor::zeros(&dev, &[b, t, 4]).unwrap();
+    let go = Tensor::zeros(&dev, &[b, t, 16]).unwrap();
+    let lengths = [7, 3, 5];
+    let before = dev.dispatch_count();
+    let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
+    let forward = dev.dispatch_count() - before;
+    // h0 and c0 default to zeros: one fill each.
+    assert_eq!(forward, (layers * dirs * (1 + t)) as u64 + 2 + 2);
+    let before = dev.dispatch_count();
+    rnn.backward(&fwd, &go, None, None).unwrap();
+    let backward = dev.dispatch_count() - before;
+    // grad_h_n and grad_c_n default to zeros: one fill each.
+    assert_eq!(backward, (layers * dirs * (t + 1 + 3 + 2)) as u64 + 2 + 2);
+}

@@ -87,13 +87,9 @@ fn variants(dev: &Device) -> Vec<GemmVariant> {
     let default = GemmVariant::for_device(dev);
     let mut v = vec![default];
     v.extend(
-        [
-            GemmVariant::Vec4,
-            GemmVariant::Shared,
-            GemmVariant::Register,
-        ]
-        .into_iter()
-        .filter(|x| *x != default),
+        [GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Register]
+            .into_iter()
+            .filter(|x| *x != default),
     );
     v
 }
@@ -125,10 +121,7 @@ fn bench_gemm(crit: &mut Criterion) {
     }
     group.finish();
 
-    println!(
-        "\nGFLOP/s (best of 5 runs of 5 GEMMs) on {}:",
-        dev.info().name
-    );
+    println!("\nGFLOP/s (best of 5 runs of 5 GEMMs) on {}:", dev.info().name);
     println!("| shape | kernel | ms | GFLOP/s |\n|---|---|---|---|");
     for &(label, m, k, n, ta, tb) in SHAPES {
         let c = case(&dev, m, k, n, ta, tb);
@@ -139,15 +132,9 @@ fn bench_gemm(crit: &mut Criterion) {
         };
         for v in vs {
             run(&dev, &c, v, 1);
-            let best = (0..5)
-                .map(|_| run(&dev, &c, v, 5) / 5)
-                .min()
-                .expect("five runs");
+            let best = (0..5).map(|_| run(&dev, &c, v, 5) / 5).min().expect("five runs");
             let gflops = c.flops as f64 / best.as_secs_f64() / 1e9;
-            println!(
-                "| {label} | {v:?} | {:.2} | {gflops:.1} |",
-                best.as_secs_f64() * 1e3
-            );
+            println!("| {label} | {v:?} | {:.2} | {gflops:.1} |", best.as_secs_f64() * 1e3);
         }
     }
 }

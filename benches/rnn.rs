@@ -33,11 +33,8 @@ fn bench_rnn(crit: &mut Criterion) {
         let x = Tensor::full(&dev, &[n, I], 0.1).expect("x");
         let d_out = Tensor::full(&dev, &[n, H], 0.01).expect("grad");
         let step = || {
-            let fwd = rnn
-                .forward_packed(&x, &batch, None, None, None)
-                .expect("forward");
-            rnn.backward_packed(&fwd, &d_out, None, None)
-                .expect("backward");
+            let fwd = rnn.forward_packed(&x, &batch, None, None, None).expect("forward");
+            rnn.backward_packed(&fwd, &d_out, None, None).expect("backward");
         };
         step();
         dev.synchronize().expect("sync");

@@ -23,10 +23,7 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn run() -> wgrnn::Result<()> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (m, k, n) = match args[..] {
         [m, k, n] => (m, k, n),
         _ => (512, 512, 512),
@@ -41,20 +38,8 @@ fn run() -> wgrnn::Result<()> {
     let gpu = tc.to_vec()?;
 
     let mut cpu = vec![0.0; m * n];
-    reference::gemm(
-        &a,
-        [m, k],
-        &b,
-        [k, n],
-        None,
-        &mut cpu,
-        GemmOptions::default(),
-    );
-    let max_err = gpu
-        .iter()
-        .zip(&cpu)
-        .map(|(g, c)| (g - c).abs())
-        .fold(0.0f32, f32::max);
+    reference::gemm(&a, [m, k], &b, [k, n], None, &mut cpu, GemmOptions::default());
+    let max_err = gpu.iter().zip(&cpu).map(|(g, c)| (g - c).abs()).fold(0.0f32, f32::max);
 
     let reps = 10;
     let start = Instant::now();

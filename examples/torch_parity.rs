@@ -10,8 +10,7 @@ use std::process::ExitCode;
 fn run(input: &str, output: &str) -> Result<(), String> {
     let bytes = std::fs::read(input).map_err(|e| format!("reading {input}: {e}"))?;
     let device = wgrnn::Device::new().map_err(|e| e.to_string())?;
-    let out =
-        wgrnn::rnn::parity::torch_parity(&device, &bytes).map_err(|e| format!("{input}: {e}"))?;
+    let out = wgrnn::rnn::parity::torch_parity(&device, &bytes).map_err(|e| format!("{input}: {e}"))?;
     // Atomic write: a reader never sees a half-written file.
     let tmp = format!("{output}.tmp");
     std::fs::write(&tmp, out).map_err(|e| format!("writing {tmp}: {e}"))?;

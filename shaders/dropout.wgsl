@@ -1,15 +1,16 @@
-// dropout.wgsl — inverted dropout on a packed (N, F) matrix with a mask
-// recomputed from a hash, so nothing is stored and backward applies the same
-// op to the gradient:
-//   dropout_apply   out[r, f] = keep(seed, layer, e) ? x[r, f] / (1 − prob) : 0
-// where e = (b·T + t)·F + f is the padded index of packed row r (from
-// pack_index[r] = b·T + t), so the mask does not depend on packing and
-// matches `rnn::spec::dropout_keep` on the CPU bit for bit.
+// dropout.wgsl — inverted dropout with a mask recomputed from a hash, so
+// nothing is stored and backward applies the same op to the gradient:
+//   dropout_apply   packed (N, F): out[r, f] = keep(seed, layer, e) ? x[r, f] / (1 − prob) : 0
+//                   where e = (b·T + t)·F + f is the padded index of packed
+//                   row r (pack_index[r] = b·T + t), so the mask does not
+//                   depend on packing
+//   dropout_dense   any tensor: the same with e = the element's own index
+// Both match `rnn::spec::dropout_keep` on the CPU bit for bit.
 //
 // Bindings:
 //   0 p           uniform     DropoutParams
 //   1 x           read        (N, F)
-//   2 pack_index  read        (N) u32: b·T + t of each packed row
+//   2 pack_index  read        (N) u32: b·T + t of each packed row (dropout_apply only)
 //   3 out         read_write  (N, F)
 // Workgroup mapping: one invocation per element, WG per workgroup,
 // workgroups over x and y.
@@ -55,4 +56,12 @@ fn dropout_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let f = e - r * p.cols;
     let padded = pack_index[r] * p.cols + f;
     out[e] = select(0.0, x[e] * p.scale, dropout_keep(padded));
+}
+
+@compute @workgroup_size(WG)
+fn dropout_dense(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let e = linear_workgroup(wg, nwg) * WG + lid;
+    if (e >= p.rows * p.cols) { return; }
+    out[e] = select(0.0, x[e] * p.scale, dropout_keep(e));
 }

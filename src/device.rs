@@ -59,10 +59,7 @@ impl DeviceOptions {
                 }
             }
         };
-        let adapter = adapter
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+        let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         Ok(Self { backend, adapter })
     }
 
@@ -129,9 +126,7 @@ pub struct Device {
 
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Device")
-            .field("info", &self.rt.info)
-            .finish()
+        f.debug_struct("Device").field("info", &self.rt.info).finish()
     }
 }
 
@@ -147,9 +142,7 @@ impl Device {
     }
 
     async fn with_options_async(options: &DeviceOptions) -> Result<Self> {
-        let mut found = Err(Error::NoAdapter {
-            detail: String::new(),
-        });
+        let mut found = Err(Error::NoAdapter { detail: String::new() });
         for backends in options.backend_tiers() {
             let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
             desc.backends = backends;
@@ -185,9 +178,7 @@ impl Device {
             name: info.name.clone(),
             backend: info.backend.to_str().to_string(),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             is_software: info.device_type == wgpu::DeviceType::Cpu,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
@@ -270,11 +261,7 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
         .into_iter()
         .filter(compute_capable)
         .filter(|a| match &options.adapter {
-            Some(want) => a
-                .get_info()
-                .name
-                .to_lowercase()
-                .contains(&want.to_lowercase()),
+            Some(want) => a.get_info().name.to_lowercase().contains(&want.to_lowercase()),
             None => true,
         })
         .collect();

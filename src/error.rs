@@ -55,9 +55,7 @@ pub enum Error {
     },
 
     /// A buffer would exceed what the device allows.
-    #[error(
-        "{what} needs {bytes} bytes but the device allows at most {limit} bytes ({limit_name})"
-    )]
+    #[error("{what} needs {bytes} bytes but the device allows at most {limit} bytes ({limit_name})")]
     TooLarge {
         /// What was being allocated.
         what: String,

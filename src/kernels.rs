@@ -43,11 +43,19 @@ pub enum Shader {
     Rnn,
     /// `shaders/rnn_backward.wgsl`: fused Elman RNN step backward.
     RnnBackward,
+    /// `shaders/embedding.wgsl`: deterministic embedding gradient.
+    Embedding,
+    /// `shaders/loss.wgsl`: cross-entropy and BCE with their metrics.
+    Loss,
+    /// `shaders/pooling.wgsl`: mean/max/last pooling over valid steps.
+    Pooling,
+    /// `shaders/optim.wgsl`: fused optimizer updates and clipping.
+    Optim,
 }
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 12] = [
+    pub const ALL: [Shader; 16] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
@@ -60,6 +68,10 @@ impl Shader {
         Shader::GruBackward,
         Shader::Rnn,
         Shader::RnnBackward,
+        Shader::Embedding,
+        Shader::Loss,
+        Shader::Pooling,
+        Shader::Optim,
     ];
 
     /// File name under `shaders/`.
@@ -77,6 +89,10 @@ impl Shader {
             Shader::GruBackward => "gru_backward.wgsl",
             Shader::Rnn => "rnn.wgsl",
             Shader::RnnBackward => "rnn_backward.wgsl",
+            Shader::Embedding => "embedding.wgsl",
+            Shader::Loss => "loss.wgsl",
+            Shader::Pooling => "pooling.wgsl",
+            Shader::Optim => "optim.wgsl",
         }
     }
 
@@ -94,6 +110,10 @@ impl Shader {
             Shader::GruBackward => include_str!("../shaders/gru_backward.wgsl"),
             Shader::Rnn => include_str!("../shaders/rnn.wgsl"),
             Shader::RnnBackward => include_str!("../shaders/rnn_backward.wgsl"),
+            Shader::Embedding => include_str!("../shaders/embedding.wgsl"),
+            Shader::Loss => include_str!("../shaders/loss.wgsl"),
+            Shader::Pooling => include_str!("../shaders/pooling.wgsl"),
+            Shader::Optim => include_str!("../shaders/optim.wgsl"),
         }
     }
 
@@ -101,12 +121,7 @@ impl Shader {
     fn is_recurrent(self) -> bool {
         matches!(
             self,
-            Shader::Lstm
-                | Shader::LstmBackward
-                | Shader::Gru
-                | Shader::GruBackward
-                | Shader::Rnn
-                | Shader::RnnBackward
+            Shader::Lstm | Shader::LstmBackward | Shader::Gru | Shader::GruBackward | Shader::Rnn | Shader::RnnBackward
         )
     }
 

@@ -20,10 +20,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autograd;
+pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod rnn;

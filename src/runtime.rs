@@ -36,8 +36,7 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 /// Usage of readback staging buffers.
-const STAGING_USAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+const STAGING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
 pub(crate) struct Runtime {
     pub(crate) device: wgpu::Device,
@@ -87,12 +86,7 @@ fn bucket(bytes: u64) -> u64 {
 }
 
 impl Runtime {
-    pub(crate) fn new(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        limits: wgpu::Limits,
-        info: DeviceInfo,
-    ) -> Self {
+    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, limits: wgpu::Limits, info: DeviceInfo) -> Self {
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -130,12 +124,7 @@ impl Runtime {
 
     /// Takes the error the uncaptured-error handler stored, if any.
     fn take_uncaptured(&self) -> Result<()> {
-        match self
-            .uncaptured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        match self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
         }
@@ -162,12 +151,11 @@ impl Runtime {
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size);
         if bytes > limit {
-            let limit_name =
-                if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
-                    "max_storage_buffer_binding_size"
-                } else {
-                    "max_buffer_size"
-                };
+            let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
+                "max_storage_buffer_binding_size"
+            } else {
+                "max_buffer_size"
+            };
             return Err(Error::TooLarge {
                 what: what.to_string(),
                 bytes,
@@ -227,48 +215,32 @@ impl Runtime {
         self.queue.write_buffer(buffer, 0, bytes);
     }
 
-    fn pipeline(
-        &self,
-        kernel: Kernel,
-        constants: &[(&'static str, f64)],
-    ) -> Result<Arc<CachedPipeline>> {
+    fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
         let key = PipelineKey::new(kernel, constants);
-        if let Some(p) = self
-            .pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(p.clone());
         }
         let layout = self.bind_group_layout(kernel);
         let module = kernel.shader.module(&self.device);
-        let pipeline_layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!(
-                "compiling kernel {}: {err}",
-                kernel.entry
-            )));
+            return Err(Error::Gpu(format!("compiling kernel {}: {err}", kernel.entry)));
         }
         let cached = Arc::new(CachedPipeline { pipeline, layout });
         self.pipelines
@@ -307,13 +279,10 @@ impl Runtime {
                         count: None,
                     });
                 }
-                Arc::new(
-                    self.device
-                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                            label: Some(kernel.entry),
-                            entries: &entries,
-                        }),
-                )
+                Arc::new(self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(kernel.entry),
+                    entries: &entries,
+                }))
             })
             .clone()
     }
@@ -328,12 +297,7 @@ impl Runtime {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        debug_assert_eq!(
-            buffers.len(),
-            kernel.storage.len(),
-            "{}: binding count",
-            kernel.entry
-        );
+        debug_assert_eq!(buffers.len(), kernel.storage.len(), "{}: binding count", kernel.entry);
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::TooLarge {
@@ -362,10 +326,7 @@ impl Runtime {
         st.params.extend_from_slice(bytes);
         st.params.resize(offset as usize + PARAM_SLOT as usize, 0);
 
-        let key = (
-            kernel,
-            buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
-        );
+        let key = (kernel, buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
         if !st.bind_groups.contains_key(&key) {
             if st.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
                 st.bind_groups.clear();
@@ -404,9 +365,7 @@ impl Runtime {
         if st.pass.is_none() {
             let encoder = st.encoder.get_or_insert_with(|| {
                 self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("wgrnn"),
-                    })
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
             });
             let pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -424,9 +383,7 @@ impl Runtime {
         st.pass = None;
         st.encoder.get_or_insert_with(|| {
             self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("wgrnn"),
-                })
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
         })
     }
 
@@ -477,18 +434,14 @@ impl Runtime {
         let size = bucket(bytes);
         let staging = {
             let mut st = self.lock_state();
-            let staging = st
-                .staging_free
-                .get_mut(&size)
-                .and_then(Vec::pop)
-                .unwrap_or_else(|| {
-                    self.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("wgrnn readback"),
-                        size,
-                        usage: STAGING_USAGE,
-                        mapped_at_creation: false,
-                    })
-                });
+            let staging = st.staging_free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgrnn readback"),
+                    size,
+                    usage: STAGING_USAGE,
+                    mapped_at_creation: false,
+                })
+            });
             self.encoder_for_copy(&mut st)
                 .copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             staging
@@ -507,11 +460,7 @@ impl Runtime {
             .map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
-        self.lock_state()
-            .staging_free
-            .entry(size)
-            .or_default()
-            .push(staging);
+        self.lock_state().staging_free.entry(size).or_default().push(staging);
         Ok(data)
     }
 }

@@ -91,9 +91,7 @@ impl Tensor {
     pub(crate) fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<Self> {
         let numel = numel_checked("Tensor::uninit", shape)?;
         let bytes = numel as u64 * 4;
-        let buffer = device
-            .rt
-            .alloc(&format!("tensor of shape {shape:?}"), bytes)?;
+        let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
         Ok(Self {
             device: device.clone(),
             buf: Arc::new(PooledBuffer {
@@ -106,20 +104,12 @@ impl Tensor {
         })
     }
 
-    fn from_bytes(
-        device: &Device,
-        shape: &[usize],
-        dtype: DType,
-        data_len: usize,
-        bytes: &[u8],
-    ) -> Result<Self> {
+    fn from_bytes(device: &Device, shape: &[usize], dtype: DType, data_len: usize, bytes: &[u8]) -> Result<Self> {
         let numel = numel_checked("Tensor upload", shape)?;
         if numel != data_len {
             return Err(Error::Shape {
                 op: "Tensor upload",
-                message: format!(
-                    "shape {shape:?} holds {numel} elements but the data has {data_len}"
-                ),
+                message: format!("shape {shape:?} holds {numel} elements but the data has {data_len}"),
             });
         }
         let t = Self::uninit(device, shape, dtype)?;
@@ -129,42 +119,21 @@ impl Tensor {
 
     /// Uploads f32 data with the given shape.
     pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Self> {
-        Self::from_bytes(
-            device,
-            shape,
-            DType::F32,
-            data.len(),
-            bytemuck::cast_slice(data),
-        )
+        Self::from_bytes(device, shape, DType::F32, data.len(), bytemuck::cast_slice(data))
     }
 
     /// Uploads u32 data (indices, token ids) with the given shape.
     pub fn from_u32(device: &Device, data: &[u32], shape: &[usize]) -> Result<Self> {
-        let mut t = Self::from_bytes(
-            device,
-            shape,
-            DType::U32,
-            data.len(),
-            bytemuck::cast_slice(data),
-        )?;
+        let mut t = Self::from_bytes(device, shape, DType::U32, data.len(), bytemuck::cast_slice(data))?;
         t.max_index = data.iter().copied().max();
         Ok(t)
     }
 
     /// Uploads i32 data with the given shape.
     pub fn from_i32(device: &Device, data: &[i32], shape: &[usize]) -> Result<Self> {
-        let mut t = Self::from_bytes(
-            device,
-            shape,
-            DType::I32,
-            data.len(),
-            bytemuck::cast_slice(data),
-        )?;
+        let mut t = Self::from_bytes(device, shape, DType::I32, data.len(), bytemuck::cast_slice(data))?;
         // Negative ids are out of range for every consumer: map them to u32::MAX.
-        t.max_index = data
-            .iter()
-            .map(|&v| u32::try_from(v).unwrap_or(u32::MAX))
-            .max();
+        t.max_index = data.iter().map(|&v| u32::try_from(v).unwrap_or(u32::MAX)).max();
         Ok(t)
     }
 
@@ -186,16 +155,10 @@ impl Tensor {
         if data.len() != self.numel() {
             return Err(Error::Shape {
                 op: "Tensor::write",
-                message: format!(
-                    "tensor has {} elements, data has {}",
-                    self.numel(),
-                    data.len()
-                ),
+                message: format!("tensor has {} elements, data has {}", self.numel(), data.len()),
             });
         }
-        self.device
-            .rt
-            .write(self.buffer(), bytemuck::cast_slice(data))
+        self.device.rt.write(self.buffer(), bytemuck::cast_slice(data))
     }
 
     fn read_bytes(&self) -> Result<Vec<u8>> {
@@ -226,11 +189,7 @@ impl Tensor {
         if numel != self.numel() {
             return Err(Error::Shape {
                 op: "Tensor::reshape",
-                message: format!(
-                    "cannot view {:?} ({} elements) as {shape:?}",
-                    self.shape,
-                    self.numel()
-                ),
+                message: format!("cannot view {:?} ({} elements) as {shape:?}", self.shape, self.numel()),
             });
         }
         let mut t = self.clone();
@@ -264,10 +223,7 @@ impl Tensor {
     }
 
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        self.buf
-            .buffer
-            .as_ref()
-            .expect("buffer is only taken on drop")
+        self.buf.buffer.as_ref().expect("buffer is only taken on drop")
     }
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {

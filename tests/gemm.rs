@@ -14,23 +14,11 @@ use wgrnn::{reference, Error, Tensor};
 /// (≤ 1031: 2e-6) and far below any indexing mistake (order 1).
 const GEMM_RTOL: f32 = 1e-5;
 
-const VARIANTS: [GemmVariant; 3] = [
-    GemmVariant::Register,
-    GemmVariant::Vec4,
-    GemmVariant::Shared,
-];
+const VARIANTS: [GemmVariant; 3] = [GemmVariant::Register, GemmVariant::Vec4, GemmVariant::Shared];
 
 /// Runs one GEMM on the GPU and the CPU and compares them.
 #[allow(clippy::too_many_arguments)]
-fn check(
-    variant: GemmVariant,
-    m: usize,
-    k: usize,
-    n: usize,
-    opts: GemmOptions,
-    with_bias: bool,
-    seed: u64,
-) {
+fn check(variant: GemmVariant, m: usize, k: usize, n: usize, opts: GemmOptions, with_bias: bool, seed: u64) {
     let dev = device();
     let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
     let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
@@ -42,9 +30,7 @@ fn check(
     let ta = Tensor::from_slice(dev, &a, &a_shape).unwrap();
     let tb = Tensor::from_slice(dev, &b, &b_shape).unwrap();
     let tc = Tensor::from_slice(dev, &c0, &[m, n]).unwrap();
-    let tbias = bias
-        .as_ref()
-        .map(|v| Tensor::from_slice(dev, v, &[n]).unwrap());
+    let tbias = bias.as_ref().map(|v| Tensor::from_slice(dev, v, &[n]).unwrap());
     gemm_with_variant(&ta, &tb, tbias.as_ref(), &tc, opts, variant).unwrap();
     let got = tc.to_vec().unwrap();
 
@@ -153,11 +139,7 @@ fn gemm_beta_zero_ignores_nan_in_c() {
         let a = Tensor::from_slice(dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
         let c = Tensor::from_slice(dev, &[f32::NAN; 4], &[2, 2]).unwrap();
         gemm_with_variant(&a, &a, None, &c, GemmOptions::default(), variant).unwrap();
-        assert_eq!(
-            c.to_vec().unwrap(),
-            vec![7.0, 10.0, 15.0, 22.0],
-            "{variant:?}"
-        );
+        assert_eq!(c.to_vec().unwrap(), vec![7.0, 10.0, 15.0, 22.0], "{variant:?}");
     }
 }
 
@@ -197,13 +179,7 @@ fn gemm_batched() {
                 );
                 let scale = vec![k as f32; m * n];
                 let what = format!("{variant:?} batch {z} shared_b={shared_b}");
-                assert_close(
-                    &what,
-                    &got[z * m * n..(z + 1) * m * n],
-                    &want,
-                    &scale,
-                    GEMM_RTOL,
-                );
+                assert_close(&what, &got[z * m * n..(z + 1) * m * n], &want, &scale, GEMM_RTOL);
             }
         }
     }
@@ -215,10 +191,7 @@ fn matmul_small_exact() {
     let a = Tensor::from_slice(dev, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
     let b = Tensor::from_slice(dev, &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]).unwrap();
     // Small integers: exact in f32.
-    assert_eq!(
-        matmul(&a, &b).unwrap().to_vec().unwrap(),
-        vec![4.0, 5.0, 10.0, 11.0]
-    );
+    assert_eq!(matmul(&a, &b).unwrap().to_vec().unwrap(), vec![4.0, 5.0, 10.0, 11.0]);
 }
 
 #[test]
@@ -246,10 +219,7 @@ fn gemm_rejects_bad_shapes() {
 
     let sq = Tensor::zeros(dev, &[3, 3]).unwrap();
     let err = wgrnn::ops::gemm(&sq, &sq, None, &sq, GemmOptions::default()).unwrap_err();
-    assert!(
-        err.to_string().contains("must not share its buffer"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("must not share its buffer"), "{err}");
 
     let err = matmul(&Tensor::zeros(dev, &[2, 3, 4]).unwrap(), &b).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");

@@ -31,53 +31,23 @@ fn elementwise_ops_match_reference() {
 
         ops::elementwise_add(&tx, &ty, &out).unwrap();
         reference::elementwise_add(&x, &y, &mut want);
-        assert_close(
-            &format!("add n={n}"),
-            &out.to_vec().unwrap(),
-            &want,
-            &ones,
-            EXACT,
-        );
+        assert_close(&format!("add n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
         ops::elementwise_mul(&tx, &ty, &out).unwrap();
         reference::elementwise_mul(&x, &y, &mut want);
-        assert_close(
-            &format!("mul n={n}"),
-            &out.to_vec().unwrap(),
-            &want,
-            &ones,
-            EXACT,
-        );
+        assert_close(&format!("mul n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
         ops::elementwise_scale(&tx, -2.5, &out).unwrap();
         reference::elementwise_scale(&x, -2.5, &mut want);
-        assert_close(
-            &format!("scale n={n}"),
-            &out.to_vec().unwrap(),
-            &want,
-            &ones,
-            EXACT,
-        );
+        assert_close(&format!("scale n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
         ops::elementwise_copy(&ty, &out).unwrap();
         reference::elementwise_copy(&y, &mut want);
-        assert_close(
-            &format!("copy n={n}"),
-            &out.to_vec().unwrap(),
-            &want,
-            &ones,
-            EXACT,
-        );
+        assert_close(&format!("copy n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
         ops::elementwise_fill(&out, 0.375).unwrap();
         reference::elementwise_fill(&mut want, 0.375);
-        assert_close(
-            &format!("fill n={n}"),
-            &out.to_vec().unwrap(),
-            &want,
-            &ones,
-            EXACT,
-        );
+        assert_close(&format!("fill n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
         // axpy accumulates into the filled values: two ops, each rounded once.
         ops::elementwise_axpy(0.5, &tx, &out).unwrap();
@@ -106,12 +76,7 @@ fn elementwise_covers_grids_beyond_one_dimension() {
     ops::elementwise_axpy(3.0, &x, &out).unwrap();
     let got = out.to_vec().unwrap();
     let wrong = got.iter().position(|&v| v != 7.0);
-    assert_eq!(
-        wrong,
-        None,
-        "element {wrong:?} is {:?}",
-        wrong.map(|i| got[i])
-    );
+    assert_eq!(wrong, None, "element {wrong:?} is {:?}", wrong.map(|i| got[i]));
 }
 
 #[test]
@@ -128,10 +93,7 @@ fn sums_match_reference() {
                 ops::sum_rows(&tx, &rows, beta).unwrap();
                 let mut want = old_rows.clone();
                 reference::sum_rows(&x, [m, n], &mut want, beta);
-                let mut scale = old_rows
-                    .iter()
-                    .map(|v| (beta * v).abs())
-                    .collect::<Vec<_>>();
+                let mut scale = old_rows.iter().map(|v| (beta * v).abs()).collect::<Vec<_>>();
                 reference::sum_rows(&abs, [m, n], &mut scale, 1.0);
                 assert_close(
                     &format!("sum_rows {m}x{n} beta={beta}"),
@@ -146,10 +108,7 @@ fn sums_match_reference() {
                 ops::sum_cols(&tx, &cols, beta).unwrap();
                 let mut want = old_cols.clone();
                 reference::sum_cols(&x, [m, n], &mut want, beta);
-                let mut scale = old_cols
-                    .iter()
-                    .map(|v| (beta * v).abs())
-                    .collect::<Vec<_>>();
+                let mut scale = old_cols.iter().map(|v| (beta * v).abs()).collect::<Vec<_>>();
                 reference::sum_cols(&abs, [m, n], &mut scale, 1.0);
                 assert_close(
                     &format!("sum_cols {m}x{n} beta={beta}"),
@@ -166,13 +125,7 @@ fn sums_match_reference() {
 #[test]
 fn gather_rows_matches_reference() {
     let dev = device();
-    for &(rows, cols, count) in &[
-        (1, 1, 1),
-        (3, 17, 5),
-        (64, 65, 63),
-        (257, 3, 1031),
-        (1031, 129, 17),
-    ] {
+    for &(rows, cols, count) in &[(1, 1, 1), (3, 17, 5), (64, 65, 63), (257, 3, 1031), (1031, 129, 17)] {
         let table = random(rows * cols, rows as u64);
         let idx: Vec<u32> = (0..count).map(|i| ((i * 7919 + 3) % rows) as u32).collect();
         let tt = Tensor::from_slice(dev, &table, &[rows, cols]).unwrap();
@@ -205,16 +158,10 @@ fn gather_rejects_out_of_range_ids() {
     );
 
     let negative = Tensor::from_i32(dev, &[-1], &[1]).unwrap();
-    assert!(matches!(
-        ops::gather_rows(&table, &negative),
-        Err(Error::DType { .. })
-    ));
+    assert!(matches!(ops::gather_rows(&table, &negative), Err(Error::DType { .. })));
 
     let floats = Tensor::zeros(dev, &[3]).unwrap();
-    assert!(matches!(
-        ops::gather_rows(&table, &floats),
-        Err(Error::DType { .. })
-    ));
+    assert!(matches!(ops::gather_rows(&table, &floats), Err(Error::DType { .. })));
 }
 
 #[test]
@@ -227,10 +174,7 @@ fn elementwise_rejects_bad_input() {
 
     let out = Tensor::zeros(dev, &[4]).unwrap();
     let err = ops::elementwise_add(&a, &out, &out).unwrap_err();
-    assert!(
-        err.to_string().contains("must not share its buffer"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("must not share its buffer"), "{err}");
 
     let m = Tensor::zeros(dev, &[3, 4]).unwrap();
     let err = ops::sum_cols(&m, &Tensor::zeros(dev, &[3]).unwrap(), 0.0).unwrap_err();

@@ -25,11 +25,7 @@ fn steady_state_loop_allocates_no_buffers() {
         assert_eq!(step(&dev, &w), first);
     }
     assert_eq!(first, 64.0 * 32.0 * 0.5 * 0.25);
-    assert_eq!(
-        dev.buffers_created(),
-        after_warm_up,
-        "the pool missed after warm-up"
-    );
+    assert_eq!(dev.buffers_created(), after_warm_up, "the pool missed after warm-up");
 }
 
 /// Dispatches per recurrent layer and direction, as the README states:

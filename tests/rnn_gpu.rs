@@ -51,23 +51,13 @@ fn run(case: &Case, seed: u64) {
         .with_seed(seed);
     let rnn = config.init(dev).unwrap();
     let spec = *rnn.spec();
-    let (b, t, d, h) = (
-        case.lengths.len(),
-        case.max_len,
-        spec.directions(),
-        case.hidden,
-    );
+    let (b, t, d, h) = (case.lengths.len(), case.max_len, spec.directions(), case.hidden);
     let weights: Vec<LayerWeights> = rnn
         .params()
         .iter()
         .map(|p| {
             let [w_ih, w_hh, b_ih, b_hh] = p.tensors().map(|t| to64(&t.to_vec().unwrap()));
-            LayerWeights {
-                w_ih,
-                w_hh,
-                b_ih,
-                b_hh,
-            }
+            LayerWeights { w_ih, w_hh, b_ih, b_hh }
         })
         .collect();
     let state = spec.num_layers * d * b * h;
@@ -81,13 +71,7 @@ fn run(case: &Case, seed: u64) {
     let tc0 = Tensor::from_slice(dev, &c0, &[spec.num_layers * d, b, h]).unwrap();
     let lstm = case.mode == RnnMode::Lstm;
     let fwd = rnn
-        .forward(
-            &tx,
-            &case.lengths,
-            Some(&th0),
-            lstm.then_some(&tc0),
-            train_seed,
-        )
+        .forward(&tx, &case.lengths, Some(&th0), lstm.then_some(&tc0), train_seed)
         .unwrap();
 
     let (x64, h064, c064) = (to64(&x), to64(&h0), to64(&c0));
@@ -129,46 +113,22 @@ fn run(case: &Case, seed: u64) {
     let tgo = Tensor::from_slice(dev, &go, &[b, t, d * h]).unwrap();
     let tghn = Tensor::from_slice(dev, &ghn, &[spec.num_layers * d, b, h]).unwrap();
     let tgcn = Tensor::from_slice(dev, &gcn, &[spec.num_layers * d, b, h]).unwrap();
-    let grads = rnn
-        .backward(&fwd, &tgo, Some(&tghn), lstm.then_some(&tgcn))
-        .unwrap();
-    let want = rnn_backward(
-        &spec,
-        &weights,
-        &trace,
-        &to64(&go),
-        &to64(&ghn),
-        &to64(&gcn),
-    );
+    let grads = rnn.backward(&fwd, &tgo, Some(&tghn), lstm.then_some(&tgcn)).unwrap();
+    let want = rnn_backward(&spec, &weights, &trace, &to64(&go), &to64(&ghn), &to64(&gcn));
     check("grad_input", &grads.input, &want.input, GRAD_TOL);
     check("grad_h0", &grads.h0, &want.h0, GRAD_TOL);
     if lstm {
         check("grad_c0", grads.c0.as_ref().unwrap(), &want.c0, GRAD_TOL);
     }
     for (i, (g, w)) in grads.params.iter().zip(&want.weights).enumerate() {
-        check(
-            &format!("grad_weight_ih[{i}]"),
-            &g.weight_ih,
-            &w.w_ih,
-            GRAD_TOL,
-        );
-        check(
-            &format!("grad_weight_hh[{i}]"),
-            &g.weight_hh,
-            &w.w_hh,
-            GRAD_TOL,
-        );
+        check(&format!("grad_weight_ih[{i}]"), &g.weight_ih, &w.w_ih, GRAD_TOL);
+        check(&format!("grad_weight_hh[{i}]"), &g.weight_hh, &w.w_hh, GRAD_TOL);
         check(&format!("grad_bias_ih[{i}]"), &g.bias_ih, &w.b_ih, GRAD_TOL);
         check(&format!("grad_bias_hh[{i}]"), &g.bias_hh, &w.b_hh, GRAD_TOL);
     }
 }
 
-const MODES: [RnnMode; 4] = [
-    RnnMode::Lstm,
-    RnnMode::Gru,
-    RnnMode::RnnTanh,
-    RnnMode::RnnRelu,
-];
+const MODES: [RnnMode; 4] = [RnnMode::Lstm, RnnMode::Gru, RnnMode::RnnTanh, RnnMode::RnnRelu];
 
 fn case(
     mode: RnnMode,
@@ -242,32 +202,19 @@ fn bad_lengths_and_shapes_are_errors() {
         "{err}"
     );
     let err = rnn.forward(&x, &[6, 1], None, None, None).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("length 6 of row 0 is outside 1..=5"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("length 6 of row 0 is outside 1..=5"), "{err}");
     let err = rnn.forward(&x, &[5], None, None, None).unwrap_err();
-    assert!(
-        err.to_string().contains("1 lengths given for a batch of 2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("1 lengths given for a batch of 2"), "{err}");
     let wrong_features = Tensor::zeros(dev, &[2, 5, 4]).unwrap();
-    let err = rnn
-        .forward(&wrong_features, &[5, 5], None, None, None)
-        .unwrap_err();
+    let err = rnn.forward(&wrong_features, &[5, 5], None, None, None).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("input has 4 features, the layer expects 3"),
+        err.to_string().contains("input has 4 features, the layer expects 3"),
         "{err}"
     );
     let bad_h0 = Tensor::zeros(dev, &[1, 3, 4]).unwrap();
-    let err = rnn
-        .forward(&x, &[5, 5], Some(&bad_h0), None, None)
-        .unwrap_err();
+    let err = rnn.forward(&x, &[5, 5], Some(&bad_h0), None, None).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("h0 must be an f32 tensor of shape [1, 2, 4]"),
+        err.to_string().contains("h0 must be an f32 tensor of shape [1, 2, 4]"),
         "{err}"
     );
     let gru = RnnConfig::new(RnnMode::Gru, 3, 4).init(dev).unwrap();
@@ -280,10 +227,7 @@ fn bad_lengths_and_shapes_are_errors() {
         rnn.backward(&fwd, &bad_grad, None, None),
         Err(Error::Shape { .. })
     ));
-    assert!(RnnConfig::new(RnnMode::Lstm, 3, 4)
-        .with_dropout(1.0)
-        .init(dev)
-        .is_err());
+    assert!(RnnConfig::new(RnnMode::Lstm, 3, 4).with_dropout(1.0).init(dev).is_err());
     assert!(RnnConfig::new(RnnMode::Lstm, 0, 4).init(dev).is_err());
 }
 

@@ -34,12 +34,7 @@ struct Problem {
 }
 
 impl Problem {
-    fn new(
-        mode: RnnMode,
-        layers: usize,
-        bidirectional: bool,
-        dropout: Option<DropoutSpec>,
-    ) -> Self {
+    fn new(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) -> Self {
         let spec = RnnSpec {
             mode,
             input_size: 3,
@@ -168,22 +163,12 @@ fn gradcheck(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<
         .into_iter()
         .enumerate()
         {
-            check(
-                &format!("{tag} {name}[{idx}]"),
-                &mut p,
-                grad,
-                Var::Weight(idx, which),
-            );
+            check(&format!("{tag} {name}[{idx}]"), &mut p, grad, Var::Weight(idx, which));
         }
     }
 }
 
-const MODES: [RnnMode; 4] = [
-    RnnMode::Lstm,
-    RnnMode::Gru,
-    RnnMode::RnnTanh,
-    RnnMode::RnnRelu,
-];
+const MODES: [RnnMode; 4] = [RnnMode::Lstm, RnnMode::Gru, RnnMode::RnnTanh, RnnMode::RnnRelu];
 
 #[test]
 fn reference_gradients_match_finite_differences_single_layer() {

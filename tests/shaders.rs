@@ -32,10 +32,7 @@ fn every_shader_file_is_registered() {
         .filter(|n| n.ends_with(".wgsl") && n != "prelude.wgsl" && n != "recurrent.wgsl")
         .collect();
     files.sort();
-    let mut registered: Vec<String> = Shader::ALL
-        .iter()
-        .map(|s| s.file_name().to_string())
-        .collect();
+    let mut registered: Vec<String> = Shader::ALL.iter().map(|s| s.file_name().to_string()).collect();
     registered.sort();
     assert_eq!(files, registered, "shaders/ and Shader::ALL disagree");
     assert!(PRELUDE.contains("fn sigmoid"));

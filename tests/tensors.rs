@@ -9,22 +9,13 @@ use wgrnn::{DType, DeviceOptions, Error, Tensor};
 fn round_trips_every_dtype() {
     let dev = device();
     let f = [1.5f32, -0.0, f32::MAX, f32::MIN_POSITIVE, 3.25];
-    assert_eq!(
-        Tensor::from_slice(dev, &f, &[5]).unwrap().to_vec().unwrap(),
-        f
-    );
+    assert_eq!(Tensor::from_slice(dev, &f, &[5]).unwrap().to_vec().unwrap(), f);
     let u = [0u32, 1, u32::MAX, 12345];
     let tu = Tensor::from_u32(dev, &u, &[2, 2]).unwrap();
     assert_eq!((tu.dtype(), tu.max_index()), (DType::U32, Some(u32::MAX)));
     assert_eq!(tu.to_vec_u32().unwrap(), u);
     let i = [-7i32, 0, i32::MAX];
-    assert_eq!(
-        Tensor::from_i32(dev, &i, &[3])
-            .unwrap()
-            .to_vec_i32()
-            .unwrap(),
-        i
-    );
+    assert_eq!(Tensor::from_i32(dev, &i, &[3]).unwrap().to_vec_i32().unwrap(), i);
 }
 
 #[test]
@@ -71,21 +62,11 @@ fn pool_does_not_reuse_buffers_with_pending_reads() {
 #[test]
 fn empty_and_mismatched_shapes_are_errors() {
     let dev = device();
-    assert!(matches!(
-        Tensor::zeros(dev, &[0, 3]),
-        Err(Error::Empty { .. })
-    ));
+    assert!(matches!(Tensor::zeros(dev, &[0, 3]), Err(Error::Empty { .. })));
     assert!(matches!(Tensor::zeros(dev, &[]), Err(Error::Empty { .. })));
-    assert!(matches!(
-        Tensor::from_slice(dev, &[], &[0]),
-        Err(Error::Empty { .. })
-    ));
+    assert!(matches!(Tensor::from_slice(dev, &[], &[0]), Err(Error::Empty { .. })));
     let err = Tensor::from_slice(dev, &[1.0, 2.0], &[3]).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("holds 3 elements but the data has 2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("holds 3 elements but the data has 2"), "{err}");
 }
 
 #[test]
@@ -110,10 +91,7 @@ fn device_info_is_reported() {
         !info.name.is_empty() && !info.backend.is_empty() && !info.driver.is_empty(),
         "{info:?}"
     );
-    assert!(
-        info.max_compute_invocations_per_workgroup >= 256,
-        "{info:?}"
-    );
+    assert!(info.max_compute_invocations_per_workgroup >= 256, "{info:?}");
     assert!(info.max_storage_buffers_per_shader_stage >= 8, "{info:?}");
 }
 
@@ -122,10 +100,7 @@ fn backend_override_is_parsed() {
     let opts = DeviceOptions::parse(Some("Vulkan"), Some(" llvmpipe ")).unwrap();
     assert_eq!(opts.backend, Some(wgpu::Backend::Vulkan));
     assert_eq!(opts.adapter.as_deref(), Some("llvmpipe"));
-    assert_eq!(
-        DeviceOptions::parse(Some(""), None).unwrap(),
-        DeviceOptions::default()
-    );
+    assert_eq!(DeviceOptions::parse(Some(""), None).unwrap(), DeviceOptions::default());
     let err = DeviceOptions::parse(Some("cuda"), None).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     let msg = err.to_string();

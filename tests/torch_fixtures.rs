@@ -28,10 +28,7 @@ const FIXTURES: [&str; 5] = [
 ];
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/torch_{name}.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/torch_{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -90,8 +87,7 @@ fn matches_pytorch_fixtures() {
         // output, h_n, grad_input, grad_h0, 4 per (layer, dir) at least.
         assert!(checked >= 8, "{name}: only {checked} outputs compared");
         assert!(
-            out.keys()
-                .all(|k| expected.contains_key(&format!("expected_{k}"))),
+            out.keys().all(|k| expected.contains_key(&format!("expected_{k}"))),
             "{name}: OUT has extra tensors"
         );
     }
@@ -106,11 +102,8 @@ fn edited(name: &str, drop: &str, meta_edit: Option<(&str, &str)>) -> Vec<u8> {
     if let Some((k, v)) = meta_edit {
         meta.insert(k.to_string(), v.to_string());
     }
-    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| n != drop)
-        .collect();
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().filter(|(n, _)| n != drop).collect();
     safetensors::serialize(kept, Some(meta)).unwrap()
 }
 
@@ -118,18 +111,17 @@ fn edited(name: &str, drop: &str, meta_edit: Option<(&str, &str)>) -> Vec<u8> {
 fn bad_input_names_the_problem() {
     let dev = device();
     let msg = |bytes: Vec<u8>| torch_parity(dev, &bytes).unwrap_err().to_string();
-    assert!(msg(edited("gru_l2_bi", "weight_hh_l1_reverse", None))
-        .contains("missing tensor `weight_hh_l1_reverse`"));
+    assert!(msg(edited("gru_l2_bi", "weight_hh_l1_reverse", None)).contains("missing tensor `weight_hh_l1_reverse`"));
     assert!(msg(edited("lstm_l2_bi", "c0", None)).contains("missing tensor `c0`"));
-    assert!(msg(edited("gru_l2_bi", "", Some(("mode", "transformer"))))
-        .contains("unknown recurrent mode \"transformer\""));
-    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "3"))))
-        .contains("missing tensor `weight_ih_l2`"));
-    assert!(msg(edited("gru_l2_bi", "", Some(("bidirectional", "yes"))))
-        .contains("`bidirectional` must be true or false"));
+    assert!(
+        msg(edited("gru_l2_bi", "", Some(("mode", "transformer")))).contains("unknown recurrent mode \"transformer\"")
+    );
+    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "3")))).contains("missing tensor `weight_ih_l2`"));
+    assert!(
+        msg(edited("gru_l2_bi", "", Some(("bidirectional", "yes")))).contains("`bidirectional` must be true or false")
+    );
     // Two layers claimed as one: layer 0's shapes still fit, h0 does not.
-    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "1"))))
-        .contains("tensor `h0` must have shape [2, 3, 5]"));
+    assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "1")))).contains("tensor `h0` must have shape [2, 3, 5]"));
     assert!(matches!(
         torch_parity(dev, b"not a safetensors file"),
         Err(Error::Format(_))

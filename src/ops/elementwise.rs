@@ -73,18 +73,9 @@ fn check_same_shape(op: &'static str, tensors: &[&Tensor]) -> Result<u32> {
     dim_u32(op, "element count", tensors[0].numel())
 }
 
-fn launch(
-    kernel: Kernel,
-    n: u32,
-    scalar: f32,
-    buffers: &[&wgpu::Buffer],
-    out: &Tensor,
-) -> Result<()> {
+fn launch(kernel: Kernel, n: u32, scalar: f32, buffers: &[&wgpu::Buffer], out: &Tensor) -> Result<()> {
     let rt = &out.device().rt;
-    let groups = grid(
-        n.div_ceil(WG),
-        rt.limits.max_compute_workgroups_per_dimension,
-    );
+    let groups = grid(n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     let params = ElementwiseParams {
         n,
         scalar,

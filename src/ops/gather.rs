@@ -51,9 +51,7 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
         None => {
             return Err(Error::OutOfRange {
                 op: OP,
-                message:
-                    "index tensor has no host-checked bound; upload indices with Tensor::from_u32"
-                        .into(),
+                message: "index tensor has no host-checked bound; upload indices with Tensor::from_u32".into(),
             })
         }
     }
@@ -85,10 +83,7 @@ fn launch_gather(table: &Tensor, idx: &Tensor, rows: usize, cols: usize) -> Resu
         _pad: 0,
     };
     let rt = &table.device().rt;
-    let groups = grid(
-        total.div_ceil(WG),
-        rt.limits.max_compute_workgroups_per_dimension,
-    );
+    let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     rt.launch(
         GATHER_ROWS,
         &[("WG", f64::from(WG))],

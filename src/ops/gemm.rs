@@ -133,13 +133,7 @@ fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usiz
 /// rows. Batched: any of A, B given as (batch, ·, ·) multiplies batch by
 /// batch; a 2-D A or B is shared by every batch; C must then be
 /// (batch, M, N).
-pub fn gemm(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    c: &Tensor,
-    opts: GemmOptions,
-) -> Result<()> {
+pub fn gemm(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor, opts: GemmOptions) -> Result<()> {
     gemm_with_variant(a, b, bias, c, opts, GemmVariant::for_device(a.device()))
 }
 
@@ -196,10 +190,7 @@ pub fn gemm_with_variant(
     if bc_.unwrap_or(1) != batch || (bc_.is_none() && (ba.is_some() || bb.is_some())) {
         return Err(Error::Shape {
             op: OP,
-            message: format!(
-                "C must be ({batch}, {m}, {n}) for batched inputs, got {:?}",
-                c.shape()
-            ),
+            message: format!("C must be ({batch}, {m}, {n}) for batched inputs, got {:?}", c.shape()),
         });
     }
     if let Some(bias) = bias {
@@ -219,16 +210,8 @@ pub fn gemm_with_variant(
         lda: u("lda", ac)?,
         ldb: u("ldb", bc)?,
         ldc: u("ldc", n)?,
-        stride_a: if ba.is_some() {
-            u("A batch stride", ar * ac)?
-        } else {
-            0
-        },
-        stride_b: if bb.is_some() {
-            u("B batch stride", br * bc)?
-        } else {
-            0
-        },
+        stride_a: if ba.is_some() { u("A batch stride", ar * ac)? } else { 0 },
+        stride_b: if bb.is_some() { u("B batch stride", br * bc)? } else { 0 },
         stride_c: u("C batch stride", m * n)?,
         alpha: opts.alpha,
         beta: opts.beta,
@@ -280,11 +263,7 @@ pub fn gemm_with_variant(
             rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)
         }
         GemmVariant::Shared => {
-            let groups = [
-                params.n.div_ceil(SHARED_BLOCK),
-                params.m.div_ceil(SHARED_BLOCK),
-                batch,
-            ];
+            let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
             rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
         }
     }
@@ -297,11 +276,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         _ => {
             return Err(Error::Shape {
                 op: "matmul",
-                message: format!(
-                    "matmul takes 2-D tensors, got {:?} and {:?}",
-                    a.shape(),
-                    b.shape()
-                ),
+                message: format!("matmul takes 2-D tensors, got {:?} and {:?}", a.shape(), b.shape()),
             })
         }
     };

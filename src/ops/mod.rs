@@ -9,8 +9,7 @@ mod gemm;
 mod reduce;
 
 pub use elementwise::{
-    elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul,
-    elementwise_scale,
+    elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
 };
 pub use gather::gather_rows;
 pub(crate) use gather::gather_rows_or_zero;

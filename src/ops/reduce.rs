@@ -46,36 +46,16 @@ fn check(op: &'static str, x: &Tensor, out: &Tensor, rows_out: bool) -> Result<(
     if out.shape() != [want] {
         return Err(Error::Shape {
             op,
-            message: format!(
-                "x is {:?} so out must be [{want}], got {:?}",
-                x.shape(),
-                out.shape()
-            ),
+            message: format!("x is {:?} so out must be [{want}], got {:?}", x.shape(), out.shape()),
         });
     }
     Ok((dim_u32(op, "M", m)?, dim_u32(op, "N", n)?))
 }
 
-fn launch(
-    kernel: Kernel,
-    x: &Tensor,
-    out: &Tensor,
-    m: u32,
-    n: u32,
-    beta: f32,
-    outputs: u32,
-) -> Result<()> {
+fn launch(kernel: Kernel, x: &Tensor, out: &Tensor, m: u32, n: u32, beta: f32, outputs: u32) -> Result<()> {
     let rt = &out.device().rt;
-    let groups = grid(
-        outputs.div_ceil(WG),
-        rt.limits.max_compute_workgroups_per_dimension,
-    );
-    let params = ReduceParams {
-        m,
-        n,
-        beta,
-        _pad: 0,
-    };
+    let groups = grid(outputs.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+    let params = ReduceParams { m, n, beta, _pad: 0 };
     rt.launch(
         kernel,
         &[("WG", f64::from(WG))],

@@ -123,10 +123,6 @@ pub fn sum_cols(x: &[f32], shape: [usize; 2], out: &mut [f32], beta: f32) {
 pub fn gather_rows(table: &[f32], shape: [usize; 2], idx: &[u32]) -> Vec<f32> {
     let cols = shape[1];
     idx.iter()
-        .flat_map(|&r| {
-            table[r as usize * cols..(r as usize + 1) * cols]
-                .iter()
-                .copied()
-        })
+        .flat_map(|&r| table[r as usize * cols..(r as usize + 1) * cols].iter().copied())
         .collect()
 }

@@ -123,13 +123,7 @@ fn affine(w: &[f64], b: &[f64], v: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn cell_forward(
-    mode: RnnMode,
-    w: &LayerWeights,
-    x: &[f64],
-    h_prev: &[f64],
-    c_prev: &[f64],
-) -> (Vec<f64>, StepCache) {
+fn cell_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_prev: &[f64]) -> (Vec<f64>, StepCache) {
     let h = h_prev.len();
     let xi = affine(&w.w_ih, &w.b_ih, x);
     let hh = affine(&w.w_hh, &w.b_hh, h_prev);
@@ -381,12 +375,7 @@ pub fn rnn_backward(
     grad_h_n: &[f64],
     grad_c_n: &[f64],
 ) -> RnnGradients {
-    let (h, dirs, t_max, batch) = (
-        spec.hidden_size,
-        spec.directions(),
-        trace.max_len,
-        trace.batch,
-    );
+    let (h, dirs, t_max, batch) = (spec.hidden_size, spec.directions(), trace.max_len, trace.batch);
     let mut grads: Vec<LayerWeights> = (0..spec.num_layers * dirs)
         .map(|i| LayerWeights::zeros(spec, i / dirs))
         .collect();
@@ -415,23 +404,13 @@ pub fn rnn_backward(
                     (0..len).collect()
                 };
                 for t in order {
-                    let cache = lt.steps[dir][b * t_max + t]
-                        .as_ref()
-                        .expect("valid step has a cache");
+                    let cache = lt.steps[dir][b * t_max + t].as_ref().expect("valid step has a cache");
                     let o = (b * t_max + t) * dirs * h + dir * h;
                     let dh: Vec<f64> = (0..h).map(|j| d_out[o + j] + dh_carry[j]).collect();
                     let x = &lt.input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let dx = &mut d_in[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
-                    let (dhp, dcp) = cell_backward(
-                        spec.mode,
-                        &weights[idx],
-                        &mut grads[idx],
-                        x,
-                        cache,
-                        &dh,
-                        &dc_carry,
-                        dx,
-                    );
+                    let (dhp, dcp) =
+                        cell_backward(spec.mode, &weights[idx], &mut grads[idx], x, cache, &dh, &dc_carry, dx);
                     dh_carry = dhp;
                     dc_carry = dcp;
                 }

@@ -9,7 +9,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
-use crate::rnn::layer::{Rnn, RnnGrads, RnnParams};
+use crate::rnn::layer::{Rnn, RnnParams};
 use crate::rnn::packed::PackedBatch;
 use crate::rnn::spec::RnnMode;
 use crate::tensor::{DType, Tensor};
@@ -90,17 +90,7 @@ const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
 const GRU_STEP_FORWARD: Kernel = Kernel {
     shader: Shader::Gru,
     entry: "gru_step_forward",
-    storage: &[
-        (1, R),
-        (2, R),
-        (3, R),
-        (4, R),
-        (5, W),
-        (6, W),
-        (7, W),
-        (8, W),
-        (9, W),
-    ],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)],
 };
 const GRU_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::GruBackward,
@@ -126,16 +116,7 @@ const GRU_GRAD_INITIAL_STATE: Kernel = Kernel {
 const RNN_STEP_FORWARD: Kernel = Kernel {
     shader: Shader::Rnn,
     entry: "rnn_step_forward",
-    storage: &[
-        (1, R),
-        (2, R),
-        (3, R),
-        (4, R),
-        (5, W),
-        (6, W),
-        (7, W),
-        (8, W),
-    ],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W)],
 };
 const RNN_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::RnnBackward,
@@ -214,23 +195,14 @@ fn state_or_zeros(
         Some(t) if t.shape() == shape && t.dtype() == DType::F32 => Ok(t.clone()),
         Some(t) => Err(Error::Shape {
             op,
-            message: format!(
-                "{name} must be an f32 tensor of shape {shape:?}, got {:?}",
-                t.shape()
-            ),
+            message: format!("{name} must be an f32 tensor of shape {shape:?}, got {:?}", t.shape()),
         }),
         None => Tensor::zeros(device, shape),
     }
 }
 
 /// Inverted dropout of a packed (N, F) tensor with the mask of `layer`.
-fn dropout_apply(
-    x: &Tensor,
-    batch: &PackedBatch,
-    layer: usize,
-    p: f32,
-    seed: u64,
-) -> Result<Tensor> {
+fn dropout_apply(x: &Tensor, batch: &PackedBatch, layer: usize, p: f32, seed: u64) -> Result<Tensor> {
     const OP: &str = "dropout_apply";
     let &[rows, cols] = x.shape() else {
         unreachable!("packed activations are 2-D")
@@ -248,10 +220,7 @@ fn dropout_apply(
     };
     let rt = &x.device().rt;
     let total = u32_of(OP, rows * cols)?;
-    let groups = grid(
-        total.div_ceil(256),
-        rt.limits.max_compute_workgroups_per_dimension,
-    );
+    let groups = grid(total.div_ceil(256), rt.limits.max_compute_workgroups_per_dimension);
     rt.launch(
         DROPOUT_APPLY,
         &[("WG", 256.0)],
@@ -293,12 +262,7 @@ pub(crate) fn forward(
     const OP: &str = "Rnn::forward";
     let spec = *rnn.spec();
     let dev = x.device();
-    let (n, b, h, dirs) = (
-        batch.total(),
-        batch.batch(),
-        spec.hidden_size,
-        spec.directions(),
-    );
+    let (n, b, h, dirs) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions());
     if x.shape() != [n, spec.input_size] || x.dtype() != DType::F32 {
         return Err(Error::Shape {
             op: OP,
@@ -346,13 +310,7 @@ pub(crate) fn forward(
                 trans_b: true,
                 ..GemmOptions::default()
             };
-            gemm(
-                &layer_input,
-                &params.weight_ih,
-                Some(&params.bias_ih),
-                &gates,
-                proj,
-            )?;
+            gemm(&layer_input, &params.weight_ih, Some(&params.bias_ih), &gates, proj)?;
             let aux = match spec.mode {
                 RnnMode::Lstm | RnnMode::Gru => Some(Tensor::uninit(dev, &[n, h], DType::F32)?),
                 _ => None,
@@ -362,11 +320,7 @@ pub(crate) fn forward(
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
                 let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
-                let (w_hh, b_hh, info) = (
-                    params.weight_hh.buffer(),
-                    params.bias_hh.buffer(),
-                    batch.info.buffer(),
-                );
+                let (w_hh, b_hh, info) = (params.weight_hh.buffer(), params.bias_hh.buffer(), batch.info.buffer());
                 match spec.mode {
                     RnnMode::Lstm => {
                         let (cell, c0, c_n) = (aux_ref(&aux), opt_ref(&c0), opt_ref(&c_n));
@@ -434,9 +388,7 @@ pub(crate) fn forward(
 }
 
 fn aux_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
-    t.as_ref()
-        .expect("LSTM/GRU save an auxiliary tensor")
-        .buffer()
+    t.as_ref().expect("LSTM/GRU save an auxiliary tensor").buffer()
 }
 
 fn opt_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
@@ -464,13 +416,19 @@ fn step_params(
     })
 }
 
+/// Backward pass. Parameter gradients go into `param_grads` (one set per
+/// (layer, dir), parameter shapes): added to what is there when
+/// `accumulate`, else overwriting it. Returns the gradients of the packed
+/// input, h0 and c0.
 pub(crate) fn backward(
     rnn: &Rnn,
     fwd: &PackedForward,
     grad_output: &Tensor,
     grad_h_n: Option<&Tensor>,
     grad_c_n: Option<&Tensor>,
-) -> Result<RnnGrads> {
+    param_grads: &[RnnParams],
+    accumulate: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     const OP: &str = "Rnn::backward";
     let spec = *rnn.spec();
     let batch = &fwd.batch;
@@ -514,7 +472,17 @@ pub(crate) fn backward(
     let constants = mode_constants(spec.mode);
     let rt = &dev.rt;
 
-    let mut param_grads: Vec<Option<RnnParams>> = vec![None; spec.num_layers * dirs];
+    if param_grads.len() != spec.num_layers * dirs {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!(
+                "{} gradient sets for {} (layer, direction) pairs",
+                param_grads.len(),
+                spec.num_layers * dirs
+            ),
+        });
+    }
+    let beta_acc = if accumulate { 1.0 } else { 0.0 };
     let mut d_out = grad_output.clone();
     for layer in (0..spec.num_layers).rev() {
         let saved = &fwd.layers[layer];
@@ -600,13 +568,7 @@ pub(crate) fn backward(
                     rt.launch(LSTM_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
                 }
                 RnnMode::Gru => {
-                    let bufs = [
-                        info,
-                        w_hh,
-                        aux_ref(&dgh),
-                        aux_ref(&dcarry),
-                        grad_h0.buffer(),
-                    ];
+                    let bufs = [info, w_hh, aux_ref(&dgh), aux_ref(&dcarry), grad_h0.buffer()];
                     rt.launch(GRU_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
                 }
                 RnnMode::RnnTanh | RnnMode::RnnRelu => {
@@ -616,20 +578,16 @@ pub(crate) fn backward(
             }
             // Parameter gradients over all steps at once.
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
-            let grads = RnnParams {
-                weight_ih: Tensor::uninit(dev, &[g, in_size], DType::F32)?,
-                weight_hh: Tensor::uninit(dev, &[g, h], DType::F32)?,
-                bias_ih: Tensor::uninit(dev, &[g], DType::F32)?,
-                bias_hh: Tensor::uninit(dev, &[g], DType::F32)?,
-            };
+            let grads = &param_grads[idx];
             let at = GemmOptions {
                 trans_a: true,
+                beta: beta_acc,
                 ..GemmOptions::default()
             };
             gemm(&dgx, &saved.input, None, &grads.weight_ih, at)?;
             gemm(dgh_t, &s.h_prev, None, &grads.weight_hh, at)?;
-            sum_cols(&dgx, &grads.bias_ih, 0.0)?;
-            sum_cols(dgh_t, &grads.bias_hh, 0.0)?;
+            sum_cols(&dgx, &grads.bias_ih, beta_acc)?;
+            sum_cols(dgh_t, &grads.bias_hh, beta_acc)?;
             // Input gradient, both directions summed.
             let beta = if dir == 0 { 0.0 } else { 1.0 };
             gemm(
@@ -642,20 +600,11 @@ pub(crate) fn backward(
                     ..GemmOptions::default()
                 },
             )?;
-            param_grads[idx] = Some(grads);
         }
         d_out = match (layer > 0, fwd.dropout) {
             (true, Some((p, seed))) => dropout_apply(&d_in, batch, layer, p, seed)?,
             _ => d_in,
         };
     }
-    Ok(RnnGrads {
-        input: d_out,
-        h0: grad_h0,
-        c0: grad_c0,
-        params: param_grads
-            .into_iter()
-            .map(|p| p.expect("every (layer, dir) visited"))
-            .collect(),
-    })
+    Ok((d_out, grad_h0, grad_c0))
 }

@@ -93,12 +93,7 @@ pub struct RnnParams {
 impl RnnParams {
     /// The tensors in PyTorch's order: weight_ih, weight_hh, bias_ih, bias_hh.
     pub fn tensors(&self) -> [&Tensor; 4] {
-        [
-            &self.weight_ih,
-            &self.weight_hh,
-            &self.bias_ih,
-            &self.bias_hh,
-        ]
+        [&self.weight_ih, &self.weight_hh, &self.bias_ih, &self.bias_hh]
     }
 }
 
@@ -140,11 +135,7 @@ pub struct RnnGrads {
 impl Rnn {
     /// A stack with the given host weights, per (layer, dir) in
     /// `layer·D + dir` order, each `[weight_ih, weight_hh, bias_ih, bias_hh]`.
-    pub fn from_host(
-        device: &Device,
-        config: RnnConfig,
-        weights: &[[Vec<f32>; 4]],
-    ) -> Result<Self> {
+    pub fn from_host(device: &Device, config: RnnConfig, weights: &[[Vec<f32>; 4]]) -> Result<Self> {
         let spec = config.spec;
         spec.validate()?;
         if !(0.0..1.0).contains(&config.dropout) {
@@ -173,10 +164,7 @@ impl Rnn {
                 if w[k].len() != numel {
                     return Err(Error::Shape {
                         op: "Rnn::from_host",
-                        message: format!(
-                            "{name} needs {numel} values for shape {shape:?}, got {}",
-                            w[k].len()
-                        ),
+                        message: format!("{name} needs {numel} values for shape {shape:?}, got {}", w[k].len()),
                     });
                 }
                 Tensor::from_slice(device, &w[k], shape)
@@ -234,10 +222,7 @@ impl Rnn {
         let &[batch, max_len, features] = input.shape() else {
             return Err(Error::Shape {
                 op: "Rnn::forward",
-                message: format!(
-                    "input must be batch-first (B, T, I), got {:?}",
-                    input.shape()
-                ),
+                message: format!("input must be batch-first (B, T, I), got {:?}", input.shape()),
             });
         };
         if features != self.spec().input_size {
@@ -309,6 +294,36 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RnnGrads> {
-        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n)
+        let dev = grad_output.device();
+        let params = self
+            .params
+            .iter()
+            .map(|p| {
+                let like = |t: &Tensor| Tensor::uninit(dev, t.shape(), crate::tensor::DType::F32);
+                Ok(RnnParams {
+                    weight_ih: like(&p.weight_ih)?,
+                    weight_hh: like(&p.weight_hh)?,
+                    bias_ih: like(&p.bias_ih)?,
+                    bias_hh: like(&p.bias_hh)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (input, h0, c0) = gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &params, false)?;
+        Ok(RnnGrads { input, h0, c0, params })
+    }
+
+    /// [`Rnn::backward_packed`] adding the parameter gradients into
+    /// `param_grads` (per (layer, dir), parameter shapes) instead of
+    /// returning new tensors; returns the (input, h0, c0) gradients. This is
+    /// how the autograd tape accumulates into a model's gradient store.
+    pub fn backward_packed_into(
+        &self,
+        fwd: &gpu::PackedForward,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+        param_grads: &[RnnParams],
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, param_grads, true)
     }
 }

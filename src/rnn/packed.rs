@@ -97,10 +97,7 @@ impl PackedBatch {
     /// Packs a padded batch-first (B, T, F) tensor into (N, F).
     pub fn pack(&self, padded: &Tensor) -> Result<Tensor> {
         let f = self.check_padded("PackedBatch::pack", padded)?;
-        crate::ops::gather_rows(
-            &padded.reshape(&[self.batch() * self.max_len, f])?,
-            &self.pack_index,
-        )
+        crate::ops::gather_rows(&padded.reshape(&[self.batch() * self.max_len, f])?, &self.pack_index)
     }
 
     /// Unpacks (N, F) into a padded batch-first (B, T, F) tensor with zeros
@@ -118,11 +115,7 @@ impl PackedBatch {
                 message: format!("packed tensor has {n} rows, the batch has {}", self.total()),
             });
         }
-        crate::ops::gather_rows_or_zero(packed, &self.unpack_index)?.reshape(&[
-            self.batch(),
-            self.max_len,
-            f,
-        ])
+        crate::ops::gather_rows_or_zero(packed, &self.unpack_index)?.reshape(&[self.batch(), self.max_len, f])
     }
 
     fn check_padded(&self, op: &'static str, t: &Tensor) -> Result<usize> {

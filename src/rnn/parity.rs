@@ -65,24 +65,18 @@ fn read_lengths(st: &SafeTensors<'_>) -> Result<Vec<usize>> {
             .into_iter()
             .map(i64::from)
             .collect(),
-        other => {
-            return Err(format_err(format!(
-                "tensor `lengths` must be int64, got {other:?}"
-            )))
-        }
+        other => return Err(format_err(format!("tensor `lengths` must be int64, got {other:?}"))),
     };
     values
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            usize::try_from(v).map_err(|_| format_err(format!("lengths[{i}] = {v} is negative")))
-        })
+        .map(|(i, v)| usize::try_from(v).map_err(|_| format_err(format!("lengths[{i}] = {v} is negative"))))
         .collect()
 }
 
 fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| format_err(format!("not a safetensors file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| format_err(format!("not a safetensors file: {e}")))?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
@@ -95,8 +89,7 @@ fn meta_value<'a>(meta: &'a HashMap<String, String>, key: &str) -> Result<&'a st
 /// Runs the contract on the bytes of IN; returns the bytes of OUT.
 pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let meta = metadata(input_file)?;
-    let st = SafeTensors::deserialize(input_file)
-        .map_err(|e| format_err(format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(input_file).map_err(|e| format_err(format!("not a safetensors file: {e}")))?;
     let mode = RnnMode::parse(meta_value(&meta, "mode")?)?;
     let num_layers: usize = meta_value(&meta, "num_layers")?.parse().map_err(|_| {
         format_err(format!(
@@ -197,6 +190,14 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
 
 /// Serialises f32 tensors to safetensors bytes (downloads each once).
 pub fn write_f32_tensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
+    write_f32_tensors_with_metadata(tensors, None)
+}
+
+/// [`write_f32_tensors`] with a metadata map.
+pub fn write_f32_tensors_with_metadata(
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let host: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(n, t)| {
@@ -215,5 +216,5 @@ pub fn write_f32_tensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
                 .map_err(|e| format_err(format!("serialising `{n}`: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, None).map_err(|e| format_err(format!("serialising: {e}")))
+    safetensors::serialize(views, metadata).map_err(|e| format_err(format!("serialising: {e}")))
 }

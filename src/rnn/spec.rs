@@ -122,10 +122,7 @@ impl RnnSpec {
         let g = self.gate_size();
         let s = Self::suffix(layer, dir);
         [
-            (
-                format!("weight_ih_{s}"),
-                vec![g, self.layer_input_size(layer)],
-            ),
+            (format!("weight_ih_{s}"), vec![g, self.layer_input_size(layer)]),
             (format!("weight_hh_{s}"), vec![g, self.hidden_size]),
             (format!("bias_ih_{s}"), vec![g]),
             (format!("bias_hh_{s}"), vec![g]),
@@ -140,22 +137,13 @@ pub fn validate_lengths(lengths: &[usize], batch: usize, max_len: usize) -> Resu
     if lengths.len() != batch {
         return Err(Error::Shape {
             op: OP,
-            message: format!(
-                "{} lengths given for a batch of {batch} rows",
-                lengths.len()
-            ),
+            message: format!("{} lengths given for a batch of {batch} rows", lengths.len()),
         });
     }
-    if let Some((row, &len)) = lengths
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l == 0 || l > max_len)
-    {
+    if let Some((row, &len)) = lengths.iter().enumerate().find(|(_, &l)| l == 0 || l > max_len) {
         return Err(Error::OutOfRange {
             op: OP,
-            message: format!(
-                "length {len} of row {row} is outside 1..={max_len} (the padded sequence length)"
-            ),
+            message: format!("length {len} of row {row} is outside 1..={max_len} (the padded sequence length)"),
         });
     }
     Ok(())
@@ -167,8 +155,7 @@ pub fn validate_lengths(lengths: &[usize], batch: usize, max_len: usize) -> Resu
 /// reference reproduces it exactly. `element` is the padded index
 /// `(b·T + t)·F + f` so the mask does not depend on packing.
 pub fn dropout_keep(seed: u64, layer: u32, element: u32, p: f32) -> bool {
-    let mut h =
-        pcg_hash(element ^ pcg_hash(layer ^ pcg_hash(seed as u32 ^ pcg_hash((seed >> 32) as u32))));
+    let mut h = pcg_hash(element ^ pcg_hash(layer ^ pcg_hash(seed as u32 ^ pcg_hash((seed >> 32) as u32))));
     h = pcg_hash(h);
     // 24 high bits → uniform in [0, 1) exactly representable in f32.
     let u = (h >> 8) as f32 * (1.0 / 16_777_216.0);

@@ -53,14 +53,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], scale: &[f32], tol: f
         let first: Vec<String> = bad
             .iter()
             .take(5)
-            .map(|&i| {
-                format!(
-                    "[{i}] got {} want {} (allowed ±{})",
-                    got[i],
-                    want[i],
-                    tol * scale[i]
-                )
-            })
+            .map(|&i| format!("[{i}] got {} want {} (allowed ±{})", got[i], want[i], tol * scale[i]))
             .collect();
         panic!(
             "{what}: {} of {} elements differ; first: {}; max |diff| {} at [{}]",

@@ -1,0 +1,139 @@
+// optim.wgsl — fused optimizer updates (PyTorch's formulas and defaults),
+// and global gradient-norm clipping without a readback:
+//   grad_sumsq_partial   partials[offset + i] = Σ grad[i·CHUNK .. (i+1)·CHUNK]²
+//   clip_coefficient     clip[0] = ‖all grads‖₂ = sqrt(Σ partials),
+//                        clip[1] = min(1, max_norm / (clip[0] + 1e-6)) or 1
+//   sgd_step             torch.optim.SGD (momentum, dampening, nesterov,
+//                        weight_decay)
+//   adam_step            torch.optim.Adam, or AdamW when DECOUPLED
+//   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered)
+// Every update reads its gradient as clip[1]·grad, so clipping costs two
+// small dispatches and no host round trip.
+//
+// Bindings:
+//   0 p         uniform     OptimParams
+//   1 grad      read        (n)
+//   2 partials  read_write  (P) partial sums of squares
+//   3 clip      read_write  (2) norm, coefficient
+//   4 param     read_write  (n)
+//   5 state1    read_write  (n) momentum_buffer / exp_avg / square_avg
+//   6 state2    read_write  (n) exp_avg_sq / grad_avg (centered RMSprop)
+//   7 state3    read_write  (n) momentum_buffer (RMSprop)
+// Workgroup mapping: one invocation per element (per chunk for
+// grad_sumsq_partial; one invocation for clip_coefficient), grids over x, y.
+// Saves nothing.
+
+override WG: u32 = 256u;
+override DECOUPLED: bool = false;
+override NESTEROV: bool = false;
+override CENTERED: bool = false;
+const CHUNK: u32 = 256u;
+
+// Mirrors `OptimParams` in src/optim.rs.
+struct OptimParams {
+    n: u32,
+    step: u32,         // 1-based step count (bias correction, first momentum step)
+    offset: u32,       // grad_sumsq_partial: first slot; clip_coefficient: slot count
+    _pad: u32,
+    lr: f32,
+    beta1: f32,        // Adam β1 / SGD and RMSprop momentum
+    beta2: f32,        // Adam β2 / RMSprop alpha
+    eps: f32,
+    weight_decay: f32,
+    dampening: f32,
+    max_norm: f32,     // ≤ 0: no clipping
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: OptimParams;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(3) var<storage, read_write> clip: array<f32>;
+@group(0) @binding(4) var<storage, read_write> param: array<f32>;
+@group(0) @binding(5) var<storage, read_write> state1: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state2: array<f32>;
+@group(0) @binding(7) var<storage, read_write> state3: array<f32>;
+
+fn invocation(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return linear_workgroup(wg, nwg) * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn grad_sumsq_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    let start = i * CHUNK;
+    if (start >= p.n) { return; }
+    var acc = 0.0;
+    for (var k = start; k < min(start + CHUNK, p.n); k++) { acc += grad[k] * grad[k]; }
+    partials[p.offset + i] = acc;
+}
+
+@compute @workgroup_size(1)
+fn clip_coefficient() {
+    var acc = 0.0;
+    for (var i = 0u; i < p.offset; i++) { acc += partials[i]; }
+    let norm = sqrt(acc);
+    clip[0] = norm;
+    clip[1] = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    var g = clip[1] * grad[i] + p.weight_decay * param[i];
+    if (p.beta1 != 0.0) {
+        var buf: f32;
+        if (p.step == 1u) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
+        state1[i] = buf;
+        if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
+    }
+    param[i] = param[i] - p.lr * g;
+}
+
+@compute @workgroup_size(WG)
+fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    var g = clip[1] * grad[i];
+    var w = param[i];
+    if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
+    let m = p.beta1 * state1[i] + (1.0 - p.beta1) * g;
+    let v = p.beta2 * state2[i] + (1.0 - p.beta2) * g * g;
+    state1[i] = m;
+    state2[i] = v;
+    let t = f32(p.step);
+    let bias1 = 1.0 - pow(p.beta1, t);
+    let bias2 = 1.0 - pow(p.beta2, t);
+    // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
+    let denom = sqrt(v) / sqrt(bias2) + p.eps;
+    param[i] = w - (p.lr / bias1) * m / denom;
+}
+
+@compute @workgroup_size(WG)
+fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    let g = clip[1] * grad[i] + p.weight_decay * param[i];
+    let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
+    state1[i] = sq;
+    var avg: f32;
+    if (CENTERED) {
+        let ga = p.beta2 * state2[i] + (1.0 - p.beta2) * g;
+        state2[i] = ga;
+        avg = sqrt(sq - ga * ga) + p.eps;
+    } else {
+        avg = sqrt(sq) + p.eps;
+    }
+    if (p.beta1 > 0.0) {
+        let buf = p.beta1 * state3[i] + g / avg;
+        state3[i] = buf;
+        param[i] = param[i] - p.lr * buf;
+    } else {
+        param[i] = param[i] - p.lr * g / avg;
+    }
+}

@@ -1,0 +1,604 @@
+//! A thin autograd tape. Operations are recorded in creation order; each
+//! node keeps its value and what its backward rule needs. `backward(loss)`
+//! walks the nodes in reverse with one `match` over [`Op`], accumulating
+//! (`+=`) into the gradients of intermediate values and straight into each
+//! [`Parameter`]'s gradient (the gradient store keyed by parameter).
+//! Everything is recorded into the device's open command buffer: a whole
+//! training step (forward, backward, optimizer) is one submission, and
+//! nothing is read back until the caller asks for a value.
+//!
+//! A tape in evaluation mode ([`Tape::eval`]) keeps values only: dropout is
+//! the identity, nothing is saved for backward, and `backward` is an error.
+
+mod launch;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::nn::{Embedding, Linear, Parameter, Recurrent};
+use crate::ops::{elementwise_add, elementwise_axpy, gemm, sum_cols, GemmOptions};
+use crate::rnn::spec::pcg_hash;
+use crate::rnn::{PackedBatch, PackedForward, Rnn};
+use crate::tensor::{DType, Tensor};
+
+use launch::{LossForward, LossParams};
+
+/// A value recorded on a tape (an index into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Var(usize);
+
+/// What produced a node, and what its backward rule needs.
+#[derive(Debug)]
+enum Op {
+    /// A constant input: gradients stop here.
+    Input,
+    /// `weight[ids]`; `buckets` sorts the ids for the deterministic gradient.
+    Embedding {
+        weight: Parameter,
+        buckets: Tensor,
+        unique: usize,
+    },
+    /// `x·Wᵀ + b`.
+    Linear {
+        x: Var,
+        weight: Parameter,
+        bias: Option<Parameter>,
+    },
+    /// Inverted dropout with the hashed mask of `seed`.
+    Dropout { x: Var, p: f32, seed: u64 },
+    /// `a + b`.
+    Add { a: Var, b: Var },
+    /// A recurrent stack over a packed batch; value = packed output.
+    Recurrent {
+        layer: Rnn,
+        grads: Vec<crate::rnn::RnnParams>,
+        x: Var,
+        h0: Option<Var>,
+        c0: Option<Var>,
+        h_n: Var,
+        c_n: Option<Var>,
+        saved: Box<PackedForward>,
+    },
+    /// `h_n` or `c_n` of a recurrent node: its gradient is consumed there.
+    RecurrentState,
+    /// Mean or max over each row's valid steps.
+    Pool {
+        x: Var,
+        batch: PackedBatch,
+        argmax: Option<Tensor>,
+    },
+    /// Last layer's `h_n`, directions concatenated.
+    PoolLast { h_n: Var, directions: usize },
+    /// Mean softmax cross-entropy or BCE-with-logits.
+    Loss {
+        logits: Var,
+        targets: Tensor,
+        stats: Tensor,
+        params: LossParams,
+        bce: bool,
+    },
+    /// A value with no derivative (metrics): reaching it is an error.
+    NoGrad { name: &'static str },
+}
+
+#[derive(Debug)]
+struct Node {
+    value: Tensor,
+    op: Op,
+}
+
+/// Outputs of [`Tape::recurrent`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecurrentVars {
+    /// (N, D·H) packed output of the last layer.
+    pub output: Var,
+    /// (L·D, B, H) final hidden states.
+    pub h_n: Var,
+    /// (L·D, B, H) final cell states (LSTM).
+    pub c_n: Option<Var>,
+}
+
+/// Outputs of a loss: the scalar to call `backward` on and its metrics,
+/// still on the GPU.
+#[derive(Debug, Clone)]
+pub struct LossVars {
+    /// (1) mean loss over the rows not ignored.
+    pub loss: Var,
+    /// (1) count of rows whose prediction is right (argmax = target, or
+    /// sign agrees for BCE).
+    pub correct: Tensor,
+    /// Rows counted (not ignored).
+    pub count: usize,
+}
+
+/// The autograd tape of one forward (and backward) pass.
+#[derive(Debug)]
+pub struct Tape {
+    device: Device,
+    nodes: Vec<Node>,
+    train: bool,
+    seed: u64,
+    dropouts: u64,
+}
+
+impl Tape {
+    /// A tape that records for backward; `seed` drives dropout masks (vary
+    /// it per step for fresh masks, keep it for reproducibility).
+    pub fn train(device: &Device, seed: u64) -> Self {
+        Self {
+            device: device.clone(),
+            nodes: Vec::new(),
+            train: true,
+            seed,
+            dropouts: 0,
+        }
+    }
+
+    /// An evaluation tape: no dropout, nothing saved, no backward.
+    pub fn eval(device: &Device) -> Self {
+        Self {
+            device: device.clone(),
+            nodes: Vec::new(),
+            train: false,
+            seed: 0,
+            dropouts: 0,
+        }
+    }
+
+    /// Whether this tape records for training.
+    pub fn is_training(&self) -> bool {
+        self.train
+    }
+
+    fn push(&mut self, value: Tensor, op: Op) -> Var {
+        let op = if self.train { op } else { Op::Input };
+        self.nodes.push(Node { value, op });
+        Var(self.nodes.len() - 1)
+    }
+
+    /// The value of a recorded var.
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    /// Records a constant input.
+    pub fn input(&mut self, t: Tensor) -> Var {
+        self.push(t, Op::Input)
+    }
+
+    /// A fresh seed for the next dropout mask (deterministic in the tape seed).
+    fn next_seed(&mut self) -> u64 {
+        self.dropouts += 1;
+        let lo = pcg_hash(self.seed as u32 ^ pcg_hash(self.dropouts as u32));
+        let hi = pcg_hash((self.seed >> 32) as u32 ^ pcg_hash(lo));
+        (u64::from(hi) << 32) | u64::from(lo)
+    }
+
+    /// `embedding.weight[ids]`: (count) host ids → (count, E). Ids ≥ V are
+    /// an error before any GPU work.
+    pub fn embedding(&mut self, emb: &Embedding, ids: &[u32]) -> Result<Var> {
+        let vocab = emb.vocab();
+        if let Some((pos, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+            return Err(Error::OutOfRange {
+                op: "embedding",
+                message: format!("token id {id} at position {pos} is out of range for a vocabulary of {vocab}"),
+            });
+        }
+        if ids.is_empty() {
+            return Err(Error::Empty {
+                op: "embedding",
+                what: "ids".into(),
+            });
+        }
+        let idx = Tensor::from_u32(&self.device, ids, &[ids.len()])?;
+        let value = crate::ops::gather_rows(&emb.weight.value, &idx)?;
+        let op = if self.train {
+            let (buckets, unique) = launch::embedding_buckets(ids, emb.padding_idx);
+            // An all-padding batch has no buckets; keep a valid 1-element tensor.
+            let buckets = if buckets.len() > 1 { buckets } else { vec![0, 0] };
+            Op::Embedding {
+                weight: emb.weight.clone(),
+                buckets: Tensor::from_u32(&self.device, &buckets, &[buckets.len()])?,
+                unique,
+            }
+        } else {
+            Op::Input
+        };
+        Ok(self.push(value, op))
+    }
+
+    /// `x·Wᵀ + b`: x (M, in) → (M, out).
+    pub fn linear(&mut self, layer: &Linear, x: Var) -> Result<Var> {
+        let xv = self.value(x);
+        let (m, inf) = match *xv.shape() {
+            [m, i] => (m, i),
+            ref s => {
+                return Err(Error::Shape {
+                    op: "linear",
+                    message: format!("input must be 2-D (M, in), got {s:?}"),
+                })
+            }
+        };
+        if inf != layer.in_features() {
+            return Err(Error::Shape {
+                op: "linear",
+                message: format!("input has {inf} features, the layer expects {}", layer.in_features()),
+            });
+        }
+        let out = Tensor::uninit(&self.device, &[m, layer.out_features()], DType::F32)?;
+        let opts = GemmOptions {
+            trans_b: true,
+            ..GemmOptions::default()
+        };
+        gemm(
+            xv,
+            &layer.weight.value,
+            layer.bias.as_ref().map(|b| &b.value),
+            &out,
+            opts,
+        )?;
+        Ok(self.push(
+            out,
+            Op::Linear {
+                x,
+                weight: layer.weight.clone(),
+                bias: layer.bias.clone(),
+            },
+        ))
+    }
+
+    /// Inverted dropout with probability `p` (identity on an eval tape).
+    pub fn dropout(&mut self, x: Var, p: f32) -> Result<Var> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Config(format!("dropout probability must be in [0, 1), got {p}")));
+        }
+        if !self.train || p == 0.0 {
+            return Ok(x);
+        }
+        let seed = self.next_seed();
+        let out = launch::dropout_dense(self.value(x), p, seed)?;
+        Ok(self.push(out, Op::Dropout { x, p, seed }))
+    }
+
+    /// `a + b` (same shapes).
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        let out = Tensor::uninit(&self.device, self.value(a).shape(), DType::F32)?;
+        elementwise_add(self.value(a), self.value(b), &out)?;
+        Ok(self.push(out, Op::Add { a, b }))
+    }
+
+    /// A recurrent stack over a packed input (N, I); `h0`/`c0` default to
+    /// zeros. Inter-layer dropout applies on a training tape.
+    pub fn recurrent(
+        &mut self,
+        module: &Recurrent,
+        x: Var,
+        batch: &PackedBatch,
+        h0: Option<Var>,
+        c0: Option<Var>,
+    ) -> Result<RecurrentVars> {
+        let seed = self.train.then(|| self.next_seed());
+        let fwd = module.layer.forward_packed(
+            self.value(x),
+            batch,
+            h0.map(|v| self.value(v)),
+            c0.map(|v| self.value(v)),
+            seed,
+        )?;
+        let (output, h_n_t, c_n_t) = (fwd.output.clone(), fwd.h_n.clone(), fwd.c_n.clone());
+        // The state nodes come after the recurrent node so that, walking in
+        // reverse, their gradients are complete when it runs.
+        let rec = self.nodes.len();
+        let h_n = Var(rec + 1);
+        let c_n = c_n_t.as_ref().map(|_| Var(rec + 2));
+        let op = Op::Recurrent {
+            layer: module.layer.clone(),
+            grads: module.grads.clone(),
+            x,
+            h0,
+            c0,
+            h_n,
+            c_n,
+            saved: Box::new(fwd),
+        };
+        let output = self.push(output, op);
+        let h_n_var = self.push(h_n_t, Op::RecurrentState);
+        let c_n_var = c_n_t.map(|t| self.push(t, Op::RecurrentState));
+        debug_assert_eq!((h_n_var, c_n_var), (h_n, c_n));
+        Ok(RecurrentVars {
+            output,
+            h_n: h_n_var,
+            c_n: c_n_var,
+        })
+    }
+
+    /// Mean over each row's valid steps: packed (N, F) → (B, F).
+    pub fn pool_mean(&mut self, x: Var, batch: &PackedBatch) -> Result<Var> {
+        self.pool(x, batch, false)
+    }
+
+    /// Max over each row's valid steps: packed (N, F) → (B, F).
+    pub fn pool_max(&mut self, x: Var, batch: &PackedBatch) -> Result<Var> {
+        self.pool(x, batch, true)
+    }
+
+    fn pool(&mut self, x: Var, batch: &PackedBatch, max: bool) -> Result<Var> {
+        let xv = self.value(x);
+        if xv.shape().len() != 2 || xv.shape()[0] != batch.total() {
+            return Err(Error::Shape {
+                op: "pool",
+                message: format!("expected a packed ({}, F) tensor, got {:?}", batch.total(), xv.shape()),
+            });
+        }
+        let (out, argmax) = launch::pool_forward(xv, batch, max)?;
+        Ok(self.push(
+            out,
+            Op::Pool {
+                x,
+                batch: batch.clone(),
+                argmax,
+            },
+        ))
+    }
+
+    /// The last layer's final hidden state, both directions concatenated:
+    /// h_n (L·D, B, H) → (B, D·H) — what Keras/PyTorch classifiers feed to
+    /// their head.
+    pub fn pool_last(&mut self, h_n: Var, directions: usize) -> Result<Var> {
+        let shape = self.value(h_n).shape().to_vec();
+        if shape.len() != 3 || directions == 0 || shape[0] % directions != 0 {
+            return Err(Error::Shape {
+                op: "pool_last",
+                message: format!("h_n must be (L·D, B, H) with D = {directions}, got {shape:?}"),
+            });
+        }
+        let out = launch::pool_last_forward(self.value(h_n), directions)?;
+        Ok(self.push(out, Op::PoolLast { h_n, directions }))
+    }
+
+    /// Mean softmax cross-entropy of logits (M, C) against class ids (M),
+    /// as `torch.nn.functional.cross_entropy(logits, targets, ignore_index,
+    /// label_smoothing)`. Rows whose target is `ignore_index` count for
+    /// nothing; any other target ≥ C is an error.
+    pub fn cross_entropy(
+        &mut self,
+        logits: Var,
+        targets: &[u32],
+        ignore_index: Option<u32>,
+        label_smoothing: f32,
+    ) -> Result<LossVars> {
+        const OP: &str = "cross_entropy";
+        let lv = self.value(logits);
+        let &[m, c] = lv.shape() else {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("logits must be (M, C), got {:?}", lv.shape()),
+            });
+        };
+        if targets.len() != m {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("{} targets for {m} rows of logits", targets.len()),
+            });
+        }
+        if !(0.0..=1.0).contains(&label_smoothing) {
+            return Err(Error::Config(format!(
+                "label_smoothing must be in [0, 1], got {label_smoothing}"
+            )));
+        }
+        if let Some((row, &y)) = targets
+            .iter()
+            .enumerate()
+            .find(|(_, &y)| y as usize >= c && Some(y) != ignore_index)
+        {
+            return Err(Error::OutOfRange {
+                op: OP,
+                message: format!("target {y} of row {row} is not a class of {c}"),
+            });
+        }
+        let count = targets.iter().filter(|&&y| Some(y) != ignore_index).count();
+        let t = Tensor::from_u32(&self.device, targets, &[m])?;
+        let params = LossParams {
+            rows: crate::ops::dim_u32(OP, "rows", m)?,
+            classes: crate::ops::dim_u32(OP, "classes", c)?,
+            ignore_index: ignore_index.unwrap_or(u32::MAX),
+            smoothing: label_smoothing,
+            scale: if count > 0 { 1.0 / count as f32 } else { 0.0 },
+            _pad: [0; 3],
+        };
+        self.loss(logits, t, params, false, count)
+    }
+
+    /// Mean binary cross-entropy with logits, logits (M) or (M, 1) against
+    /// labels in [0, 1], as `torch.nn.functional.binary_cross_entropy_with_logits`.
+    pub fn bce_with_logits(&mut self, logits: Var, targets: &[f32]) -> Result<LossVars> {
+        const OP: &str = "bce_with_logits";
+        let m = self.value(logits).numel();
+        if !matches!(self.value(logits).shape(), [_] | [_, 1]) || targets.len() != m {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!(
+                    "logits {:?} and {} targets: need (M) or (M, 1) and M labels",
+                    self.value(logits).shape(),
+                    targets.len()
+                ),
+            });
+        }
+        if let Some((row, y)) = targets.iter().enumerate().find(|(_, y)| !(0.0..=1.0).contains(*y)) {
+            return Err(Error::OutOfRange {
+                op: OP,
+                message: format!("label {y} of row {row} is outside [0, 1]"),
+            });
+        }
+        let bits: Vec<u32> = targets.iter().map(|y| y.to_bits()).collect();
+        let t = Tensor::from_u32(&self.device, &bits, &[m])?;
+        let params = LossParams {
+            rows: crate::ops::dim_u32(OP, "rows", m)?,
+            classes: 1,
+            ignore_index: u32::MAX,
+            smoothing: 0.0,
+            scale: 1.0 / m as f32,
+            _pad: [0; 3],
+        };
+        self.loss(logits, t, params, true, m)
+    }
+
+    fn loss(&mut self, logits: Var, targets: Tensor, params: LossParams, bce: bool, count: usize) -> Result<LossVars> {
+        let LossForward { stats, loss, correct } = launch::loss_forward(self.value(logits), &targets, params, bce)?;
+        let loss = self.push(
+            loss,
+            Op::Loss {
+                logits,
+                targets,
+                stats,
+                params,
+                bce,
+            },
+        );
+        Ok(LossVars { loss, correct, count })
+    }
+
+    /// Records a metric value; calling `backward` through it is an error.
+    pub fn metric(&mut self, name: &'static str, value: Tensor) -> Var {
+        self.push(value, Op::NoGrad { name })
+    }
+
+    /// Backpropagates from a scalar (1-element) var: parameter gradients are
+    /// added to each [`Parameter::grad`]. Returns the gradients of the
+    /// tape's other vars that got one (e.g. a carried `h0`), indexed by var.
+    pub fn backward(&mut self, loss: Var) -> Result<Gradients> {
+        if !self.train {
+            return Err(Error::Config(
+                "backward on an evaluation tape: nothing was recorded".into(),
+            ));
+        }
+        if self.value(loss).numel() != 1 {
+            return Err(Error::Shape {
+                op: "backward",
+                message: format!("loss must have one element, got shape {:?}", self.value(loss).shape()),
+            });
+        }
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
+        grads[loss.0] = Some(Tensor::full(&self.device, &[1], 1.0)?);
+        for i in (0..=loss.0).rev() {
+            let g = match (&grads[i], &self.nodes[i].op) {
+                (Some(g), _) => g.clone(),
+                // A recurrent node whose output was unused but whose h_n/c_n
+                // were: its output gradient is zero.
+                (None, Op::Recurrent { h_n, c_n, .. })
+                    if grads[h_n.0].is_some() || c_n.is_some_and(|v| grads[v.0].is_some()) =>
+                {
+                    Tensor::zeros(&self.device, self.nodes[i].value.shape())?
+                }
+                (None, _) => continue,
+            };
+            match &self.nodes[i].op {
+                Op::Input | Op::RecurrentState => {}
+                Op::NoGrad { name } => {
+                    return Err(Error::Config(format!(
+                        "no backward rule for op `{name}` (a metric, not differentiable)"
+                    )));
+                }
+                Op::Embedding {
+                    weight,
+                    buckets,
+                    unique,
+                } => {
+                    launch::embedding_backward(&g, buckets, *unique, &weight.grad)?;
+                }
+                Op::Linear { x, weight, bias } => {
+                    let xv = &self.nodes[x.0].value;
+                    let dx = Tensor::uninit(&self.device, xv.shape(), DType::F32)?;
+                    gemm(&g, &weight.value, None, &dx, GemmOptions::default())?;
+                    let acc = GemmOptions {
+                        trans_a: true,
+                        beta: 1.0,
+                        ..GemmOptions::default()
+                    };
+                    gemm(&g, xv, None, &weight.grad, acc)?;
+                    if let Some(b) = bias {
+                        sum_cols(&g, &b.grad, 1.0)?;
+                    }
+                    accumulate(&mut grads, *x, dx)?;
+                }
+                Op::Dropout { x, p, seed } => {
+                    let dx = launch::dropout_dense(&g, *p, *seed)?;
+                    accumulate(&mut grads, *x, dx)?;
+                }
+                Op::Add { a, b } => {
+                    // Each input gets its own buffer: accumulation is in place.
+                    let gb = Tensor::uninit(&self.device, g.shape(), DType::F32)?;
+                    crate::ops::elementwise_copy(&g, &gb)?;
+                    accumulate(&mut grads, *a, g)?;
+                    accumulate(&mut grads, *b, gb)?;
+                }
+                Op::Recurrent {
+                    layer,
+                    grads: param_grads,
+                    x,
+                    h0,
+                    c0,
+                    h_n,
+                    c_n,
+                    saved,
+                } => {
+                    let g_h_n = grads[h_n.0].clone();
+                    let g_c_n = c_n.and_then(|v| grads[v.0].clone());
+                    let (dx, dh0, dc0) =
+                        layer.backward_packed_into(saved, &g, g_h_n.as_ref(), g_c_n.as_ref(), param_grads)?;
+                    accumulate(&mut grads, *x, dx)?;
+                    if let Some(v) = h0 {
+                        accumulate(&mut grads, *v, dh0)?;
+                    }
+                    if let (Some(v), Some(d)) = (c0, dc0) {
+                        accumulate(&mut grads, *v, d)?;
+                    }
+                }
+                Op::Pool { x, batch, argmax } => {
+                    let dx = launch::pool_backward(&g, batch, argmax.as_ref())?;
+                    accumulate(&mut grads, *x, dx)?;
+                }
+                Op::PoolLast { h_n, directions } => {
+                    let shape = self.nodes[h_n.0].value.shape().to_vec();
+                    let d = launch::pool_last_backward(&g, &shape, *directions)?;
+                    accumulate(&mut grads, *h_n, d)?;
+                }
+                Op::Loss {
+                    logits,
+                    targets,
+                    stats,
+                    params,
+                    bce,
+                } => {
+                    let lv = &self.nodes[logits.0].value;
+                    let d = launch::loss_backward(lv, targets, stats, &g, *params, *bce)?;
+                    accumulate(&mut grads, *logits, d)?;
+                }
+            }
+        }
+        Ok(Gradients(grads))
+    }
+}
+
+/// Gradients of a tape's vars after [`Tape::backward`].
+#[derive(Debug)]
+pub struct Gradients(Vec<Option<Tensor>>);
+
+impl Gradients {
+    /// The gradient of `v`, if any reached it.
+    pub fn get(&self, v: Var) -> Option<&Tensor> {
+        self.0.get(v.0).and_then(Option::as_ref)
+    }
+}
+
+/// `grads[v] += g` (or `= g` for the first contribution; `g` must be a
+/// buffer no other var's gradient shares, since later contributions are
+/// added into it in place).
+fn accumulate(grads: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
+    match &grads[v.0] {
+        Some(existing) => elementwise_axpy(1.0, &g, existing),
+        None => {
+            grads[v.0] = Some(g);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Checkpoints as safetensors files with PyTorch's parameter names, so a
+//! PyTorch model with the same attribute names loads them with
+//! `model.load_state_dict(safetensors.torch.load_file(path))`, and
+//! PyTorch-saved weights load here. Optimizer state is stored beside the
+//! weights under `optimizer.<param>.<state>` with the step count in the
+//! metadata, so a resumed run continues as if it never stopped.
+//!
+//! Writes are atomic (temporary file, then rename). A truncated or corrupt
+//! file, a missing tensor, a wrong shape or dtype is an [`Error::Format`]
+//! naming the problem, and nothing is modified when loading fails.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+use crate::nn::{named_parameters, Module};
+use crate::optim::Optimizer;
+use crate::rnn::parity::write_f32_tensors_with_metadata;
+use crate::tensor::Tensor;
+
+/// Format tag stored in the metadata.
+const FORMAT: &str = "wgrnn-checkpoint-1";
+/// Prefix of optimizer state tensors.
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+fn err(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Format(format!("checkpoint {}: {message}", path.display()))
+}
+
+/// Writes the module's parameters (and the optimizer's state) to `path`.
+pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
+    let path = path.as_ref();
+    let mut tensors: Vec<(String, Tensor)> = named_parameters(module)
+        .into_iter()
+        .map(|(n, p)| (n, p.value))
+        .collect();
+    let mut meta = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+    if let Some(opt) = optimizer {
+        meta.insert("optimizer".into(), opt.algorithm().name().into());
+        meta.insert("optimizer_step".into(), opt.steps().to_string());
+        meta.insert("optimizer_lr".into(), opt.lr().to_string());
+        for (name, t) in opt.named_state()? {
+            tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
+        }
+    }
+    let bytes = write_f32_tensors_with_metadata(&tensors, Some(meta))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| err(path, format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(path, format!("renaming {}: {e}", tmp.display())))
+}
+
+/// Loads parameters (and optimizer state, when `optimizer` is given) from
+/// `path`. Every tensor is checked before anything is written.
+pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("reading: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(path, e))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+
+    let mut targets: Vec<(String, Tensor)> = named_parameters(module)
+        .into_iter()
+        .map(|(n, p)| (n, p.value))
+        .collect();
+    let mut step = None;
+    if let Some(opt) = optimizer {
+        let saved = meta.get("optimizer").map(String::as_str);
+        if saved != Some(opt.algorithm().name()) {
+            return Err(err(
+                path,
+                format!(
+                    "holds optimizer state of {saved:?}, the optimizer is {:?}",
+                    opt.algorithm().name()
+                ),
+            ));
+        }
+        let s: u32 = meta
+            .get("optimizer_step")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| err(path, "missing or bad metadata `optimizer_step`"))?;
+        for (name, t) in opt.named_state()? {
+            targets.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
+        }
+        step = Some((opt, s));
+    }
+    // Check everything first: a failed load changes nothing.
+    let mut data = Vec::with_capacity(targets.len());
+    for (name, t) in &targets {
+        let view = st
+            .tensor(name)
+            .map_err(|_| err(path, format!("missing tensor `{name}`")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(err(
+                path,
+                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        if view.shape() != t.shape() {
+            return Err(err(
+                path,
+                format!(
+                    "tensor `{name}` has shape {:?}, the model expects {:?}",
+                    view.shape(),
+                    t.shape()
+                ),
+            ));
+        }
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(err(
+                path,
+                format!("tensor `{name}` holds a non-finite value at element {i}"),
+            ));
+        }
+        data.push(values);
+    }
+    for ((_, t), values) in targets.iter().zip(&data) {
+        t.write(values)?;
+    }
+    if let Some((opt, s)) = step {
+        opt.set_steps(s);
+    }
+    Ok(())
+}

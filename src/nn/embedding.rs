@@ -1,0 +1,107 @@
+//! Token embedding: `torch.nn.Embedding(num_embeddings, embedding_dim,
+//! padding_idx)`.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::nn::{join, Init, Module, Parameter};
+use crate::rng::Rng;
+
+/// Configuration of an [`Embedding`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbeddingConfig {
+    /// V: vocabulary size.
+    pub vocab: usize,
+    /// E: embedding dimension.
+    pub dim: usize,
+    /// Row that stays zero and gets no gradient (PyTorch `padding_idx`).
+    pub padding_idx: Option<u32>,
+    /// Initializer; PyTorch's default is N(0, 1).
+    pub init: Init,
+    /// Seed of the initializer.
+    pub seed: u64,
+}
+
+impl EmbeddingConfig {
+    /// V rows of dimension E, N(0, 1) init, no padding index.
+    pub fn new(vocab: usize, dim: usize) -> Self {
+        Self {
+            vocab,
+            dim,
+            padding_idx: None,
+            init: Init::Normal(1.0),
+            seed: 0,
+        }
+    }
+
+    /// Row `idx` is zero and receives no gradient.
+    pub fn with_padding_idx(mut self, idx: u32) -> Self {
+        self.padding_idx = Some(idx);
+        self
+    }
+
+    /// Another initializer.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Seed of the initializer.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The module, weights on `device`.
+    pub fn init(&self, device: &Device) -> Result<Embedding> {
+        if self.vocab == 0 || self.dim == 0 {
+            return Err(Error::Config(format!(
+                "embedding needs vocab ≥ 1 and dim ≥ 1, got {} and {}",
+                self.vocab, self.dim
+            )));
+        }
+        if let Some(p) = self.padding_idx.filter(|&p| p as usize >= self.vocab) {
+            return Err(Error::Config(format!(
+                "padding_idx {p} is outside the vocabulary of {}",
+                self.vocab
+            )));
+        }
+        let mut values = self
+            .init
+            .values(&[self.vocab, self.dim], self.vocab, self.dim, &mut Rng::new(self.seed))?;
+        if let Some(p) = self.padding_idx {
+            values[p as usize * self.dim..(p as usize + 1) * self.dim].fill(0.0);
+        }
+        Ok(Embedding {
+            weight: Parameter::new(device, &values, &[self.vocab, self.dim])?,
+            padding_idx: self.padding_idx,
+        })
+    }
+}
+
+/// Lookup table (V, E): ids (count) → vectors (count, E). Its backward is a
+/// deterministic bucketed sum (see shaders/embedding.wgsl).
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    /// `weight`: (V, E).
+    pub weight: Parameter,
+    /// Row without gradient.
+    pub padding_idx: Option<u32>,
+}
+
+impl Embedding {
+    /// V.
+    pub fn vocab(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// E.
+    pub fn dim(&self) -> usize {
+        self.weight.shape()[1]
+    }
+}
+
+impl Module for Embedding {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+        f(join(prefix, "weight"), &self.weight);
+    }
+}

@@ -1,0 +1,509 @@
+//! Optimizers with PyTorch's update formulas and defaults, one fused GPU
+//! kernel per parameter per step (shaders/optim.wgsl); global gradient-norm
+//! clipping computed and applied on the GPU; learning-rate schedules.
+//!
+//! A step records its dispatches into the device's open command buffer like
+//! everything else: nothing is read back.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernels::{grid, Access, Kernel, Shader};
+use crate::nn::Parameter;
+use crate::ops::{dim_u32, elementwise_fill};
+use crate::tensor::Tensor;
+
+use Access::{Read as R, ReadWrite as W};
+
+const GRAD_SUMSQ_PARTIAL: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "grad_sumsq_partial",
+    storage: &[(1, R), (2, W)],
+};
+const CLIP_COEFFICIENT: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "clip_coefficient",
+    storage: &[(2, W), (3, W)],
+};
+const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W), (7, W)];
+const SGD_STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "sgd_step",
+    storage: STEP_BINDINGS,
+};
+const ADAM_STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "adam_step",
+    storage: STEP_BINDINGS,
+};
+const RMSPROP_STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "rmsprop_step",
+    storage: STEP_BINDINGS,
+};
+
+/// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
+const CHUNK: usize = 256;
+/// Invocations per workgroup of the update kernels.
+const WG: u32 = 256;
+
+/// Mirrors `OptimParams` in shaders/optim.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct OptimParams {
+    n: u32,
+    step: u32,
+    offset: u32,
+    _pad: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    dampening: f32,
+    max_norm: f32,
+    _pad1: u32,
+}
+
+/// The update rule and its hyper-parameters (PyTorch's names and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Algorithm {
+    /// `torch.optim.SGD`.
+    Sgd {
+        /// Momentum factor (0 = plain SGD).
+        momentum: f32,
+        /// Dampening of the momentum.
+        dampening: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 penalty added to the gradient.
+        weight_decay: f32,
+    },
+    /// `torch.optim.Adam` (`decoupled = false`) or `torch.optim.AdamW`.
+    Adam {
+        /// β1.
+        beta1: f32,
+        /// β2.
+        beta2: f32,
+        /// ε.
+        eps: f32,
+        /// L2 penalty (Adam) or decoupled decay (AdamW).
+        weight_decay: f32,
+        /// AdamW.
+        decoupled: bool,
+    },
+    /// `torch.optim.RMSprop`.
+    RmsProp {
+        /// Smoothing constant α.
+        alpha: f32,
+        /// ε.
+        eps: f32,
+        /// Momentum factor.
+        momentum: f32,
+        /// Normalise by the centred second moment.
+        centered: bool,
+        /// L2 penalty.
+        weight_decay: f32,
+    },
+}
+
+impl Algorithm {
+    /// Names of the per-parameter state tensors, as in PyTorch's state dict.
+    pub fn state_names(&self) -> &'static [&'static str] {
+        match self {
+            Algorithm::Sgd { .. } => &["momentum_buffer"],
+            Algorithm::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+            Algorithm::RmsProp { .. } => &["square_avg", "grad_avg", "momentum_buffer"],
+        }
+    }
+
+    /// Short name for checkpoints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Sgd { .. } => "sgd",
+            Algorithm::Adam { decoupled: false, .. } => "adam",
+            Algorithm::Adam { decoupled: true, .. } => "adamw",
+            Algorithm::RmsProp { .. } => "rmsprop",
+        }
+    }
+}
+
+/// The global gradient norm computed by [`Optimizer::clip_grad_norm`], on
+/// the GPU until read.
+#[derive(Debug, Clone)]
+pub struct GradNorm(Tensor);
+
+impl GradNorm {
+    /// Reads the norm (submits pending work and waits for it).
+    pub fn value(&self) -> Result<f32> {
+        Ok(self.0.to_vec()?[0])
+    }
+}
+
+/// An optimizer over named parameters.
+#[derive(Debug)]
+pub struct Optimizer {
+    device: Device,
+    algorithm: Algorithm,
+    lr: f32,
+    params: Vec<(String, Parameter)>,
+    /// Per parameter, the three state slots the kernels bind (unused slots
+    /// are 1-element placeholders).
+    state: Vec<[Tensor; 3]>,
+    step: u32,
+    partials: Tensor,
+    clip: Tensor,
+    unit_clip: Tensor,
+    clip_pending: bool,
+}
+
+impl Optimizer {
+    fn new(params: Vec<(String, Parameter)>, lr: f32, algorithm: Algorithm) -> Result<Self> {
+        let device = params
+            .first()
+            .map(|(_, p)| p.value.device().clone())
+            .ok_or_else(|| Error::Config("an optimizer needs at least one parameter".into()))?;
+        if !(lr >= 0.0) {
+            return Err(Error::Config(format!("learning rate must be ≥ 0, got {lr}")));
+        }
+        let chunks: usize = params.iter().map(|(_, p)| p.value.numel().div_ceil(CHUNK)).sum();
+        Ok(Self {
+            algorithm,
+            lr,
+            state: Vec::new(),
+            step: 0,
+            partials: Tensor::zeros(&device, &[chunks])?,
+            clip: Tensor::from_slice(&device, &[0.0, 1.0], &[2])?,
+            unit_clip: Tensor::from_slice(&device, &[0.0, 1.0], &[2])?,
+            clip_pending: false,
+            params,
+            device,
+        })
+    }
+
+    /// `torch.optim.SGD(params, lr)`: no momentum, no weight decay.
+    pub fn sgd(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
+        Self::new(
+            params,
+            lr,
+            Algorithm::Sgd {
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+        )
+    }
+
+    /// `torch.optim.Adam(params, lr)`: betas (0.9, 0.999), eps 1e-8.
+    pub fn adam(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
+        Self::new(
+            params,
+            lr,
+            Algorithm::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decoupled: false,
+            },
+        )
+    }
+
+    /// `torch.optim.AdamW(params, lr)`: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+    pub fn adamw(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
+        Self::new(
+            params,
+            lr,
+            Algorithm::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled: true,
+            },
+        )
+    }
+
+    /// `torch.optim.RMSprop(params, lr)`: alpha 0.99, eps 1e-8.
+    pub fn rmsprop(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
+        Self::new(
+            params,
+            lr,
+            Algorithm::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+            },
+        )
+    }
+
+    /// Replaces the hyper-parameters (same algorithm family or not) before
+    /// the first step.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self.state.clear();
+        self
+    }
+
+    /// The update rule.
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.algorithm
+    }
+
+    /// Current learning rate.
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    /// Sets the learning rate (schedules call this every step or epoch).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+
+    /// The parameters with their names.
+    pub fn params(&self) -> &[(String, Parameter)] {
+        &self.params
+    }
+
+    /// Sets every gradient to zero (`optimizer.zero_grad()`).
+    pub fn zero_grad(&self) -> Result<()> {
+        for (_, p) in &self.params {
+            elementwise_fill(&p.grad, 0.0)?;
+        }
+        Ok(())
+    }
+
+    /// Global gradient-norm clipping, like `torch.nn.utils.clip_grad_norm_`:
+    /// computes ‖g‖₂ over all parameters and scales the gradients the next
+    /// [`Optimizer::step`] applies by min(1, max_norm / (‖g‖₂ + 1e-6)). The
+    /// scale is applied inside the update kernels, so the stored gradients
+    /// stay unscaled. Returns the norm (still on the GPU).
+    pub fn clip_grad_norm(&mut self, max_norm: f32) -> Result<GradNorm> {
+        if !(max_norm > 0.0) {
+            return Err(Error::Config(format!("max_norm must be > 0, got {max_norm}")));
+        }
+        let rt = &self.device.rt;
+        let mut offset = 0usize;
+        for (_, p) in &self.params {
+            let n = p.grad.numel();
+            let chunks = n.div_ceil(CHUNK);
+            let params = OptimParams {
+                n: dim_u32("clip_grad_norm", "elements", n)?,
+                offset: dim_u32("clip_grad_norm", "offset", offset)?,
+                ..Default::default()
+            };
+            let g = grid(
+                dim_u32("clip_grad_norm", "chunks", chunks)?.div_ceil(WG),
+                rt.limits.max_compute_workgroups_per_dimension,
+            );
+            rt.launch(
+                GRAD_SUMSQ_PARTIAL,
+                &[("WG", f64::from(WG))],
+                &params,
+                &[p.grad.buffer(), self.partials.buffer()],
+                g,
+            )?;
+            offset += chunks;
+        }
+        let params = OptimParams {
+            offset: dim_u32("clip_grad_norm", "chunks", offset)?,
+            max_norm,
+            ..Default::default()
+        };
+        rt.launch(
+            CLIP_COEFFICIENT,
+            &[],
+            &params,
+            &[self.partials.buffer(), self.clip.buffer()],
+            [1, 1, 1],
+        )?;
+        self.clip_pending = true;
+        Ok(GradNorm(self.clip.clone()))
+    }
+
+    fn ensure_state(&mut self) -> Result<()> {
+        if self.state.len() == self.params.len() {
+            return Ok(());
+        }
+        let used = match self.algorithm {
+            Algorithm::Sgd { momentum, .. } => [momentum != 0.0, false, false],
+            Algorithm::Adam { .. } => [true, true, false],
+            Algorithm::RmsProp { momentum, centered, .. } => [true, centered, momentum > 0.0],
+        };
+        self.state = self
+            .params
+            .iter()
+            .map(|(_, p)| {
+                let slot = |k: usize| {
+                    if used[k] {
+                        Tensor::zeros(&self.device, p.shape())
+                    } else {
+                        Tensor::zeros(&self.device, &[1])
+                    }
+                };
+                Ok([slot(0)?, slot(1)?, slot(2)?])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(())
+    }
+
+    /// One update of every parameter from its gradient.
+    pub fn step(&mut self) -> Result<()> {
+        self.ensure_state()?;
+        self.step += 1;
+        let (kernel, base, constants) = match self.algorithm {
+            Algorithm::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+            } => (
+                SGD_STEP,
+                OptimParams {
+                    beta1: momentum,
+                    dampening,
+                    weight_decay,
+                    ..Default::default()
+                },
+                vec![("NESTEROV", f64::from(u8::from(nesterov)))],
+            ),
+            Algorithm::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            } => (
+                ADAM_STEP,
+                OptimParams {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    ..Default::default()
+                },
+                vec![("DECOUPLED", f64::from(u8::from(decoupled)))],
+            ),
+            Algorithm::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                centered,
+                weight_decay,
+            } => (
+                RMSPROP_STEP,
+                OptimParams {
+                    beta1: momentum,
+                    beta2: alpha,
+                    eps,
+                    weight_decay,
+                    ..Default::default()
+                },
+                vec![("CENTERED", f64::from(u8::from(centered)))],
+            ),
+        };
+        let mut constants = constants;
+        constants.push(("WG", f64::from(WG)));
+        let clip = if self.clip_pending { &self.clip } else { &self.unit_clip };
+        let rt = &self.device.rt;
+        for ((_, p), state) in self.params.iter().zip(&self.state) {
+            let n = p.value.numel();
+            let params = OptimParams {
+                n: dim_u32("optimizer", "elements", n)?,
+                step: self.step,
+                lr: self.lr,
+                ..base
+            };
+            let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+            let bufs = [
+                p.grad.buffer(),
+                clip.buffer(),
+                p.value.buffer(),
+                state[0].buffer(),
+                state[1].buffer(),
+                state[2].buffer(),
+            ];
+            rt.launch(kernel, &constants, &params, &bufs, g)?;
+        }
+        self.clip_pending = false;
+        Ok(())
+    }
+
+    /// The optimizer's state tensors with checkpoint names
+    /// (`<param>.<state name>`), those in use only.
+    pub fn named_state(&mut self) -> Result<Vec<(String, Tensor)>> {
+        self.ensure_state()?;
+        let names = self.algorithm.state_names();
+        let mut out = Vec::new();
+        for ((pname, p), slots) in self.params.iter().zip(&self.state) {
+            for (k, slot) in slots.iter().enumerate() {
+                if k < names.len() && slot.shape() == p.shape() {
+                    out.push((format!("{pname}.{}", names[k]), slot.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores the step count (checkpoint loading).
+    pub(crate) fn set_steps(&mut self, step: u32) {
+        self.step = step;
+    }
+}
+
+/// Learning-rate schedules, as functions of the step (or epoch) count.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LrSchedule {
+    /// The base rate throughout.
+    Constant,
+    /// `StepLR`: multiply by `gamma` every `step_size` steps.
+    Step {
+        /// Steps between decays.
+        step_size: u32,
+        /// Decay factor.
+        gamma: f32,
+    },
+    /// `CosineAnnealingLR`: from the base rate to `eta_min` over `t_max` steps.
+    Cosine {
+        /// Steps of one half period.
+        t_max: u32,
+        /// Final rate.
+        eta_min: f32,
+    },
+    /// Linear warm-up from 0 over `warmup` steps, then `after` (counted from
+    /// the end of the warm-up).
+    LinearWarmup {
+        /// Warm-up steps.
+        warmup: u32,
+        /// Schedule after warm-up.
+        after: Box<LrSchedule>,
+    },
+}
+
+impl LrSchedule {
+    /// The rate at step `t` (0-based) for base rate `base`.
+    pub fn lr_at(&self, base: f32, t: u32) -> f32 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Step { step_size, gamma } => base * gamma.powi((t / (*step_size).max(1)) as i32),
+            LrSchedule::Cosine { t_max, eta_min } => {
+                let progress = t.min(*t_max) as f32 / (*t_max).max(1) as f32;
+                eta_min + (base - eta_min) * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+            }
+            LrSchedule::LinearWarmup { warmup, after } => {
+                if t < *warmup {
+                    base * (t + 1) as f32 / *warmup as f32
+                } else {
+                    after.lr_at(base, t - warmup)
+                }
+            }
+        }
+    }
+}

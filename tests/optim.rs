@@ -1,0 +1,222 @@
+//! Optimizer updates on the GPU against the CPU reference of PyTorch's
+//! formulas, with and without global-norm clipping; LR schedules.
+
+mod common;
+
+use common::{assert_close, device, random};
+use wgrnn::nn::Parameter;
+use wgrnn::optim::{Algorithm, LrSchedule, Optimizer};
+use wgrnn::reference::nn::{clip_coefficient, optimizer_step};
+
+/// A step is a handful of f32 operations per element (≈ 6e-8 each), and
+/// three steps compound them; parameters are O(1). 2e-6 relative to
+/// max(1, |reference|) covers that with margin and catches any formula
+/// error (≥ 1e-4 for lr = 1e-2).
+const STEP_TOL: f32 = 2e-6;
+
+fn algorithms() -> Vec<(Algorithm, &'static str)> {
+    vec![
+        (
+            Algorithm::Sgd {
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            "sgd",
+        ),
+        (
+            Algorithm::Sgd {
+                momentum: 0.9,
+                dampening: 0.1,
+                nesterov: false,
+                weight_decay: 0.01,
+            },
+            "sgd momentum",
+        ),
+        (
+            Algorithm::Sgd {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+            "sgd nesterov",
+        ),
+        (
+            Algorithm::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decoupled: false,
+            },
+            "adam",
+        ),
+        (
+            Algorithm::Adam {
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+                weight_decay: 0.1,
+                decoupled: false,
+            },
+            "adam l2",
+        ),
+        (
+            Algorithm::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled: true,
+            },
+            "adamw",
+        ),
+        (
+            Algorithm::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+            },
+            "rmsprop",
+        ),
+        (
+            Algorithm::RmsProp {
+                alpha: 0.9,
+                eps: 1e-6,
+                momentum: 0.5,
+                centered: true,
+                weight_decay: 0.05,
+            },
+            "rmsprop centered momentum",
+        ),
+    ]
+}
+
+fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
+    let dev = device();
+    let shapes = [vec![7usize, 5], vec![300], vec![1]];
+    let params: Vec<(String, Parameter)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                format!("p{i}"),
+                Parameter::new(dev, &random(s.iter().product(), 40 + i as u64), s).unwrap(),
+            )
+        })
+        .collect();
+    let mut host_p: Vec<Vec<f64>> = params
+        .iter()
+        .map(|(_, p)| p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let mut host_state: Vec<Vec<Vec<f64>>> = host_p.iter().map(|p| vec![vec![0.0; p.len()]; 3]).collect();
+    let lr = 1e-2;
+    let mut opt = Optimizer::sgd(params.clone(), lr).unwrap().with_algorithm(alg);
+    for step in 1..=3u32 {
+        let grads: Vec<Vec<f32>> = params
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| random(p.value.numel(), 100 * u64::from(step) + i as u64))
+            .collect();
+        for ((_, p), g) in params.iter().zip(&grads) {
+            p.grad.write(&g.iter().map(|v| v * 3.0).collect::<Vec<_>>()).unwrap();
+        }
+        let g64: Vec<Vec<f64>> = grads
+            .iter()
+            .map(|g| g.iter().map(|&v| f64::from(v * 3.0)).collect())
+            .collect();
+        let mut coef = 1.0;
+        if let Some(max_norm) = clip {
+            let norm = opt.clip_grad_norm(max_norm).unwrap();
+            let refs: Vec<&[f64]> = g64.iter().map(|g| g.as_slice()).collect();
+            let (want_norm, c) = clip_coefficient(&refs, f64::from(max_norm));
+            coef = c;
+            let got = f64::from(norm.value().unwrap());
+            // A sum of ~340 squares in f32: relative error ≲ 340·6e-8.
+            assert!(
+                (got - want_norm).abs() <= 1e-5 * want_norm,
+                "{name}: norm {got} vs {want_norm}"
+            );
+        }
+        opt.step().unwrap();
+        for (i, p) in host_p.iter_mut().enumerate() {
+            optimizer_step(&alg, f64::from(lr), step, coef, p, &g64[i], &mut host_state[i]);
+        }
+        for (i, (_, p)) in params.iter().enumerate() {
+            let want: Vec<f32> = host_p[i].iter().map(|&v| v as f32).collect();
+            let scale: Vec<f32> = want.iter().map(|w| w.abs().max(1.0)).collect();
+            assert_close(
+                &format!("{name} clip={clip:?} step {step} p{i}"),
+                &p.value.to_vec().unwrap(),
+                &want,
+                &scale,
+                STEP_TOL,
+            );
+        }
+    }
+    assert_eq!(opt.steps(), 3);
+}
+
+#[test]
+fn updates_match_pytorch_formulas() {
+    for (alg, name) in algorithms() {
+        run(alg, name, None);
+    }
+}
+
+#[test]
+fn clipping_matches_clip_grad_norm() {
+    for (alg, name) in algorithms() {
+        // Gradients have norm ≈ 30: 1.0 clips hard, 1e3 not at all.
+        run(alg, name, Some(1.0));
+        run(alg, name, Some(1e3));
+    }
+}
+
+#[test]
+fn zero_grad_and_bad_settings() {
+    let dev = device();
+    let p = Parameter::new(dev, &[1.0, 2.0], &[2]).unwrap();
+    p.grad.write(&[3.0, 4.0]).unwrap();
+    let mut opt = Optimizer::adam(vec![("w".into(), p.clone())], 0.1).unwrap();
+    opt.zero_grad().unwrap();
+    assert_eq!(p.grad.to_vec().unwrap(), [0.0, 0.0]);
+    assert!(opt.clip_grad_norm(0.0).is_err());
+    assert!(Optimizer::sgd(vec![], 0.1).is_err());
+    assert!(Optimizer::sgd(vec![("w".into(), p)], f32::NAN).is_err());
+    opt.set_lr(0.5);
+    assert_eq!(opt.lr(), 0.5);
+}
+
+#[test]
+fn schedules() {
+    let step = LrSchedule::Step {
+        step_size: 10,
+        gamma: 0.5,
+    };
+    assert_eq!(
+        (
+            step.lr_at(1.0, 0),
+            step.lr_at(1.0, 9),
+            step.lr_at(1.0, 10),
+            step.lr_at(1.0, 25)
+        ),
+        (1.0, 1.0, 0.5, 0.25)
+    );
+    let cos = LrSchedule::Cosine {
+        t_max: 100,
+        eta_min: 0.1,
+    };
+    assert!((cos.lr_at(1.0, 0) - 1.0).abs() < 1e-6);
+    assert!((cos.lr_at(1.0, 50) - 0.55).abs() < 1e-6);
+    assert!((cos.lr_at(1.0, 100) - 0.1).abs() < 1e-6);
+    let warm = LrSchedule::LinearWarmup {
+        warmup: 4,
+        after: Box::new(LrSchedule::Constant),
+    };
+    assert_eq!([0, 1, 3, 4, 100].map(|t| warm.lr_at(2.0, t)), [0.5, 1.0, 2.0, 2.0, 2.0]);
+}

@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;

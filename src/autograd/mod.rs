@@ -144,6 +144,11 @@ impl Tape {
         }
     }
 
+    /// The device the tape records on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Whether this tape records for training.
     pub fn is_training(&self) -> bool {
         self.train

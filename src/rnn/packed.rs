@@ -23,6 +23,8 @@ pub struct PackedBatch {
     pub batch_sizes: Vec<usize>,
     /// First packed row of each step; `offsets[T]` = N.
     pub offsets: Vec<usize>,
+    /// (N) padded index `b·T + t` of every packed row, on the host.
+    pub pack_order: Vec<u32>,
     /// u32 `offsets | batch_sizes | sorted lengths | sorted_rows`, the layout
     /// shaders/recurrent.wgsl reads as `info`.
     pub(crate) info: Tensor,
@@ -77,6 +79,7 @@ impl PackedBatch {
             max_len,
             info: Tensor::from_u32(device, &info, &[info.len()])?,
             pack_index: Tensor::from_u32(device, &pack, &[total])?,
+            pack_order: pack,
             unpack_index: Tensor::from_u32(device, &unpack, &[batch * max_len])?,
             sorted_rows,
             batch_sizes,
@@ -92,6 +95,23 @@ impl PackedBatch {
     /// N = Σ lengths: packed rows.
     pub fn total(&self) -> usize {
         self.offsets[self.max_len]
+    }
+
+    /// Packs host data laid out padded batch-first (B, T) — token ids,
+    /// targets — into packed order (N), on the host.
+    pub fn pack_host<T: Copy>(&self, padded: &[T]) -> Result<Vec<T>> {
+        if padded.len() != self.batch() * self.max_len {
+            return Err(Error::Shape {
+                op: "PackedBatch::pack_host",
+                message: format!(
+                    "{} values for a ({}, {}) batch",
+                    padded.len(),
+                    self.batch(),
+                    self.max_len
+                ),
+            });
+        }
+        Ok(self.pack_order.iter().map(|&i| padded[i as usize]).collect())
     }
 
     /// Packs a padded batch-first (B, T, F) tensor into (N, F).

@@ -1,0 +1,186 @@
+//! Ready-made models built from the modules: the text classifier of the
+//! classic RNN lessons (Keras/PyTorch AG News and IMDB notebooks):
+//! embedding → recurrent stack → pooling → linear.
+
+use crate::autograd::{Tape, Var};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::nn::{join, EmbeddingConfig, Linear, LinearConfig, Module, Parameter, RecurrentConfig, RnnInit};
+use crate::nn::{Embedding, Recurrent};
+use crate::rnn::{PackedBatch, RnnMode};
+
+/// How a classifier turns the sequence into one vector per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The last layer's final hidden state (both directions concatenated).
+    Last,
+    /// Mean of the top layer's outputs over each row's valid steps.
+    Mean,
+    /// Max of the top layer's outputs over each row's valid steps.
+    Max,
+}
+
+/// Configuration of a [`SequenceClassifier`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SequenceClassifierConfig {
+    /// V.
+    pub vocab: usize,
+    /// E.
+    pub embed_dim: usize,
+    /// H.
+    pub hidden: usize,
+    /// Output classes (logits per row).
+    pub classes: usize,
+    /// Recurrent cell.
+    pub mode: RnnMode,
+    /// Stacked layers.
+    pub layers: usize,
+    /// Both directions.
+    pub bidirectional: bool,
+    /// Dropout between recurrent layers and before the head.
+    pub dropout: f32,
+    /// Padding token (zero row, no gradient).
+    pub padding_idx: Option<u32>,
+    /// Pooling.
+    pub pooling: Pooling,
+    /// Recurrent initializer.
+    pub init: RnnInit,
+    /// Seed of every initializer.
+    pub seed: u64,
+}
+
+impl SequenceClassifierConfig {
+    /// One-layer unidirectional LSTM, last-state pooling, no dropout.
+    pub fn new(vocab: usize, embed_dim: usize, hidden: usize, classes: usize) -> Self {
+        Self {
+            vocab,
+            embed_dim,
+            hidden,
+            classes,
+            mode: RnnMode::Lstm,
+            layers: 1,
+            bidirectional: false,
+            dropout: 0.0,
+            padding_idx: None,
+            pooling: Pooling::Last,
+            init: RnnInit::PyTorch,
+            seed: 0,
+        }
+    }
+
+    /// Recurrent cell.
+    pub fn with_mode(mut self, mode: RnnMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Stacked layers.
+    pub fn with_layers(mut self, layers: usize) -> Self {
+        self.layers = layers;
+        self
+    }
+    /// Both directions.
+    pub fn with_bidirectional(mut self, b: bool) -> Self {
+        self.bidirectional = b;
+        self
+    }
+    /// Dropout between layers and before the head.
+    pub fn with_dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+    /// Padding token.
+    pub fn with_padding_idx(mut self, idx: u32) -> Self {
+        self.padding_idx = Some(idx);
+        self
+    }
+    /// Pooling.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = pooling;
+        self
+    }
+    /// Recurrent initializer.
+    pub fn with_init(mut self, init: RnnInit) -> Self {
+        self.init = init;
+        self
+    }
+    /// Seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The model on `device`.
+    pub fn init(&self, device: &Device) -> Result<SequenceClassifier> {
+        let mut emb = EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed);
+        if let Some(p) = self.padding_idx {
+            emb = emb.with_padding_idx(p);
+        }
+        let rnn = RecurrentConfig::new(self.mode, self.embed_dim, self.hidden)
+            .with_num_layers(self.layers)
+            .with_bidirectional(self.bidirectional)
+            .with_dropout(if self.layers > 1 { self.dropout } else { 0.0 })
+            .with_init(self.init)
+            .with_seed(self.seed.wrapping_add(1))
+            .init(device)?;
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let fc = LinearConfig::new(dirs * self.hidden, self.classes)
+            .with_seed(self.seed.wrapping_add(2))
+            .init(device)?;
+        Ok(SequenceClassifier {
+            embedding: emb.init(device)?,
+            rnn,
+            fc,
+            config: *self,
+        })
+    }
+}
+
+/// embedding → recurrent stack → pooling → (dropout) → linear: token ids
+/// (B, T) padded with per-row lengths → logits (B, classes). Parameter names
+/// `embedding.weight`, `rnn.weight_ih_l0`, …, `fc.weight`, `fc.bias`, as a
+/// PyTorch module with attributes `embedding`, `rnn`, `fc`.
+#[derive(Debug, Clone)]
+pub struct SequenceClassifier {
+    /// `embedding`.
+    pub embedding: Embedding,
+    /// `rnn`.
+    pub rnn: Recurrent,
+    /// `fc`.
+    pub fc: Linear,
+    config: SequenceClassifierConfig,
+}
+
+impl SequenceClassifier {
+    /// The configuration.
+    pub fn config(&self) -> &SequenceClassifierConfig {
+        &self.config
+    }
+
+    /// Logits (B, classes) for padded ids (B·T, row-major) and lengths.
+    pub fn forward(&self, tape: &mut Tape, ids: &[u32], lengths: &[usize], max_len: usize) -> Result<Var> {
+        if ids.len() != lengths.len() * max_len {
+            return Err(Error::Shape {
+                op: "SequenceClassifier::forward",
+                message: format!("{} ids for {} rows of {max_len} steps", ids.len(), lengths.len()),
+            });
+        }
+        let batch = PackedBatch::new(tape.device(), lengths, max_len)?;
+        let x = tape.embedding(&self.embedding, &batch.pack_host(ids)?)?;
+        let r = tape.recurrent(&self.rnn, x, &batch, None, None)?;
+        let features = match self.config.pooling {
+            Pooling::Last => tape.pool_last(r.h_n, self.rnn.layer.spec().directions())?,
+            Pooling::Mean => tape.pool_mean(r.output, &batch)?,
+            Pooling::Max => tape.pool_max(r.output, &batch)?,
+        };
+        let features = tape.dropout(features, self.config.dropout)?;
+        tape.linear(&self.fc, features)
+    }
+}
+
+impl Module for SequenceClassifier {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+        self.embedding.visit(&join(prefix, "embedding"), f);
+        self.rnn.visit(&join(prefix, "rnn"), f);
+        self.fc.visit(&join(prefix, "fc"), f);
+    }
+}

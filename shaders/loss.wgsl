@@ -9,7 +9,8 @@
 //                           cross-entropy with logits, label y ∈ [0, 1]
 //   bce_backward            grad[m] = g·scale·(σ(x) − y)
 //   loss_reduce             loss_out = scale·Σ_m stats[m].loss,
-//                           correct_out = Σ_m stats[m].correct (fixed order)
+//                           metrics = (Σ_m stats[m].correct, exp(loss_out))
+//                           — correct count and perplexity — in a fixed order
 // where g = grad_loss[0] (the gradient of the scalar loss) and scale =
 // 1 / (number of rows not ignored), as PyTorch's reduction='mean'.
 //
@@ -21,7 +22,7 @@
 //   4 grad_logits  read_write  (M, C) or (M)
 //   5 grad_loss    read        (1)
 //   6 loss_out     read_write  (1)
-//   7 correct_out  read_write  (1)
+//   7 metrics      read_write  (2) correct count, perplexity
 // Workgroup mapping: forward kernels one invocation per row; backward one
 // per element; loss_reduce a single invocation. All grids over x and y.
 // Saves for backward: stats (the log-sum-exp per row).
@@ -47,7 +48,7 @@ struct LossParams {
 @group(0) @binding(4) var<storage, read_write> grad_logits: array<f32>;
 @group(0) @binding(5) var<storage, read> grad_loss: array<f32>;
 @group(0) @binding(6) var<storage, read_write> loss_out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> correct_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> metrics: array<f32>;
 
 fn invocation(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return linear_workgroup(wg, nwg) * WG + lid;
@@ -133,5 +134,6 @@ fn loss_reduce() {
         correct += stats[3u * m + 2u];
     }
     loss_out[0] = loss * p.scale;
-    correct_out[0] = correct;
+    metrics[0] = correct;
+    metrics[1] = exp(loss * p.scale);
 }

@@ -72,7 +72,7 @@ fn accuracy(model: &SequenceClassifier, ids: &[u32], lengths: &[usize], labels: 
     let mut tape = Tape::eval(model.embedding.weight.value.device());
     let logits = model.forward(&mut tape, ids, lengths, t).unwrap();
     let l = tape.cross_entropy(logits, labels, None, 0.0).unwrap();
-    l.correct.to_vec().unwrap()[0] / l.count as f32
+    l.accuracy().unwrap()
 }
 
 /// The bar: ≥ 99% held-out accuracy (512 held-out rows) within a
@@ -306,7 +306,11 @@ fn losses_match_reference() {
             "smoothing {smoothing}: {got} vs {want}"
         );
         assert_eq!(l.count, 7);
-        let correct = l.correct.to_vec().unwrap()[0];
+        let correct = l.correct().unwrap();
+        assert!(
+            (l.perplexity().unwrap() - got.exp()).abs() <= 1e-5 * got.exp(),
+            "perplexity is exp(loss)"
+        );
         let want_correct = (0..m)
             .filter(|&r| targets[r] != 7)
             .filter(|&r| {

@@ -161,11 +161,12 @@ pub(crate) struct LossParams {
     pub _pad: [u32; 3],
 }
 
-/// Per-row statistics (M, 3), scalar loss (1) and correct count (1).
+/// Per-row statistics (M, 3), scalar loss (1) and metrics (2): correct
+/// count, perplexity.
 pub(crate) struct LossForward {
     pub stats: Tensor,
     pub loss: Tensor,
-    pub correct: Tensor,
+    pub metrics: Tensor,
 }
 
 /// Cross-entropy (`bce = false`: logits (M, C), u32 targets) or BCE with
@@ -174,7 +175,7 @@ pub(crate) fn loss_forward(logits: &Tensor, targets: &Tensor, p: LossParams, bce
     let dev = logits.device();
     let stats = Tensor::uninit(dev, &[p.rows as usize, 3], DType::F32)?;
     let loss = Tensor::uninit(dev, &[1], DType::F32)?;
-    let correct = Tensor::uninit(dev, &[1], DType::F32)?;
+    let metrics = Tensor::uninit(dev, &[2], DType::F32)?;
     let rt = &dev.rt;
     let kernel = if bce { BCE_FORWARD } else { CROSS_ENTROPY_FORWARD };
     let c = [("WG", f64::from(WG))];
@@ -189,10 +190,10 @@ pub(crate) fn loss_forward(logits: &Tensor, targets: &Tensor, p: LossParams, bce
         LOSS_REDUCE,
         &c,
         &p,
-        &[stats.buffer(), loss.buffer(), correct.buffer()],
+        &[stats.buffer(), loss.buffer(), metrics.buffer()],
         [1, 1, 1],
     )?;
-    Ok(LossForward { stats, loss, correct })
+    Ok(LossForward { stats, loss, metrics })
 }
 
 /// Gradient of the mean loss with respect to the logits.

@@ -98,16 +98,33 @@ pub struct RecurrentVars {
 }
 
 /// Outputs of a loss: the scalar to call `backward` on and its metrics,
-/// still on the GPU.
+/// computed on the GPU and read only when asked.
 #[derive(Debug, Clone)]
 pub struct LossVars {
     /// (1) mean loss over the rows not ignored.
     pub loss: Var,
-    /// (1) count of rows whose prediction is right (argmax = target, or
-    /// sign agrees for BCE).
-    pub correct: Tensor,
+    /// (2): count of rows whose prediction is right (argmax = target, or the
+    /// sign agrees for BCE), and the perplexity exp(mean loss).
+    pub metrics: Tensor,
     /// Rows counted (not ignored).
     pub count: usize,
+}
+
+impl LossVars {
+    /// Fraction of counted rows predicted right (reads the GPU).
+    pub fn accuracy(&self) -> Result<f32> {
+        Ok(self.metrics.to_vec()?[0] / self.count.max(1) as f32)
+    }
+
+    /// Right predictions, as a count (reads the GPU).
+    pub fn correct(&self) -> Result<f32> {
+        Ok(self.metrics.to_vec()?[0])
+    }
+
+    /// exp(mean loss): the perplexity of a language model (reads the GPU).
+    pub fn perplexity(&self) -> Result<f32> {
+        Ok(self.metrics.to_vec()?[1])
+    }
 }
 
 /// The autograd tape of one forward (and backward) pass.
@@ -448,7 +465,7 @@ impl Tape {
     }
 
     fn loss(&mut self, logits: Var, targets: Tensor, params: LossParams, bce: bool, count: usize) -> Result<LossVars> {
-        let LossForward { stats, loss, correct } = launch::loss_forward(self.value(logits), &targets, params, bce)?;
+        let LossForward { stats, loss, metrics } = launch::loss_forward(self.value(logits), &targets, params, bce)?;
         let loss = self.push(
             loss,
             Op::Loss {
@@ -459,7 +476,7 @@ impl Tape {
                 bce,
             },
         );
-        Ok(LossVars { loss, correct, count })
+        Ok(LossVars { loss, metrics, count })
     }
 
     /// Records a metric value; calling `backward` through it is an error.

@@ -10,6 +10,8 @@
 //! references in [`mod@reference`].
 
 #![warn(missing_docs)]
+// Index loops mirror the kernels' index math in the CPU references.
+#![allow(clippy::needless_range_loop)]
 //!
 //! ```no_run
 //! # fn main() -> wgrnn::Result<()> {

@@ -162,7 +162,7 @@ impl Optimizer {
             .first()
             .map(|(_, p)| p.value.device().clone())
             .ok_or_else(|| Error::Config("an optimizer needs at least one parameter".into()))?;
-        if !(lr >= 0.0) {
+        if lr.is_nan() || lr < 0.0 {
             return Err(Error::Config(format!("learning rate must be ≥ 0, got {lr}")));
         }
         let chunks: usize = params.iter().map(|(_, p)| p.value.numel().div_ceil(CHUNK)).sum();
@@ -286,7 +286,7 @@ impl Optimizer {
     /// scale is applied inside the update kernels, so the stored gradients
     /// stay unscaled. Returns the norm (still on the GPU).
     pub fn clip_grad_norm(&mut self, max_norm: f32) -> Result<GradNorm> {
-        if !(max_norm > 0.0) {
+        if max_norm.is_nan() || max_norm <= 0.0 {
             return Err(Error::Config(format!("max_norm must be > 0, got {max_norm}")));
         }
         let rt = &self.device.rt;

@@ -3,9 +3,11 @@
 //! of the same model in f64 — whose own gradients are checked against
 //! finite differences first.
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
-use common::{assert_close, device, random};
+use common::{assert_close, device};
 use wgrnn::autograd::Tape;
 use wgrnn::models::{Pooling, SequenceClassifierConfig};
 use wgrnn::nn::named_parameters;

@@ -367,7 +367,7 @@ impl Tape {
     /// their head.
     pub fn pool_last(&mut self, h_n: Var, directions: usize) -> Result<Var> {
         let shape = self.value(h_n).shape().to_vec();
-        if shape.len() != 3 || directions == 0 || shape[0] % directions != 0 {
+        if shape.len() != 3 || directions == 0 || !shape[0].is_multiple_of(directions) {
             return Err(Error::Shape {
                 op: "pool_last",
                 message: format!("h_n must be (L·D, B, H) with D = {directions}, got {shape:?}"),

@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, device, random};
 use wgrnn::reference::rnn::{rnn_backward, rnn_forward, DropoutSpec, LayerWeights, RnnInputs};
-use wgrnn::rnn::{Rnn, RnnConfig, RnnMode};
+use wgrnn::rnn::{RnnConfig, RnnMode};
 use wgrnn::{Error, Tensor};
 
 /// The contract's accuracy (issue 3, `torch_parity`): forward within 1e-4 of

@@ -2,6 +2,8 @@
 //! recurrent stack: the reference is what the GPU is tested against, so its
 //! backward pass must be right first.
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use common::random;

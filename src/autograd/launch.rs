@@ -1,6 +1,5 @@
 //! GPU launchers of the tape's own ops: embedding gradient, losses,
-//! pooling, dense dropout (shaders/embedding.wgsl, loss.wgsl, pooling.wgsl,
-//! dropout.wgsl).
+//! pooling (shaders/embedding.wgsl, loss.wgsl, pooling.wgsl).
 
 use crate::error::Result;
 use crate::kernels::{grid, Access, Kernel, Shader};
@@ -69,11 +68,6 @@ const POOL_LAST_BACKWARD: Kernel = Kernel {
     shader: Shader::Pooling,
     entry: "pool_last_backward",
     storage: &[(2, R), (3, W)],
-};
-const DROPOUT_DENSE: Kernel = Kernel {
-    shader: Shader::Dropout,
-    entry: "dropout_dense",
-    storage: &[(1, R), (3, W)],
 };
 
 /// Invocations per workgroup of the loss and pooling kernels.
@@ -353,39 +347,5 @@ pub(crate) fn pool_last_backward(grad: &Tensor, h_n_shape: &[usize], directions:
         &[grad.buffer(), out.buffer()],
         g,
     )?;
-    Ok(out)
-}
-
-/// Mirrors `DropoutParams` in shaders/dropout.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct DropoutParams {
-    rows: u32,
-    cols: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    layer: u32,
-    prob: f32,
-    scale: f32,
-    _pad: u32,
-}
-
-/// Inverted dropout with the hashed mask of (seed, element index).
-pub(crate) fn dropout_dense(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
-    let out = Tensor::uninit(x.device(), x.shape(), DType::F32)?;
-    let params = DropoutParams {
-        rows: 1,
-        cols: dim_u32("dropout", "elements", x.numel())?,
-        seed_lo: seed as u32,
-        seed_hi: (seed >> 32) as u32,
-        layer: 0,
-        prob: p,
-        scale: 1.0 / (1.0 - p),
-        _pad: 0,
-    };
-    let g = groups(x, x.numel(), 256)?;
-    x.device()
-        .rt
-        .launch(DROPOUT_DENSE, &[("WG", 256.0)], &params, &[x.buffer(), out.buffer()], g)?;
     Ok(out)
 }

@@ -277,7 +277,7 @@ impl Tape {
             return Ok(x);
         }
         let seed = self.next_seed();
-        let out = launch::dropout_dense(self.value(x), p, seed)?;
+        let out = crate::ops::dropout_dense(self.value(x), p, seed)?;
         Ok(self.push(out, Op::Dropout { x, p, seed }))
     }
 
@@ -543,7 +543,7 @@ impl Tape {
                     accumulate(&mut grads, *x, dx)?;
                 }
                 Op::Dropout { x, p, seed } => {
-                    let dx = launch::dropout_dense(&g, *p, *seed)?;
+                    let dx = crate::ops::dropout_dense(&g, *p, *seed)?;
                     accumulate(&mut grads, *x, dx)?;
                 }
                 Op::Add { a, b } => {

@@ -3,11 +3,13 @@
 //! nothing is submitted until a readback or `Device::flush`.
 //! Each has a CPU reference of the same name in [`crate::reference`].
 
+mod dropout;
 mod elementwise;
 mod gather;
 mod gemm;
 mod reduce;
 
+pub(crate) use dropout::{dropout_dense, dropout_packed};
 pub use elementwise::{
     elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
 };

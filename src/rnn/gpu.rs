@@ -7,7 +7,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernels::{grid, Access, Kernel, Shader};
+use crate::kernels::{Access, Kernel, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
 use crate::rnn::layer::{Rnn, RnnParams};
 use crate::rnn::packed::PackedBatch;
@@ -31,20 +31,6 @@ struct StepParams {
     out_stride: u32,
     out_offset: u32,
     state_index: u32,
-}
-
-/// Mirrors `DropoutParams` in shaders/dropout.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct DropoutParams {
-    rows: u32,
-    cols: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    layer: u32,
-    prob: f32,
-    scale: f32,
-    _pad: u32,
 }
 
 use Access::{Read as R, ReadWrite as W};
@@ -128,11 +114,6 @@ const RNN_GRAD_INITIAL_STATE: Kernel = Kernel {
     entry: "rnn_grad_initial_state",
     storage: &[(1, R), (2, R), (6, W), (7, W)],
 };
-const DROPOUT_APPLY: Kernel = Kernel {
-    shader: Shader::Dropout,
-    entry: "dropout_apply",
-    storage: &[(1, R), (2, R), (3, W)],
-};
 
 /// What a packed forward pass returns and saves for backward.
 #[derive(Debug, Clone)]
@@ -201,34 +182,24 @@ fn state_or_zeros(
     }
 }
 
-/// Inverted dropout of a packed (N, F) tensor with the mask of `layer`.
-fn dropout_apply(x: &Tensor, batch: &PackedBatch, layer: usize, p: f32, seed: u64) -> Result<Tensor> {
-    const OP: &str = "dropout_apply";
-    let &[rows, cols] = x.shape() else {
-        unreachable!("packed activations are 2-D")
-    };
-    let out = Tensor::uninit(x.device(), &[rows, cols], DType::F32)?;
-    let params = DropoutParams {
-        rows: u32_of(OP, rows)?,
-        cols: u32_of(OP, cols)?,
-        seed_lo: seed as u32,
-        seed_hi: (seed >> 32) as u32,
-        layer: u32_of(OP, layer)?,
-        prob: p,
-        scale: 1.0 / (1.0 - p),
-        _pad: 0,
-    };
-    let rt = &x.device().rt;
-    let total = u32_of(OP, rows * cols)?;
-    let groups = grid(total.div_ceil(256), rt.limits.max_compute_workgroups_per_dimension);
-    rt.launch(
-        DROPOUT_APPLY,
-        &[("WG", 256.0)],
-        &params,
-        &[x.buffer(), batch.pack_index.buffer(), out.buffer()],
-        groups,
-    )?;
-    Ok(out)
+/// [`state_or_zeros`] for a cell-state tensor: present (given or zeros) for
+/// LSTM, absent otherwise, and an error if given to another mode.
+fn cell_state_or_zeros(
+    op: &'static str,
+    name: &str,
+    mode: RnnMode,
+    t: Option<&Tensor>,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    match (mode.has_cell_state(), t) {
+        (true, t) => state_or_zeros(op, name, t, shape, device).map(Some),
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(Error::Shape {
+            op,
+            message: format!("{name} is only for LSTM, this is {}", mode.name()),
+        }),
+    }
 }
 
 /// The mode's `RELU` override, for the RNN kernels.
@@ -275,16 +246,7 @@ pub(crate) fn forward(
     }
     let state_shape = [spec.num_layers * dirs, b, h];
     let h0 = state_or_zeros(OP, "h0", h0, &state_shape, dev)?;
-    let c0 = match (spec.mode.has_cell_state(), c0) {
-        (true, c0) => Some(state_or_zeros(OP, "c0", c0, &state_shape, dev)?),
-        (false, None) => None,
-        (false, Some(_)) => {
-            return Err(Error::Shape {
-                op: OP,
-                message: format!("c0 is only for LSTM, this is {}", spec.mode.name()),
-            })
-        }
-    };
+    let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &state_shape, dev)?;
     let h_n = Tensor::uninit(dev, &state_shape, DType::F32)?;
     let c_n = c0
         .as_ref()
@@ -299,7 +261,7 @@ pub(crate) fn forward(
     let mut layers = Vec::with_capacity(spec.num_layers);
     for layer in 0..spec.num_layers {
         if let (true, Some((p, seed))) = (layer > 0, dropout) {
-            layer_input = dropout_apply(&layer_input, batch, layer, p, seed)?;
+            layer_input = crate::ops::dropout_packed(&layer_input, &batch.pack_index, layer, p, seed)?;
         }
         let out = Tensor::uninit(dev, &[n, dirs * h], DType::F32)?;
         let mut saved = Vec::with_capacity(dirs);
@@ -452,16 +414,7 @@ pub(crate) fn backward(
     }
     let state_shape = [spec.num_layers * dirs, b, h];
     let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &state_shape, dev)?;
-    let grad_c_n = match (spec.mode.has_cell_state(), grad_c_n) {
-        (true, t) => Some(state_or_zeros(OP, "grad_c_n", t, &state_shape, dev)?),
-        (false, None) => None,
-        (false, Some(_)) => {
-            return Err(Error::Shape {
-                op: OP,
-                message: "grad_c_n is only for LSTM".into(),
-            })
-        }
-    };
+    let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &state_shape, dev)?;
     let grad_h0 = Tensor::uninit(dev, &state_shape, DType::F32)?;
     let grad_c0 = fwd
         .c0
@@ -602,7 +555,7 @@ pub(crate) fn backward(
             )?;
         }
         d_out = match (layer > 0, fwd.dropout) {
-            (true, Some((p, seed))) => dropout_apply(&d_in, batch, layer, p, seed)?,
+            (true, Some((p, seed))) => crate::ops::dropout_packed(&d_in, &batch.pack_index, layer, p, seed)?,
             _ => d_in,
         };
     }

@@ -19,17 +19,9 @@ pub fn device() -> &'static Device {
     })
 }
 
-/// Deterministic values in [-1, 1) from a xorshift generator.
+/// Deterministic values in [-1, 1) from the crate's seeded generator.
 pub fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    wgrnn::rng::Rng::new(seed).uniform_vec(n, -1.0, 1.0)
 }
 
 /// Asserts `|got[i] - want[i]| <= tol * scale[i]` for every i; on failure

@@ -18,30 +18,9 @@ const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
     ("square 256", 256, 256, 256, false, false),
     ("square 512", 512, 512, 512, false, false),
     ("square 1024", 1024, 1024, 1024, false, false),
-    (
-        "input projection (T·B=2560, I=128)·W_ihᵀ(128, 4H=512)",
-        2560,
-        128,
-        512,
-        false,
-        true,
-    ),
-    (
-        "weight gradient dGᵀ(512, 2560)·X(2560, 128)",
-        512,
-        2560,
-        128,
-        true,
-        false,
-    ),
-    (
-        "recurrent step h(B=64, H=128)·W_hhᵀ(128, 512)",
-        64,
-        128,
-        512,
-        false,
-        true,
-    ),
+    ("input projection (T·B=2560, I=128)·W_ihᵀ(128, 4H=512)", 2560, 128, 512, false, true),
+    ("weight gradient dGᵀ(512, 2560)·X(2560, 128)", 512, 2560, 128, true, false),
+    ("recurrent step h(B=64, H=128)·W_hhᵀ(128, 512)", 64, 128, 512, false, true),
 ];
 
 struct Case {
@@ -53,22 +32,14 @@ struct Case {
 }
 
 fn case(dev: &Device, m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> Case {
-    let fill = |len: usize| {
-        (0..len)
-            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-            .collect::<Vec<_>>()
-    };
+    let fill = |len: usize| (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<_>>();
     let a_shape = if trans_a { [k, m] } else { [m, k] };
     let b_shape = if trans_b { [n, k] } else { [k, n] };
     Case {
         a: Tensor::from_slice(dev, &fill(m * k), &a_shape).expect("upload A"),
         b: Tensor::from_slice(dev, &fill(k * n), &b_shape).expect("upload B"),
         c: Tensor::zeros(dev, &[m, n]).expect("alloc C"),
-        opts: GemmOptions {
-            trans_a,
-            trans_b,
-            ..GemmOptions::default()
-        },
+        opts: GemmOptions { trans_a, trans_b, ..GemmOptions::default() },
         flops: 2 * (m * k * n) as u64,
     }
 }
@@ -86,11 +57,7 @@ fn run(dev: &Device, c: &Case, variant: GemmVariant, iters: u64) -> Duration {
 fn variants(dev: &Device) -> Vec<GemmVariant> {
     let default = GemmVariant::for_device(dev);
     let mut v = vec![default];
-    v.extend(
-        [GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Register]
-            .into_iter()
-            .filter(|x| *x != default),
-    );
+    v.extend([GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Register].into_iter().filter(|x| *x != default));
     v
 }
 
@@ -99,19 +66,12 @@ fn bench_gemm(crit: &mut Criterion) {
     println!("adapter: {}", dev.info());
     let default = GemmVariant::for_device(&dev);
     let mut group = crit.benchmark_group("gemm");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     for &(label, m, k, n, ta, tb) in SHAPES {
         let c = case(&dev, m, k, n, ta, tb);
         group.throughput(Throughput::Elements(c.flops));
         // The default kernel on every shape; the others on 512³ only, to compare.
-        let vs = if m == 512 && k == 512 {
-            variants(&dev)
-        } else {
-            vec![default]
-        };
+        let vs = if m == 512 && k == 512 { variants(&dev) } else { vec![default] };
         for v in vs {
             run(&dev, &c, v, 1); // compile the pipeline outside the timing
             group.bench_with_input(BenchmarkId::new(format!("{v:?}"), label), &c, |bch, c| {
@@ -125,11 +85,7 @@ fn bench_gemm(crit: &mut Criterion) {
     println!("| shape | kernel | ms | GFLOP/s |\n|---|---|---|---|");
     for &(label, m, k, n, ta, tb) in SHAPES {
         let c = case(&dev, m, k, n, ta, tb);
-        let vs = if m == 512 && k == 512 {
-            variants(&dev)
-        } else {
-            vec![default]
-        };
+        let vs = if m == 512 && k == 512 { variants(&dev) } else { vec![default] };
         for v in vs {
             run(&dev, &c, v, 1);
             let best = (0..5).map(|_| run(&dev, &c, v, 5) / 5).min().expect("five runs");

@@ -19,10 +19,7 @@ fn bench_rnn(crit: &mut Criterion) {
     let dev = Device::new().expect("the recurrent bench needs an adapter");
     println!("adapter: {}", dev.info());
     let mut group = crit.benchmark_group("rnn forward+backward B=64 T=40 I=128 H=128");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
     // Mixed lengths, as real text batches have.
     let lengths: Vec<usize> = (0..B).map(|b| T - (b * 7) % (T / 2)).collect();
     let batch = PackedBatch::new(&dev, &lengths, T).expect("batch");

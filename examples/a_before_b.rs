@@ -34,10 +34,7 @@ fn batch(rng: &mut Rng, b: usize) -> (Vec<u32>, Vec<usize>, Vec<u32>) {
     for row in 0..b {
         let len = 4 + (rng.next_u64() % 13) as usize;
         (0..len).for_each(|t| ids[row * T + t] = 3 + (rng.next_u64() % 7) as u32);
-        let (a, mut bb) = (
-            (rng.next_u64() % len as u64) as usize,
-            (rng.next_u64() % (len as u64 - 1)) as usize,
-        );
+        let (a, mut bb) = ((rng.next_u64() % len as u64) as usize, (rng.next_u64() % (len as u64 - 1)) as usize);
         bb += usize::from(bb >= a);
         ids[row * T + a] = 1;
         ids[row * T + bb] = 2;
@@ -74,10 +71,7 @@ fn main() -> Result<()> {
         if steps % 10 == 0 {
             // Reading the metric is the only readback: every 10 steps.
             accuracy = loss.accuracy()?;
-            println!(
-                "step {steps:4}  loss {:.4}  batch accuracy {accuracy:.3}",
-                tape.value(loss.loss).to_vec()?[0]
-            );
+            println!("step {steps:4}  loss {:.4}  batch accuracy {accuracy:.3}", tape.value(loss.loss).to_vec()?[0]);
         }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;

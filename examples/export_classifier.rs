@@ -17,10 +17,7 @@ fn run(args: &[String]) -> Result<(), String> {
         return Err("usage: export_classifier MODEL.safetensors IO.safetensors [MODE] [LAYERS] [bidirectional]".into());
     };
     let mode = RnnMode::parse(rest.first().map_or("lstm", String::as_str)).map_err(|e| e.to_string())?;
-    let layers: usize = rest
-        .get(1)
-        .map_or(Ok(2), |s| s.parse())
-        .map_err(|_| "LAYERS must be a number")?;
+    let layers: usize = rest.get(1).map_or(Ok(2), |s| s.parse()).map_err(|_| "LAYERS must be a number")?;
     let bidirectional = rest.get(2).is_some_and(|s| s == "bidirectional");
     let dev = Device::new().map_err(|e| e.to_string())?;
     let (v, t, lengths) = (50usize, 9usize, [9usize, 3, 7, 1]);
@@ -34,27 +31,15 @@ fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     checkpoint::save(model_path, &model, None).map_err(|e| e.to_string())?;
     let ids: Vec<u32> = (0..lengths.len() * t)
-        .map(|i| {
-            if i % t < lengths[i / t] {
-                1 + ((i * 37) % (v - 1)) as u32
-            } else {
-                0
-            }
-        })
+        .map(|i| if i % t < lengths[i / t] { 1 + ((i * 37) % (v - 1)) as u32 } else { 0 })
         .collect();
     let mut tape = Tape::eval(&dev);
     let logits = model.forward(&mut tape, &ids, &lengths, t).map_err(|e| e.to_string())?;
     let logits = tape.value(logits).clone();
     let as_f32 = |v: Vec<f32>, shape: &[usize]| Tensor::from_slice(&dev, &v, shape).map_err(|e| e.to_string());
     let tensors = vec![
-        (
-            "input_ids".to_string(),
-            as_f32(ids.iter().map(|&x| x as f32).collect(), &[lengths.len(), t])?,
-        ),
-        (
-            "lengths".to_string(),
-            as_f32(lengths.iter().map(|&x| x as f32).collect(), &[lengths.len()])?,
-        ),
+        ("input_ids".to_string(), as_f32(ids.iter().map(|&x| x as f32).collect(), &[lengths.len(), t])?),
+        ("lengths".to_string(), as_f32(lengths.iter().map(|&x| x as f32).collect(), &[lengths.len()])?),
         ("logits".to_string(), logits),
     ];
     let meta = [

@@ -50,9 +50,7 @@ fn run() -> wgrnn::Result<()> {
     // sqrt(K)·eps·|a||b|; 1e-4·sqrt(K) leaves a wide margin for inputs in [-1, 1).
     let tol = 1e-4 * (k as f32).sqrt();
     if max_err > tol {
-        return Err(wgrnn::Error::Gpu(format!(
-            "GPU result differs from the CPU reference by {max_err} (> {tol})"
-        )));
+        return Err(wgrnn::Error::Gpu(format!("GPU result differs from the CPU reference by {max_err} (> {tol})")));
     }
     println!("ok: GPU matches the CPU reference within {tol:.1e}");
     Ok(())

@@ -30,6 +30,7 @@ struct StepParams {
 const NO_ROW: u32 = 0xffffffffu;
 
 fn step_offset(t: u32) -> u32 { return info[t]; }
+fn batch_size(t: u32) -> u32 { return info[p.steps + 1u + t]; }
 fn row_length(s: u32) -> u32 { return info[2u * p.steps + 1u + s]; }
 fn original_row(s: u32) -> u32 { return info[2u * p.steps + 1u + p.batch + s]; }
 

@@ -32,10 +32,7 @@ fn err(path: &Path, message: impl std::fmt::Display) -> Error {
 /// Writes the module's parameters (and the optimizer's state) to `path`.
 pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
     let path = path.as_ref();
-    let mut tensors: Vec<(String, Tensor)> = named_parameters(module)
-        .into_iter()
-        .map(|(n, p)| (n, p.value))
-        .collect();
+    let mut tensors: Vec<(String, Tensor)> = named_parameters(module).into_iter().map(|(n, p)| (n, p.value)).collect();
     let mut meta = HashMap::from([("format".to_string(), FORMAT.to_string())]);
     if let Some(opt) = optimizer {
         meta.insert("optimizer".into(), opt.algorithm().name().into());
@@ -60,20 +57,14 @@ pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(path, e))?;
     let meta = meta.metadata().clone().unwrap_or_default();
 
-    let mut targets: Vec<(String, Tensor)> = named_parameters(module)
-        .into_iter()
-        .map(|(n, p)| (n, p.value))
-        .collect();
+    let mut targets: Vec<(String, Tensor)> = named_parameters(module).into_iter().map(|(n, p)| (n, p.value)).collect();
     let mut step = None;
     if let Some(opt) = optimizer {
         let saved = meta.get("optimizer").map(String::as_str);
         if saved != Some(opt.algorithm().name()) {
             return Err(err(
                 path,
-                format!(
-                    "holds optimizer state of {saved:?}, the optimizer is {:?}",
-                    opt.algorithm().name()
-                ),
+                format!("holds optimizer state of {saved:?}, the optimizer is {:?}", opt.algorithm().name()),
             ));
         }
         let s: u32 = meta
@@ -88,31 +79,19 @@ pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
     // Check everything first: a failed load changes nothing.
     let mut data = Vec::with_capacity(targets.len());
     for (name, t) in &targets {
-        let view = st
-            .tensor(name)
-            .map_err(|_| err(path, format!("missing tensor `{name}`")))?;
+        let view = st.tensor(name).map_err(|_| err(path, format!("missing tensor `{name}`")))?;
         if view.dtype() != Dtype::F32 {
-            return Err(err(
-                path,
-                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
-            ));
+            return Err(err(path, format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
         }
         if view.shape() != t.shape() {
             return Err(err(
                 path,
-                format!(
-                    "tensor `{name}` has shape {:?}, the model expects {:?}",
-                    view.shape(),
-                    t.shape()
-                ),
+                format!("tensor `{name}` has shape {:?}, the model expects {:?}", view.shape(), t.shape()),
             ));
         }
         let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(err(
-                path,
-                format!("tensor `{name}` holds a non-finite value at element {i}"),
-            ));
+            return Err(err(path, format!("tensor `{name}` holds a non-finite value at element {i}")));
         }
         data.push(values);
     }

@@ -69,10 +69,7 @@ impl DeviceOptions {
     fn backend_tiers(&self) -> Vec<wgpu::Backends> {
         match self.backend {
             Some(b) => vec![wgpu::Backends::from(b)],
-            None => vec![
-                wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
-                wgpu::Backends::GL,
-            ],
+            None => vec![wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12, wgpu::Backends::GL],
         }
     }
 }
@@ -168,10 +165,7 @@ impl Device {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
 
         let limits = device.limits();
         let info = DeviceInfo {
@@ -185,9 +179,7 @@ impl Device {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
         };
-        Ok(Self {
-            rt: Arc::new(Runtime::new(device, queue, limits, info)),
-        })
+        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info)) })
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -252,11 +244,8 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
             format!("{} ({})", i.name, i.backend.to_str())
         })
         .collect();
-    let compute_capable = |a: &wgpu::Adapter| {
-        a.get_downlevel_capabilities()
-            .flags
-            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-    };
+    let compute_capable =
+        |a: &wgpu::Adapter| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
     let mut candidates: Vec<wgpu::Adapter> = adapters
         .into_iter()
         .filter(compute_capable)

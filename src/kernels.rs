@@ -188,10 +188,7 @@ pub(crate) struct PipelineKey {
 
 impl PipelineKey {
     pub(crate) fn new(kernel: Kernel, constants: &[(&'static str, f64)]) -> Self {
-        Self {
-            kernel,
-            constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
-        }
+        Self { kernel, constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect() }
     }
 }
 

@@ -123,15 +123,9 @@ impl SequenceClassifierConfig {
             .with_seed(self.seed.wrapping_add(1))
             .init(device)?;
         let dirs = if self.bidirectional { 2 } else { 1 };
-        let fc = LinearConfig::new(dirs * self.hidden, self.classes)
-            .with_seed(self.seed.wrapping_add(2))
-            .init(device)?;
-        Ok(SequenceClassifier {
-            embedding: emb.init(device)?,
-            rnn,
-            fc,
-            config: *self,
-        })
+        let fc =
+            LinearConfig::new(dirs * self.hidden, self.classes).with_seed(self.seed.wrapping_add(2)).init(device)?;
+        Ok(SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self })
     }
 }
 

@@ -14,32 +14,14 @@ use crate::tensor::Tensor;
 
 use Access::{Read as R, ReadWrite as W};
 
-const GRAD_SUMSQ_PARTIAL: Kernel = Kernel {
-    shader: Shader::Optim,
-    entry: "grad_sumsq_partial",
-    storage: &[(1, R), (2, W)],
-};
-const CLIP_COEFFICIENT: Kernel = Kernel {
-    shader: Shader::Optim,
-    entry: "clip_coefficient",
-    storage: &[(2, W), (3, W)],
-};
+const GRAD_SUMSQ_PARTIAL: Kernel =
+    Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W)] };
+const CLIP_COEFFICIENT: Kernel =
+    Kernel { shader: Shader::Optim, entry: "clip_coefficient", storage: &[(2, W), (3, W)] };
 const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W), (7, W)];
-const SGD_STEP: Kernel = Kernel {
-    shader: Shader::Optim,
-    entry: "sgd_step",
-    storage: STEP_BINDINGS,
-};
-const ADAM_STEP: Kernel = Kernel {
-    shader: Shader::Optim,
-    entry: "adam_step",
-    storage: STEP_BINDINGS,
-};
-const RMSPROP_STEP: Kernel = Kernel {
-    shader: Shader::Optim,
-    entry: "rmsprop_step",
-    storage: STEP_BINDINGS,
-};
+const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS };
+const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS };
+const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS };
 
 /// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
 const CHUNK: usize = 256;
@@ -182,16 +164,7 @@ impl Optimizer {
 
     /// `torch.optim.SGD(params, lr)`: no momentum, no weight decay.
     pub fn sgd(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
-        Self::new(
-            params,
-            lr,
-            Algorithm::Sgd {
-                momentum: 0.0,
-                dampening: 0.0,
-                nesterov: false,
-                weight_decay: 0.0,
-            },
-        )
+        Self::new(params, lr, Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 })
     }
 
     /// `torch.optim.Adam(params, lr)`: betas (0.9, 0.999), eps 1e-8.
@@ -199,13 +172,7 @@ impl Optimizer {
         Self::new(
             params,
             lr,
-            Algorithm::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-                decoupled: false,
-            },
+            Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false },
         )
     }
 
@@ -214,13 +181,7 @@ impl Optimizer {
         Self::new(
             params,
             lr,
-            Algorithm::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.01,
-                decoupled: true,
-            },
+            Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true },
         )
     }
 
@@ -229,13 +190,7 @@ impl Optimizer {
         Self::new(
             params,
             lr,
-            Algorithm::RmsProp {
-                alpha: 0.99,
-                eps: 1e-8,
-                momentum: 0.0,
-                centered: false,
-                weight_decay: 0.0,
-            },
+            Algorithm::RmsProp { alpha: 0.99, eps: 1e-8, momentum: 0.0, centered: false, weight_decay: 0.0 },
         )
     }
 
@@ -312,18 +267,9 @@ impl Optimizer {
             )?;
             offset += chunks;
         }
-        let params = OptimParams {
-            offset: dim_u32("clip_grad_norm", "chunks", offset)?,
-            max_norm,
-            ..Default::default()
-        };
-        rt.launch(
-            CLIP_COEFFICIENT,
-            &[],
-            &params,
-            &[self.partials.buffer(), self.clip.buffer()],
-            [1, 1, 1],
-        )?;
+        let params =
+            OptimParams { offset: dim_u32("clip_grad_norm", "chunks", offset)?, max_norm, ..Default::default() };
+        rt.launch(CLIP_COEFFICIENT, &[], &params, &[self.partials.buffer(), self.clip.buffer()], [1, 1, 1])?;
         self.clip_pending = true;
         Ok(GradNorm(self.clip.clone()))
     }
@@ -359,53 +305,19 @@ impl Optimizer {
         self.ensure_state()?;
         self.step += 1;
         let (kernel, base, constants) = match self.algorithm {
-            Algorithm::Sgd {
-                momentum,
-                dampening,
-                nesterov,
-                weight_decay,
-            } => (
+            Algorithm::Sgd { momentum, dampening, nesterov, weight_decay } => (
                 SGD_STEP,
-                OptimParams {
-                    beta1: momentum,
-                    dampening,
-                    weight_decay,
-                    ..Default::default()
-                },
+                OptimParams { beta1: momentum, dampening, weight_decay, ..Default::default() },
                 vec![("NESTEROV", f64::from(u8::from(nesterov)))],
             ),
-            Algorithm::Adam {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled,
-            } => (
+            Algorithm::Adam { beta1, beta2, eps, weight_decay, decoupled } => (
                 ADAM_STEP,
-                OptimParams {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                    ..Default::default()
-                },
+                OptimParams { beta1, beta2, eps, weight_decay, ..Default::default() },
                 vec![("DECOUPLED", f64::from(u8::from(decoupled)))],
             ),
-            Algorithm::RmsProp {
-                alpha,
-                eps,
-                momentum,
-                centered,
-                weight_decay,
-            } => (
+            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay } => (
                 RMSPROP_STEP,
-                OptimParams {
-                    beta1: momentum,
-                    beta2: alpha,
-                    eps,
-                    weight_decay,
-                    ..Default::default()
-                },
+                OptimParams { beta1: momentum, beta2: alpha, eps, weight_decay, ..Default::default() },
                 vec![("CENTERED", f64::from(u8::from(centered)))],
             ),
         };
@@ -415,12 +327,7 @@ impl Optimizer {
         let rt = &self.device.rt;
         for ((_, p), state) in self.params.iter().zip(&self.state) {
             let n = p.value.numel();
-            let params = OptimParams {
-                n: dim_u32("optimizer", "elements", n)?,
-                step: self.step,
-                lr: self.lr,
-                ..base
-            };
+            let params = OptimParams { n: dim_u32("optimizer", "elements", n)?, step: self.step, lr: self.lr, ..base };
             let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
             let bufs = [
                 p.grad.buffer(),

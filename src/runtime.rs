@@ -32,9 +32,8 @@ const ARENA_SLOTS: u64 = 4096;
 const BIND_GROUP_CACHE_MAX: usize = 8192;
 
 /// Usage of every pooled tensor buffer.
-const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const STORAGE_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 /// Usage of readback staging buffers.
 const STAGING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
@@ -146,22 +145,14 @@ impl Runtime {
 
     /// Checks `bytes` against the device's buffer limits.
     pub(crate) fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         if bytes > limit {
             let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
                 "max_storage_buffer_binding_size"
             } else {
                 "max_buffer_size"
             };
-            return Err(Error::TooLarge {
-                what: what.to_string(),
-                bytes,
-                limit,
-                limit_name,
-            });
+            return Err(Error::TooLarge { what: what.to_string(), bytes, limit, limit_name });
         }
         Ok(())
     }
@@ -169,10 +160,7 @@ impl Runtime {
     /// A storage buffer of at least `bytes`, from the pool when one is free.
     pub(crate) fn alloc(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_size(what, bytes)?;
-        let limit = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         // Rounding up must not push a legal request past the limit.
         let size = bucket(bytes).min(limit & !3).max(bytes.next_multiple_of(4));
         if let Some(buf) = self.lock_state().free.get_mut(&size).and_then(Vec::pop) {
@@ -243,10 +231,7 @@ impl Runtime {
             return Err(Error::Gpu(format!("compiling kernel {}: {err}", kernel.entry)));
         }
         let cached = Arc::new(CachedPipeline { pipeline, layout });
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, cached.clone());
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, cached.clone());
         Ok(cached)
     }
 
@@ -270,9 +255,7 @@ impl Runtime {
                         binding,
                         visibility: wgpu::ShaderStages::COMPUTE,
                         ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage {
-                                read_only: access.read_only(),
-                            },
+                            ty: wgpu::BufferBindingType::Storage { read_only: access.read_only() },
                             has_dynamic_offset: false,
                             min_binding_size: None,
                         },
@@ -311,11 +294,7 @@ impl Runtime {
             return Ok(());
         }
         let bytes = bytemuck::bytes_of(params);
-        assert!(
-            bytes.len() as u64 <= PARAM_SLOT,
-            "params of {} exceed a slot",
-            kernel.entry
-        );
+        assert!(bytes.len() as u64 <= PARAM_SLOT, "params of {} exceed a slot", kernel.entry);
         let pipeline = self.pipeline(kernel, constants)?;
 
         let mut st = self.lock_state();
@@ -340,10 +319,7 @@ impl Runtime {
                 }),
             }];
             for (&(binding, _), b) in kernel.storage.iter().zip(buffers) {
-                entries.push(wgpu::BindGroupEntry {
-                    binding,
-                    resource: b.as_entire_binding(),
-                });
+                entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(kernel.entry),
@@ -364,14 +340,10 @@ impl Runtime {
     fn open_pass<'s>(&self, st: &'s mut State) -> &'s mut wgpu::ComputePass<'static> {
         if st.pass.is_none() {
             let encoder = st.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
             });
             let pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("wgrnn"),
-                    timestamp_writes: None,
-                })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgrnn"), timestamp_writes: None })
                 .forget_lifetime();
             st.pass = Some(pass);
         }
@@ -382,8 +354,7 @@ impl Runtime {
     fn encoder_for_copy<'s>(&self, st: &'s mut State) -> &'s mut wgpu::CommandEncoder {
         st.pass = None;
         st.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgrnn") })
         })
     }
 
@@ -420,10 +391,7 @@ impl Runtime {
 
     fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: index,
-                timeout: None,
-            })
+            .poll(wgpu::PollType::Wait { submission_index: index, timeout: None })
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
@@ -442,8 +410,7 @@ impl Runtime {
                     mapped_at_creation: false,
                 })
             });
-            self.encoder_for_copy(&mut st)
-                .copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             staging
         };
         let index = self.flush()?;
@@ -455,10 +422,8 @@ impl Runtime {
         rx.recv()
             .map_err(|_| Error::Gpu("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
-        let data = staging
-            .get_mapped_range(0..bytes)
-            .map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?
-            .to_vec();
+        let data =
+            staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?.to_vec();
         staging.unmap();
         self.lock_state().staging_free.entry(size).or_default().push(staging);
         Ok(data)

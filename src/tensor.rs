@@ -62,28 +62,19 @@ pub struct Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tensor")
-            .field("shape", &self.shape)
-            .field("dtype", &self.dtype)
-            .finish()
+        f.debug_struct("Tensor").field("shape", &self.shape).field("dtype", &self.dtype).finish()
     }
 }
 
 /// Number of elements of `shape`, checking that no dimension is zero.
 fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
-        return Err(Error::Empty {
-            op,
-            what: format!("shape {shape:?}"),
-        });
+        return Err(Error::Empty { op, what: format!("shape {shape:?}") });
     }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::Shape {
-            op,
-            message: format!("shape {shape:?} overflows usize"),
-        })
+        .ok_or_else(|| Error::Shape { op, message: format!("shape {shape:?} overflows usize") })
 }
 
 impl Tensor {
@@ -94,10 +85,7 @@ impl Tensor {
         let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
         Ok(Self {
             device: device.clone(),
-            buf: Arc::new(PooledBuffer {
-                buffer: Some(buffer),
-                rt: device.rt.clone(),
-            }),
+            buf: Arc::new(PooledBuffer { buffer: Some(buffer), rt: device.rt.clone() }),
             shape: shape.to_vec(),
             dtype,
             max_index: None,
@@ -228,11 +216,7 @@ impl Tensor {
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
         if self.dtype != dtype {
-            return Err(Error::DType {
-                op,
-                expected: dtype.name(),
-                got: self.dtype.name(),
-            });
+            return Err(Error::DType { op, expected: dtype.name(), got: self.dtype.name() });
         }
         Ok(())
     }

@@ -39,21 +39,9 @@ fn check(variant: GemmVariant, m: usize, k: usize, n: usize, opts: GemmOptions, 
     // Error scale: the same product on absolute values.
     let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
     let mut scale: Vec<f32> = c0.iter().map(|c| (opts.beta * c).abs()).collect();
-    let abs_opts = GemmOptions {
-        alpha: opts.alpha.abs(),
-        beta: 1.0,
-        ..opts
-    };
+    let abs_opts = GemmOptions { alpha: opts.alpha.abs(), beta: 1.0, ..opts };
     let abs_bias = bias.as_deref().map(abs);
-    reference::gemm(
-        &abs(&a),
-        a_shape,
-        &abs(&b),
-        b_shape,
-        abs_bias.as_deref(),
-        &mut scale,
-        abs_opts,
-    );
+    reference::gemm(&abs(&a), a_shape, &abs(&b), b_shape, abs_bias.as_deref(), &mut scale, abs_opts);
     let what = format!("{variant:?} gemm M={m} K={k} N={n} {opts:?} bias={with_bias}");
     assert_close(&what, &got, &want, &scale, GEMM_RTOL);
 }
@@ -64,11 +52,7 @@ fn all_transposes() -> [GemmOptions; 4] {
         o,
         GemmOptions { trans_a: true, ..o },
         GemmOptions { trans_b: true, ..o },
-        GemmOptions {
-            trans_a: true,
-            trans_b: true,
-            ..o
-        },
+        GemmOptions { trans_a: true, trans_b: true, ..o },
     ]
 }
 
@@ -93,14 +77,8 @@ fn gemm_matches_reference_on_awkward_shapes() {
 #[test]
 fn gemm_vec4_shapes() {
     for opts in all_transposes() {
-        for &(m, k, n) in &[
-            (4, 4, 4),
-            (64, 64, 64),
-            (68, 132, 260),
-            (1028, 64, 36),
-            (12, 1024, 1032),
-            (256, 128, 512),
-        ] {
+        for &(m, k, n) in &[(4, 4, 4), (64, 64, 64), (68, 132, 260), (1028, 64, 36), (12, 1024, 1032), (256, 128, 512)]
+        {
             for variant in VARIANTS {
                 check(variant, m, k, n, opts, false, (m + k + n) as u64);
             }
@@ -113,18 +91,10 @@ fn gemm_vec4_shapes() {
 fn gemm_alpha_beta_bias() {
     for variant in VARIANTS {
         for opts in all_transposes() {
-            let opts = GemmOptions {
-                alpha: 0.75,
-                beta: -1.5,
-                ..opts
-            };
+            let opts = GemmOptions { alpha: 0.75, beta: -1.5, ..opts };
             check(variant, 65, 64, 68, opts, true, 7);
             check(variant, 3, 17, 5, opts, true, 8);
-            let accumulate = GemmOptions {
-                alpha: 1.0,
-                beta: 1.0,
-                ..opts
-            };
+            let accumulate = GemmOptions { alpha: 1.0, beta: 1.0, ..opts };
             check(variant, 64, 64, 64, accumulate, false, 9);
         }
     }
@@ -162,11 +132,7 @@ fn gemm_batched() {
             gemm_with_variant(&ta, &tb, None, &tc, GemmOptions::default(), variant).unwrap();
             let got = tc.to_vec().unwrap();
             for z in 0..batch {
-                let bz = if shared_b {
-                    &b[..k * n]
-                } else {
-                    &b[z * k * n..(z + 1) * k * n]
-                };
+                let bz = if shared_b { &b[..k * n] } else { &b[z * k * n..(z + 1) * k * n] };
                 let mut want = vec![0.0; m * n];
                 reference::gemm(
                     &a[z * m * k..(z + 1) * m * k],

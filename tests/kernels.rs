@@ -55,13 +55,7 @@ fn elementwise_ops_match_reference() {
         let got = out.to_vec().unwrap();
         // GPUs may fuse a·x + y into one FMA (one rounding instead of two):
         // allow one ulp of the result.
-        assert_close(
-            &format!("axpy n={n}"),
-            &got,
-            &want,
-            &want.iter().map(|w| w.abs()).collect::<Vec<_>>(),
-            1.2e-7,
-        );
+        assert_close(&format!("axpy n={n}"), &got, &want, &want.iter().map(|w| w.abs()).collect::<Vec<_>>(), 1.2e-7);
     }
 }
 
@@ -151,11 +145,7 @@ fn gather_rejects_out_of_range_ids() {
     let ids = Tensor::from_u32(dev, &[0, 9, 10], &[3]).unwrap();
     let err = ops::gather_rows(&table, &ids).unwrap_err();
     assert!(matches!(err, Error::OutOfRange { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .contains("index 10 is out of range for a table of 10 rows"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("index 10 is out of range for a table of 10 rows"), "{err}");
 
     let negative = Tensor::from_i32(dev, &[-1], &[1]).unwrap();
     assert!(matches!(ops::gather_rows(&table, &negative), Err(Error::DType { .. })));

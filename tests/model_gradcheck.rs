@@ -73,14 +73,7 @@ fn reference(
         .collect();
     let state = spec.num_layers * d * b * H;
     let zeros = vec![0.0; state];
-    let inputs = RnnInputs {
-        input: &x,
-        lengths,
-        max_len: T,
-        h0: &zeros,
-        c0: &zeros,
-        dropout: None,
-    };
+    let inputs = RnnInputs { input: &x, lengths, max_len: T, h0: &zeros, c0: &zeros, dropout: None };
     let tr = rnn_forward(spec, &weights, &inputs);
     let f = d * H;
     let (feat, argmax) = match pooling {
@@ -184,76 +177,32 @@ fn check(mode: RnnMode, layers: usize, bidirectional: bool, pooling: Pooling) {
     let host = HostModel {
         params: named
             .iter()
-            .map(|(n, p)| {
-                (
-                    n.clone(),
-                    p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect(),
-                )
-            })
+            .map(|(n, p)| (n.clone(), p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect()))
             .collect(),
     };
     let spec = *model.rnn.layer.spec();
-    let (want_loss, want) = reference(
-        &spec,
-        pooling,
-        &host,
-        &ids_valid_only(&ids, &lengths),
-        &lengths,
-        &targets,
-        true,
-    );
+    let (want_loss, want) = reference(&spec, pooling, &host, &ids_valid_only(&ids, &lengths), &lengths, &targets, true);
     let tag = format!("{mode:?} L={layers} bidir={bidirectional} {pooling:?}");
-    assert!(
-        ((f64::from(gpu_loss) - want_loss).abs()) < 1e-5,
-        "{tag}: loss {gpu_loss} vs {want_loss}"
-    );
+    assert!(((f64::from(gpu_loss) - want_loss).abs()) < 1e-5, "{tag}: loss {gpu_loss} vs {want_loss}");
 
     // Finite differences of the CPU model, every parameter.
     for (pi, (name, values)) in host.params.iter().enumerate() {
         for i in 0..values.len() {
             let mut m = host.clone();
             m.params[pi].1[i] += 1e-6;
-            let up = reference(
-                &spec,
-                pooling,
-                &m,
-                &ids_valid_only(&ids, &lengths),
-                &lengths,
-                &targets,
-                false,
-            )
-            .0;
+            let up = reference(&spec, pooling, &m, &ids_valid_only(&ids, &lengths), &lengths, &targets, false).0;
             m.params[pi].1[i] -= 2e-6;
-            let down = reference(
-                &spec,
-                pooling,
-                &m,
-                &ids_valid_only(&ids, &lengths),
-                &lengths,
-                &targets,
-                false,
-            )
-            .0;
+            let down = reference(&spec, pooling, &m, &ids_valid_only(&ids, &lengths), &lengths, &targets, false).0;
             let fd = (up - down) / 2e-6;
             let err = (fd - want[pi][i]).abs() / want[pi][i].abs().max(1.0);
-            assert!(
-                err < FD_TOL,
-                "{tag}: CPU {name}[{i}] analytic {} vs finite difference {fd}",
-                want[pi][i]
-            );
+            assert!(err < FD_TOL, "{tag}: CPU {name}[{i}] analytic {} vs finite difference {fd}", want[pi][i]);
         }
     }
     // GPU tape gradients against the CPU model's.
     for ((name, p), w) in named.iter().zip(&want) {
         let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
         let scale: Vec<f32> = w32.iter().map(|v| v.abs().max(1.0)).collect();
-        assert_close(
-            &format!("{tag}: grad {name}"),
-            &p.grad.to_vec().unwrap(),
-            &w32,
-            &scale,
-            GRAD_TOL,
-        );
+        assert_close(&format!("{tag}: grad {name}"), &p.grad.to_vec().unwrap(), &w32, &scale, GRAD_TOL);
     }
 }
 
@@ -262,10 +211,7 @@ fn check(mode: RnnMode, layers: usize, bidirectional: bool, pooling: Pooling) {
 /// their input gradients are zero, so this changes nothing but makes the
 /// embedding gradient's padded contributions exactly zero on both sides.
 fn ids_valid_only(ids: &[u32], lengths: &[usize]) -> Vec<u32> {
-    ids.iter()
-        .enumerate()
-        .map(|(p, &id)| if p % T < lengths[p / T] { id } else { 0 })
-        .collect()
+    ids.iter().enumerate().map(|(p, &id)| if p % T < lengths[p / T] { id } else { 0 }).collect()
 }
 
 #[test]

@@ -16,81 +16,15 @@ const STEP_TOL: f32 = 2e-6;
 
 fn algorithms() -> Vec<(Algorithm, &'static str)> {
     vec![
+        (Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 }, "sgd"),
+        (Algorithm::Sgd { momentum: 0.9, dampening: 0.1, nesterov: false, weight_decay: 0.01 }, "sgd momentum"),
+        (Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 }, "sgd nesterov"),
+        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false }, "adam"),
+        (Algorithm::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1, decoupled: false }, "adam l2"),
+        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true }, "adamw"),
+        (Algorithm::RmsProp { alpha: 0.99, eps: 1e-8, momentum: 0.0, centered: false, weight_decay: 0.0 }, "rmsprop"),
         (
-            Algorithm::Sgd {
-                momentum: 0.0,
-                dampening: 0.0,
-                nesterov: false,
-                weight_decay: 0.0,
-            },
-            "sgd",
-        ),
-        (
-            Algorithm::Sgd {
-                momentum: 0.9,
-                dampening: 0.1,
-                nesterov: false,
-                weight_decay: 0.01,
-            },
-            "sgd momentum",
-        ),
-        (
-            Algorithm::Sgd {
-                momentum: 0.9,
-                dampening: 0.0,
-                nesterov: true,
-                weight_decay: 0.0,
-            },
-            "sgd nesterov",
-        ),
-        (
-            Algorithm::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-                decoupled: false,
-            },
-            "adam",
-        ),
-        (
-            Algorithm::Adam {
-                beta1: 0.8,
-                beta2: 0.99,
-                eps: 1e-6,
-                weight_decay: 0.1,
-                decoupled: false,
-            },
-            "adam l2",
-        ),
-        (
-            Algorithm::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.01,
-                decoupled: true,
-            },
-            "adamw",
-        ),
-        (
-            Algorithm::RmsProp {
-                alpha: 0.99,
-                eps: 1e-8,
-                momentum: 0.0,
-                centered: false,
-                weight_decay: 0.0,
-            },
-            "rmsprop",
-        ),
-        (
-            Algorithm::RmsProp {
-                alpha: 0.9,
-                eps: 1e-6,
-                momentum: 0.5,
-                centered: true,
-                weight_decay: 0.05,
-            },
+            Algorithm::RmsProp { alpha: 0.9, eps: 1e-6, momentum: 0.5, centered: true, weight_decay: 0.05 },
             "rmsprop centered momentum",
         ),
     ]
@@ -102,17 +36,10 @@ fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
     let params: Vec<(String, Parameter)> = shapes
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            (
-                format!("p{i}"),
-                Parameter::new(dev, &random(s.iter().product(), 40 + i as u64), s).unwrap(),
-            )
-        })
+        .map(|(i, s)| (format!("p{i}"), Parameter::new(dev, &random(s.iter().product(), 40 + i as u64), s).unwrap()))
         .collect();
-    let mut host_p: Vec<Vec<f64>> = params
-        .iter()
-        .map(|(_, p)| p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect())
-        .collect();
+    let mut host_p: Vec<Vec<f64>> =
+        params.iter().map(|(_, p)| p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect()).collect();
     let mut host_state: Vec<Vec<Vec<f64>>> = host_p.iter().map(|p| vec![vec![0.0; p.len()]; 3]).collect();
     let lr = 1e-2;
     let mut opt = Optimizer::sgd(params.clone(), lr).unwrap().with_algorithm(alg);
@@ -125,10 +52,7 @@ fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
         for ((_, p), g) in params.iter().zip(&grads) {
             p.grad.write(&g.iter().map(|v| v * 3.0).collect::<Vec<_>>()).unwrap();
         }
-        let g64: Vec<Vec<f64>> = grads
-            .iter()
-            .map(|g| g.iter().map(|&v| f64::from(v * 3.0)).collect())
-            .collect();
+        let g64: Vec<Vec<f64>> = grads.iter().map(|g| g.iter().map(|&v| f64::from(v * 3.0)).collect()).collect();
         let mut coef = 1.0;
         if let Some(max_norm) = clip {
             let norm = opt.clip_grad_norm(max_norm).unwrap();
@@ -137,10 +61,7 @@ fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
             coef = c;
             let got = f64::from(norm.value().unwrap());
             // A sum of ~340 squares in f32: relative error ≲ 340·6e-8.
-            assert!(
-                (got - want_norm).abs() <= 1e-5 * want_norm,
-                "{name}: norm {got} vs {want_norm}"
-            );
+            assert!((got - want_norm).abs() <= 1e-5 * want_norm, "{name}: norm {got} vs {want_norm}");
         }
         opt.step().unwrap();
         for (i, p) in host_p.iter_mut().enumerate() {
@@ -194,29 +115,15 @@ fn zero_grad_and_bad_settings() {
 
 #[test]
 fn schedules() {
-    let step = LrSchedule::Step {
-        step_size: 10,
-        gamma: 0.5,
-    };
+    let step = LrSchedule::Step { step_size: 10, gamma: 0.5 };
     assert_eq!(
-        (
-            step.lr_at(1.0, 0),
-            step.lr_at(1.0, 9),
-            step.lr_at(1.0, 10),
-            step.lr_at(1.0, 25)
-        ),
+        (step.lr_at(1.0, 0), step.lr_at(1.0, 9), step.lr_at(1.0, 10), step.lr_at(1.0, 25)),
         (1.0, 1.0, 0.5, 0.25)
     );
-    let cos = LrSchedule::Cosine {
-        t_max: 100,
-        eta_min: 0.1,
-    };
+    let cos = LrSchedule::Cosine { t_max: 100, eta_min: 0.1 };
     assert!((cos.lr_at(1.0, 0) - 1.0).abs() < 1e-6);
     assert!((cos.lr_at(1.0, 50) - 0.55).abs() < 1e-6);
     assert!((cos.lr_at(1.0, 100) - 0.1).abs() < 1e-6);
-    let warm = LrSchedule::LinearWarmup {
-        warmup: 4,
-        after: Box::new(LrSchedule::Constant),
-    };
+    let warm = LrSchedule::LinearWarmup { warmup: 4, after: Box::new(LrSchedule::Constant) };
     assert_eq!([0, 1, 3, 4, 100].map(|t| warm.lr_at(2.0, t)), [0.5, 1.0, 2.0, 2.0, 2.0]);
 }

@@ -39,11 +39,7 @@ fn recurrent_dispatch_budget() {
     use wgrnn::rnn::{RnnConfig, RnnMode};
     let dev = Device::new().unwrap();
     let (b, t, layers, dirs) = (3, 7, 2, 2);
-    let rnn = RnnConfig::new(RnnMode::Lstm, 4, 8)
-        .with_num_layers(layers)
-        .with_bidirectional(true)
-        .init(&dev)
-        .unwrap();
+    let rnn = RnnConfig::new(RnnMode::Lstm, 4, 8).with_num_layers(layers).with_bidirectional(true).init(&dev).unwrap();
     let x = Tensor::zeros(&dev, &[b, t, 4]).unwrap();
     let go = Tensor::zeros(&dev, &[b, t, 16]).unwrap();
     let lengths = [7, 3, 5];

@@ -70,9 +70,7 @@ fn run(case: &Case, seed: u64) {
     let th0 = Tensor::from_slice(dev, &h0, &[spec.num_layers * d, b, h]).unwrap();
     let tc0 = Tensor::from_slice(dev, &c0, &[spec.num_layers * d, b, h]).unwrap();
     let lstm = case.mode == RnnMode::Lstm;
-    let fwd = rnn
-        .forward(&tx, &case.lengths, Some(&th0), lstm.then_some(&tc0), train_seed)
-        .unwrap();
+    let fwd = rnn.forward(&tx, &case.lengths, Some(&th0), lstm.then_some(&tc0), train_seed).unwrap();
 
     let (x64, h064, c064) = (to64(&x), to64(&h0), to64(&c0));
     let inputs = RnnInputs {
@@ -81,10 +79,7 @@ fn run(case: &Case, seed: u64) {
         max_len: t,
         h0: &h064,
         c0: &c064,
-        dropout: train_seed.map(|s| DropoutSpec {
-            p: case.dropout,
-            seed: s,
-        }),
+        dropout: train_seed.map(|s| DropoutSpec { p: case.dropout, seed: s }),
     };
     let trace = rnn_forward(&spec, &weights, &inputs);
     let tag = format!(
@@ -93,13 +88,7 @@ fn run(case: &Case, seed: u64) {
     );
     let check = |name: &str, got: &Tensor, want: &[f64], tol: f32| {
         let want = to32(want);
-        assert_close(
-            &format!("{tag}: {name}"),
-            &got.to_vec().unwrap(),
-            &want,
-            &unit_scale(&want),
-            tol,
-        );
+        assert_close(&format!("{tag}: {name}"), &got.to_vec().unwrap(), &want, &unit_scale(&want), tol);
     };
     check("output", &fwd.output, &trace.output, FORWARD_TOL);
     check("h_n", &fwd.h_n, &trace.h_n, FORWARD_TOL);
@@ -139,16 +128,7 @@ fn case(
     lengths: &[usize],
     max_len: usize,
 ) -> Case {
-    Case {
-        mode,
-        input,
-        hidden,
-        layers,
-        bidirectional,
-        lengths: lengths.to_vec(),
-        max_len,
-        dropout: 0.0,
-    }
+    Case { mode, input, hidden, layers, bidirectional, lengths: lengths.to_vec(), max_len, dropout: 0.0 }
 }
 
 #[test]
@@ -197,36 +177,24 @@ fn bad_lengths_and_shapes_are_errors() {
     let rnn = RnnConfig::new(RnnMode::Lstm, 3, 4).init(dev).unwrap();
     let x = Tensor::zeros(dev, &[2, 5, 3]).unwrap();
     let err = rnn.forward(&x, &[5, 0], None, None, None).unwrap_err();
-    assert!(
-        matches!(err, Error::OutOfRange { .. }) && err.to_string().contains("length 0 of row 1"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::OutOfRange { .. }) && err.to_string().contains("length 0 of row 1"), "{err}");
     let err = rnn.forward(&x, &[6, 1], None, None, None).unwrap_err();
     assert!(err.to_string().contains("length 6 of row 0 is outside 1..=5"), "{err}");
     let err = rnn.forward(&x, &[5], None, None, None).unwrap_err();
     assert!(err.to_string().contains("1 lengths given for a batch of 2"), "{err}");
     let wrong_features = Tensor::zeros(dev, &[2, 5, 4]).unwrap();
     let err = rnn.forward(&wrong_features, &[5, 5], None, None, None).unwrap_err();
-    assert!(
-        err.to_string().contains("input has 4 features, the layer expects 3"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("input has 4 features, the layer expects 3"), "{err}");
     let bad_h0 = Tensor::zeros(dev, &[1, 3, 4]).unwrap();
     let err = rnn.forward(&x, &[5, 5], Some(&bad_h0), None, None).unwrap_err();
-    assert!(
-        err.to_string().contains("h0 must be an f32 tensor of shape [1, 2, 4]"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("h0 must be an f32 tensor of shape [1, 2, 4]"), "{err}");
     let gru = RnnConfig::new(RnnMode::Gru, 3, 4).init(dev).unwrap();
     let c0 = Tensor::zeros(dev, &[1, 2, 4]).unwrap();
     let err = gru.forward(&x, &[5, 5], None, Some(&c0), None).unwrap_err();
     assert!(err.to_string().contains("c0 is only for LSTM"), "{err}");
     let fwd = rnn.forward(&x, &[5, 2], None, None, None).unwrap();
     let bad_grad = Tensor::zeros(dev, &[2, 4, 4]).unwrap();
-    assert!(matches!(
-        rnn.backward(&fwd, &bad_grad, None, None),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(rnn.backward(&fwd, &bad_grad, None, None), Err(Error::Shape { .. })));
     assert!(RnnConfig::new(RnnMode::Lstm, 3, 4).with_dropout(1.0).init(dev).is_err());
     assert!(RnnConfig::new(RnnMode::Lstm, 0, 4).init(dev).is_err());
 }
@@ -234,16 +202,9 @@ fn bad_lengths_and_shapes_are_errors() {
 /// PyTorch names and shapes of every parameter.
 #[test]
 fn parameters_have_pytorch_names_and_shapes() {
-    let rnn = RnnConfig::new(RnnMode::Gru, 7, 5)
-        .with_num_layers(2)
-        .with_bidirectional(true)
-        .init(device())
-        .unwrap();
-    let names: Vec<(String, Vec<usize>)> = rnn
-        .named_parameters()
-        .into_iter()
-        .map(|(n, t)| (n, t.shape().to_vec()))
-        .collect();
+    let rnn = RnnConfig::new(RnnMode::Gru, 7, 5).with_num_layers(2).with_bidirectional(true).init(device()).unwrap();
+    let names: Vec<(String, Vec<usize>)> =
+        rnn.named_parameters().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
     assert_eq!(names.len(), 16);
     assert_eq!(names[0], ("weight_ih_l0".to_string(), vec![15, 7]));
     assert_eq!(names[5], ("weight_hh_l0_reverse".to_string(), vec![15, 5]));

@@ -37,13 +37,7 @@ struct Problem {
 
 impl Problem {
     fn new(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) -> Self {
-        let spec = RnnSpec {
-            mode,
-            input_size: 3,
-            hidden_size: 4,
-            num_layers: layers,
-            bidirectional,
-        };
+        let spec = RnnSpec { mode, input_size: 3, hidden_size: 4, num_layers: layers, bidirectional };
         let (b, t, d, h) = (3, 4, spec.directions(), spec.hidden_size);
         let mut seed = 1;
         let mut rnd = |n: usize| {
@@ -126,44 +120,24 @@ fn check(name: &str, p: &mut Problem, analytic: &[f64], var: Var) {
         get(p, var)[i] = orig;
         let fd = (up - down) / (2.0 * FD_STEP);
         let err = (fd - analytic[i]).abs() / analytic[i].abs().max(1.0);
-        assert!(
-            err < FD_TOL,
-            "{name}[{i}]: analytic {} vs finite difference {fd} (rel err {err:.2e})",
-            analytic[i]
-        );
+        assert!(err < FD_TOL, "{name}[{i}]: analytic {} vs finite difference {fd} (rel err {err:.2e})", analytic[i]);
     }
 }
 
 fn gradcheck(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) {
     let mut p = Problem::new(mode, layers, bidirectional, dropout);
-    let inputs = RnnInputs {
-        input: &p.input,
-        lengths: &p.lengths,
-        max_len: p.max_len,
-        h0: &p.h0,
-        c0: &p.c0,
-        dropout,
-    };
+    let inputs = RnnInputs { input: &p.input, lengths: &p.lengths, max_len: p.max_len, h0: &p.h0, c0: &p.c0, dropout };
     let tr = rnn_forward(&p.spec, &p.weights, &inputs);
     let g = rnn_backward(&p.spec, &p.weights, &tr, &p.go, &p.ghn, &p.gcn);
-    let tag = format!(
-        "{mode:?} L={layers} bidir={bidirectional} dropout={}",
-        dropout.is_some()
-    );
+    let tag = format!("{mode:?} L={layers} bidir={bidirectional} dropout={}", dropout.is_some());
     check(&format!("{tag} input"), &mut p, &g.input, Var::Input);
     check(&format!("{tag} h0"), &mut p, &g.h0, Var::H0);
     if mode.has_cell_state() {
         check(&format!("{tag} c0"), &mut p, &g.c0, Var::C0);
     }
     for (idx, gw) in g.weights.iter().enumerate() {
-        for (which, (name, grad)) in [
-            ("w_ih", &gw.w_ih),
-            ("w_hh", &gw.w_hh),
-            ("b_ih", &gw.b_ih),
-            ("b_hh", &gw.b_hh),
-        ]
-        .into_iter()
-        .enumerate()
+        for (which, (name, grad)) in
+            [("w_ih", &gw.w_ih), ("w_hh", &gw.w_hh), ("b_ih", &gw.b_ih), ("b_hh", &gw.b_hh)].into_iter().enumerate()
         {
             check(&format!("{tag} {name}[{idx}]"), &mut p, grad, Var::Weight(idx, which));
         }
@@ -205,14 +179,7 @@ fn reference_padding_is_inert() {
         }
     }
     let run = |input: &[f64]| {
-        let inputs = RnnInputs {
-            input,
-            lengths: &p.lengths,
-            max_len: 4,
-            h0: &p.h0,
-            c0: &p.c0,
-            dropout: None,
-        };
+        let inputs = RnnInputs { input, lengths: &p.lengths, max_len: 4, h0: &p.h0, c0: &p.c0, dropout: None };
         rnn_forward(&p.spec, &p.weights, &inputs)
     };
     let (a, b) = (run(&p.input), run(&input2));

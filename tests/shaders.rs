@@ -9,17 +9,10 @@ fn every_shader_validates_with_naga() {
         let source = shader.source();
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(&source)));
-        assert!(
-            !module.entry_points.is_empty(),
-            "{} has no entry point",
-            shader.file_name()
-        );
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(&source)));
+        assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.file_name());
     }
 }
 
@@ -44,20 +37,8 @@ fn every_shader_file_is_registered() {
 fn every_shader_documents_its_bindings() {
     for shader in Shader::ALL {
         let body = shader.file_text();
-        assert!(
-            body.trim_start().starts_with("// "),
-            "{} has no header comment",
-            shader.file_name()
-        );
-        assert!(
-            body.contains("Bindings"),
-            "{} header lacks a bindings table",
-            shader.file_name()
-        );
-        assert!(
-            body.contains("Workgroup mapping"),
-            "{} header lacks the workgroup mapping",
-            shader.file_name()
-        );
+        assert!(body.trim_start().starts_with("// "), "{} has no header comment", shader.file_name());
+        assert!(body.contains("Bindings"), "{} header lacks a bindings table", shader.file_name());
+        assert!(body.contains("Workgroup mapping"), "{} header lacks the workgroup mapping", shader.file_name());
     }
 }

@@ -72,10 +72,7 @@ fn empty_and_mismatched_shapes_are_errors() {
 #[test]
 fn tensors_past_the_device_limit_are_errors() {
     let dev = device();
-    let limit = dev
-        .info()
-        .max_storage_buffer_binding_size
-        .min(dev.info().max_buffer_size);
+    let limit = dev.info().max_storage_buffer_binding_size.min(dev.info().max_buffer_size);
     let too_many = (limit / 4 + 1) as usize;
     let err = Tensor::zeros(dev, &[too_many]).unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
@@ -87,10 +84,7 @@ fn tensors_past_the_device_limit_are_errors() {
 #[test]
 fn device_info_is_reported() {
     let info = device().info();
-    assert!(
-        !info.name.is_empty() && !info.backend.is_empty() && !info.driver.is_empty(),
-        "{info:?}"
-    );
+    assert!(!info.name.is_empty() && !info.backend.is_empty() && !info.driver.is_empty(), "{info:?}");
     assert!(info.max_compute_invocations_per_workgroup >= 256, "{info:?}");
     assert!(info.max_storage_buffers_per_shader_stage >= 8, "{info:?}");
 }
@@ -104,10 +98,7 @@ fn backend_override_is_parsed() {
     let err = DeviceOptions::parse(Some("cuda"), None).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("\"cuda\"") && msg.contains("vulkan, metal, dx12, gl"),
-        "{msg}"
-    );
+    assert!(msg.contains("\"cuda\"") && msg.contains("vulkan, metal, dx12, gl"), "{msg}");
 }
 
 #[test]
@@ -116,10 +107,7 @@ fn unmatched_adapter_filter_explains_how_to_get_one() {
     let err = wgrnn::Device::with_options(&opts).unwrap_err();
     assert!(matches!(err, Error::NoAdapter { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("no-such-gpu-xyz") && msg.contains("apt-get install mesa-vulkan-drivers"),
-        "{msg}"
-    );
+    assert!(msg.contains("no-such-gpu-xyz") && msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
 }
 
 #[test]

@@ -19,10 +19,7 @@ const TOL: f64 = 1e-5;
 
 #[test]
 fn pytorch_state_dict_loads_and_matches() {
-    let path = format!(
-        "{}/tests/fixtures/torch_classifier.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/torch_classifier.safetensors", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();

@@ -19,13 +19,7 @@ use wgrnn::Error;
 /// f32 per-op budget, 10× tighter than the contract's 1e-4 / 1e-3.
 const TOL: f64 = 1e-5;
 
-const FIXTURES: [&str; 5] = [
-    "lstm_l2_bi",
-    "gru_l2_bi",
-    "rnn_tanh_l1",
-    "rnn_relu_l3_bi",
-    "lstm_l1_h31",
-];
+const FIXTURES: [&str; 5] = ["lstm_l2_bi", "gru_l2_bi", "rnn_tanh_l1", "rnn_relu_l3_bi", "lstm_l1_h31"];
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/torch_{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
@@ -38,13 +32,9 @@ fn float_tensors(bytes: &[u8]) -> HashMap<String, Vec<f64>> {
     st.tensors()
         .into_iter()
         .filter_map(|(n, v)| match v.dtype() {
-            Dtype::F32 => Some((
-                n,
-                bytemuck::pod_collect_to_vec::<u8, f32>(v.data())
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-            )),
+            Dtype::F32 => {
+                Some((n, bytemuck::pod_collect_to_vec::<u8, f32>(v.data()).into_iter().map(f64::from).collect()))
+            }
             Dtype::F64 => Some((n, bytemuck::pod_collect_to_vec(v.data()))),
             _ => None,
         })
@@ -56,19 +46,13 @@ fn matches_pytorch_fixtures() {
     for name in FIXTURES {
         let bytes = fixture(name);
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-        assert_eq!(
-            meta.metadata().as_ref().unwrap()["fixture_version"],
-            "1",
-            "{name}: regenerate the fixtures"
-        );
+        assert_eq!(meta.metadata().as_ref().unwrap()["fixture_version"], "1", "{name}: regenerate the fixtures");
         let out = float_tensors(&torch_parity(device(), &bytes).unwrap());
         let expected = float_tensors(&bytes);
         let mut checked = 0;
         for (key, want) in expected.iter().filter(|(k, _)| k.starts_with("expected_")) {
             let out_name = &key["expected_".len()..];
-            let got = out
-                .get(out_name)
-                .unwrap_or_else(|| panic!("{name}: OUT lacks `{out_name}`"));
+            let got = out.get(out_name).unwrap_or_else(|| panic!("{name}: OUT lacks `{out_name}`"));
             assert_eq!(got.len(), want.len(), "{name}: {out_name} size");
             let (worst, at) = got
                 .iter()
@@ -76,20 +60,12 @@ fn matches_pytorch_fixtures() {
                 .enumerate()
                 .map(|(i, (g, w))| ((g - w).abs() / w.abs().max(1.0), i))
                 .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
-            assert!(
-                worst <= TOL,
-                "{name}: {out_name}[{at}] = {} vs torch {} (rel err {worst:.2e})",
-                got[at],
-                want[at]
-            );
+            assert!(worst <= TOL, "{name}: {out_name}[{at}] = {} vs torch {} (rel err {worst:.2e})", got[at], want[at]);
             checked += 1;
         }
         // output, h_n, grad_input, grad_h0, 4 per (layer, dir) at least.
         assert!(checked >= 8, "{name}: only {checked} outputs compared");
-        assert!(
-            out.keys().all(|k| expected.contains_key(&format!("expected_{k}"))),
-            "{name}: OUT has extra tensors"
-        );
+        assert!(out.keys().all(|k| expected.contains_key(&format!("expected_{k}"))), "{name}: OUT has extra tensors");
     }
 }
 
@@ -122,13 +98,7 @@ fn bad_input_names_the_problem() {
     );
     // Two layers claimed as one: layer 0's shapes still fit, h0 does not.
     assert!(msg(edited("gru_l2_bi", "", Some(("num_layers", "1")))).contains("tensor `h0` must have shape [2, 3, 5]"));
-    assert!(matches!(
-        torch_parity(dev, b"not a safetensors file"),
-        Err(Error::Format(_))
-    ));
+    assert!(matches!(torch_parity(dev, b"not a safetensors file"), Err(Error::Format(_))));
     let truncated = fixture("rnn_tanh_l1");
-    assert!(matches!(
-        torch_parity(dev, &truncated[..truncated.len() / 2]),
-        Err(Error::Format(_))
-    ));
+    assert!(matches!(torch_parity(dev, &truncated[..truncated.len() / 2]), Err(Error::Format(_))));
 }

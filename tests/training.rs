@@ -40,11 +40,7 @@ fn a_before_b(rng: &mut Rng, batch: usize) -> (Vec<u32>, Vec<usize>, Vec<u32>, u
 }
 
 fn task_model(dev: &Device, seed: u64) -> SequenceClassifier {
-    SequenceClassifierConfig::new(10, 16, 32, 2)
-        .with_padding_idx(0)
-        .with_seed(seed)
-        .init(dev)
-        .unwrap()
+    SequenceClassifierConfig::new(10, 16, 32, 2).with_padding_idx(0).with_seed(seed).init(dev).unwrap()
 }
 
 /// One training step: forward, loss, backward, Adam. Returns the loss var's
@@ -97,10 +93,7 @@ fn learns_a_before_b_to_99_percent() {
     let elapsed = start.elapsed();
     let acc = accuracy(&model, &test_ids, &test_len, &test_y, t);
     eprintln!("a-before-b: reached {acc:.4} after {reached:?} steps in {elapsed:.2?}");
-    assert!(
-        reached.is_some() && acc >= 0.99,
-        "held-out accuracy {acc} after 600 steps"
-    );
+    assert!(reached.is_some() && acc >= 0.99, "held-out accuracy {acc} after 600 steps");
 }
 
 fn snapshot(model: &dyn Module) -> Vec<Vec<u32>> {
@@ -199,10 +192,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     };
     assert_eq!(logits(&model), logits(&copy));
     let names: Vec<String> = named_parameters(&model).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(
-        &names[..3],
-        ["embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0"]
-    );
+    assert_eq!(&names[..3], ["embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0"]);
     assert_eq!(&names[names.len() - 2..], ["fc.weight", "fc.bias"]);
     std::fs::remove_file(&path).ok();
 }
@@ -228,20 +218,11 @@ fn corrupt_or_mismatched_checkpoints_are_errors() {
     let bigger = SequenceClassifierConfig::new(11, 16, 32, 2).init(dev).unwrap();
     std::fs::write(&path, &good).unwrap();
     let err = checkpoint::load(&path, &bigger, None).unwrap_err().to_string();
-    assert!(
-        err.contains("tensor `embedding.weight` has shape [10, 16], the model expects [11, 16]"),
-        "{err}"
-    );
-    let gru = SequenceClassifierConfig::new(10, 16, 32, 2)
-        .with_mode(RnnMode::Gru)
-        .init(dev)
-        .unwrap();
+    assert!(err.contains("tensor `embedding.weight` has shape [10, 16], the model expects [11, 16]"), "{err}");
+    let gru = SequenceClassifierConfig::new(10, 16, 32, 2).with_mode(RnnMode::Gru).init(dev).unwrap();
     let err = checkpoint::load(&path, &gru, None).unwrap_err().to_string();
     assert!(err.contains("rnn.weight_ih_l0"), "{err}");
-    let two_layers = SequenceClassifierConfig::new(10, 16, 32, 2)
-        .with_layers(2)
-        .init(dev)
-        .unwrap();
+    let two_layers = SequenceClassifierConfig::new(10, 16, 32, 2).with_layers(2).init(dev).unwrap();
     let err = checkpoint::load(&path, &two_layers, None).unwrap_err().to_string();
     assert!(err.contains("missing tensor `rnn.weight_ih_l1`"), "{err}");
     let mut sgd = Optimizer::sgd(named_parameters(&model), 1e-3).unwrap();
@@ -260,18 +241,10 @@ fn embedding_rejects_bad_ids_and_skips_padding_gradient() {
     assert_eq!(emb.weight.value.to_vec().unwrap()[..3], [0.0, 0.0, 0.0]);
     let mut tape = Tape::train(dev, 0);
     let err = tape.embedding(&emb, &[1, 5]).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("token id 5 at position 1 is out of range for a vocabulary of 5"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("token id 5 at position 1 is out of range for a vocabulary of 5"), "{err}");
     // Gradient: ids [0, 2, 2, 4], upstream all ones → rows 2: 2, 4: 1, 0 (padding): 0.
     let x = tape.embedding(&emb, &[0, 2, 2, 4]).unwrap();
-    let fc = wgrnn::nn::LinearConfig::new(3, 1)
-        .with_init(Init::Constant(1.0))
-        .with_bias(false)
-        .init(dev)
-        .unwrap();
+    let fc = wgrnn::nn::LinearConfig::new(3, 1).with_init(Init::Constant(1.0)).with_bias(false).init(dev).unwrap();
     let y = tape.linear(&fc, x).unwrap();
     let loss = tape.bce_with_logits(y, &[0.0; 4]).unwrap();
     tape.backward(loss.loss).unwrap();
@@ -281,10 +254,7 @@ fn embedding_rejects_bad_ids_and_skips_padding_gradient() {
     // d loss / d x = σ(y)/4 per position; rows 2 and 4 sum their positions.
     let yv = tape.value(y).to_vec().unwrap();
     let s = |v: f32| 1.0 / (1.0 + (-v).exp()) / 4.0;
-    assert!(
-        (g[6] - (s(yv[1]) + s(yv[2]))).abs() < 1e-6 && (g[12] - s(yv[3])).abs() < 1e-6,
-        "{g:?}"
-    );
+    assert!((g[6] - (s(yv[1]) + s(yv[2]))).abs() < 1e-6 && (g[12] - s(yv[3])).abs() < 1e-6, "{g:?}");
 }
 
 #[test]
@@ -301,16 +271,10 @@ fn losses_match_reference() {
         let (want, _) = cross_entropy(&l64, c, &targets, Some(7), f64::from(smoothing));
         let got = tape.value(l.loss).to_vec().unwrap()[0];
         // Sums of 7 rows of log-sum-exp in f32: ≈ 1e-7 relative.
-        assert!(
-            (f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0),
-            "smoothing {smoothing}: {got} vs {want}"
-        );
+        assert!((f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0), "smoothing {smoothing}: {got} vs {want}");
         assert_eq!(l.count, 7);
         let correct = l.correct().unwrap();
-        assert!(
-            (l.perplexity().unwrap() - got.exp()).abs() <= 1e-5 * got.exp(),
-            "perplexity is exp(loss)"
-        );
+        assert!((l.perplexity().unwrap() - got.exp()).abs() <= 1e-5 * got.exp(), "perplexity is exp(loss)");
         let want_correct = (0..m)
             .filter(|&r| targets[r] != 7)
             .filter(|&r| {
@@ -327,10 +291,7 @@ fn losses_match_reference() {
     let l = tape.bce_with_logits(x, &y).unwrap();
     let (want, _) = bce_with_logits(&l64[..m], &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
     let got = tape.value(l.loss).to_vec().unwrap()[0];
-    assert!(
-        (f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0),
-        "bce {got} vs {want}"
-    );
+    assert!((f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0), "bce {got} vs {want}");
     assert!(tape.bce_with_logits(x, &[2.0; 9]).is_err());
 }
 
@@ -348,13 +309,7 @@ fn cross_entropy_gradient_matches_reference() {
     let logits = tape.linear(&fc, xv).unwrap();
     let l = tape.cross_entropy(logits, &targets, Some(9), 0.2).unwrap();
     tape.backward(l.loss).unwrap();
-    let lv: Vec<f64> = tape
-        .value(logits)
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect();
+    let lv: Vec<f64> = tape.value(logits).to_vec().unwrap().iter().map(|&v| f64::from(v)).collect();
     let (_, dlogits) = cross_entropy(&lv, c, &targets, Some(9), 0.2);
     let mut dw = vec![0.0f32; c * f];
     for r in 0..m {
@@ -365,13 +320,7 @@ fn cross_entropy_gradient_matches_reference() {
         }
     }
     // Per element one softmax and a sum of 6 products: 1e-6 absolute covers f32.
-    assert_close(
-        "fc.weight grad",
-        &fc.weight.grad.to_vec().unwrap(),
-        &dw,
-        &vec![1.0; c * f],
-        1e-6,
-    );
+    assert_close("fc.weight grad", &fc.weight.grad.to_vec().unwrap(), &dw, &vec![1.0; c * f], 1e-6);
 }
 
 #[test]
@@ -394,10 +343,7 @@ fn tape_errors() {
 fn initializers() {
     let dev = device();
     let h = 6;
-    let keras = RecurrentConfig::new(RnnMode::Lstm, 5, h)
-        .with_init(RnnInit::Keras)
-        .init(dev)
-        .unwrap();
+    let keras = RecurrentConfig::new(RnnMode::Lstm, 5, h).with_init(RnnInit::Keras).init(dev).unwrap();
     let p = &keras.layer.params()[0];
     let w_hh = p.weight_hh.to_vec().unwrap();
     // Orthogonal: columns of the (4H, H) matrix are orthonormal.
@@ -409,41 +355,19 @@ fn initializers() {
         }
     }
     let b_ih = p.bias_ih.to_vec().unwrap();
-    assert!(
-        b_ih[h..2 * h].iter().all(|&v| v == 1.0) && b_ih[..h].iter().all(|&v| v == 0.0),
-        "unit forget bias"
-    );
+    assert!(b_ih[h..2 * h].iter().all(|&v| v == 1.0) && b_ih[..h].iter().all(|&v| v == 0.0), "unit forget bias");
     let limit = (6.0f32 / (5 + 4 * h) as f32).sqrt();
-    assert!(
-        p.weight_ih.to_vec().unwrap().iter().all(|v| v.abs() <= limit),
-        "glorot limit"
-    );
+    assert!(p.weight_ih.to_vec().unwrap().iter().all(|v| v.abs() <= limit), "glorot limit");
     let irnn = RecurrentConfig::new(RnnMode::RnnRelu, 2, 3)
         .with_init(RnnInit::Identity { input_std: 0.001 })
         .init(dev)
         .unwrap();
-    assert_eq!(
-        irnn.layer.params()[0].weight_hh.to_vec().unwrap(),
-        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    );
-    let normal = EmbeddingConfig::new(100, 100)
-        .with_init(Init::Normal(0.5))
-        .with_seed(3)
-        .init(dev)
-        .unwrap();
+    assert_eq!(irnn.layer.params()[0].weight_hh.to_vec().unwrap(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    let normal = EmbeddingConfig::new(100, 100).with_init(Init::Normal(0.5)).with_seed(3).init(dev).unwrap();
     let v = normal.weight.value.to_vec().unwrap();
     let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
     // 10,000 samples: the standard deviation's standard error is 0.5/√20000 ≈ 0.0035.
     assert!((std - 0.5).abs() < 0.02, "std {std}");
-    let uni = EmbeddingConfig::new(10, 10)
-        .with_init(Init::Uniform(2.0, 3.0))
-        .init(dev)
-        .unwrap();
-    assert!(uni
-        .weight
-        .value
-        .to_vec()
-        .unwrap()
-        .iter()
-        .all(|v| (2.0..3.0).contains(v)));
+    let uni = EmbeddingConfig::new(10, 10).with_init(Init::Uniform(2.0, 3.0)).init(dev).unwrap();
+    assert!(uni.weight.value.to_vec().unwrap().iter().all(|v| (2.0..3.0).contains(v)));
 }

@@ -9,76 +9,38 @@ use crate::tensor::{DType, Tensor};
 
 use Access::{Read as R, ReadWrite as W};
 
-const EMBEDDING_BACKWARD: Kernel = Kernel {
-    shader: Shader::Embedding,
-    entry: "embedding_backward",
-    storage: &[(1, R), (2, R), (3, W)],
-};
-const CROSS_ENTROPY_FORWARD: Kernel = Kernel {
-    shader: Shader::Loss,
-    entry: "cross_entropy_forward",
-    storage: &[(1, R), (2, R), (3, W)],
-};
+const EMBEDDING_BACKWARD: Kernel =
+    Kernel { shader: Shader::Embedding, entry: "embedding_backward", storage: &[(1, R), (2, R), (3, W)] };
+const CROSS_ENTROPY_FORWARD: Kernel =
+    Kernel { shader: Shader::Loss, entry: "cross_entropy_forward", storage: &[(1, R), (2, R), (3, W)] };
 const CROSS_ENTROPY_BACKWARD: Kernel = Kernel {
     shader: Shader::Loss,
     entry: "cross_entropy_backward",
     storage: &[(1, R), (2, R), (3, W), (4, W), (5, R)],
 };
-const BCE_FORWARD: Kernel = Kernel {
-    shader: Shader::Loss,
-    entry: "bce_forward",
-    storage: &[(1, R), (2, R), (3, W)],
-};
-const BCE_BACKWARD: Kernel = Kernel {
-    shader: Shader::Loss,
-    entry: "bce_backward",
-    storage: &[(1, R), (2, R), (4, W), (5, R)],
-};
-const LOSS_REDUCE: Kernel = Kernel {
-    shader: Shader::Loss,
-    entry: "loss_reduce",
-    storage: &[(3, W), (6, W), (7, W)],
-};
-const POOL_MEAN_FORWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_mean_forward",
-    storage: &[(1, R), (2, R), (3, W)],
-};
-const POOL_MEAN_BACKWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_mean_backward",
-    storage: &[(1, R), (2, R), (3, W)],
-};
-const POOL_MAX_FORWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_max_forward",
-    storage: &[(1, R), (2, R), (3, W), (4, W)],
-};
-const POOL_MAX_BACKWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_max_backward",
-    storage: &[(1, R), (2, R), (3, W), (4, W)],
-};
-const POOL_LAST_FORWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_last_forward",
-    storage: &[(2, R), (3, W)],
-};
-const POOL_LAST_BACKWARD: Kernel = Kernel {
-    shader: Shader::Pooling,
-    entry: "pool_last_backward",
-    storage: &[(2, R), (3, W)],
-};
+const BCE_FORWARD: Kernel = Kernel { shader: Shader::Loss, entry: "bce_forward", storage: &[(1, R), (2, R), (3, W)] };
+const BCE_BACKWARD: Kernel =
+    Kernel { shader: Shader::Loss, entry: "bce_backward", storage: &[(1, R), (2, R), (4, W), (5, R)] };
+const LOSS_REDUCE: Kernel = Kernel { shader: Shader::Loss, entry: "loss_reduce", storage: &[(3, W), (6, W), (7, W)] };
+const POOL_MEAN_FORWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_mean_forward", storage: &[(1, R), (2, R), (3, W)] };
+const POOL_MEAN_BACKWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_mean_backward", storage: &[(1, R), (2, R), (3, W)] };
+const POOL_MAX_FORWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_max_forward", storage: &[(1, R), (2, R), (3, W), (4, W)] };
+const POOL_MAX_BACKWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_max_backward", storage: &[(1, R), (2, R), (3, W), (4, W)] };
+const POOL_LAST_FORWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_last_forward", storage: &[(2, R), (3, W)] };
+const POOL_LAST_BACKWARD: Kernel =
+    Kernel { shader: Shader::Pooling, entry: "pool_last_backward", storage: &[(2, R), (3, W)] };
 
 /// Invocations per workgroup of the loss and pooling kernels.
 const WG: u32 = 64;
 
 fn groups(t: &Tensor, invocations: usize, wg: u32) -> Result<[u32; 3]> {
     let n = dim_u32("launch", "invocations", invocations)?;
-    Ok(grid(
-        n.div_ceil(wg),
-        t.device().rt.limits.max_compute_workgroups_per_dimension,
-    ))
+    Ok(grid(n.div_ceil(wg), t.device().rt.limits.max_compute_workgroups_per_dimension))
 }
 
 /// Mirrors `EmbeddingParams` in shaders/embedding.wgsl.
@@ -94,9 +56,7 @@ struct EmbeddingParams {
 /// Host-side buckets of looked-up ids for the deterministic embedding
 /// gradient: `ids[U] | offsets[U + 1] | positions[count]`, padding left out.
 pub(crate) fn embedding_buckets(ids: &[u32], padding_idx: Option<u32>) -> (Vec<u32>, usize) {
-    let mut order: Vec<u32> = (0..ids.len() as u32)
-        .filter(|&p| Some(ids[p as usize]) != padding_idx)
-        .collect();
+    let mut order: Vec<u32> = (0..ids.len() as u32).filter(|&p| Some(ids[p as usize]) != padding_idx).collect();
     order.sort_by_key(|&p| (ids[p as usize], p)); // by id, then position: a fixed order
     let mut unique = Vec::new();
     let mut offsets = Vec::new();
@@ -180,13 +140,7 @@ pub(crate) fn loss_forward(logits: &Tensor, targets: &Tensor, p: LossParams, bce
         &[logits.buffer(), targets.buffer(), stats.buffer()],
         groups(logits, p.rows as usize, WG)?,
     )?;
-    rt.launch(
-        LOSS_REDUCE,
-        &c,
-        &p,
-        &[stats.buffer(), loss.buffer(), metrics.buffer()],
-        [1, 1, 1],
-    )?;
+    rt.launch(LOSS_REDUCE, &c, &p, &[stats.buffer(), loss.buffer(), metrics.buffer()], [1, 1, 1])?;
     Ok(LossForward { stats, loss, metrics })
 }
 
@@ -206,20 +160,8 @@ pub(crate) fn loss_backward(
         let bufs = [logits.buffer(), targets.buffer(), grad.buffer(), grad_loss.buffer()];
         rt.launch(BCE_BACKWARD, &c, &p, &bufs, groups(logits, p.rows as usize, WG)?)?;
     } else {
-        let bufs = [
-            logits.buffer(),
-            targets.buffer(),
-            stats.buffer(),
-            grad.buffer(),
-            grad_loss.buffer(),
-        ];
-        rt.launch(
-            CROSS_ENTROPY_BACKWARD,
-            &c,
-            &p,
-            &bufs,
-            groups(logits, logits.numel(), WG)?,
-        )?;
+        let bufs = [logits.buffer(), targets.buffer(), stats.buffer(), grad.buffer(), grad_loss.buffer()];
+        rt.launch(CROSS_ENTROPY_BACKWARD, &c, &p, &bufs, groups(logits, logits.numel(), WG)?)?;
     }
     Ok(grad)
 }
@@ -265,13 +207,7 @@ pub(crate) fn pool_forward(x: &Tensor, batch: &PackedBatch, max: bool) -> Result
         dev.rt.launch(POOL_MAX_FORWARD, &c, &p, &bufs, g)?;
         Ok((out, Some(argmax)))
     } else {
-        dev.rt.launch(
-            POOL_MEAN_FORWARD,
-            &c,
-            &p,
-            &[batch.info.buffer(), x.buffer(), out.buffer()],
-            g,
-        )?;
+        dev.rt.launch(POOL_MEAN_FORWARD, &c, &p, &[batch.info.buffer(), x.buffer(), out.buffer()], g)?;
         Ok((out, None))
     }
 }
@@ -292,22 +228,14 @@ pub(crate) fn pool_backward(grad: &Tensor, batch: &PackedBatch, argmax: Option<&
             &[batch.info.buffer(), grad.buffer(), out.buffer(), a.buffer()],
             g,
         )?,
-        None => dev.rt.launch(
-            POOL_MEAN_BACKWARD,
-            &c,
-            &p,
-            &[batch.info.buffer(), grad.buffer(), out.buffer()],
-            g,
-        )?,
+        None => dev.rt.launch(POOL_MEAN_BACKWARD, &c, &p, &[batch.info.buffer(), grad.buffer(), out.buffer()], g)?,
     }
     Ok(out)
 }
 
 fn last_params(h_n: &Tensor, directions: usize) -> Result<PoolParams> {
     const OP: &str = "pool_last";
-    let &[states, b, h] = h_n.shape() else {
-        unreachable!("validated by the tape")
-    };
+    let &[states, b, h] = h_n.shape() else { unreachable!("validated by the tape") };
     Ok(PoolParams {
         batch: dim_u32(OP, "batch", b)?,
         steps: 0,
@@ -324,13 +252,7 @@ pub(crate) fn pool_last_forward(h_n: &Tensor, directions: usize) -> Result<Tenso
     let p = last_params(h_n, directions)?;
     let out = Tensor::uninit(h_n.device(), &[p.batch as usize, p.features as usize], DType::F32)?;
     let g = groups(h_n, out.numel(), WG)?;
-    h_n.device().rt.launch(
-        POOL_LAST_FORWARD,
-        &[("WG", f64::from(WG))],
-        &p,
-        &[h_n.buffer(), out.buffer()],
-        g,
-    )?;
+    h_n.device().rt.launch(POOL_LAST_FORWARD, &[("WG", f64::from(WG))], &p, &[h_n.buffer(), out.buffer()], g)?;
     Ok(out)
 }
 
@@ -340,12 +262,6 @@ pub(crate) fn pool_last_backward(grad: &Tensor, h_n_shape: &[usize], directions:
     let out = Tensor::uninit(grad.device(), h_n_shape, DType::F32)?;
     let p = last_params(&out, directions)?;
     let g = groups(grad, out.numel(), WG)?;
-    grad.device().rt.launch(
-        POOL_LAST_BACKWARD,
-        &[("WG", f64::from(WG))],
-        &p,
-        &[grad.buffer(), out.buffer()],
-        g,
-    )?;
+    grad.device().rt.launch(POOL_LAST_BACKWARD, &[("WG", f64::from(WG))], &p, &[grad.buffer(), out.buffer()], g)?;
     Ok(out)
 }

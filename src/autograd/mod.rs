@@ -32,17 +32,9 @@ enum Op {
     /// A constant input: gradients stop here.
     Input,
     /// `weight[ids]`; `buckets` sorts the ids for the deterministic gradient.
-    Embedding {
-        weight: Parameter,
-        buckets: Tensor,
-        unique: usize,
-    },
+    Embedding { weight: Parameter, buckets: Tensor, unique: usize },
     /// `x·Wᵀ + b`.
-    Linear {
-        x: Var,
-        weight: Parameter,
-        bias: Option<Parameter>,
-    },
+    Linear { x: Var, weight: Parameter, bias: Option<Parameter> },
     /// Inverted dropout with the hashed mask of `seed`.
     Dropout { x: Var, p: f32, seed: u64 },
     /// `a + b`.
@@ -61,21 +53,11 @@ enum Op {
     /// `h_n` or `c_n` of a recurrent node: its gradient is consumed there.
     RecurrentState,
     /// Mean or max over each row's valid steps.
-    Pool {
-        x: Var,
-        batch: PackedBatch,
-        argmax: Option<Tensor>,
-    },
+    Pool { x: Var, batch: PackedBatch, argmax: Option<Tensor> },
     /// Last layer's `h_n`, directions concatenated.
     PoolLast { h_n: Var, directions: usize },
     /// Mean softmax cross-entropy or BCE-with-logits.
-    Loss {
-        logits: Var,
-        targets: Tensor,
-        stats: Tensor,
-        params: LossParams,
-        bce: bool,
-    },
+    Loss { logits: Var, targets: Tensor, stats: Tensor, params: LossParams, bce: bool },
     /// A value with no derivative (metrics): reaching it is an error.
     NoGrad { name: &'static str },
 }
@@ -141,24 +123,12 @@ impl Tape {
     /// A tape that records for backward; `seed` drives dropout masks (vary
     /// it per step for fresh masks, keep it for reproducibility).
     pub fn train(device: &Device, seed: u64) -> Self {
-        Self {
-            device: device.clone(),
-            nodes: Vec::new(),
-            train: true,
-            seed,
-            dropouts: 0,
-        }
+        Self { device: device.clone(), nodes: Vec::new(), train: true, seed, dropouts: 0 }
     }
 
     /// An evaluation tape: no dropout, nothing saved, no backward.
     pub fn eval(device: &Device) -> Self {
-        Self {
-            device: device.clone(),
-            nodes: Vec::new(),
-            train: false,
-            seed: 0,
-            dropouts: 0,
-        }
+        Self { device: device.clone(), nodes: Vec::new(), train: false, seed: 0, dropouts: 0 }
     }
 
     /// The device the tape records on.
@@ -206,10 +176,7 @@ impl Tape {
             });
         }
         if ids.is_empty() {
-            return Err(Error::Empty {
-                op: "embedding",
-                what: "ids".into(),
-            });
+            return Err(Error::Empty { op: "embedding", what: "ids".into() });
         }
         let idx = Tensor::from_u32(&self.device, ids, &[ids.len()])?;
         let value = crate::ops::gather_rows(&emb.weight.value, &idx)?;
@@ -234,10 +201,7 @@ impl Tape {
         let (m, inf) = match *xv.shape() {
             [m, i] => (m, i),
             ref s => {
-                return Err(Error::Shape {
-                    op: "linear",
-                    message: format!("input must be 2-D (M, in), got {s:?}"),
-                })
+                return Err(Error::Shape { op: "linear", message: format!("input must be 2-D (M, in), got {s:?}") })
             }
         };
         if inf != layer.in_features() {
@@ -247,25 +211,9 @@ impl Tape {
             });
         }
         let out = Tensor::uninit(&self.device, &[m, layer.out_features()], DType::F32)?;
-        let opts = GemmOptions {
-            trans_b: true,
-            ..GemmOptions::default()
-        };
-        gemm(
-            xv,
-            &layer.weight.value,
-            layer.bias.as_ref().map(|b| &b.value),
-            &out,
-            opts,
-        )?;
-        Ok(self.push(
-            out,
-            Op::Linear {
-                x,
-                weight: layer.weight.clone(),
-                bias: layer.bias.clone(),
-            },
-        ))
+        let opts = GemmOptions { trans_b: true, ..GemmOptions::default() };
+        gemm(xv, &layer.weight.value, layer.bias.as_ref().map(|b| &b.value), &out, opts)?;
+        Ok(self.push(out, Op::Linear { x, weight: layer.weight.clone(), bias: layer.bias.clone() }))
     }
 
     /// Inverted dropout with probability `p` (identity on an eval tape).
@@ -326,11 +274,7 @@ impl Tape {
         let h_n_var = self.push(h_n_t, Op::RecurrentState);
         let c_n_var = c_n_t.map(|t| self.push(t, Op::RecurrentState));
         debug_assert_eq!((h_n_var, c_n_var), (h_n, c_n));
-        Ok(RecurrentVars {
-            output,
-            h_n: h_n_var,
-            c_n: c_n_var,
-        })
+        Ok(RecurrentVars { output, h_n: h_n_var, c_n: c_n_var })
     }
 
     /// Mean over each row's valid steps: packed (N, F) → (B, F).
@@ -352,14 +296,7 @@ impl Tape {
             });
         }
         let (out, argmax) = launch::pool_forward(xv, batch, max)?;
-        Ok(self.push(
-            out,
-            Op::Pool {
-                x,
-                batch: batch.clone(),
-                argmax,
-            },
-        ))
+        Ok(self.push(out, Op::Pool { x, batch: batch.clone(), argmax }))
     }
 
     /// The last layer's final hidden state, both directions concatenated:
@@ -391,27 +328,15 @@ impl Tape {
         const OP: &str = "cross_entropy";
         let lv = self.value(logits);
         let &[m, c] = lv.shape() else {
-            return Err(Error::Shape {
-                op: OP,
-                message: format!("logits must be (M, C), got {:?}", lv.shape()),
-            });
+            return Err(Error::Shape { op: OP, message: format!("logits must be (M, C), got {:?}", lv.shape()) });
         };
         if targets.len() != m {
-            return Err(Error::Shape {
-                op: OP,
-                message: format!("{} targets for {m} rows of logits", targets.len()),
-            });
+            return Err(Error::Shape { op: OP, message: format!("{} targets for {m} rows of logits", targets.len()) });
         }
         if !(0.0..=1.0).contains(&label_smoothing) {
-            return Err(Error::Config(format!(
-                "label_smoothing must be in [0, 1], got {label_smoothing}"
-            )));
+            return Err(Error::Config(format!("label_smoothing must be in [0, 1], got {label_smoothing}")));
         }
-        if let Some((row, &y)) = targets
-            .iter()
-            .enumerate()
-            .find(|(_, &y)| y as usize >= c && Some(y) != ignore_index)
-        {
+        if let Some((row, &y)) = targets.iter().enumerate().find(|(_, &y)| y as usize >= c && Some(y) != ignore_index) {
             return Err(Error::OutOfRange {
                 op: OP,
                 message: format!("target {y} of row {row} is not a class of {c}"),
@@ -446,10 +371,7 @@ impl Tape {
             });
         }
         if let Some((row, y)) = targets.iter().enumerate().find(|(_, y)| !(0.0..=1.0).contains(*y)) {
-            return Err(Error::OutOfRange {
-                op: OP,
-                message: format!("label {y} of row {row} is outside [0, 1]"),
-            });
+            return Err(Error::OutOfRange { op: OP, message: format!("label {y} of row {row} is outside [0, 1]") });
         }
         let bits: Vec<u32> = targets.iter().map(|y| y.to_bits()).collect();
         let t = Tensor::from_u32(&self.device, &bits, &[m])?;
@@ -466,16 +388,7 @@ impl Tape {
 
     fn loss(&mut self, logits: Var, targets: Tensor, params: LossParams, bce: bool, count: usize) -> Result<LossVars> {
         let LossForward { stats, loss, metrics } = launch::loss_forward(self.value(logits), &targets, params, bce)?;
-        let loss = self.push(
-            loss,
-            Op::Loss {
-                logits,
-                targets,
-                stats,
-                params,
-                bce,
-            },
-        );
+        let loss = self.push(loss, Op::Loss { logits, targets, stats, params, bce });
         Ok(LossVars { loss, metrics, count })
     }
 
@@ -489,9 +402,7 @@ impl Tape {
     /// tape's other vars that got one (e.g. a carried `h0`), indexed by var.
     pub fn backward(&mut self, loss: Var) -> Result<Gradients> {
         if !self.train {
-            return Err(Error::Config(
-                "backward on an evaluation tape: nothing was recorded".into(),
-            ));
+            return Err(Error::Config("backward on an evaluation tape: nothing was recorded".into()));
         }
         if self.value(loss).numel() != 1 {
             return Err(Error::Shape {
@@ -520,22 +431,14 @@ impl Tape {
                         "no backward rule for op `{name}` (a metric, not differentiable)"
                     )));
                 }
-                Op::Embedding {
-                    weight,
-                    buckets,
-                    unique,
-                } => {
+                Op::Embedding { weight, buckets, unique } => {
                     launch::embedding_backward(&g, buckets, *unique, &weight.grad)?;
                 }
                 Op::Linear { x, weight, bias } => {
                     let xv = &self.nodes[x.0].value;
                     let dx = Tensor::uninit(&self.device, xv.shape(), DType::F32)?;
                     gemm(&g, &weight.value, None, &dx, GemmOptions::default())?;
-                    let acc = GemmOptions {
-                        trans_a: true,
-                        beta: 1.0,
-                        ..GemmOptions::default()
-                    };
+                    let acc = GemmOptions { trans_a: true, beta: 1.0, ..GemmOptions::default() };
                     gemm(&g, xv, None, &weight.grad, acc)?;
                     if let Some(b) = bias {
                         sum_cols(&g, &b.grad, 1.0)?;
@@ -553,16 +456,7 @@ impl Tape {
                     accumulate(&mut grads, *a, g)?;
                     accumulate(&mut grads, *b, gb)?;
                 }
-                Op::Recurrent {
-                    layer,
-                    grads: param_grads,
-                    x,
-                    h0,
-                    c0,
-                    h_n,
-                    c_n,
-                    saved,
-                } => {
+                Op::Recurrent { layer, grads: param_grads, x, h0, c0, h_n, c_n, saved } => {
                     let g_h_n = grads[h_n.0].clone();
                     let g_c_n = c_n.and_then(|v| grads[v.0].clone());
                     let (dx, dh0, dc0) =
@@ -584,13 +478,7 @@ impl Tape {
                     let d = launch::pool_last_backward(&g, &shape, *directions)?;
                     accumulate(&mut grads, *h_n, d)?;
                 }
-                Op::Loss {
-                    logits,
-                    targets,
-                    stats,
-                    params,
-                    bce,
-                } => {
+                Op::Loss { logits, targets, stats, params, bce } => {
                     let lv = &self.nodes[logits.0].value;
                     let d = launch::loss_backward(lv, targets, stats, &g, *params, *bce)?;
                     accumulate(&mut grads, *logits, d)?;

@@ -24,13 +24,7 @@ pub struct EmbeddingConfig {
 impl EmbeddingConfig {
     /// V rows of dimension E, N(0, 1) init, no padding index.
     pub fn new(vocab: usize, dim: usize) -> Self {
-        Self {
-            vocab,
-            dim,
-            padding_idx: None,
-            init: Init::Normal(1.0),
-            seed: 0,
-        }
+        Self { vocab, dim, padding_idx: None, init: Init::Normal(1.0), seed: 0 }
     }
 
     /// Row `idx` is zero and receives no gradient.
@@ -60,14 +54,9 @@ impl EmbeddingConfig {
             )));
         }
         if let Some(p) = self.padding_idx.filter(|&p| p as usize >= self.vocab) {
-            return Err(Error::Config(format!(
-                "padding_idx {p} is outside the vocabulary of {}",
-                self.vocab
-            )));
+            return Err(Error::Config(format!("padding_idx {p} is outside the vocabulary of {}", self.vocab)));
         }
-        let mut values = self
-            .init
-            .values(&[self.vocab, self.dim], self.vocab, self.dim, &mut Rng::new(self.seed))?;
+        let mut values = self.init.values(&[self.vocab, self.dim], self.vocab, self.dim, &mut Rng::new(self.seed))?;
         if let Some(p) = self.padding_idx {
             values[p as usize * self.dim..(p as usize + 1) * self.dim].fill(0.0);
         }

@@ -39,21 +39,15 @@ impl Init {
             }
             Init::Orthogonal => {
                 let &[rows, cols] = shape else {
-                    return Err(Error::Config(format!(
-                        "orthogonal init needs a matrix, got shape {shape:?}"
-                    )));
+                    return Err(Error::Config(format!("orthogonal init needs a matrix, got shape {shape:?}")));
                 };
                 orthogonal(rows, cols, rng)
             }
             Init::Identity => {
                 let &[rows, cols] = shape else {
-                    return Err(Error::Config(format!(
-                        "identity init needs a matrix, got shape {shape:?}"
-                    )));
+                    return Err(Error::Config(format!("identity init needs a matrix, got shape {shape:?}")));
                 };
-                (0..rows * cols)
-                    .map(|e| if (e / cols) % cols == e % cols { 1.0 } else { 0.0 })
-                    .collect()
+                (0..rows * cols).map(|e| if (e / cols) % cols == e % cols { 1.0 } else { 0.0 }).collect()
             }
             Init::Constant(v) => vec![v; n],
         })
@@ -73,9 +67,7 @@ pub fn normal(rng: &mut Rng) -> f32 {
 fn orthogonal(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
     let (tall, short) = (rows.max(cols), rows.min(cols));
     // q: `short` orthonormal vectors of length `tall`.
-    let mut q: Vec<Vec<f64>> = (0..short)
-        .map(|_| (0..tall).map(|_| f64::from(normal(rng))).collect())
-        .collect();
+    let mut q: Vec<Vec<f64>> = (0..short).map(|_| (0..tall).map(|_| f64::from(normal(rng))).collect()).collect();
     for i in 0..short {
         for j in 0..i {
             let dot: f64 = (0..tall).map(|k| q[i][k] * q[j][k]).sum();

@@ -23,13 +23,7 @@ pub struct LinearConfig {
 impl LinearConfig {
     /// `in → out` with bias and PyTorch's default init.
     pub fn new(in_features: usize, out_features: usize) -> Self {
-        Self {
-            in_features,
-            out_features,
-            bias: true,
-            init: None,
-            seed: 0,
-        }
+        Self { in_features, out_features, bias: true, init: None, seed: 0 }
     }
 
     /// With or without bias.
@@ -54,9 +48,7 @@ impl LinearConfig {
     pub fn init(&self, device: &Device) -> Result<Linear> {
         let (i, o) = (self.in_features, self.out_features);
         if i == 0 || o == 0 {
-            return Err(Error::Config(format!(
-                "linear layer needs in ≥ 1 and out ≥ 1, got {i} and {o}"
-            )));
+            return Err(Error::Config(format!("linear layer needs in ≥ 1 and out ≥ 1, got {i} and {o}")));
         }
         let mut rng = Rng::new(self.seed);
         // PyTorch: kaiming_uniform(a=√5) on the weight is U(±1/√in); bias U(±1/√in).
@@ -66,11 +58,8 @@ impl LinearConfig {
             Some(init) => (init, Init::Constant(0.0)),
         };
         let weight = Parameter::new(device, &w_init.values(&[o, i], i, o, &mut rng)?, &[o, i])?;
-        let bias = if self.bias {
-            Some(Parameter::new(device, &b_init.values(&[o], i, o, &mut rng)?, &[o])?)
-        } else {
-            None
-        };
+        let bias =
+            if self.bias { Some(Parameter::new(device, &b_init.values(&[o], i, o, &mut rng)?, &[o])?) } else { None };
         Ok(Linear { weight, bias })
     }
 }

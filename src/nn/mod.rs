@@ -32,10 +32,7 @@ pub struct Parameter {
 impl Parameter {
     /// A parameter with the given host values and a zero gradient.
     pub fn new(device: &Device, values: &[f32], shape: &[usize]) -> Result<Self> {
-        Ok(Self {
-            value: Tensor::from_slice(device, values, shape)?,
-            grad: Tensor::zeros(device, shape)?,
-        })
+        Ok(Self { value: Tensor::from_slice(device, values, shape)?, grad: Tensor::zeros(device, shape)? })
     }
 
     /// Wraps an existing value tensor with a fresh zero gradient.

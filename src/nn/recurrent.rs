@@ -48,10 +48,7 @@ pub struct RecurrentConfig {
 impl RecurrentConfig {
     /// One layer, one direction, PyTorch init.
     pub fn new(mode: RnnMode, input_size: usize, hidden_size: usize) -> Self {
-        Self {
-            rnn: RnnConfig::new(mode, input_size, hidden_size),
-            init: RnnInit::PyTorch,
-        }
+        Self { rnn: RnnConfig::new(mode, input_size, hidden_size), init: RnnInit::PyTorch }
     }
 
     /// Stacked layers.
@@ -113,12 +110,7 @@ fn host_weights(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result<Vec<[Vec<f32
     let (input, recurrent, bias, unit_forget) = match init {
         RnnInit::Keras => (Init::GlorotUniform, Init::Orthogonal, Init::Constant(0.0), true),
         RnnInit::Identity { input_std } => (Init::Normal(input_std), Init::Identity, Init::Constant(0.0), false),
-        RnnInit::Custom {
-            input,
-            recurrent,
-            bias,
-            unit_forget_bias,
-        } => (input, recurrent, bias, unit_forget_bias),
+        RnnInit::Custom { input, recurrent, bias, unit_forget_bias } => (input, recurrent, bias, unit_forget_bias),
         RnnInit::PyTorch => unreachable!("handled by RnnConfig::init"),
     };
     let mut rng = Rng::new(seed);
@@ -157,13 +149,7 @@ impl Module for Recurrent {
         for (i, (p, g)) in self.layer.params().iter().zip(&self.grads).enumerate() {
             let names = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
             for ((name, _), (value, grad)) in names.into_iter().zip(p.tensors().into_iter().zip(g.tensors())) {
-                f(
-                    join(prefix, &name),
-                    &Parameter {
-                        value: value.clone(),
-                        grad: grad.clone(),
-                    },
-                );
+                f(join(prefix, &name), &Parameter { value: value.clone(), grad: grad.clone() });
             }
         }
     }

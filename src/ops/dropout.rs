@@ -30,11 +30,8 @@ const DROPOUT_APPLY: Kernel = Kernel {
     entry: "dropout_apply",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
 };
-const DROPOUT_DENSE: Kernel = Kernel {
-    shader: Shader::Dropout,
-    entry: "dropout_dense",
-    storage: &[(1, Access::Read), (3, Access::ReadWrite)],
-};
+const DROPOUT_DENSE: Kernel =
+    Kernel { shader: Shader::Dropout, entry: "dropout_dense", storage: &[(1, Access::Read), (3, Access::ReadWrite)] };
 
 fn launch(
     kernel: Kernel,
@@ -59,10 +56,8 @@ fn launch(
         _pad: 0,
     };
     let rt = &x.device().rt;
-    let groups = grid(
-        dim_u32(OP, "elements", rows * cols)?.div_ceil(WG),
-        rt.limits.max_compute_workgroups_per_dimension,
-    );
+    let groups =
+        grid(dim_u32(OP, "elements", rows * cols)?.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     let mut buffers = vec![x.buffer()];
     buffers.extend(extra.map(Tensor::buffer));
     buffers.push(out.buffer());
@@ -74,9 +69,7 @@ fn launch(
 /// with the mask indexed by padded position (`pack_index[r] = b·T + t`), so
 /// it does not depend on packing.
 pub(crate) fn dropout_packed(x: &Tensor, pack_index: &Tensor, layer: usize, p: f32, seed: u64) -> Result<Tensor> {
-    let &[rows, cols] = x.shape() else {
-        unreachable!("packed activations are 2-D")
-    };
+    let &[rows, cols] = x.shape() else { unreachable!("packed activations are 2-D") };
     launch(DROPOUT_APPLY, x, Some(pack_index), rows, cols, layer, p, seed)
 }
 

@@ -22,36 +22,12 @@ const BINARY: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Acc
 const UNARY: &[(u32, Access)] = &[(1, Access::Read), (3, Access::ReadWrite)];
 const NULLARY: &[(u32, Access)] = &[(3, Access::ReadWrite)];
 
-const ADD: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_add",
-    storage: BINARY,
-};
-const MUL: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_mul",
-    storage: BINARY,
-};
-const SCALE: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_scale",
-    storage: UNARY,
-};
-const COPY: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_copy",
-    storage: UNARY,
-};
-const FILL: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_fill",
-    storage: NULLARY,
-};
-const AXPY: Kernel = Kernel {
-    shader: Shader::Elementwise,
-    entry: "elementwise_axpy",
-    storage: UNARY,
-};
+const ADD: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_add", storage: BINARY };
+const MUL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_mul", storage: BINARY };
+const SCALE: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_scale", storage: UNARY };
+const COPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_copy", storage: UNARY };
+const FILL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_fill", storage: NULLARY };
+const AXPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_axpy", storage: UNARY };
 
 /// Checks f32 dtype, same device, equal shapes and that the output (last)
 /// does not alias an input; returns the element count.
@@ -65,10 +41,7 @@ fn check_same_shape(op: &'static str, tensors: &[&Tensor]) -> Result<u32> {
     }
     let shape = tensors[0].shape();
     if let Some(t) = tensors.iter().find(|t| t.shape() != shape) {
-        return Err(Error::Shape {
-            op,
-            message: format!("shapes differ: {:?} vs {:?}", shape, t.shape()),
-        });
+        return Err(Error::Shape { op, message: format!("shapes differ: {:?} vs {:?}", shape, t.shape()) });
     }
     dim_u32(op, "element count", tensors[0].numel())
 }
@@ -76,12 +49,7 @@ fn check_same_shape(op: &'static str, tensors: &[&Tensor]) -> Result<u32> {
 fn launch(kernel: Kernel, n: u32, scalar: f32, buffers: &[&wgpu::Buffer], out: &Tensor) -> Result<()> {
     let rt = &out.device().rt;
     let groups = grid(n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
-    let params = ElementwiseParams {
-        n,
-        scalar,
-        _pad0: 0,
-        _pad1: 0,
-    };
+    let params = ElementwiseParams { n, scalar, _pad0: 0, _pad1: 0 };
     rt.launch(kernel, &[("WG", f64::from(WG))], &params, buffers, groups)
 }
 

@@ -63,10 +63,7 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
 /// so no host-side bound is required.
 pub(crate) fn gather_rows_or_zero(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     let &[rows, cols] = table.shape() else {
-        return Err(Error::Shape {
-            op: "gather_rows",
-            message: format!("table must be 2-D, got {:?}", table.shape()),
-        });
+        return Err(Error::Shape { op: "gather_rows", message: format!("table must be 2-D, got {:?}", table.shape()) });
     };
     launch_gather(table, idx, rows, cols)
 }
@@ -84,12 +81,6 @@ fn launch_gather(table: &Tensor, idx: &Tensor, rows: usize, cols: usize) -> Resu
     };
     let rt = &table.device().rt;
     let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
-    rt.launch(
-        GATHER_ROWS,
-        &[("WG", f64::from(WG))],
-        &params,
-        &[table.buffer(), idx.buffer(), out.buffer()],
-        groups,
-    )?;
+    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)?;
     Ok(out)
 }

@@ -24,27 +24,10 @@ struct GemmParams {
     _pad: u32,
 }
 
-const BINDINGS: &[(u32, Access)] = &[
-    (1, Access::Read),
-    (2, Access::Read),
-    (3, Access::Read),
-    (4, Access::ReadWrite),
-];
-const GEMM_REGISTER: Kernel = Kernel {
-    shader: Shader::Gemm,
-    entry: "gemm_register",
-    storage: BINDINGS,
-};
-const GEMM_VEC4: Kernel = Kernel {
-    shader: Shader::GemmVec4,
-    entry: "gemm_vec4",
-    storage: BINDINGS,
-};
-const GEMM_SHARED: Kernel = Kernel {
-    shader: Shader::Gemm,
-    entry: "gemm_shared",
-    storage: BINDINGS,
-};
+const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite)];
+const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS };
+const GEMM_VEC4: Kernel = Kernel { shader: Shader::GemmVec4, entry: "gemm_vec4", storage: BINDINGS };
+const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS };
 
 /// `gemm_register` workgroup shape (x over N, y over M); each invocation
 /// owns a 4×4 block of C. The shape barely matters on lavapipe (3.1–3.6
@@ -77,12 +60,7 @@ pub struct GemmOptions {
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        Self {
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-        }
+        Self { trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 }
     }
 }
 
@@ -119,10 +97,7 @@ fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usiz
     match *t.shape() {
         [r, c] => Ok((None, r, c)),
         [b, r, c] => Ok((Some(b), r, c)),
-        ref s => Err(Error::Shape {
-            op,
-            message: format!("{name} must be 2-D or 3-D (batched), got {s:?}"),
-        }),
+        ref s => Err(Error::Shape { op, message: format!("{name} must be 2-D or 3-D (batched), got {s:?}") }),
     }
 }
 
@@ -179,10 +154,7 @@ pub fn gemm_with_variant(
     }
     let batch = match (ba, bb) {
         (Some(x), Some(y)) if x != y => {
-            return Err(Error::Shape {
-                op: OP,
-                message: format!("batch sizes differ: A {x}, B {y}"),
-            });
+            return Err(Error::Shape { op: OP, message: format!("batch sizes differ: A {x}, B {y}") });
         }
         (Some(x), _) | (None, Some(x)) => x,
         (None, None) => 1,
@@ -195,10 +167,7 @@ pub fn gemm_with_variant(
     }
     if let Some(bias) = bias {
         if bias.shape() != [n] {
-            return Err(Error::Shape {
-                op: OP,
-                message: format!("bias must be [{n}], got {:?}", bias.shape()),
-            });
+            return Err(Error::Shape { op: OP, message: format!("bias must be [{n}], got {:?}", bias.shape()) });
         }
     }
 
@@ -228,38 +197,18 @@ pub fn gemm_with_variant(
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
     let rt = &a.device().rt;
     let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
-    let variant = if variant == GemmVariant::Vec4 && !vec4_ok {
-        GemmVariant::Register
-    } else {
-        variant
-    };
+    let variant = if variant == GemmVariant::Vec4 && !vec4_ok { GemmVariant::Register } else { variant };
     match variant {
         GemmVariant::Register => {
             let (wx, wy) = REGISTER_WG;
-            let constants = [
-                flags[0],
-                flags[1],
-                flags[2],
-                ("WG_X", f64::from(wx)),
-                ("WG_Y", f64::from(wy)),
-            ];
+            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
             let groups = [params.n.div_ceil(wx * 4), params.m.div_ceil(wy * 4), batch];
             rt.launch(GEMM_REGISTER, &constants, &params, &buffers, groups)
         }
         GemmVariant::Vec4 => {
             let (wx, wy) = VEC4_WG;
-            let constants = [
-                flags[0],
-                flags[1],
-                flags[2],
-                ("WG_X", f64::from(wx)),
-                ("WG_Y", f64::from(wy)),
-            ];
-            let groups = [
-                params.n.div_ceil(wx * VEC4_TILE),
-                params.m.div_ceil(wy * VEC4_TILE),
-                batch,
-            ];
+            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
+            let groups = [params.n.div_ceil(wx * VEC4_TILE), params.m.div_ceil(wy * VEC4_TILE), batch];
             rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)
         }
         GemmVariant::Shared => {

@@ -25,10 +25,7 @@ use crate::tensor::Tensor;
 pub(crate) fn check_same_device(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
     if let Some((first, rest)) = tensors.split_first() {
         if rest.iter().any(|t| !first.same_device(t)) {
-            return Err(Error::Shape {
-                op,
-                message: "tensors live on different devices".into(),
-            });
+            return Err(Error::Shape { op, message: "tensors live on different devices".into() });
         }
     }
     Ok(())
@@ -36,10 +33,7 @@ pub(crate) fn check_same_device(op: &'static str, tensors: &[&Tensor]) -> Result
 
 /// Converts a dimension to the u32 the kernels index with.
 pub(crate) fn dim_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::OutOfRange {
-        op,
-        message: format!("{what} = {v} exceeds u32 indexing"),
-    })
+    u32::try_from(v).map_err(|_| Error::OutOfRange { op, message: format!("{what} = {v} exceeds u32 indexing") })
 }
 
 /// Rejects an output that shares its buffer with an input: a kernel may not
@@ -47,10 +41,7 @@ pub(crate) fn dim_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
 /// on invocation order).
 pub(crate) fn check_no_alias(op: &'static str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
     if inputs.iter().any(|t| t.same_buffer(out)) {
-        return Err(Error::Shape {
-            op,
-            message: "the output tensor must not share its buffer with an input".into(),
-        });
+        return Err(Error::Shape { op, message: "the output tensor must not share its buffer with an input".into() });
     }
     Ok(())
 }

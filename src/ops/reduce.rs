@@ -19,16 +19,8 @@ struct ReduceParams {
 }
 
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::ReadWrite)];
-const SUM_ROWS: Kernel = Kernel {
-    shader: Shader::Reduce,
-    entry: "sum_rows",
-    storage: BINDINGS,
-};
-const SUM_COLS: Kernel = Kernel {
-    shader: Shader::Reduce,
-    entry: "sum_cols",
-    storage: BINDINGS,
-};
+const SUM_ROWS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_rows", storage: BINDINGS };
+const SUM_COLS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_cols", storage: BINDINGS };
 
 /// Validates x (M, N) and out (`out_len`); returns (M, N).
 fn check(op: &'static str, x: &Tensor, out: &Tensor, rows_out: bool) -> Result<(u32, u32)> {
@@ -37,10 +29,7 @@ fn check(op: &'static str, x: &Tensor, out: &Tensor, rows_out: bool) -> Result<(
     x.expect_dtype(op, DType::F32)?;
     out.expect_dtype(op, DType::F32)?;
     let &[m, n] = x.shape() else {
-        return Err(Error::Shape {
-            op,
-            message: format!("x must be 2-D (M, N), got {:?}", x.shape()),
-        });
+        return Err(Error::Shape { op, message: format!("x must be 2-D (M, N), got {:?}", x.shape()) });
     };
     let want = if rows_out { m } else { n };
     if out.shape() != [want] {
@@ -56,13 +45,7 @@ fn launch(kernel: Kernel, x: &Tensor, out: &Tensor, m: u32, n: u32, beta: f32, o
     let rt = &out.device().rt;
     let groups = grid(outputs.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     let params = ReduceParams { m, n, beta, _pad: 0 };
-    rt.launch(
-        kernel,
-        &[("WG", f64::from(WG))],
-        &params,
-        &[x.buffer(), out.buffer()],
-        groups,
-    )
+    rt.launch(kernel, &[("WG", f64::from(WG))], &params, &[x.buffer(), out.buffer()], groups)
 }
 
 /// `out[m] = Σ_n x[m, n] + beta · out[m]`: x (M, N), out (M). With

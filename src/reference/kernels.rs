@@ -14,11 +14,7 @@ pub fn gemm(
     c: &mut [f32],
     opts: GemmOptions,
 ) {
-    let (m, k) = if opts.trans_a {
-        (a_shape[1], a_shape[0])
-    } else {
-        (a_shape[0], a_shape[1])
-    };
+    let (m, k) = if opts.trans_a { (a_shape[1], a_shape[0]) } else { (a_shape[0], a_shape[1]) };
     let n = if opts.trans_b { b_shape[0] } else { b_shape[1] };
     let at = |i: usize, kk: usize| {
         if opts.trans_a {
@@ -95,11 +91,7 @@ pub fn sum_rows(x: &[f32], shape: [usize; 2], out: &mut [f32], beta: f32) {
     let [m, n] = shape;
     for i in 0..m {
         let s: f64 = x[i * n..(i + 1) * n].iter().map(|&v| f64::from(v)).sum();
-        let old = if beta != 0.0 {
-            f64::from(beta) * f64::from(out[i])
-        } else {
-            0.0
-        };
+        let old = if beta != 0.0 { f64::from(beta) * f64::from(out[i]) } else { 0.0 };
         out[i] = (s + old) as f32;
     }
 }
@@ -109,11 +101,7 @@ pub fn sum_cols(x: &[f32], shape: [usize; 2], out: &mut [f32], beta: f32) {
     let [m, n] = shape;
     for j in 0..n {
         let s: f64 = (0..m).map(|i| f64::from(x[i * n + j])).sum();
-        let old = if beta != 0.0 {
-            f64::from(beta) * f64::from(out[j])
-        } else {
-            0.0
-        };
+        let old = if beta != 0.0 { f64::from(beta) * f64::from(out[j]) } else { 0.0 };
         out[j] = (s + old) as f32;
     }
 }
@@ -122,7 +110,5 @@ pub fn sum_cols(x: &[f32], shape: [usize; 2], out: &mut [f32], beta: f32) {
 /// Panics on an out-of-range index (references are for tests).
 pub fn gather_rows(table: &[f32], shape: [usize; 2], idx: &[u32]) -> Vec<f32> {
     let cols = shape[1];
-    idx.iter()
-        .flat_map(|&r| table[r as usize * cols..(r as usize + 1) * cols].iter().copied())
-        .collect()
+    idx.iter().flat_map(|&r| table[r as usize * cols..(r as usize + 1) * cols].iter().copied()).collect()
 }

@@ -38,17 +38,9 @@ pub fn cross_entropy(
 /// Mean binary cross-entropy with logits. Returns (loss, gradient).
 pub fn bce_with_logits(logits: &[f64], targets: &[f64]) -> (f64, Vec<f64>) {
     let m = logits.len() as f64;
-    let loss = logits
-        .iter()
-        .zip(targets)
-        .map(|(&x, &y)| x.max(0.0) - x * y + (1.0 + (-x.abs()).exp()).ln())
-        .sum::<f64>()
-        / m;
-    let grad = logits
-        .iter()
-        .zip(targets)
-        .map(|(&x, &y)| (1.0 / (1.0 + (-x).exp()) - y) / m)
-        .collect();
+    let loss =
+        logits.iter().zip(targets).map(|(&x, &y)| x.max(0.0) - x * y + (1.0 + (-x.abs()).exp()).ln()).sum::<f64>() / m;
+    let grad = logits.iter().zip(targets).map(|(&x, &y)| (1.0 / (1.0 + (-x).exp()) - y) / m).collect();
     (loss, grad)
 }
 
@@ -137,38 +129,18 @@ pub fn optimizer_step(
     for i in 0..param.len() {
         let g0 = clip * grad[i];
         match *alg {
-            Algorithm::Sgd {
-                momentum,
-                dampening,
-                nesterov,
-                weight_decay,
-            } => {
+            Algorithm::Sgd { momentum, dampening, nesterov, weight_decay } => {
                 let (m, damp, wd) = (f64::from(momentum), f64::from(dampening), f64::from(weight_decay));
                 let mut g = g0 + wd * param[i];
                 if m != 0.0 {
-                    let buf = if step == 1 {
-                        g
-                    } else {
-                        m * state[0][i] + (1.0 - damp) * g
-                    };
+                    let buf = if step == 1 { g } else { m * state[0][i] + (1.0 - damp) * g };
                     state[0][i] = buf;
                     g = if nesterov { g + m * buf } else { buf };
                 }
                 param[i] -= lr * g;
             }
-            Algorithm::Adam {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled,
-            } => {
-                let (b1, b2, eps, wd) = (
-                    f64::from(beta1),
-                    f64::from(beta2),
-                    f64::from(eps),
-                    f64::from(weight_decay),
-                );
+            Algorithm::Adam { beta1, beta2, eps, weight_decay, decoupled } => {
+                let (b1, b2, eps, wd) = (f64::from(beta1), f64::from(beta2), f64::from(eps), f64::from(weight_decay));
                 let mut g = g0;
                 if decoupled {
                     param[i] *= 1.0 - lr * wd;
@@ -182,19 +154,8 @@ pub fn optimizer_step(
                 let denom = state[1][i].sqrt() / bias2.sqrt() + eps;
                 param[i] -= lr / bias1 * state[0][i] / denom;
             }
-            Algorithm::RmsProp {
-                alpha,
-                eps,
-                momentum,
-                centered,
-                weight_decay,
-            } => {
-                let (a, eps, m, wd) = (
-                    f64::from(alpha),
-                    f64::from(eps),
-                    f64::from(momentum),
-                    f64::from(weight_decay),
-                );
+            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay } => {
+                let (a, eps, m, wd) = (f64::from(alpha), f64::from(eps), f64::from(momentum), f64::from(weight_decay));
                 let g = g0 + wd * param[i];
                 state[0][i] = a * state[0][i] + (1.0 - a) * g * g;
                 let avg = if centered {

@@ -117,10 +117,7 @@ fn sigmoid(x: f64) -> f64 {
 /// `out[g] = b[g] + Σ_k w[g, k]·v[k]` for w (G, K).
 fn affine(w: &[f64], b: &[f64], v: &[f64]) -> Vec<f64> {
     let k = v.len();
-    b.iter()
-        .enumerate()
-        .map(|(g, &bg)| bg + (0..k).map(|kk| w[g * k + kk] * v[kk]).sum::<f64>())
-        .collect()
+    b.iter().enumerate().map(|(g, &bg)| bg + (0..k).map(|kk| w[g * k + kk] * v[kk]).sum::<f64>()).collect()
 }
 
 fn cell_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_prev: &[f64]) -> (Vec<f64>, StepCache) {
@@ -140,12 +137,8 @@ fn cell_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_pr
             let mut c = vec![0.0; h];
             let mut out = vec![0.0; h];
             for j in 0..h {
-                let (i, f, g, o) = (
-                    sigmoid(pre[j]),
-                    sigmoid(pre[h + j]),
-                    pre[2 * h + j].tanh(),
-                    sigmoid(pre[3 * h + j]),
-                );
+                let (i, f, g, o) =
+                    (sigmoid(pre[j]), sigmoid(pre[h + j]), pre[2 * h + j].tanh(), sigmoid(pre[3 * h + j]));
                 cache.gates[j] = i;
                 cache.gates[h + j] = f;
                 cache.gates[2 * h + j] = g;
@@ -174,13 +167,7 @@ fn cell_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_pr
             let out: Vec<f64> = xi
                 .iter()
                 .zip(&hh)
-                .map(|(a, b)| {
-                    if mode == RnnMode::RnnTanh {
-                        (a + b).tanh()
-                    } else {
-                        (a + b).max(0.0)
-                    }
-                })
+                .map(|(a, b)| if mode == RnnMode::RnnTanh { (a + b).tanh() } else { (a + b).max(0.0) })
                 .collect();
             cache.gates.copy_from_slice(&out);
             out
@@ -213,12 +200,7 @@ fn cell_backward(
     match mode {
         RnnMode::Lstm => {
             for j in 0..h {
-                let (i, f, g, o) = (
-                    cache.gates[j],
-                    cache.gates[h + j],
-                    cache.gates[2 * h + j],
-                    cache.gates[3 * h + j],
-                );
+                let (i, f, g, o) = (cache.gates[j], cache.gates[h + j], cache.gates[2 * h + j], cache.gates[3 * h + j]);
                 let tc = cache.c[j].tanh();
                 let d_o = dh[j] * tc;
                 let dc = dh[j] * o * (1.0 - tc * tc) + dc_in[j];
@@ -282,11 +264,7 @@ fn cell_backward(
 fn apply_dropout(v: &mut [f64], layer: usize, d: DropoutSpec) {
     let scale = 1.0 / (1.0 - f64::from(d.p));
     for (e, x) in v.iter_mut().enumerate() {
-        *x = if dropout_keep(d.seed, layer as u32, e as u32, d.p) {
-            *x * scale
-        } else {
-            0.0
-        };
+        *x = if dropout_keep(d.seed, layer as u32, e as u32, d.p) { *x * scale } else { 0.0 };
     }
 }
 
@@ -296,11 +274,7 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
     let batch = inputs.lengths.len();
     let mut layer_input = inputs.input.to_vec();
     let mut h_n = vec![0.0; spec.num_layers * dirs * batch * h];
-    let mut c_n = if spec.mode.has_cell_state() {
-        h_n.clone()
-    } else {
-        Vec::new()
-    };
+    let mut c_n = if spec.mode.has_cell_state() { h_n.clone() } else { Vec::new() };
     let mut layers = Vec::new();
     let mut output = Vec::new();
     for layer in 0..spec.num_layers {
@@ -318,17 +292,10 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
             for b in 0..batch {
                 let state = ((layer * dirs + dir) * batch + b) * h;
                 let mut hs = inputs.h0[state..state + h].to_vec();
-                let mut cs = if spec.mode.has_cell_state() {
-                    inputs.c0[state..state + h].to_vec()
-                } else {
-                    vec![0.0; h]
-                };
+                let mut cs =
+                    if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { vec![0.0; h] };
                 let len = inputs.lengths[b];
-                let order: Vec<usize> = if dir == 0 {
-                    (0..len).collect()
-                } else {
-                    (0..len).rev().collect()
-                };
+                let order: Vec<usize> = if dir == 0 { (0..len).collect() } else { (0..len).rev().collect() };
                 for t in order {
                     let x = &layer_input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let (h_new, cache) = cell_forward(spec.mode, w, x, &hs, &cs);
@@ -347,10 +314,7 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
             }
             steps.push(dir_steps);
         }
-        layers.push(LayerTrace {
-            input: layer_input,
-            steps,
-        });
+        layers.push(LayerTrace { input: layer_input, steps });
         layer_input = output.clone();
     }
     RnnTrace {
@@ -377,9 +341,8 @@ pub fn rnn_backward(
     grad_c_n: &[f64],
 ) -> RnnGradients {
     let (h, dirs, t_max, batch) = (spec.hidden_size, spec.directions(), trace.max_len, trace.batch);
-    let mut grads: Vec<LayerWeights> = (0..spec.num_layers * dirs)
-        .map(|i| LayerWeights::zeros(spec, i / dirs))
-        .collect();
+    let mut grads: Vec<LayerWeights> =
+        (0..spec.num_layers * dirs).map(|i| LayerWeights::zeros(spec, i / dirs)).collect();
     let mut g_h0 = vec![0.0; spec.num_layers * dirs * batch * h];
     let mut g_c0 = g_h0.clone();
     let mut d_out = grad_output.to_vec();
@@ -392,18 +355,11 @@ pub fn rnn_backward(
             for b in 0..batch {
                 let state = (idx * batch + b) * h;
                 let mut dh_carry = grad_h_n[state..state + h].to_vec();
-                let mut dc_carry = if spec.mode.has_cell_state() {
-                    grad_c_n[state..state + h].to_vec()
-                } else {
-                    vec![0.0; h]
-                };
+                let mut dc_carry =
+                    if spec.mode.has_cell_state() { grad_c_n[state..state + h].to_vec() } else { vec![0.0; h] };
                 let len = trace.lengths[b];
                 // Reverse of the forward processing order.
-                let order: Vec<usize> = if dir == 0 {
-                    (0..len).rev().collect()
-                } else {
-                    (0..len).collect()
-                };
+                let order: Vec<usize> = if dir == 0 { (0..len).rev().collect() } else { (0..len).collect() };
                 for t in order {
                     let cache = lt.steps[dir][b * t_max + t].as_ref().expect("valid step has a cache");
                     let o = (b * t_max + t) * dirs * h + dir * h;
@@ -428,10 +384,5 @@ pub fn rnn_backward(
         }
         d_out = d_in;
     }
-    RnnGradients {
-        input: d_out,
-        h0: g_h0,
-        c0: g_c0,
-        weights: grads,
-    }
+    RnnGradients { input: d_out, h0: g_h0, c0: g_c0, weights: grads }
 }

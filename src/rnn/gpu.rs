@@ -17,7 +17,10 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup along H (the shaders' `WG` override).
 const WG: u32 = 64;
 /// Storage buffers the largest recurrent kernel binds (lstm_step_forward).
-const STORAGE_BUFFERS_NEEDED: u32 = 11;
+const STORAGE_BUFFERS_NEEDED: u32 = 12;
+
+/// Rows per invocation of the tiled step kernels (their `ROWS`).
+const ROWS: u32 = 8;
 
 /// Mirrors `StepParams` in shaders/recurrent.wgsl.
 #[repr(C)]
@@ -38,35 +41,12 @@ use Access::{Read as R, ReadWrite as W};
 const LSTM_STEP_FORWARD: Kernel = Kernel {
     shader: Shader::Lstm,
     entry: "lstm_step_forward",
-    storage: &[
-        (1, R),
-        (2, R),
-        (3, R),
-        (4, R),
-        (5, R),
-        (6, W),
-        (7, W),
-        (8, W),
-        (9, W),
-        (10, W),
-        (11, W),
-    ],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W), (10, W), (11, W), (12, W)],
 };
 const LSTM_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::LstmBackward,
     entry: "lstm_step_backward",
-    storage: &[
-        (1, R),
-        (2, R),
-        (3, R),
-        (4, R),
-        (5, R),
-        (6, R),
-        (7, R),
-        (8, R),
-        (9, W),
-        (10, W),
-    ],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, R), (9, W), (10, W), (13, W)],
 };
 const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
     shader: Shader::LstmBackward,
@@ -81,18 +61,7 @@ const GRU_STEP_FORWARD: Kernel = Kernel {
 const GRU_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::GruBackward,
     entry: "gru_step_backward",
-    storage: &[
-        (1, R),
-        (2, R),
-        (3, R),
-        (4, R),
-        (5, R),
-        (6, R),
-        (7, R),
-        (8, W),
-        (9, W),
-        (10, W),
-    ],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W), (10, W)],
 };
 const GRU_GRAD_INITIAL_STATE: Kernel = Kernel {
     shader: Shader::GruBackward,
@@ -109,11 +78,8 @@ const RNN_STEP_BACKWARD: Kernel = Kernel {
     entry: "rnn_step_backward",
     storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, W)],
 };
-const RNN_GRAD_INITIAL_STATE: Kernel = Kernel {
-    shader: Shader::RnnBackward,
-    entry: "rnn_grad_initial_state",
-    storage: &[(1, R), (2, R), (6, W), (7, W)],
-};
+const RNN_GRAD_INITIAL_STATE: Kernel =
+    Kernel { shader: Shader::RnnBackward, entry: "rnn_grad_initial_state", storage: &[(1, R), (2, R), (6, W), (7, W)] };
 
 /// What a packed forward pass returns and saves for backward.
 #[derive(Debug, Clone)]
@@ -195,10 +161,9 @@ fn cell_state_or_zeros(
     match (mode.has_cell_state(), t) {
         (true, t) => state_or_zeros(op, name, t, shape, device).map(Some),
         (false, None) => Ok(None),
-        (false, Some(_)) => Err(Error::Shape {
-            op,
-            message: format!("{name} is only for LSTM, this is {}", mode.name()),
-        }),
+        (false, Some(_)) => {
+            Err(Error::Shape { op, message: format!("{name} is only for LSTM, this is {}", mode.name()) })
+        }
     }
 }
 
@@ -237,21 +202,14 @@ pub(crate) fn forward(
     if x.shape() != [n, spec.input_size] || x.dtype() != DType::F32 {
         return Err(Error::Shape {
             op: OP,
-            message: format!(
-                "packed input must be f32 ({n}, {}), got {:?}",
-                spec.input_size,
-                x.shape()
-            ),
+            message: format!("packed input must be f32 ({n}, {}), got {:?}", spec.input_size, x.shape()),
         });
     }
     let state_shape = [spec.num_layers * dirs, b, h];
     let h0 = state_or_zeros(OP, "h0", h0, &state_shape, dev)?;
     let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &state_shape, dev)?;
     let h_n = Tensor::uninit(dev, &state_shape, DType::F32)?;
-    let c_n = c0
-        .as_ref()
-        .map(|_| Tensor::uninit(dev, &state_shape, DType::F32))
-        .transpose()?;
+    let c_n = c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
     let steps = batch.lengths.iter().copied().max().unwrap_or(0);
     let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
@@ -268,16 +226,24 @@ pub(crate) fn forward(
         for dir in 0..dirs {
             let params = &rnn.params()[layer * dirs + dir];
             let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
-            let proj = GemmOptions {
-                trans_b: true,
-                ..GemmOptions::default()
-            };
+            let proj = GemmOptions { trans_b: true, ..GemmOptions::default() };
             gemm(&layer_input, &params.weight_ih, Some(&params.bias_ih), &gates, proj)?;
             let aux = match spec.mode {
                 RnnMode::Lstm | RnnMode::Gru => Some(Tensor::uninit(dev, &[n, h], DType::F32)?),
                 _ => None,
             };
             let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
+            // Dense (B, H) states in sorted row order: h double-buffered
+            // (both start as h0), then c (LSTM).
+            let state_index = layer * dirs + dir;
+            let dense = if spec.mode == RnnMode::Lstm {
+                let h_a = sorted_state(batch, &h0, state_index)?;
+                let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
+                crate::ops::elementwise_copy(&h_a, &h_b)?;
+                vec![h_a, h_b, sorted_state(batch, opt_tensor(&c0), state_index)?]
+            } else {
+                Vec::new()
+            };
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
@@ -285,21 +251,23 @@ pub(crate) fn forward(
                 let (w_hh, b_hh, info) = (params.weight_hh.buffer(), params.bias_hh.buffer(), batch.info.buffer());
                 match spec.mode {
                     RnnMode::Lstm => {
-                        let (cell, c0, c_n) = (aux_ref(&aux), opt_ref(&c0), opt_ref(&c_n));
+                        let (s_in, s_out) = if k % 2 == 0 { (&dense[0], &dense[1]) } else { (&dense[1], &dense[0]) };
                         let bufs = [
                             info,
                             w_hh,
                             b_hh,
-                            h0.buffer(),
-                            c0,
+                            s_in.buffer(),
+                            dense[2].buffer(),
                             gates.buffer(),
                             out.buffer(),
-                            cell,
+                            aux_ref(&aux),
                             h_prev.buffer(),
                             h_n.buffer(),
-                            c_n,
+                            opt_ref(&c_n),
+                            s_out.buffer(),
                         ];
-                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                        let tiles = [groups[0], groups[1].div_ceil(ROWS), 1];
+                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, tiles)?;
                     }
                     RnnMode::Gru => {
                         let bufs = [
@@ -332,21 +300,22 @@ pub(crate) fn forward(
             }
             saved.push(DirSaved { gates, aux, h_prev });
         }
-        layers.push(LayerSaved {
-            input: layer_input,
-            dirs: saved,
-        });
+        layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
     }
-    Ok(PackedForward {
-        batch: batch.clone(),
-        output: layer_input,
-        h_n,
-        c_n,
-        c0,
-        layers,
-        dropout,
-    })
+    Ok(PackedForward { batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout })
+}
+
+/// Rows of `state_index` of an (L·D, B, H) state, in sorted row order: (B, H).
+fn sorted_state(batch: &PackedBatch, state: &Tensor, state_index: usize) -> Result<Tensor> {
+    let &[states, b, h] = state.shape() else { unreachable!("state tensors are validated (L·D, B, H)") };
+    let idx: Vec<u32> = batch.sorted_rows.iter().map(|&r| (state_index * b + r) as u32).collect();
+    let idx = Tensor::from_u32(state.device(), &idx, &[b])?;
+    crate::ops::gather_rows(&state.reshape(&[states * b, h])?, &idx)
+}
+
+fn opt_tensor(t: &Option<Tensor>) -> &Tensor {
+    t.as_ref().expect("LSTM has cell states")
 }
 
 fn aux_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
@@ -395,32 +364,18 @@ pub(crate) fn backward(
     let spec = *rnn.spec();
     let batch = &fwd.batch;
     let dev = grad_output.device();
-    let (n, b, h, dirs, g) = (
-        batch.total(),
-        batch.batch(),
-        spec.hidden_size,
-        spec.directions(),
-        spec.gate_size(),
-    );
+    let (n, b, h, dirs, g) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions(), spec.gate_size());
     if grad_output.shape() != [n, dirs * h] {
         return Err(Error::Shape {
             op: OP,
-            message: format!(
-                "packed grad_output must be ({n}, {}), got {:?}",
-                dirs * h,
-                grad_output.shape()
-            ),
+            message: format!("packed grad_output must be ({n}, {}), got {:?}", dirs * h, grad_output.shape()),
         });
     }
     let state_shape = [spec.num_layers * dirs, b, h];
     let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &state_shape, dev)?;
     let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &state_shape, dev)?;
     let grad_h0 = Tensor::uninit(dev, &state_shape, DType::F32)?;
-    let grad_c0 = fwd
-        .c0
-        .as_ref()
-        .map(|_| Tensor::uninit(dev, &state_shape, DType::F32))
-        .transpose()?;
+    let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
     let steps = batch.lengths.iter().copied().max().unwrap_or(0);
     let constants = mode_constants(spec.mode);
     let rt = &dev.rt;
@@ -446,23 +401,28 @@ pub(crate) fn backward(
             let params = &rnn.params()[idx];
             let s = &saved.dirs[dir];
             let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
-            let dgh = if spec.mode == RnnMode::Gru {
-                Some(Tensor::uninit(dev, &[n, g], DType::F32)?)
-            } else {
-                None
-            };
-            let dcarry = s
-                .aux
-                .as_ref()
-                .map(|_| Tensor::uninit(dev, &[n, h], DType::F32))
-                .transpose()?;
+            let dgh = if spec.mode == RnnMode::Gru { Some(Tensor::uninit(dev, &[n, g], DType::F32)?) } else { None };
+            let dcarry = if spec.mode == RnnMode::Gru { Some(Tensor::uninit(dev, &[n, h], DType::F32)?) } else { None };
             let (info, w_hh) = (batch.info.buffer(), params.weight_hh.buffer());
+            // LSTM: dense (B, G) dG double-buffered from zero, dense (B, H) dc
+            // starting as grad_c_n, all in sorted row order.
+            let state_index = layer * dirs + dir;
+            let dense = if spec.mode == RnnMode::Lstm {
+                vec![
+                    Tensor::zeros(dev, &[b, g])?,
+                    Tensor::zeros(dev, &[b, g])?,
+                    sorted_state(batch, opt_tensor(&grad_c_n), state_index)?,
+                ]
+            } else {
+                Vec::new()
+            };
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
                 let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
                 match spec.mode {
                     RnnMode::Lstm => {
+                        let (dg_in, dg_out) = if k % 2 == 0 { (&dense[0], &dense[1]) } else { (&dense[1], &dense[0]) };
                         let bufs = [
                             info,
                             w_hh,
@@ -471,11 +431,14 @@ pub(crate) fn backward(
                             opt_ref(&fwd.c0),
                             d_out.buffer(),
                             grad_h_n.buffer(),
-                            opt_ref(&grad_c_n),
+                            dg_in.buffer(),
                             dgx.buffer(),
-                            aux_ref(&dcarry),
+                            dense[2].buffer(),
+                            dg_out.buffer(),
                         ];
-                        rt.launch(LSTM_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                        let units = sp.hidden.div_ceil(4);
+                        let tiles = [units.div_ceil(WG), groups[1].div_ceil(ROWS), 1];
+                        rt.launch(LSTM_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
                     }
                     RnnMode::Gru => {
                         let bufs = [
@@ -493,14 +456,7 @@ pub(crate) fn backward(
                         rt.launch(GRU_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
                     }
                     RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                        let bufs = [
-                            info,
-                            w_hh,
-                            s.gates.buffer(),
-                            d_out.buffer(),
-                            grad_h_n.buffer(),
-                            dgx.buffer(),
-                        ];
+                        let bufs = [info, w_hh, s.gates.buffer(), d_out.buffer(), grad_h_n.buffer(), dgx.buffer()];
                         rt.launch(RNN_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
                     }
                 }
@@ -510,14 +466,7 @@ pub(crate) fn backward(
             let groups = [sp.hidden.div_ceil(WG), sp.batch, 1];
             match spec.mode {
                 RnnMode::Lstm => {
-                    let bufs = [
-                        info,
-                        w_hh,
-                        dgx.buffer(),
-                        aux_ref(&dcarry),
-                        grad_h0.buffer(),
-                        opt_ref(&grad_c0),
-                    ];
+                    let bufs = [info, w_hh, dgx.buffer(), dense[2].buffer(), grad_h0.buffer(), opt_ref(&grad_c0)];
                     rt.launch(LSTM_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
                 }
                 RnnMode::Gru => {
@@ -532,27 +481,14 @@ pub(crate) fn backward(
             // Parameter gradients over all steps at once.
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
             let grads = &param_grads[idx];
-            let at = GemmOptions {
-                trans_a: true,
-                beta: beta_acc,
-                ..GemmOptions::default()
-            };
+            let at = GemmOptions { trans_a: true, beta: beta_acc, ..GemmOptions::default() };
             gemm(&dgx, &saved.input, None, &grads.weight_ih, at)?;
             gemm(dgh_t, &s.h_prev, None, &grads.weight_hh, at)?;
             sum_cols(&dgx, &grads.bias_ih, beta_acc)?;
             sum_cols(dgh_t, &grads.bias_hh, beta_acc)?;
             // Input gradient, both directions summed.
             let beta = if dir == 0 { 0.0 } else { 1.0 };
-            gemm(
-                &dgx,
-                &params.weight_ih,
-                None,
-                &d_in,
-                GemmOptions {
-                    beta,
-                    ..GemmOptions::default()
-                },
-            )?;
+            gemm(&dgx, &params.weight_ih, None, &d_in, GemmOptions { beta, ..GemmOptions::default() })?;
         }
         d_out = match (layer > 0, fwd.dropout) {
             (true, Some((p, seed))) => crate::ops::dropout_packed(&d_in, &batch.pack_index, layer, p, seed)?,

@@ -25,13 +25,7 @@ impl RnnConfig {
     /// One layer, one direction, no dropout, seed 0.
     pub fn new(mode: RnnMode, input_size: usize, hidden_size: usize) -> Self {
         Self {
-            spec: RnnSpec {
-                mode,
-                input_size,
-                hidden_size,
-                num_layers: 1,
-                bidirectional: false,
-            },
+            spec: RnnSpec { mode, input_size, hidden_size, num_layers: 1, bidirectional: false },
             dropout: 0.0,
             seed: 0,
         }
@@ -139,20 +133,14 @@ impl Rnn {
         let spec = config.spec;
         spec.validate()?;
         if !(0.0..1.0).contains(&config.dropout) {
-            return Err(Error::Config(format!(
-                "dropout must be in [0, 1), got {}",
-                config.dropout
-            )));
+            return Err(Error::Config(format!("dropout must be in [0, 1), got {}", config.dropout)));
         }
         gpu::check_device(device)?;
         let expected = spec.num_layers * spec.directions();
         if weights.len() != expected {
             return Err(Error::Shape {
                 op: "Rnn::from_host",
-                message: format!(
-                    "{} (layer, direction) weight sets given, {expected} needed",
-                    weights.len()
-                ),
+                message: format!("{} (layer, direction) weight sets given, {expected} needed", weights.len()),
             });
         }
         let mut params = Vec::with_capacity(expected);
@@ -228,10 +216,7 @@ impl Rnn {
         if features != self.spec().input_size {
             return Err(Error::Shape {
                 op: "Rnn::forward",
-                message: format!(
-                    "input has {features} features, the layer expects {}",
-                    self.spec().input_size
-                ),
+                message: format!("input has {features} features, the layer expects {}", self.spec().input_size),
             });
         }
         crate::rnn::spec::validate_lengths(lengths, batch, max_len)?;
@@ -256,9 +241,7 @@ impl Rnn {
         c0: Option<&Tensor>,
         train_seed: Option<u64>,
     ) -> Result<gpu::PackedForward> {
-        let dropout = train_seed
-            .filter(|_| self.config.dropout > 0.0)
-            .map(|seed| (self.config.dropout, seed));
+        let dropout = train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed));
         gpu::forward(self, x, batch, h0, c0, dropout)
     }
 
@@ -274,10 +257,9 @@ impl Rnn {
     ) -> Result<RnnGrads> {
         let batch = &fwd.packed.batch;
         let d_out = batch.pack(grad_output).map_err(|e| match e {
-            Error::Shape { message, .. } => Error::Shape {
-                op: "Rnn::backward",
-                message: format!("grad_output: {message}"),
-            },
+            Error::Shape { message, .. } => {
+                Error::Shape { op: "Rnn::backward", message: format!("grad_output: {message}") }
+            }
             other => other,
         })?;
         let mut grads = self.backward_packed(&fwd.packed, &d_out, grad_h_n, grad_c_n)?;

@@ -39,18 +39,13 @@ impl PackedBatch {
     /// Lengths may come in any order; each must be in 1..=max_len.
     pub fn new(device: &Device, lengths: &[usize], max_len: usize) -> Result<Self> {
         if lengths.is_empty() {
-            return Err(Error::Empty {
-                op: "PackedBatch::new",
-                what: "lengths".into(),
-            });
+            return Err(Error::Empty { op: "PackedBatch::new", what: "lengths".into() });
         }
         validate_lengths(lengths, lengths.len(), max_len)?;
         let batch = lengths.len();
         let mut sorted_rows: Vec<usize> = (0..batch).collect();
         sorted_rows.sort_by_key(|&b| std::cmp::Reverse(lengths[b])); // stable
-        let batch_sizes: Vec<usize> = (0..max_len)
-            .map(|t| lengths.iter().filter(|&&l| l > t).count())
-            .collect();
+        let batch_sizes: Vec<usize> = (0..max_len).map(|t| lengths.iter().filter(|&&l| l > t).count()).collect();
         let mut offsets = vec![0usize; max_len + 1];
         for t in 0..max_len {
             offsets[t + 1] = offsets[t] + batch_sizes[t];
@@ -66,11 +61,7 @@ impl PackedBatch {
             }
         }
         let mut info = Vec::with_capacity(2 * max_len + 1 + 2 * batch);
-        for v in offsets
-            .iter()
-            .chain(&batch_sizes)
-            .chain(sorted_rows.iter().map(|&b| &lengths[b]))
-            .chain(&sorted_rows)
+        for v in offsets.iter().chain(&batch_sizes).chain(sorted_rows.iter().map(|&b| &lengths[b])).chain(&sorted_rows)
         {
             info.push(to_u32(*v)?);
         }
@@ -103,12 +94,7 @@ impl PackedBatch {
         if padded.len() != self.batch() * self.max_len {
             return Err(Error::Shape {
                 op: "PackedBatch::pack_host",
-                message: format!(
-                    "{} values for a ({}, {}) batch",
-                    padded.len(),
-                    self.batch(),
-                    self.max_len
-                ),
+                message: format!("{} values for a ({}, {}) batch", padded.len(), self.batch(), self.max_len),
             });
         }
         Ok(self.pack_order.iter().map(|&i| padded[i as usize]).collect())
@@ -143,19 +129,13 @@ impl PackedBatch {
             [b, tt, f] if b == self.batch() && tt == self.max_len => Ok(f),
             ref s => Err(Error::Shape {
                 op,
-                message: format!(
-                    "expected a batch-first ({}, {}, F) tensor, got {s:?}",
-                    self.batch(),
-                    self.max_len
-                ),
+                message: format!("expected a batch-first ({}, {}, F) tensor, got {s:?}", self.batch(), self.max_len),
             }),
         }
     }
 }
 
 fn to_u32(v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::OutOfRange {
-        op: "PackedBatch::new",
-        message: format!("{v} exceeds u32 indexing"),
-    })
+    u32::try_from(v)
+        .map_err(|_| Error::OutOfRange { op: "PackedBatch::new", message: format!("{v} exceeds u32 indexing") })
 }

@@ -30,41 +30,25 @@ struct HostTensor {
 }
 
 fn read_f32(st: &SafeTensors<'_>, name: &str) -> Result<HostTensor> {
-    let view = st
-        .tensor(name)
-        .map_err(|_| format_err(format!("missing tensor `{name}`")))?;
+    let view = st.tensor(name).map_err(|_| format_err(format!("missing tensor `{name}`")))?;
     if view.dtype() != Dtype::F32 {
-        return Err(format_err(format!(
-            "tensor `{name}` must be f32, got {:?}",
-            view.dtype()
-        )));
+        return Err(format_err(format!("tensor `{name}` must be f32, got {:?}", view.dtype())));
     }
-    Ok(HostTensor {
-        shape: view.shape().to_vec(),
-        data: bytemuck::pod_collect_to_vec(view.data()),
-    })
+    Ok(HostTensor { shape: view.shape().to_vec(), data: bytemuck::pod_collect_to_vec(view.data()) })
 }
 
 fn expect_shape(name: &str, t: &HostTensor, shape: &[usize]) -> Result<()> {
     if t.shape != shape {
-        return Err(format_err(format!(
-            "tensor `{name}` must have shape {shape:?}, got {:?}",
-            t.shape
-        )));
+        return Err(format_err(format!("tensor `{name}` must have shape {shape:?}, got {:?}", t.shape)));
     }
     Ok(())
 }
 
 fn read_lengths(st: &SafeTensors<'_>) -> Result<Vec<usize>> {
-    let view = st
-        .tensor("lengths")
-        .map_err(|_| format_err("missing tensor `lengths`"))?;
+    let view = st.tensor("lengths").map_err(|_| format_err("missing tensor `lengths`"))?;
     let values: Vec<i64> = match view.dtype() {
         Dtype::I64 => bytemuck::pod_collect_to_vec(view.data()),
-        Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(view.data())
-            .into_iter()
-            .map(i64::from)
-            .collect(),
+        Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(view.data()).into_iter().map(i64::from).collect(),
         other => return Err(format_err(format!("tensor `lengths` must be int64, got {other:?}"))),
     };
     values
@@ -81,9 +65,7 @@ fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
 }
 
 fn meta_value<'a>(meta: &'a HashMap<String, String>, key: &str) -> Result<&'a str> {
-    meta.get(key)
-        .map(String::as_str)
-        .ok_or_else(|| format_err(format!("missing metadata key `{key}`")))
+    meta.get(key).map(String::as_str).ok_or_else(|| format_err(format!("missing metadata key `{key}`")))
 }
 
 /// Runs the contract on the bytes of IN; returns the bytes of OUT.
@@ -91,41 +73,22 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let meta = metadata(input_file)?;
     let st = SafeTensors::deserialize(input_file).map_err(|e| format_err(format!("not a safetensors file: {e}")))?;
     let mode = RnnMode::parse(meta_value(&meta, "mode")?)?;
-    let num_layers: usize = meta_value(&meta, "num_layers")?.parse().map_err(|_| {
-        format_err(format!(
-            "metadata `num_layers` = {:?} is not a number",
-            meta["num_layers"]
-        ))
-    })?;
+    let num_layers: usize = meta_value(&meta, "num_layers")?
+        .parse()
+        .map_err(|_| format_err(format!("metadata `num_layers` = {:?} is not a number", meta["num_layers"])))?;
     let bidirectional = match meta_value(&meta, "bidirectional")? {
         "true" => true,
         "false" => false,
-        other => {
-            return Err(format_err(format!(
-                "metadata `bidirectional` must be true or false, got {other:?}"
-            )))
-        }
+        other => return Err(format_err(format!("metadata `bidirectional` must be true or false, got {other:?}"))),
     };
 
     let input = read_f32(&st, "input")?;
     let &[b, t, i] = input.shape.as_slice() else {
-        return Err(format_err(format!(
-            "tensor `input` must be (B, T, I), got {:?}",
-            input.shape
-        )));
+        return Err(format_err(format!("tensor `input` must be (B, T, I), got {:?}", input.shape)));
     };
     let w_hh0 = read_f32(&st, "weight_hh_l0")?;
-    let h = *w_hh0
-        .shape
-        .get(1)
-        .ok_or_else(|| format_err("tensor `weight_hh_l0` must be (G, H)"))?;
-    let spec = RnnSpec {
-        mode,
-        input_size: i,
-        hidden_size: h,
-        num_layers,
-        bidirectional,
-    };
+    let h = *w_hh0.shape.get(1).ok_or_else(|| format_err("tensor `weight_hh_l0` must be (G, H)"))?;
+    let spec = RnnSpec { mode, input_size: i, hidden_size: h, num_layers, bidirectional };
     spec.validate()?;
     let dirs = spec.directions();
 
@@ -141,15 +104,7 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
             weights.push(four);
         }
     }
-    let rnn = Rnn::from_host(
-        device,
-        RnnConfig {
-            spec,
-            dropout: 0.0,
-            seed: 0,
-        },
-        &weights,
-    )?;
+    let rnn = Rnn::from_host(device, RnnConfig { spec, dropout: 0.0, seed: 0 }, &weights)?;
 
     let lengths = read_lengths(&st)?;
     let state_shape = [num_layers * dirs, b, h];
@@ -200,13 +155,7 @@ pub fn write_f32_tensors_with_metadata(
 ) -> Result<Vec<u8>> {
     let host: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, t)| {
-            Ok((
-                n.clone(),
-                t.shape().to_vec(),
-                bytemuck::cast_slice(&t.to_vec()?).to_vec(),
-            ))
-        })
+        .map(|(n, t)| Ok((n.clone(), t.shape().to_vec(), bytemuck::cast_slice(&t.to_vec()?).to_vec())))
         .collect::<Result<_>>()?;
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = host
         .iter()

@@ -45,9 +45,9 @@ impl RnnMode {
             "gru" => Ok(RnnMode::Gru),
             "rnn_tanh" => Ok(RnnMode::RnnTanh),
             "rnn_relu" => Ok(RnnMode::RnnRelu),
-            other => Err(Error::Config(format!(
-                "unknown recurrent mode {other:?}; accepted: lstm, gru, rnn_tanh, rnn_relu"
-            ))),
+            other => {
+                Err(Error::Config(format!("unknown recurrent mode {other:?}; accepted: lstm, gru, rnn_tanh, rnn_relu")))
+            }
         }
     }
 

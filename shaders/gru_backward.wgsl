@@ -1,13 +1,16 @@
 // gru_backward.wgsl — backward of gru_step_forward, one time step fused, and
 // the gradient of the initial state.
-//   gru_step_backward        dh = dout + dGh_next·W_hh + dcarry_next (grad_h_n
-//                            at the row's last step); with dn = dh⊙(1−z):
+//   gru_step_backward        dh = dout + dGh_next·W_hh + dcarry (+ grad_h_n at
+//                            the row's last step); with dn = dh⊙(1−z):
 //                            dGx = (dr⊙r(1−r), dz⊙z(1−z), dn⊙(1−n²)) for the
-//                            input side, dGh = same but n part ⊙ r for the
-//                            hidden side (n's r⊙(W_hn h + b_hn) term);
+//                            input side, dGh = the same but the n part ⊙ r for
+//                            the hidden side (n's r⊙(W_hn h + b_hn) term);
 //                            dcarry = dh⊙z, the direct path to h_{t-1}
-//   gru_grad_initial_state   grad_h0 = dGh_first·W_hh + dcarry_first
-// Steps run in reverse of the forward order.
+//   gru_grad_initial_state   grad_h0 = dGh_first·W_hh + dcarry
+// Steps run in reverse of the forward order. dGh of the step processed
+// just before comes from a dense (B, G) buffer (dgs_in), this step's goes to
+// another (dgs_out); they swap every step and both start at zero. dcarry is
+// one dense (B, H) buffer updated in place, starting at zero. Sorted rows.
 //
 // Bindings (after recurrent.wgsl's 0 p, 1 info):
 //   2 w_hh      read        (G, H)
@@ -16,15 +19,20 @@
 //   5 h_prev    read        (N, H)
 //   6 grad_out  read        (N, D·H)
 //   7 grad_h_n  read        (L·D, B, H)
-//   8 dgx       read_write  (N, G) input-side pre-activation gradients
-//   9 dgh       read_write  (N, G) hidden-side pre-activation gradients
-//   10 dcarry   read_write  (N, H) dh⊙z
-//   11 grad_h0  read_write  (L·D, B, H)   (initial-state kernel only)
-// Workgroup mapping: WG invocations along H; workgroup y = sorted row s
-// (dispatch y = batch_size(t), or B for the initial-state kernel).
+//   8 dgs_in    read        (B, G) dGh of the step processed before
+//   9 dgx       read_write  (N, G) input-side pre-activation gradients
+//   10 dgh      read_write  (N, G) hidden-side pre-activation gradients
+//   11 dcarry   read_write  (B, H) dh⊙z
+//   12 grad_h0  read_write  (L·D, B, H)   (initial-state kernel only)
+//   13 dgs_out  read_write  (B, G) this step's dGh
+// Workgroup mapping (step kernel): WG invocations, each owning UNITS
+// consecutive units for a tile of ROWS active rows (workgroup y).
+// Initial-state kernel: one invocation per unit, workgroup y = row.
 // Saves nothing.
 
 override WG: u32 = 64u;
+const ROWS: u32 = 8u;
+const UNITS: u32 = 4u;
 
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;
 @group(0) @binding(3) var<storage, read> gates: array<f32>;
@@ -32,50 +40,63 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read> h_prev: array<f32>;
 @group(0) @binding(6) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(7) var<storage, read> grad_h_n: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dgx: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dgh: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dcarry: array<f32>;
-@group(0) @binding(11) var<storage, read_write> grad_h0: array<f32>;
-
-// Gradient reaching h_{t-1}[j] from the step at `row`: through the
-// recurrent product and the direct z⊙h path.
-fn recurrent_grad(row: u32, j: u32) -> f32 {
-    let g3 = 3u * p.hidden;
-    var acc = dcarry[row * p.hidden + j];
-    for (var q = 0u; q < g3; q++) {
-        acc += dgh[row * g3 + q] * w_hh[q * p.hidden + j];
-    }
-    return acc;
-}
+@group(0) @binding(8) var<storage, read> dgs_in: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dgx: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dgh: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dcarry: array<f32>;
+@group(0) @binding(12) var<storage, read_write> grad_h0: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dgs_out: array<f32>;
 
 @compute @workgroup_size(WG)
 fn gru_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = p.hidden;
-    let j = wg.x * WG + lid;
-    if (j >= h) { return; }
-    let s = wg.y;
+    let j0 = (wg.x * WG + lid) * UNITS;
+    if (j0 >= h) { return; }
     let g3 = 3u * h;
-    let row = step_offset(p.t) + s;
-    let next = next_row(s);
-    var dh = grad_out[row * p.out_stride + p.out_offset + j];
-    if (next == NO_ROW) {
-        dh += grad_h_n[state_at(s, j)];
-    } else {
-        dh += recurrent_grad(next, j);
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    var acc: array<vec4<f32>, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base[r] = min(s0 + r, live - 1u) * g3;
+        acc[r] = vec4<f32>(0.0);
     }
-    let r = gates[row * g3 + j];
-    let z = gates[row * g3 + h + j];
-    let n = gates[row * g3 + 2u * h + j];
-    let dpre_n = dh * (1.0 - z) * (1.0 - n * n);
-    let dpre_r = dpre_n * hn_lin[row * h + j] * r * (1.0 - r);
-    let dpre_z = dh * (h_prev[row * h + j] - n) * z * (1.0 - z);
-    dgx[row * g3 + j] = dpre_r;
-    dgx[row * g3 + h + j] = dpre_z;
-    dgx[row * g3 + 2u * h + j] = dpre_n;
-    dgh[row * g3 + j] = dpre_r;
-    dgh[row * g3 + h + j] = dpre_z;
-    dgh[row * g3 + 2u * h + j] = dpre_n * r;
-    dcarry[row * h + j] = dh * z;
+    let last = h - 1u;
+    for (var q = 0u; q < g3; q++) {
+        let w = vec4<f32>(w_hh[q * h + j0], w_hh[q * h + min(j0 + 1u, last)],
+                          w_hh[q * h + min(j0 + 2u, last)], w_hh[q * h + min(j0 + 3u, last)]);
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = fma(vec4<f32>(dgs_in[base[r] + q]), w, acc[r]);
+        }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        for (var u = 0u; u < UNITS; u++) {
+            let j = j0 + u;
+            if (j >= h) { break; }
+            var dh = grad_out[row * p.out_stride + p.out_offset + j] + acc[r][u] + dcarry[s * h + j];
+            if (is_last) { dh += grad_h_n[state_at(s, j)]; }
+            let rg = gates[row * g3 + j];
+            let z = gates[row * g3 + h + j];
+            let n = gates[row * g3 + 2u * h + j];
+            let dpre_n = dh * (1.0 - z) * (1.0 - n * n);
+            let dpre_r = dpre_n * hn_lin[row * h + j] * rg * (1.0 - rg);
+            let dpre_z = dh * (h_prev[row * h + j] - n) * z * (1.0 - z);
+            dgx[row * g3 + j] = dpre_r;
+            dgx[row * g3 + h + j] = dpre_z;
+            dgx[row * g3 + 2u * h + j] = dpre_n;
+            dgh[row * g3 + j] = dpre_r;
+            dgh[row * g3 + h + j] = dpre_z;
+            dgh[row * g3 + 2u * h + j] = dpre_n * rg;
+            dgs_out[s * g3 + j] = dpre_r;
+            dgs_out[s * g3 + h + j] = dpre_z;
+            dgs_out[s * g3 + 2u * h + j] = dpre_n * rg;
+            dcarry[s * h + j] = dh * z;
+        }
+    }
 }
 
 @compute @workgroup_size(WG)
@@ -83,5 +104,11 @@ fn gru_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
     let j = wg.x * WG + lid;
     if (j >= p.hidden) { return; }
     let s = wg.y;
-    grad_h0[state_at(s, j)] = recurrent_grad(first_row(s), j);
+    let row = first_row(s);
+    let g3 = 3u * p.hidden;
+    var acc = dcarry[s * p.hidden + j];
+    for (var q = 0u; q < g3; q++) {
+        acc += dgh[row * g3 + q] * w_hh[q * p.hidden + j];
+    }
+    grad_h0[state_at(s, j)] = acc;
 }

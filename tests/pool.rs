@@ -29,11 +29,13 @@ fn steady_state_loop_allocates_no_buffers() {
 }
 
 /// Dispatches per recurrent layer and direction, as the README states:
-/// forward = 1 input-projection GEMM + one fused step kernel per time step;
-/// backward = one step kernel per time step + 1 initial-state kernel +
-/// 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums. Plus one gather to pack the
-/// input and one to unpack the output (padded API), and the same two for
-/// the gradients. Its own device: counts are per device.
+/// forward = 1 input-projection GEMM + 3 to set up the dense states (h0
+/// gathered into sorted order, copied for double buffering, c0 gathered) +
+/// one fused step kernel per time step; backward = 3 state set-ups (two
+/// zeroed dG buffers, grad_c_n gathered) + one step kernel per time step +
+/// 1 initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums. Plus
+/// one gather to pack the input and one to unpack the output (padded API),
+/// and the same two for the gradients. Its own device: counts are per device.
 #[test]
 fn recurrent_dispatch_budget() {
     use wgrnn::rnn::{RnnConfig, RnnMode};
@@ -47,10 +49,10 @@ fn recurrent_dispatch_budget() {
     let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
     let forward = dev.dispatch_count() - before;
     // h0 and c0 default to zeros: one fill each.
-    assert_eq!(forward, (layers * dirs * (1 + t)) as u64 + 2 + 2);
+    assert_eq!(forward, (layers * dirs * (1 + 3 + t)) as u64 + 2 + 2);
     let before = dev.dispatch_count();
     rnn.backward(&fwd, &go, None, None).unwrap();
     let backward = dev.dispatch_count() - before;
     // grad_h_n and grad_c_n default to zeros: one fill each.
-    assert_eq!(backward, (layers * dirs * (t + 1 + 3 + 2)) as u64 + 2 + 2);
+    assert_eq!(backward, (layers * dirs * (3 + t + 1 + 3 + 2)) as u64 + 2 + 2);
 }

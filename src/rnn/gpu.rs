@@ -21,6 +21,8 @@ const STORAGE_BUFFERS_NEEDED: u32 = 12;
 
 /// Rows per invocation of the tiled step kernels (their `ROWS`).
 const ROWS: u32 = 8;
+/// Hidden units per invocation of the tiled kernels that share h/dG loads (their `UNITS`).
+const UNITS: u32 = 4;
 
 /// Mirrors `StepParams` in shaders/recurrent.wgsl.
 #[repr(C)]
@@ -56,30 +58,30 @@ const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
 const GRU_STEP_FORWARD: Kernel = Kernel {
     shader: Shader::Gru,
     entry: "gru_step_forward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W), (10, W)],
 };
 const GRU_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::GruBackward,
     entry: "gru_step_backward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W), (10, W)],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, R), (9, W), (10, W), (11, W), (13, W)],
 };
 const GRU_GRAD_INITIAL_STATE: Kernel = Kernel {
     shader: Shader::GruBackward,
     entry: "gru_grad_initial_state",
-    storage: &[(1, R), (2, R), (9, W), (10, W), (11, W)],
+    storage: &[(1, R), (2, R), (10, W), (11, W), (12, W)],
 };
 const RNN_STEP_FORWARD: Kernel = Kernel {
     shader: Shader::Rnn,
     entry: "rnn_step_forward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W)],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)],
 };
 const RNN_STEP_BACKWARD: Kernel = Kernel {
     shader: Shader::RnnBackward,
     entry: "rnn_step_backward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, W)],
+    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, W), (9, W)],
 };
 const RNN_GRAD_INITIAL_STATE: Kernel =
-    Kernel { shader: Shader::RnnBackward, entry: "rnn_grad_initial_state", storage: &[(1, R), (2, R), (6, W), (7, W)] };
+    Kernel { shader: Shader::RnnBackward, entry: "rnn_grad_initial_state", storage: &[(1, R), (2, R), (7, W), (8, W)] };
 
 /// What a packed forward pass returns and saves for backward.
 #[derive(Debug, Clone)]
@@ -236,65 +238,31 @@ pub(crate) fn forward(
             // Dense (B, H) states in sorted row order: h double-buffered
             // (both start as h0), then c (LSTM).
             let state_index = layer * dirs + dir;
-            let dense = if spec.mode == RnnMode::Lstm {
-                let h_a = sorted_state(batch, &h0, state_index)?;
-                let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
-                crate::ops::elementwise_copy(&h_a, &h_b)?;
-                vec![h_a, h_b, sorted_state(batch, opt_tensor(&c0), state_index)?]
-            } else {
-                Vec::new()
-            };
+            let h_a = sorted_state(batch, &h0, state_index)?;
+            let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
+            crate::ops::elementwise_copy(&h_a, &h_b)?;
+            let cell_state = c0.as_ref().map(|c| sorted_state(batch, c, state_index)).transpose()?;
+            let (w_hh, b_hh, info) = (params.weight_hh.buffer(), params.bias_hh.buffer(), batch.info.buffer());
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
-                let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
-                let (w_hh, b_hh, info) = (params.weight_hh.buffer(), params.bias_hh.buffer(), batch.info.buffer());
+                let tiles = u32_of(OP, batch.batch_sizes[t])?.div_ceil(ROWS);
+                let (s_in, s_out) =
+                    if k % 2 == 0 { (h_a.buffer(), h_b.buffer()) } else { (h_b.buffer(), h_a.buffer()) };
+                let (gates, out, h_prev, h_n) = (gates.buffer(), out.buffer(), h_prev.buffer(), h_n.buffer());
                 match spec.mode {
                     RnnMode::Lstm => {
-                        let (s_in, s_out) = if k % 2 == 0 { (&dense[0], &dense[1]) } else { (&dense[1], &dense[0]) };
-                        let bufs = [
-                            info,
-                            w_hh,
-                            b_hh,
-                            s_in.buffer(),
-                            dense[2].buffer(),
-                            gates.buffer(),
-                            out.buffer(),
-                            aux_ref(&aux),
-                            h_prev.buffer(),
-                            h_n.buffer(),
-                            opt_ref(&c_n),
-                            s_out.buffer(),
-                        ];
-                        let tiles = [groups[0], groups[1].div_ceil(ROWS), 1];
-                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, tiles)?;
+                        let (cs, cell, c_n) = (opt_ref(&cell_state), aux_ref(&aux), opt_ref(&c_n));
+                        let bufs = [info, w_hh, b_hh, s_in, cs, gates, out, cell, h_prev, h_n, c_n, s_out];
+                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
                     }
                     RnnMode::Gru => {
-                        let bufs = [
-                            info,
-                            w_hh,
-                            b_hh,
-                            h0.buffer(),
-                            gates.buffer(),
-                            out.buffer(),
-                            aux_ref(&aux),
-                            h_prev.buffer(),
-                            h_n.buffer(),
-                        ];
-                        rt.launch(GRU_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                        let bufs = [info, w_hh, b_hh, s_in, gates, out, aux_ref(&aux), h_prev, h_n, s_out];
+                        rt.launch(GRU_STEP_FORWARD, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
                     }
                     RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                        let bufs = [
-                            info,
-                            w_hh,
-                            b_hh,
-                            h0.buffer(),
-                            gates.buffer(),
-                            out.buffer(),
-                            h_prev.buffer(),
-                            h_n.buffer(),
-                        ];
-                        rt.launch(RNN_STEP_FORWARD, &constants, &sp, &bufs, groups)?;
+                        let bufs = [info, w_hh, b_hh, s_in, gates, out, h_prev, h_n, s_out];
+                        rt.launch(RNN_STEP_FORWARD, &constants, &sp, &bufs, [sp_units(h, OP)?, tiles, 1])?;
                     }
                 }
             }
@@ -312,6 +280,11 @@ fn sorted_state(batch: &PackedBatch, state: &Tensor, state_index: usize) -> Resu
     let idx: Vec<u32> = batch.sorted_rows.iter().map(|&r| (state_index * b + r) as u32).collect();
     let idx = Tensor::from_u32(state.device(), &idx, &[b])?;
     crate::ops::gather_rows(&state.reshape(&[states * b, h])?, &idx)
+}
+
+/// Workgroups along H for kernels whose invocations own `UNITS` units.
+fn sp_units(h: usize, op: &'static str) -> Result<u32> {
+    Ok(u32_of(op, h)?.div_ceil(UNITS).div_ceil(WG))
 }
 
 fn opt_tensor(t: &Option<Tensor>) -> &Tensor {
@@ -402,62 +375,53 @@ pub(crate) fn backward(
             let s = &saved.dirs[dir];
             let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let dgh = if spec.mode == RnnMode::Gru { Some(Tensor::uninit(dev, &[n, g], DType::F32)?) } else { None };
-            let dcarry = if spec.mode == RnnMode::Gru { Some(Tensor::uninit(dev, &[n, h], DType::F32)?) } else { None };
             let (info, w_hh) = (batch.info.buffer(), params.weight_hh.buffer());
-            // LSTM: dense (B, G) dG double-buffered from zero, dense (B, H) dc
-            // starting as grad_c_n, all in sorted row order.
+            // Dense state in sorted row order: the recurrent gradient (dG,
+            // or dGh for GRU) double-buffered from zero, and the carried
+            // elementwise gradient (LSTM dc from grad_c_n, GRU dh⊙z from 0).
             let state_index = layer * dirs + dir;
-            let dense = if spec.mode == RnnMode::Lstm {
-                vec![
-                    Tensor::zeros(dev, &[b, g])?,
-                    Tensor::zeros(dev, &[b, g])?,
-                    sorted_state(batch, opt_tensor(&grad_c_n), state_index)?,
-                ]
-            } else {
-                Vec::new()
+            let dg_a = Tensor::zeros(dev, &[b, g])?;
+            let dg_b = Tensor::zeros(dev, &[b, g])?;
+            let carry = match spec.mode {
+                RnnMode::Lstm => Some(sorted_state(batch, opt_tensor(&grad_c_n), state_index)?),
+                RnnMode::Gru => Some(Tensor::zeros(dev, &[b, h])?),
+                RnnMode::RnnTanh | RnnMode::RnnRelu => None,
             };
+            let unit_groups = sp_units(h, OP)?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
-                let groups = [sp.hidden.div_ceil(WG), u32_of(OP, batch.batch_sizes[t])?, 1];
+                let tiles = [unit_groups, u32_of(OP, batch.batch_sizes[t])?.div_ceil(ROWS), 1];
+                let (dg_in, dg_out) =
+                    if k % 2 == 0 { (dg_a.buffer(), dg_b.buffer()) } else { (dg_b.buffer(), dg_a.buffer()) };
+                let (gates, d_out, g_h_n) = (s.gates.buffer(), d_out.buffer(), grad_h_n.buffer());
                 match spec.mode {
                     RnnMode::Lstm => {
-                        let (dg_in, dg_out) = if k % 2 == 0 { (&dense[0], &dense[1]) } else { (&dense[1], &dense[0]) };
-                        let bufs = [
-                            info,
-                            w_hh,
-                            s.gates.buffer(),
-                            aux_ref(&s.aux),
-                            opt_ref(&fwd.c0),
-                            d_out.buffer(),
-                            grad_h_n.buffer(),
-                            dg_in.buffer(),
-                            dgx.buffer(),
-                            dense[2].buffer(),
-                            dg_out.buffer(),
-                        ];
-                        let units = sp.hidden.div_ceil(4);
-                        let tiles = [units.div_ceil(WG), groups[1].div_ceil(ROWS), 1];
+                        let (cell, c0, carry) = (aux_ref(&s.aux), opt_ref(&fwd.c0), opt_ref(&carry));
+                        let bufs = [info, w_hh, gates, cell, c0, d_out, g_h_n, dg_in, dgx.buffer(), carry, dg_out];
                         rt.launch(LSTM_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
                     }
                     RnnMode::Gru => {
+                        let (hn_lin, h_prev) = (aux_ref(&s.aux), s.h_prev.buffer());
                         let bufs = [
                             info,
                             w_hh,
-                            s.gates.buffer(),
-                            aux_ref(&s.aux),
-                            s.h_prev.buffer(),
-                            d_out.buffer(),
-                            grad_h_n.buffer(),
+                            gates,
+                            hn_lin,
+                            h_prev,
+                            d_out,
+                            g_h_n,
+                            dg_in,
                             dgx.buffer(),
                             aux_ref(&dgh),
-                            aux_ref(&dcarry),
+                            opt_ref(&carry),
+                            dg_out,
                         ];
-                        rt.launch(GRU_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                        rt.launch(GRU_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
                     }
                     RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                        let bufs = [info, w_hh, s.gates.buffer(), d_out.buffer(), grad_h_n.buffer(), dgx.buffer()];
-                        rt.launch(RNN_STEP_BACKWARD, &constants, &sp, &bufs, groups)?;
+                        let bufs = [info, w_hh, gates, d_out, g_h_n, dg_in, dgx.buffer(), dg_out];
+                        rt.launch(RNN_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
                     }
                 }
             }
@@ -466,11 +430,11 @@ pub(crate) fn backward(
             let groups = [sp.hidden.div_ceil(WG), sp.batch, 1];
             match spec.mode {
                 RnnMode::Lstm => {
-                    let bufs = [info, w_hh, dgx.buffer(), dense[2].buffer(), grad_h0.buffer(), opt_ref(&grad_c0)];
+                    let bufs = [info, w_hh, dgx.buffer(), opt_ref(&carry), grad_h0.buffer(), opt_ref(&grad_c0)];
                     rt.launch(LSTM_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
                 }
                 RnnMode::Gru => {
-                    let bufs = [info, w_hh, aux_ref(&dgh), aux_ref(&dcarry), grad_h0.buffer()];
+                    let bufs = [info, w_hh, aux_ref(&dgh), opt_ref(&carry), grad_h0.buffer()];
                     rt.launch(GRU_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
                 }
                 RnnMode::RnnTanh | RnnMode::RnnRelu => {

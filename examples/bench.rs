@@ -1,0 +1,150 @@
+//! Times whole training steps (../shared/DESIGN.md §3.2): random token ids →
+//! embedding → recurrent stack → linear on the last hidden state (both
+//! directions concatenated) → cross-entropy → Adam (lr 1e-3).
+//!
+//! `cargo run --release --example bench -- --cell lstm --vocab 20000 --input 128
+//! --hidden 128 --layers 1 [--bidirectional] --batch 64 --seq 40 --classes 4
+//! --steps 20 [--warmup 3] [--json]`
+//!
+//! Timed steps end with the device idle (the queue is waited for), after
+//! warm-up steps that compile every pipeline. `--json` prints one line:
+//! `{"impl":"wgrnn","adapter":…,"backend":…,"cell":…,"ms_per_step":…,
+//! "tokens_per_s":…,"loss":…, …configuration}`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use wgrnn::autograd::Tape;
+use wgrnn::models::{Pooling, SequenceClassifierConfig};
+use wgrnn::nn::named_parameters;
+use wgrnn::optim::Optimizer;
+use wgrnn::rng::Rng;
+use wgrnn::rnn::RnnMode;
+use wgrnn::Device;
+
+/// Command-line configuration.
+struct Args {
+    cell: RnnMode,
+    vocab: usize,
+    input: usize,
+    hidden: usize,
+    layers: usize,
+    bidirectional: bool,
+    batch: usize,
+    seq: usize,
+    classes: usize,
+    steps: usize,
+    warmup: usize,
+    json: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        cell: RnnMode::Lstm,
+        vocab: 20000,
+        input: 128,
+        hidden: 128,
+        layers: 1,
+        bidirectional: false,
+        batch: 64,
+        seq: 40,
+        classes: 4,
+        steps: 20,
+        warmup: 3,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| -> Result<usize, String> {
+            let v = it.next().ok_or(format!("{name} needs a value"))?;
+            v.parse::<usize>().map_err(|_| format!("{name} expects a whole number, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--cell" => {
+                let v = it.next().ok_or("--cell needs a value")?;
+                a.cell = RnnMode::parse(if v == "rnn" { "rnn_tanh" } else { &v }).map_err(|e| e.to_string())?;
+            }
+            "--vocab" => a.vocab = value("--vocab")?,
+            "--input" => a.input = value("--input")?,
+            "--hidden" => a.hidden = value("--hidden")?,
+            "--layers" => a.layers = value("--layers")?,
+            "--batch" => a.batch = value("--batch")?,
+            "--seq" => a.seq = value("--seq")?,
+            "--classes" => a.classes = value("--classes")?,
+            "--steps" => a.steps = value("--steps")?,
+            "--warmup" => a.warmup = value("--warmup")?,
+            "--bidirectional" => a.bidirectional = true,
+            "--json" => a.json = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if [a.vocab, a.input, a.hidden, a.layers, a.batch, a.seq, a.classes, a.steps].contains(&0) {
+        return Err("every size and --steps must be ≥ 1".into());
+    }
+    Ok(a)
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let dev = Device::new().map_err(|e| e.to_string())?;
+    let model = SequenceClassifierConfig::new(a.vocab, a.input, a.hidden, a.classes)
+        .with_mode(a.cell)
+        .with_layers(a.layers)
+        .with_bidirectional(a.bidirectional)
+        .with_pooling(Pooling::Last)
+        .init(&dev)
+        .map_err(|e| e.to_string())?;
+    let mut opt = Optimizer::adam(named_parameters(&model), 1e-3).map_err(|e| e.to_string())?;
+    let mut rng = Rng::new(0);
+    let lengths = vec![a.seq; a.batch];
+    let mut step = |seed: u64| -> Result<(Tape, wgrnn::autograd::LossVars), String> {
+        let ids: Vec<u32> = (0..a.batch * a.seq).map(|_| (rng.next_u64() % a.vocab as u64) as u32).collect();
+        let labels: Vec<u32> = (0..a.batch).map(|_| (rng.next_u64() % a.classes as u64) as u32).collect();
+        let mut tape = Tape::train(&dev, seed);
+        let logits = model.forward(&mut tape, &ids, &lengths, a.seq).map_err(|e| e.to_string())?;
+        let loss = tape.cross_entropy(logits, &labels, None, 0.0).map_err(|e| e.to_string())?;
+        opt.zero_grad().map_err(|e| e.to_string())?;
+        tape.backward(loss.loss).map_err(|e| e.to_string())?;
+        opt.step().map_err(|e| e.to_string())?;
+        Ok((tape, loss))
+    };
+    for i in 0..a.warmup {
+        step(i as u64)?;
+    }
+    dev.synchronize().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut last = None;
+    for i in 0..a.steps {
+        last = Some(step((a.warmup + i) as u64)?);
+    }
+    dev.synchronize().map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    // Read after timing: the loss stays on the GPU during the timed steps.
+    let (tape, loss) = last.ok_or("no steps")?;
+    let loss_value = tape.value(loss.loss).to_vec().map_err(|e| e.to_string())?[0];
+    let ms = secs * 1e3 / a.steps as f64;
+    let tokens = (a.batch * a.seq) as f64 / (ms / 1e3);
+    let info = dev.info();
+    if a.json {
+        println!(
+            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}}}",
+            info.name, info.backend, a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, a.steps
+        );
+    } else {
+        println!("adapter: {info}");
+        println!(
+            "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}",
+            a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse().and_then(|a| run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -35,6 +35,10 @@ pub enum Shader {
     Lstm,
     /// `shaders/lstm_backward.wgsl`: fused LSTM step backward.
     LstmBackward,
+    /// `shaders/lstm_vec4.wgsl`: LSTM step forward for H % 4 == 0.
+    LstmVec4,
+    /// `shaders/lstm_backward_vec4.wgsl`: LSTM step backward for H % 4 == 0.
+    LstmBackwardVec4,
     /// `shaders/gru.wgsl`: fused GRU step forward.
     Gru,
     /// `shaders/gru_backward.wgsl`: fused GRU step backward.
@@ -55,7 +59,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 18] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
@@ -64,6 +68,8 @@ impl Shader {
         Shader::Dropout,
         Shader::Lstm,
         Shader::LstmBackward,
+        Shader::LstmVec4,
+        Shader::LstmBackwardVec4,
         Shader::Gru,
         Shader::GruBackward,
         Shader::Rnn,
@@ -85,6 +91,8 @@ impl Shader {
             Shader::Dropout => "dropout.wgsl",
             Shader::Lstm => "lstm.wgsl",
             Shader::LstmBackward => "lstm_backward.wgsl",
+            Shader::LstmVec4 => "lstm_vec4.wgsl",
+            Shader::LstmBackwardVec4 => "lstm_backward_vec4.wgsl",
             Shader::Gru => "gru.wgsl",
             Shader::GruBackward => "gru_backward.wgsl",
             Shader::Rnn => "rnn.wgsl",
@@ -106,6 +114,8 @@ impl Shader {
             Shader::Dropout => include_str!("../shaders/dropout.wgsl"),
             Shader::Lstm => include_str!("../shaders/lstm.wgsl"),
             Shader::LstmBackward => include_str!("../shaders/lstm_backward.wgsl"),
+            Shader::LstmVec4 => include_str!("../shaders/lstm_vec4.wgsl"),
+            Shader::LstmBackwardVec4 => include_str!("../shaders/lstm_backward_vec4.wgsl"),
             Shader::Gru => include_str!("../shaders/gru.wgsl"),
             Shader::GruBackward => include_str!("../shaders/gru_backward.wgsl"),
             Shader::Rnn => include_str!("../shaders/rnn.wgsl"),
@@ -121,7 +131,14 @@ impl Shader {
     fn is_recurrent(self) -> bool {
         matches!(
             self,
-            Shader::Lstm | Shader::LstmBackward | Shader::Gru | Shader::GruBackward | Shader::Rnn | Shader::RnnBackward
+            Shader::Lstm
+                | Shader::LstmBackward
+                | Shader::LstmVec4
+                | Shader::LstmBackwardVec4
+                | Shader::Gru
+                | Shader::GruBackward
+                | Shader::Rnn
+                | Shader::RnnBackward
         )
     }
 

@@ -162,6 +162,16 @@ fn three_layers_hidden_100_with_padding_beyond_longest() {
     }
 }
 
+/// H % 4 == 0 takes the vec4 step kernels (LSTM); the other sizes above
+/// take the scalar ones.
+#[test]
+fn hidden_multiple_of_four() {
+    for mode in MODES {
+        run(&case(mode, 3, 8, 2, true, &[3, 6, 2, 6, 1], 6), 7);
+        run(&case(mode, 5, 12, 1, false, &[9, 4], 9), 8);
+    }
+}
+
 #[test]
 fn inter_layer_dropout_matches_reference_mask() {
     for mode in MODES {

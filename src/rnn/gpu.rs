@@ -50,6 +50,12 @@ const LSTM_STEP_BACKWARD: Kernel = Kernel {
     entry: "lstm_step_backward",
     storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, R), (9, W), (10, W), (13, W)],
 };
+/// `lstm_step_forward` reading vec4s; for H % 4 == 0.
+const LSTM_STEP_FORWARD_VEC4: Kernel =
+    Kernel { shader: Shader::LstmVec4, entry: "lstm_step_forward_vec4", storage: LSTM_STEP_FORWARD.storage };
+/// `lstm_step_backward` reading vec4s; for H % 4 == 0.
+const LSTM_STEP_BACKWARD_VEC4: Kernel =
+    Kernel { shader: Shader::LstmBackwardVec4, entry: "lstm_step_backward_vec4", storage: LSTM_STEP_BACKWARD.storage };
 const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
     shader: Shader::LstmBackward,
     entry: "lstm_grad_initial_state",
@@ -254,7 +260,8 @@ pub(crate) fn forward(
                     RnnMode::Lstm => {
                         let (cs, cell, c_n) = (opt_ref(&cell_state), aux_ref(&aux), opt_ref(&c_n));
                         let bufs = [info, w_hh, b_hh, s_in, cs, gates, out, cell, h_prev, h_n, c_n, s_out];
-                        rt.launch(LSTM_STEP_FORWARD, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
+                        let kernel = if h % 4 == 0 { LSTM_STEP_FORWARD_VEC4 } else { LSTM_STEP_FORWARD };
+                        rt.launch(kernel, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
                     }
                     RnnMode::Gru => {
                         let bufs = [info, w_hh, b_hh, s_in, gates, out, aux_ref(&aux), h_prev, h_n, s_out];
@@ -399,7 +406,8 @@ pub(crate) fn backward(
                     RnnMode::Lstm => {
                         let (cell, c0, carry) = (aux_ref(&s.aux), opt_ref(&fwd.c0), opt_ref(&carry));
                         let bufs = [info, w_hh, gates, cell, c0, d_out, g_h_n, dg_in, dgx.buffer(), carry, dg_out];
-                        rt.launch(LSTM_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
+                        let kernel = if h % 4 == 0 { LSTM_STEP_BACKWARD_VEC4 } else { LSTM_STEP_BACKWARD };
+                        rt.launch(kernel, &constants, &sp, &bufs, tiles)?;
                     }
                     RnnMode::Gru => {
                         let (hn_lin, h_prev) = (aux_ref(&s.aux), s.h_prev.buffer());

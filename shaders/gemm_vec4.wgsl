@@ -4,6 +4,11 @@
 // Requires K % 4 == 0, N % 4 == 0 and M % 4 == 0 when TRANS_A
 // (src/ops/gemm.rs checks and falls back to gemm_register otherwise).
 //
+// The 16×16 tile is a const, not an override: WGSL sizes function-scope
+// arrays with consts only, and the sixteen accumulators are written out by
+// hand so they stay in registers. Workgroup shape and transposes are
+// overrides (src/ops/gemm.rs picks them per adapter).
+//
 // Why: on lavapipe every storage-buffer load or store is a loop over the 8
 // SIMD lanes with a bounds check per component, whatever the address
 // pattern, so the count of load instructions per multiply-add is what sets

@@ -35,7 +35,7 @@ fn run(args: &[String]) -> Result<(), String> {
         .collect();
     let mut tape = Tape::eval(&dev);
     let logits = model.forward(&mut tape, &ids, &lengths, t).map_err(|e| e.to_string())?;
-    let logits = tape.value(logits).clone();
+    let logits = tape.value(logits).map_err(|e| e.to_string())?.clone();
     let as_f32 = |v: Vec<f32>, shape: &[usize]| Tensor::from_slice(&dev, &v, shape).map_err(|e| e.to_string());
     let tensors = vec![
         ("input_ids".to_string(), as_f32(ids.iter().map(|&x| x as f32).collect(), &[lengths.len(), t])?),

@@ -18,7 +18,7 @@
 
 override WG: u32 = 256u;
 
-// Mirrors `DropoutParams` in src/rnn/gpu.rs.
+// Mirrors `DropoutParams` in src/ops/dropout.rs.
 struct DropoutParams {
     rows: u32,
     cols: u32,

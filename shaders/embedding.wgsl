@@ -17,7 +17,7 @@
 
 override WG: u32 = 64u;
 
-// Mirrors `EmbeddingParams` in src/nn/embedding.rs.
+// Mirrors `EmbeddingParams` in src/autograd/launch.rs.
 struct EmbeddingParams {
     unique: u32,
     dim: u32,

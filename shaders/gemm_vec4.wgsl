@@ -26,7 +26,7 @@
 //   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
 //   4 c     read_write  (batch, M, N) as vec4
 // Workgroup mapping: (WG_X, WG_Y) invocations, x over N, y over M, z over
-// the batch; invocation (x, y) owns rows 8y.., columns 8x.. of its block.
+// the batch; invocation (x, y) owns rows 16y.., columns 16x.. of its block.
 // Edges: loads clamp to the matrix, stores skip rows ≥ M and columns ≥ N.
 // Saves nothing for backward.
 

@@ -29,7 +29,7 @@
 
 override WG: u32 = 64u;
 
-// Mirrors `LossParams` in src/nn/loss.rs.
+// Mirrors `LossParams` in src/autograd/launch.rs.
 struct LossParams {
     rows: u32,
     classes: u32,

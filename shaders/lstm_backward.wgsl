@@ -28,7 +28,8 @@
 // Workgroup mapping (step kernel): WG invocations, each owning UNITS
 // consecutive hidden units for a tile of ROWS active rows (workgroup y):
 // every W_hh load serves ROWS rows and every dG load UNITS units.
-// Initial-state kernel: one invocation per unit, workgroup y = row.
+// Initial-state kernel: one invocation per unit, workgroup (y, z) = row
+// z·65535 + y.
 // Saves nothing.
 
 override WG: u32 = 64u;
@@ -111,8 +112,8 @@ fn lstm_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoc
 @compute @workgroup_size(WG)
 fn lstm_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = wg.x * WG + lid;
-    if (j >= p.hidden) { return; }
-    let s = wg.y;
+    let s = wg.z * 65535u + wg.y;
+    if (j >= p.hidden || s >= p.batch) { return; }
     let row = first_row(s);
     let g4 = 4u * p.hidden;
     var acc = 0.0;

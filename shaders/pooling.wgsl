@@ -22,7 +22,7 @@
 
 override WG: u32 = 64u;
 
-// Mirrors `PoolParams` in src/nn/pooling.rs.
+// Mirrors `PoolParams` in src/autograd/launch.rs.
 struct PoolParams {
     batch: u32,     // B
     steps: u32,     // T (padded length, for the info layout)

@@ -18,7 +18,8 @@
 //   9 dgs_out   read_write  (B, H) this step's dG
 // Workgroup mapping (step kernel): WG invocations, each owning UNITS
 // consecutive units for a tile of ROWS active rows (workgroup y).
-// Initial-state kernel: one invocation per unit, workgroup y = row.
+// Initial-state kernel: one invocation per unit, workgroup (y, z) = row
+// z·65535 + y.
 // Saves nothing.
 
 override WG: u32 = 64u;
@@ -78,8 +79,8 @@ fn rnn_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
 @compute @workgroup_size(WG)
 fn rnn_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = wg.x * WG + lid;
-    if (j >= p.hidden) { return; }
-    let s = wg.y;
+    let s = wg.z * 65535u + wg.y;
+    if (j >= p.hidden || s >= p.batch) { return; }
     let row = first_row(s);
     var acc = 0.0;
     for (var q = 0u; q < p.hidden; q++) {

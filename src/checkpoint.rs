@@ -48,8 +48,9 @@ pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
     std::fs::rename(&tmp, path).map_err(|e| err(path, format!("renaming {}: {e}", tmp.display())))
 }
 
-/// Loads parameters (and optimizer state, when `optimizer` is given) from
-/// `path`. Every tensor is checked before anything is written.
+/// Loads parameters (and optimizer state, step count and learning rate,
+/// when `optimizer` is given) from `path`. Every tensor is checked before
+/// any value is written (the optimizer may allocate its zero state first).
 pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| err(path, format!("reading: {e}")))?;
@@ -71,10 +72,15 @@ pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
             .get("optimizer_step")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| err(path, "missing or bad metadata `optimizer_step`"))?;
+        let lr: f32 = meta
+            .get("optimizer_lr")
+            .and_then(|v| v.parse().ok())
+            .filter(|lr: &f32| lr.is_finite() && *lr >= 0.0)
+            .ok_or_else(|| err(path, "missing or bad metadata `optimizer_lr`"))?;
         for (name, t) in opt.named_state()? {
             targets.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
         }
-        step = Some((opt, s));
+        step = Some((opt, s, lr));
     }
     // Check everything first: a failed load changes nothing.
     let mut data = Vec::with_capacity(targets.len());
@@ -98,8 +104,9 @@ pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
     for ((_, t), values) in targets.iter().zip(&data) {
         t.write(values)?;
     }
-    if let Some((opt, s)) = step {
+    if let Some((opt, s, lr)) = step {
         opt.set_steps(s);
+        opt.set_lr(lr)?;
     }
     Ok(())
 }

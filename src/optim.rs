@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::nn::Parameter;
 use crate::ops::{dim_u32, elementwise_fill};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 use Access::{Read as R, ReadWrite as W};
 
@@ -98,6 +98,68 @@ impl Algorithm {
         }
     }
 
+    /// Which of the three state slots the update kernel uses.
+    fn used_slots(&self) -> [bool; 3] {
+        match *self {
+            Algorithm::Sgd { momentum, .. } => [momentum != 0.0, false, false],
+            Algorithm::Adam { .. } => [true, true, false],
+            Algorithm::RmsProp { momentum, centered, .. } => [true, centered, momentum > 0.0],
+        }
+    }
+
+    /// Rejects hyper-parameters PyTorch rejects (and β = 1, which would
+    /// divide by zero in Adam's bias correction).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: f32| Err(Error::Config(format!("invalid {} {what}: {v}", self.name())));
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        let nonneg = |v: f32| v >= 0.0; // false for NaN
+        match *self {
+            Algorithm::Sgd { momentum, dampening, nesterov, weight_decay } => {
+                if !nonneg(momentum) {
+                    return bad("momentum", momentum);
+                }
+                if !nonneg(weight_decay) {
+                    return bad("weight_decay", weight_decay);
+                }
+                if !dampening.is_finite() {
+                    return bad("dampening", dampening);
+                }
+                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+                    return Err(Error::Config("Nesterov momentum requires momentum > 0 and dampening 0".into()));
+                }
+            }
+            Algorithm::Adam { beta1, beta2, eps, weight_decay, .. } => {
+                if !unit(beta1) {
+                    return bad("beta1 (must be in [0, 1))", beta1);
+                }
+                if !unit(beta2) {
+                    return bad("beta2 (must be in [0, 1))", beta2);
+                }
+                if !nonneg(eps) {
+                    return bad("eps", eps);
+                }
+                if !nonneg(weight_decay) {
+                    return bad("weight_decay", weight_decay);
+                }
+            }
+            Algorithm::RmsProp { alpha, eps, momentum, weight_decay, .. } => {
+                if !nonneg(alpha) || alpha > 1.0 {
+                    return bad("alpha (must be in [0, 1])", alpha);
+                }
+                if !nonneg(eps) {
+                    return bad("eps", eps);
+                }
+                if !nonneg(momentum) {
+                    return bad("momentum", momentum);
+                }
+                if !nonneg(weight_decay) {
+                    return bad("weight_decay", weight_decay);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Short name for checkpoints.
     pub fn name(&self) -> &'static str {
         match self {
@@ -144,8 +206,19 @@ impl Optimizer {
             .first()
             .map(|(_, p)| p.value.device().clone())
             .ok_or_else(|| Error::Config("an optimizer needs at least one parameter".into()))?;
-        if lr.is_nan() || lr < 0.0 {
-            return Err(Error::Config(format!("learning rate must be ≥ 0, got {lr}")));
+        check_lr(lr)?;
+        algorithm.validate()?;
+        for (name, p) in &params {
+            if p.value.shape() != p.grad.shape() || p.value.dtype() != DType::F32 || p.grad.dtype() != DType::F32 {
+                return Err(Error::Shape {
+                    op: "Optimizer",
+                    message: format!(
+                        "parameter {name}: value {:?} and gradient {:?} must be f32 tensors of one shape",
+                        p.value.shape(),
+                        p.grad.shape()
+                    ),
+                });
+            }
         }
         let chunks: usize = params.iter().map(|(_, p)| p.value.numel().div_ceil(CHUNK)).sum();
         Ok(Self {
@@ -194,12 +267,16 @@ impl Optimizer {
         )
     }
 
-    /// Replaces the hyper-parameters (same algorithm family or not) before
-    /// the first step.
-    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+    /// Replaces the hyper-parameters (same algorithm family or not); only
+    /// before the first step, since the state would not match.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Result<Self> {
+        if self.step > 0 {
+            return Err(Error::Config("the algorithm can only be changed before the first step".into()));
+        }
+        algorithm.validate()?;
         self.algorithm = algorithm;
         self.state.clear();
-        self
+        Ok(self)
     }
 
     /// The update rule.
@@ -213,8 +290,10 @@ impl Optimizer {
     }
 
     /// Sets the learning rate (schedules call this every step or epoch).
-    pub fn set_lr(&mut self, lr: f32) {
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        check_lr(lr)?;
         self.lr = lr;
+        Ok(())
     }
 
     /// Steps taken.
@@ -271,18 +350,17 @@ impl Optimizer {
             OptimParams { offset: dim_u32("clip_grad_norm", "chunks", offset)?, max_norm, ..Default::default() };
         rt.launch(CLIP_COEFFICIENT, &[], &params, &[self.partials.buffer(), self.clip.buffer()], [1, 1, 1])?;
         self.clip_pending = true;
-        Ok(GradNorm(self.clip.clone()))
+        // Its own copy: the next call overwrites `clip`.
+        let norm = Tensor::uninit(&self.device, &[2], DType::F32)?;
+        crate::ops::elementwise_copy(&self.clip, &norm)?;
+        Ok(GradNorm(norm))
     }
 
     fn ensure_state(&mut self) -> Result<()> {
         if self.state.len() == self.params.len() {
             return Ok(());
         }
-        let used = match self.algorithm {
-            Algorithm::Sgd { momentum, .. } => [momentum != 0.0, false, false],
-            Algorithm::Adam { .. } => [true, true, false],
-            Algorithm::RmsProp { momentum, centered, .. } => [true, centered, momentum > 0.0],
-        };
+        let used = self.algorithm.used_slots();
         self.state = self
             .params
             .iter()
@@ -348,10 +426,11 @@ impl Optimizer {
     pub fn named_state(&mut self) -> Result<Vec<(String, Tensor)>> {
         self.ensure_state()?;
         let names = self.algorithm.state_names();
+        let used = self.algorithm.used_slots();
         let mut out = Vec::new();
-        for ((pname, p), slots) in self.params.iter().zip(&self.state) {
+        for ((pname, _), slots) in self.params.iter().zip(&self.state) {
             for (k, slot) in slots.iter().enumerate() {
-                if k < names.len() && slot.shape() == p.shape() {
+                if used[k] {
                     out.push((format!("{pname}.{}", names[k]), slot.clone()));
                 }
             }
@@ -363,6 +442,13 @@ impl Optimizer {
     pub(crate) fn set_steps(&mut self, step: u32) {
         self.step = step;
     }
+}
+
+fn check_lr(lr: f32) -> Result<()> {
+    if lr.is_nan() || lr < 0.0 {
+        return Err(Error::Config(format!("learning rate must be ≥ 0, got {lr}")));
+    }
+    Ok(())
 }
 
 /// Learning-rate schedules, as functions of the step (or epoch) count.

@@ -171,7 +171,7 @@ fn check(mode: RnnMode, layers: usize, bidirectional: bool, pooling: Pooling) {
     let logits = model.forward(&mut tape, &ids, &lengths, T).unwrap();
     let loss = tape.cross_entropy(logits, &targets, None, 0.0).unwrap();
     tape.backward(loss.loss).unwrap();
-    let gpu_loss = tape.value(loss.loss).to_vec().unwrap()[0];
+    let gpu_loss = tape.value(loss.loss).unwrap().to_vec().unwrap()[0];
 
     let named = named_parameters(&model);
     let host = HostModel {

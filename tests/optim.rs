@@ -7,6 +7,7 @@ use common::{assert_close, device, random};
 use wgrnn::nn::Parameter;
 use wgrnn::optim::{Algorithm, LrSchedule, Optimizer};
 use wgrnn::reference::nn::{clip_coefficient, optimizer_step};
+use wgrnn::Tensor;
 
 /// A step is a handful of f32 operations per element (≈ 6e-8 each), and
 /// three steps compound them; parameters are O(1). 2e-6 relative to
@@ -42,7 +43,7 @@ fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
         params.iter().map(|(_, p)| p.value.to_vec().unwrap().iter().map(|&v| f64::from(v)).collect()).collect();
     let mut host_state: Vec<Vec<Vec<f64>>> = host_p.iter().map(|p| vec![vec![0.0; p.len()]; 3]).collect();
     let lr = 1e-2;
-    let mut opt = Optimizer::sgd(params.clone(), lr).unwrap().with_algorithm(alg);
+    let mut opt = Optimizer::sgd(params.clone(), lr).unwrap().with_algorithm(alg).unwrap();
     for step in 1..=3u32 {
         let grads: Vec<Vec<f32>> = params
             .iter()
@@ -98,10 +99,24 @@ fn clipping_matches_clip_grad_norm() {
     }
 }
 
+/// Each `clip_grad_norm` returns its own norm, unchanged by later calls.
+#[test]
+fn grad_norms_are_independent() {
+    let dev = device();
+    let p = Parameter::new(dev, &[0.0; 2], &[2]).unwrap();
+    let mut opt = Optimizer::sgd(vec![("w".into(), p.clone())], 0.1).unwrap();
+    p.grad.write(&[3.0, 4.0]).unwrap();
+    let first = opt.clip_grad_norm(1.0).unwrap();
+    p.grad.write(&[30.0, 40.0]).unwrap();
+    let second = opt.clip_grad_norm(1.0).unwrap();
+    assert_eq!((first.value().unwrap(), second.value().unwrap()), (5.0, 50.0));
+}
+
 #[test]
 fn zero_grad_and_bad_settings() {
     let dev = device();
     let p = Parameter::new(dev, &[1.0, 2.0], &[2]).unwrap();
+    let p2 = p.clone();
     p.grad.write(&[3.0, 4.0]).unwrap();
     let mut opt = Optimizer::adam(vec![("w".into(), p.clone())], 0.1).unwrap();
     opt.zero_grad().unwrap();
@@ -109,8 +124,21 @@ fn zero_grad_and_bad_settings() {
     assert!(opt.clip_grad_norm(0.0).is_err());
     assert!(Optimizer::sgd(vec![], 0.1).is_err());
     assert!(Optimizer::sgd(vec![("w".into(), p)], f32::NAN).is_err());
-    opt.set_lr(0.5);
+    opt.set_lr(0.5).unwrap();
     assert_eq!(opt.lr(), 0.5);
+    assert!(opt.set_lr(f32::NAN).is_err());
+    // Settings PyTorch rejects.
+    let nesterov_without_momentum = Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: true, weight_decay: 0.0 };
+    let beta2_one = Algorithm::Adam { beta1: 0.9, beta2: 1.0, eps: 1e-8, weight_decay: 0.0, decoupled: false };
+    for bad in [nesterov_without_momentum, beta2_one] {
+        assert!(Optimizer::sgd(vec![("w".into(), p2.clone())], 0.1).unwrap().with_algorithm(bad).is_err(), "{bad:?}");
+    }
+    // Value and gradient of different shapes.
+    let mismatched = Parameter { value: Tensor::zeros(dev, &[3]).unwrap(), grad: Tensor::zeros(dev, &[2]).unwrap() };
+    assert!(Optimizer::adam(vec![("m".into(), mismatched)], 0.1).is_err());
+    // The algorithm cannot change after a step.
+    opt.step().unwrap();
+    assert!(opt.with_algorithm(beta2_one).is_err());
 }
 
 #[test]

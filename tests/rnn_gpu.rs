@@ -209,6 +209,40 @@ fn bad_lengths_and_shapes_are_errors() {
     assert!(RnnConfig::new(RnnMode::Lstm, 0, 4).init(dev).is_err());
 }
 
+/// Backward must be given a forward of the same layer; anything else is an
+/// error before any GPU work (a foreign forward's saved tensors have other
+/// shapes, and the kernels do not check bounds).
+#[test]
+fn backward_rejects_a_forward_of_another_layer() {
+    let dev = device();
+    let lstm = RnnConfig::new(RnnMode::Lstm, 3, 4).init(dev).unwrap();
+    let wide = RnnConfig::new(RnnMode::Lstm, 3, 8).init(dev).unwrap();
+    let gru = RnnConfig::new(RnnMode::Gru, 3, 4).init(dev).unwrap();
+    let x = Tensor::zeros(dev, &[2, 3, 3]).unwrap();
+    let g = Tensor::zeros(dev, &[2, 3, 4]).unwrap();
+    let from_gru = gru.forward(&x, &[3, 2], None, None, None).unwrap();
+    let err = lstm.backward(&from_gru, &g, None, None).unwrap_err();
+    assert!(err.to_string().contains("run by a different layer"), "{err}");
+    let from_lstm = lstm.forward(&x, &[3, 2], None, None, None).unwrap();
+    assert!(wide.backward(&from_lstm, &Tensor::zeros(dev, &[2, 3, 8]).unwrap(), None, None).is_err());
+}
+
+/// More than 65535 rows: the initial-state gradient splits its grid.
+#[test]
+fn batch_beyond_one_grid_dimension() {
+    let dev = device();
+    let b = 65_600;
+    let rnn = RnnConfig::new(RnnMode::Gru, 1, 1).init(dev).unwrap();
+    let x = Tensor::full(dev, &[b, 1, 1], 0.5).unwrap();
+    let fwd = rnn.forward(&x, &vec![1; b], None, None, None).unwrap();
+    let grads = rnn.backward(&fwd, &Tensor::full(dev, &[b, 1, 1], 1.0).unwrap(), None, None).unwrap();
+    // Every row is the same input with zero state: all results equal.
+    let h0 = grads.h0.to_vec().unwrap();
+    assert!(h0.iter().all(|&v| v == h0[0]) && h0[0] != 0.0, "first {} last {}", h0[0], h0[b - 1]);
+    let out = fwd.output.to_vec().unwrap();
+    assert!(out.iter().all(|&v| v == out[0]));
+}
+
 /// PyTorch names and shapes of every parameter.
 #[test]
 fn parameters_have_pytorch_names_and_shapes() {

@@ -43,7 +43,7 @@ fn pytorch_state_dict_loads_and_matches() {
 
     let mut tape = Tape::eval(device());
     let logits = model.forward(&mut tape, &ids, &lengths, t).unwrap();
-    let got = tape.value(logits).to_vec().unwrap();
+    let got = tape.value(logits).unwrap().to_vec().unwrap();
     assert_eq!(got.len(), expected.len());
     for (i, (g, w)) in got.iter().zip(&expected).enumerate() {
         assert!((f64::from(*g) - w).abs() <= TOL, "logit {i}: wgrnn {g} vs torch {w}");

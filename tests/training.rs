@@ -188,7 +188,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     let logits = |m: &SequenceClassifier| {
         let mut tape = Tape::eval(dev);
         let v = m.forward(&mut tape, &ids, &lengths, t).unwrap();
-        tape.value(v).to_vec().unwrap()
+        tape.value(v).unwrap().to_vec().unwrap()
     };
     assert_eq!(logits(&model), logits(&copy));
     let names: Vec<String> = named_parameters(&model).into_iter().map(|(n, _)| n).collect();
@@ -252,7 +252,7 @@ fn embedding_rejects_bad_ids_and_skips_padding_gradient() {
     assert_eq!(&g[..3], [0.0, 0.0, 0.0], "padding row got a gradient");
     assert_eq!(&g[3..6], [0.0, 0.0, 0.0]);
     // d loss / d x = σ(y)/4 per position; rows 2 and 4 sum their positions.
-    let yv = tape.value(y).to_vec().unwrap();
+    let yv = tape.value(y).unwrap().to_vec().unwrap();
     let s = |v: f32| 1.0 / (1.0 + (-v).exp()) / 4.0;
     assert!((g[6] - (s(yv[1]) + s(yv[2]))).abs() < 1e-6 && (g[12] - s(yv[3])).abs() < 1e-6, "{g:?}");
 }
@@ -269,7 +269,7 @@ fn losses_match_reference() {
         let x = tape.input(Tensor::from_slice(dev, &logits, &[m, c]).unwrap());
         let l = tape.cross_entropy(x, &targets, Some(7), smoothing).unwrap();
         let (want, _) = cross_entropy(&l64, c, &targets, Some(7), f64::from(smoothing));
-        let got = tape.value(l.loss).to_vec().unwrap()[0];
+        let got = tape.value(l.loss).unwrap().to_vec().unwrap()[0];
         // Sums of 7 rows of log-sum-exp in f32: ≈ 1e-7 relative.
         assert!((f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0), "smoothing {smoothing}: {got} vs {want}");
         assert_eq!(l.count, 7);
@@ -290,7 +290,7 @@ fn losses_match_reference() {
     let x = tape.input(Tensor::from_slice(dev, &logits[..m], &[m]).unwrap());
     let l = tape.bce_with_logits(x, &y).unwrap();
     let (want, _) = bce_with_logits(&l64[..m], &y.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-    let got = tape.value(l.loss).to_vec().unwrap()[0];
+    let got = tape.value(l.loss).unwrap().to_vec().unwrap()[0];
     assert!((f64::from(got) - want).abs() < 1e-5 * want.abs().max(1.0), "bce {got} vs {want}");
     assert!(tape.bce_with_logits(x, &[2.0; 9]).is_err());
 }
@@ -309,7 +309,7 @@ fn cross_entropy_gradient_matches_reference() {
     let logits = tape.linear(&fc, xv).unwrap();
     let l = tape.cross_entropy(logits, &targets, Some(9), 0.2).unwrap();
     tape.backward(l.loss).unwrap();
-    let lv: Vec<f64> = tape.value(logits).to_vec().unwrap().iter().map(|&v| f64::from(v)).collect();
+    let lv: Vec<f64> = tape.value(logits).unwrap().to_vec().unwrap().iter().map(|&v| f64::from(v)).collect();
     let (_, dlogits) = cross_entropy(&lv, c, &targets, Some(9), 0.2);
     let mut dw = vec![0.0f32; c * f];
     for r in 0..m {
@@ -326,6 +326,12 @@ fn cross_entropy_gradient_matches_reference() {
 #[test]
 fn tape_errors() {
     let dev = device();
+    let mut other = Tape::train(dev, 0);
+    let foreign = other.input(Tensor::zeros(dev, &[1]).unwrap());
+    let mut tape = Tape::train(dev, 0);
+    tape.input(Tensor::zeros(dev, &[1]).unwrap());
+    assert!(tape.value(foreign).is_err());
+    assert!(tape.backward(foreign).is_err());
     let mut tape = Tape::eval(dev);
     let x = tape.input(Tensor::zeros(dev, &[1]).unwrap());
     assert!(tape.backward(x).unwrap_err().to_string().contains("evaluation tape"));
@@ -337,6 +343,30 @@ fn tape_errors() {
     assert!(matches!(tape.backward(v), Err(Error::Shape { .. })));
     assert!(tape.cross_entropy(v, &[0], None, 0.0).is_err());
     assert!(tape.dropout(v, 1.0).is_err());
+}
+
+/// `a + b` gives each input its own gradient buffer: accumulating into one
+/// later must not change the other or the sum's own gradient.
+#[test]
+fn add_gradients_do_not_alias() {
+    let dev = device();
+    let mut tape = Tape::train(dev, 0);
+    let mut mk = |v: f32| tape.input(Tensor::full(dev, &[3], v).unwrap());
+    let (a, b, c) = (mk(1.0), mk(2.0), mk(3.0));
+    let s = tape.add(a, b).unwrap();
+    let u = tape.add(a, c).unwrap();
+    let w = tape.add(s, u).unwrap();
+    let l = tape.bce_with_logits(w, &[0.0, 0.0, 0.0]).unwrap();
+    let grads = tape.backward(l.loss).unwrap();
+    let g = |v| grads.get(v).unwrap().to_vec().unwrap();
+    // d loss / d w = σ(w)/3 with w = (1+2) + (1+3) = 7; s, u, b, c get the
+    // same, a gets it twice.
+    let e = (1.0 / (1.0 + (-7.0f32).exp())) / 3.0;
+    for (name, v, k) in
+        [("w", g(w), 1.0), ("s", g(s), 1.0), ("u", g(u), 1.0), ("b", g(b), 1.0), ("c", g(c), 1.0), ("a", g(a), 2.0)]
+    {
+        assert!(v.iter().all(|x| (x - k * e).abs() < 1e-6), "{name}: {v:?} vs {}", k * e);
+    }
 }
 
 #[test]

@@ -183,7 +183,7 @@ fn pool_params(batch: &PackedBatch, features: usize) -> Result<PoolParams> {
     const OP: &str = "pooling";
     Ok(PoolParams {
         batch: dim_u32(OP, "batch", batch.batch())?,
-        steps: dim_u32(OP, "steps", batch.max_len)?,
+        steps: dim_u32(OP, "steps", batch.max_len())?,
         features: dim_u32(OP, "features", features)?,
         hidden: 0,
         first_state: 0,

@@ -22,9 +22,20 @@ use crate::tensor::{DType, Tensor};
 
 use launch::{LossForward, LossParams};
 
-/// A value recorded on a tape (an index into it).
+/// A value recorded on a tape: which tape, and the index into it. Using a
+/// var with another tape is an error, not a wrong value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Var(usize);
+pub struct Var {
+    tape: u64,
+    index: usize,
+}
+
+/// Source of tape ids.
+static NEXT_TAPE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_tape_id() -> u64 {
+    NEXT_TAPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// What produced a node, and what its backward rule needs.
 #[derive(Debug)]
@@ -112,6 +123,7 @@ impl LossVars {
 /// The autograd tape of one forward (and backward) pass.
 #[derive(Debug)]
 pub struct Tape {
+    id: u64,
     device: Device,
     nodes: Vec<Node>,
     train: bool,
@@ -123,12 +135,12 @@ impl Tape {
     /// A tape that records for backward; `seed` drives dropout masks (vary
     /// it per step for fresh masks, keep it for reproducibility).
     pub fn train(device: &Device, seed: u64) -> Self {
-        Self { device: device.clone(), nodes: Vec::new(), train: true, seed, dropouts: 0 }
+        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: true, seed, dropouts: 0 }
     }
 
     /// An evaluation tape: no dropout, nothing saved, no backward.
     pub fn eval(device: &Device) -> Self {
-        Self { device: device.clone(), nodes: Vec::new(), train: false, seed: 0, dropouts: 0 }
+        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: false, seed: 0, dropouts: 0 }
     }
 
     /// The device the tape records on.
@@ -144,12 +156,15 @@ impl Tape {
     fn push(&mut self, value: Tensor, op: Op) -> Var {
         let op = if self.train { op } else { Op::Input };
         self.nodes.push(Node { value, op });
-        Var(self.nodes.len() - 1)
+        Var { tape: self.id, index: self.nodes.len() - 1 }
     }
 
-    /// The value of a recorded var.
-    pub fn value(&self, v: Var) -> &Tensor {
-        &self.nodes[v.0].value
+    /// The value of a recorded var (an error for a var of another tape).
+    pub fn value(&self, v: Var) -> Result<&Tensor> {
+        if v.tape != self.id || v.index >= self.nodes.len() {
+            return Err(Error::Config("this var belongs to another tape".into()));
+        }
+        Ok(&self.nodes[v.index].value)
     }
 
     /// Records a constant input.
@@ -168,6 +183,7 @@ impl Tape {
     /// `embedding.weight[ids]`: (count) host ids → (count, E). Ids ≥ V are
     /// an error before any GPU work.
     pub fn embedding(&mut self, emb: &Embedding, ids: &[u32]) -> Result<Var> {
+        check_parameter("embedding", "weight", &emb.weight, 2)?;
         let vocab = emb.vocab();
         if let Some((pos, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
             return Err(Error::OutOfRange {
@@ -197,7 +213,17 @@ impl Tape {
 
     /// `x·Wᵀ + b`: x (M, in) → (M, out).
     pub fn linear(&mut self, layer: &Linear, x: Var) -> Result<Var> {
-        let xv = self.value(x);
+        check_parameter("linear", "weight", &layer.weight, 2)?;
+        if let Some(b) = &layer.bias {
+            check_parameter("linear", "bias", b, 1)?;
+            if b.shape() != [layer.out_features()] {
+                return Err(Error::Shape {
+                    op: "linear",
+                    message: format!("bias {:?} does not fit weight {:?}", b.shape(), layer.weight.shape()),
+                });
+            }
+        }
+        let xv = self.value(x)?;
         let (m, inf) = match *xv.shape() {
             [m, i] => (m, i),
             ref s => {
@@ -225,14 +251,14 @@ impl Tape {
             return Ok(x);
         }
         let seed = self.next_seed();
-        let out = crate::ops::dropout_dense(self.value(x), p, seed)?;
+        let out = crate::ops::dropout_dense(self.value(x)?, p, seed)?;
         Ok(self.push(out, Op::Dropout { x, p, seed }))
     }
 
     /// `a + b` (same shapes).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
-        let out = Tensor::uninit(&self.device, self.value(a).shape(), DType::F32)?;
-        elementwise_add(self.value(a), self.value(b), &out)?;
+        let out = Tensor::uninit(&self.device, self.value(a)?.shape(), DType::F32)?;
+        elementwise_add(self.value(a)?, self.value(b)?, &out)?;
         Ok(self.push(out, Op::Add { a, b }))
     }
 
@@ -246,20 +272,32 @@ impl Tape {
         h0: Option<Var>,
         c0: Option<Var>,
     ) -> Result<RecurrentVars> {
+        let params = module.layer.params();
+        let consistent = module.grads.len() == params.len()
+            && params
+                .iter()
+                .zip(&module.grads)
+                .all(|(p, g)| p.tensors().iter().zip(g.tensors()).all(|(a, b)| a.shape() == b.shape()));
+        if !consistent {
+            return Err(Error::Shape {
+                op: "recurrent",
+                message: "the module's gradients do not match its parameters".into(),
+            });
+        }
         let seed = self.train.then(|| self.next_seed());
         let fwd = module.layer.forward_packed(
-            self.value(x),
+            self.value(x)?,
             batch,
-            h0.map(|v| self.value(v)),
-            c0.map(|v| self.value(v)),
+            h0.map(|v| self.value(v)).transpose()?,
+            c0.map(|v| self.value(v)).transpose()?,
             seed,
         )?;
         let (output, h_n_t, c_n_t) = (fwd.output.clone(), fwd.h_n.clone(), fwd.c_n.clone());
         // The state nodes come after the recurrent node so that, walking in
         // reverse, their gradients are complete when it runs.
         let rec = self.nodes.len();
-        let h_n = Var(rec + 1);
-        let c_n = c_n_t.as_ref().map(|_| Var(rec + 2));
+        let h_n = Var { tape: self.id, index: rec + 1 };
+        let c_n = c_n_t.as_ref().map(|_| Var { tape: self.id, index: rec + 2 });
         let op = Op::Recurrent {
             layer: module.layer.clone(),
             grads: module.grads.clone(),
@@ -288,7 +326,7 @@ impl Tape {
     }
 
     fn pool(&mut self, x: Var, batch: &PackedBatch, max: bool) -> Result<Var> {
-        let xv = self.value(x);
+        let xv = self.value(x)?;
         if xv.shape().len() != 2 || xv.shape()[0] != batch.total() {
             return Err(Error::Shape {
                 op: "pool",
@@ -303,14 +341,14 @@ impl Tape {
     /// h_n (L·D, B, H) → (B, D·H) — what Keras/PyTorch classifiers feed to
     /// their head.
     pub fn pool_last(&mut self, h_n: Var, directions: usize) -> Result<Var> {
-        let shape = self.value(h_n).shape().to_vec();
+        let shape = self.value(h_n)?.shape().to_vec();
         if shape.len() != 3 || directions == 0 || !shape[0].is_multiple_of(directions) {
             return Err(Error::Shape {
                 op: "pool_last",
                 message: format!("h_n must be (L·D, B, H) with D = {directions}, got {shape:?}"),
             });
         }
-        let out = launch::pool_last_forward(self.value(h_n), directions)?;
+        let out = launch::pool_last_forward(self.value(h_n)?, directions)?;
         Ok(self.push(out, Op::PoolLast { h_n, directions }))
     }
 
@@ -326,7 +364,7 @@ impl Tape {
         label_smoothing: f32,
     ) -> Result<LossVars> {
         const OP: &str = "cross_entropy";
-        let lv = self.value(logits);
+        let lv = self.value(logits)?;
         let &[m, c] = lv.shape() else {
             return Err(Error::Shape { op: OP, message: format!("logits must be (M, C), got {:?}", lv.shape()) });
         };
@@ -359,13 +397,13 @@ impl Tape {
     /// labels in [0, 1], as `torch.nn.functional.binary_cross_entropy_with_logits`.
     pub fn bce_with_logits(&mut self, logits: Var, targets: &[f32]) -> Result<LossVars> {
         const OP: &str = "bce_with_logits";
-        let m = self.value(logits).numel();
-        if !matches!(self.value(logits).shape(), [_] | [_, 1]) || targets.len() != m {
+        let m = self.value(logits)?.numel();
+        if !matches!(self.value(logits)?.shape(), [_] | [_, 1]) || targets.len() != m {
             return Err(Error::Shape {
                 op: OP,
                 message: format!(
                     "logits {:?} and {} targets: need (M) or (M, 1) and M labels",
-                    self.value(logits).shape(),
+                    self.value(logits)?.shape(),
                     targets.len()
                 ),
             });
@@ -387,7 +425,7 @@ impl Tape {
     }
 
     fn loss(&mut self, logits: Var, targets: Tensor, params: LossParams, bce: bool, count: usize) -> Result<LossVars> {
-        let LossForward { stats, loss, metrics } = launch::loss_forward(self.value(logits), &targets, params, bce)?;
+        let LossForward { stats, loss, metrics } = launch::loss_forward(self.value(logits)?, &targets, params, bce)?;
         let loss = self.push(loss, Op::Loss { logits, targets, stats, params, bce });
         Ok(LossVars { loss, metrics, count })
     }
@@ -404,21 +442,21 @@ impl Tape {
         if !self.train {
             return Err(Error::Config("backward on an evaluation tape: nothing was recorded".into()));
         }
-        if self.value(loss).numel() != 1 {
+        if self.value(loss)?.numel() != 1 {
             return Err(Error::Shape {
                 op: "backward",
-                message: format!("loss must have one element, got shape {:?}", self.value(loss).shape()),
+                message: format!("loss must have one element, got shape {:?}", self.value(loss)?.shape()),
             });
         }
         let mut grads: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
-        grads[loss.0] = Some(Tensor::full(&self.device, &[1], 1.0)?);
-        for i in (0..=loss.0).rev() {
+        grads[loss.index] = Some(Tensor::full(&self.device, &[1], 1.0)?);
+        for i in (0..=loss.index).rev() {
             let g = match (&grads[i], &self.nodes[i].op) {
                 (Some(g), _) => g.clone(),
                 // A recurrent node whose output was unused but whose h_n/c_n
                 // were: its output gradient is zero.
                 (None, Op::Recurrent { h_n, c_n, .. })
-                    if grads[h_n.0].is_some() || c_n.is_some_and(|v| grads[v.0].is_some()) =>
+                    if grads[h_n.index].is_some() || c_n.is_some_and(|v| grads[v.index].is_some()) =>
                 {
                     Tensor::zeros(&self.device, self.nodes[i].value.shape())?
                 }
@@ -435,7 +473,7 @@ impl Tape {
                     launch::embedding_backward(&g, buckets, *unique, &weight.grad)?;
                 }
                 Op::Linear { x, weight, bias } => {
-                    let xv = &self.nodes[x.0].value;
+                    let xv = &self.nodes[x.index].value;
                     let dx = Tensor::uninit(&self.device, xv.shape(), DType::F32)?;
                     gemm(&g, &weight.value, None, &dx, GemmOptions::default())?;
                     let acc = GemmOptions { trans_a: true, beta: 1.0, ..GemmOptions::default() };
@@ -450,15 +488,17 @@ impl Tape {
                     accumulate(&mut grads, *x, dx)?;
                 }
                 Op::Add { a, b } => {
-                    // Each input gets its own buffer: accumulation is in place.
-                    let gb = Tensor::uninit(&self.device, g.shape(), DType::F32)?;
-                    crate::ops::elementwise_copy(&g, &gb)?;
-                    accumulate(&mut grads, *a, g)?;
-                    accumulate(&mut grads, *b, gb)?;
+                    // Each input gets its own buffer (accumulation is in
+                    // place, and `g` stays this node's gradient).
+                    for input in [*a, *b] {
+                        let copy = Tensor::uninit(&self.device, g.shape(), DType::F32)?;
+                        crate::ops::elementwise_copy(&g, &copy)?;
+                        accumulate(&mut grads, input, copy)?;
+                    }
                 }
                 Op::Recurrent { layer, grads: param_grads, x, h0, c0, h_n, c_n, saved } => {
-                    let g_h_n = grads[h_n.0].clone();
-                    let g_c_n = c_n.and_then(|v| grads[v.0].clone());
+                    let g_h_n = grads[h_n.index].clone();
+                    let g_c_n = c_n.and_then(|v| grads[v.index].clone());
                     let (dx, dh0, dc0) =
                         layer.backward_packed_into(saved, &g, g_h_n.as_ref(), g_c_n.as_ref(), param_grads)?;
                     accumulate(&mut grads, *x, dx)?;
@@ -474,40 +514,65 @@ impl Tape {
                     accumulate(&mut grads, *x, dx)?;
                 }
                 Op::PoolLast { h_n, directions } => {
-                    let shape = self.nodes[h_n.0].value.shape().to_vec();
+                    let shape = self.nodes[h_n.index].value.shape().to_vec();
                     let d = launch::pool_last_backward(&g, &shape, *directions)?;
                     accumulate(&mut grads, *h_n, d)?;
                 }
                 Op::Loss { logits, targets, stats, params, bce } => {
-                    let lv = &self.nodes[logits.0].value;
+                    let lv = &self.nodes[logits.index].value;
                     let d = launch::loss_backward(lv, targets, stats, &g, *params, *bce)?;
                     accumulate(&mut grads, *logits, d)?;
                 }
             }
         }
-        Ok(Gradients(grads))
+        Ok(Gradients { tape: self.id, grads })
     }
 }
 
 /// Gradients of a tape's vars after [`Tape::backward`].
 #[derive(Debug)]
-pub struct Gradients(Vec<Option<Tensor>>);
+pub struct Gradients {
+    tape: u64,
+    grads: Vec<Option<Tensor>>,
+}
 
 impl Gradients {
-    /// The gradient of `v`, if any reached it.
+    /// The gradient of `v`, if any reached it (`None` for a var of another tape).
     pub fn get(&self, v: Var) -> Option<&Tensor> {
-        self.0.get(v.0).and_then(Option::as_ref)
+        if v.tape != self.tape {
+            return None;
+        }
+        self.grads.get(v.index).and_then(Option::as_ref)
     }
+}
+
+/// A parameter must be f32 with value and gradient of one `rank`-D shape.
+fn check_parameter(op: &'static str, name: &str, p: &Parameter, rank: usize) -> Result<()> {
+    if p.value.shape().len() != rank
+        || p.value.shape() != p.grad.shape()
+        || p.value.dtype() != DType::F32
+        || p.grad.dtype() != DType::F32
+    {
+        return Err(Error::Shape {
+            op,
+            message: format!(
+                "{name}: value {:?} and gradient {:?} must be f32 tensors of one {rank}-D shape",
+                p.value.shape(),
+                p.grad.shape()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `grads[v] += g` (or `= g` for the first contribution; `g` must be a
 /// buffer no other var's gradient shares, since later contributions are
 /// added into it in place).
 fn accumulate(grads: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
-    match &grads[v.0] {
+    match &grads[v.index] {
         Some(existing) => elementwise_axpy(1.0, &g, existing),
         None => {
-            grads[v.0] = Some(g);
+            grads[v.index] = Some(g);
             Ok(())
         }
     }

@@ -92,6 +92,8 @@ const RNN_GRAD_INITIAL_STATE: Kernel =
 /// What a packed forward pass returns and saves for backward.
 #[derive(Debug, Clone)]
 pub struct PackedForward {
+    /// The layer that ran it (backward checks it is given the same).
+    spec: crate::rnn::RnnSpec,
     /// The packed batch layout.
     pub batch: PackedBatch,
     /// (N, D·H) output of the last layer, packed.
@@ -218,7 +220,7 @@ pub(crate) fn forward(
     let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &state_shape, dev)?;
     let h_n = Tensor::uninit(dev, &state_shape, DType::F32)?;
     let c_n = c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
-    let steps = batch.lengths.iter().copied().max().unwrap_or(0);
+    let steps = batch.longest();
     let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
     let rt = &dev.rt;
@@ -252,7 +254,7 @@ pub(crate) fn forward(
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
-                let tiles = u32_of(OP, batch.batch_sizes[t])?.div_ceil(ROWS);
+                let tiles = u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS);
                 let (s_in, s_out) =
                     if k % 2 == 0 { (h_a.buffer(), h_b.buffer()) } else { (h_b.buffer(), h_a.buffer()) };
                 let (gates, out, h_prev, h_n) = (gates.buffer(), out.buffer(), h_prev.buffer(), h_n.buffer());
@@ -278,13 +280,13 @@ pub(crate) fn forward(
         layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
     }
-    Ok(PackedForward { batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout })
+    Ok(PackedForward { spec, batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout })
 }
 
 /// Rows of `state_index` of an (L·D, B, H) state, in sorted row order: (B, H).
 fn sorted_state(batch: &PackedBatch, state: &Tensor, state_index: usize) -> Result<Tensor> {
     let &[states, b, h] = state.shape() else { unreachable!("state tensors are validated (L·D, B, H)") };
-    let idx: Vec<u32> = batch.sorted_rows.iter().map(|&r| (state_index * b + r) as u32).collect();
+    let idx: Vec<u32> = batch.sorted_rows().iter().map(|&r| (state_index * b + r) as u32).collect();
     let idx = Tensor::from_u32(state.device(), &idx, &[b])?;
     crate::ops::gather_rows(&state.reshape(&[states * b, h])?, &idx)
 }
@@ -320,7 +322,7 @@ fn step_params(
         reverse: u32_of(OP, dir)?,
         hidden: u32_of(OP, h)?,
         batch: u32_of(OP, batch.batch())?,
-        steps: u32_of(OP, batch.max_len)?,
+        steps: u32_of(OP, batch.max_len())?,
         out_stride: u32_of(OP, dirs * h)?,
         out_offset: u32_of(OP, dir * h)?,
         state_index: u32_of(OP, layer * dirs + dir)?,
@@ -342,6 +344,12 @@ pub(crate) fn backward(
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     const OP: &str = "Rnn::backward";
     let spec = *rnn.spec();
+    if fwd.spec != spec {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("the forward pass was run by a different layer ({:?}, this is {:?})", fwd.spec, spec),
+        });
+    }
     let batch = &fwd.batch;
     let dev = grad_output.device();
     let (n, b, h, dirs, g) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions(), spec.gate_size());
@@ -356,7 +364,7 @@ pub(crate) fn backward(
     let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &state_shape, dev)?;
     let grad_h0 = Tensor::uninit(dev, &state_shape, DType::F32)?;
     let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
-    let steps = batch.lengths.iter().copied().max().unwrap_or(0);
+    let steps = batch.longest();
     let constants = mode_constants(spec.mode);
     let rt = &dev.rt;
 
@@ -398,7 +406,7 @@ pub(crate) fn backward(
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
-                let tiles = [unit_groups, u32_of(OP, batch.batch_sizes[t])?.div_ceil(ROWS), 1];
+                let tiles = [unit_groups, u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS), 1];
                 let (dg_in, dg_out) =
                     if k % 2 == 0 { (dg_a.buffer(), dg_b.buffer()) } else { (dg_b.buffer(), dg_a.buffer()) };
                 let (gates, d_out, g_h_n) = (s.gates.buffer(), d_out.buffer(), grad_h_n.buffer());
@@ -435,7 +443,8 @@ pub(crate) fn backward(
             }
             // Initial-state gradient: every row, at its first step.
             let sp = step_params(batch, &spec, layer, dir, 0)?;
-            let groups = [sp.hidden.div_ceil(WG), sp.batch, 1];
+            // One workgroup row per batch row, over y then z (≤ 65535 each).
+            let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
             match spec.mode {
                 RnnMode::Lstm => {
                     let bufs = [info, w_hh, dgx.buffer(), opt_ref(&carry), grad_h0.buffer(), opt_ref(&grad_c0)];

@@ -10,21 +10,23 @@ use crate::error::{Error, Result};
 use crate::rnn::spec::validate_lengths;
 use crate::tensor::Tensor;
 
-/// The layout of one packed batch, on the host and the GPU.
+/// The layout of one packed batch, on the host and the GPU. Immutable once
+/// built: the GPU copy of the layout must keep matching the host one, since
+/// the kernels index with it.
 #[derive(Debug, Clone)]
 pub struct PackedBatch {
     /// Lengths in the caller's row order.
-    pub lengths: Vec<usize>,
+    lengths: Vec<usize>,
     /// T: padded length.
-    pub max_len: usize,
+    max_len: usize,
     /// `sorted_rows[s]` = caller row of sorted position s.
-    pub sorted_rows: Vec<usize>,
+    sorted_rows: Vec<usize>,
     /// Active rows at each step (non-increasing).
-    pub batch_sizes: Vec<usize>,
+    batch_sizes: Vec<usize>,
     /// First packed row of each step; `offsets[T]` = N.
-    pub offsets: Vec<usize>,
+    offsets: Vec<usize>,
     /// (N) padded index `b·T + t` of every packed row, on the host.
-    pub pack_order: Vec<u32>,
+    pack_order: Vec<u32>,
     /// u32 `offsets | batch_sizes | sorted lengths | sorted_rows`, the layout
     /// shaders/recurrent.wgsl reads as `info`.
     pub(crate) info: Tensor,
@@ -76,6 +78,36 @@ impl PackedBatch {
             batch_sizes,
             offsets,
         })
+    }
+
+    /// Lengths in the caller's row order.
+    pub fn lengths(&self) -> &[usize] {
+        &self.lengths
+    }
+
+    /// T: the padded length.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The longest row's length (steps the recurrence runs).
+    pub fn longest(&self) -> usize {
+        self.lengths.iter().copied().max().unwrap_or(0)
+    }
+
+    /// `sorted_rows()[s]` = caller row at sorted position s (longest first).
+    pub fn sorted_rows(&self) -> &[usize] {
+        &self.sorted_rows
+    }
+
+    /// Rows active at each step (non-increasing), like PyTorch's `batch_sizes`.
+    pub fn batch_sizes(&self) -> &[usize] {
+        &self.batch_sizes
+    }
+
+    /// First packed row of each step; the last entry is N.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
     }
 
     /// B: rows.

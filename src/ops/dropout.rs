@@ -33,33 +33,29 @@ const DROPOUT_APPLY: Kernel = Kernel {
 const DROPOUT_DENSE: Kernel =
     Kernel { shader: Shader::Dropout, entry: "dropout_dense", storage: &[(1, Access::Read), (3, Access::ReadWrite)] };
 
-fn launch(
-    kernel: Kernel,
-    x: &Tensor,
-    extra: Option<&Tensor>,
-    rows: usize,
-    cols: usize,
-    layer: usize,
-    p: f32,
-    seed: u64,
-) -> Result<Tensor> {
-    const OP: &str = "dropout";
+impl DropoutParams {
+    fn new(rows: usize, cols: usize, layer: usize, p: f32, seed: u64) -> Result<Self> {
+        const OP: &str = "dropout";
+        Ok(Self {
+            rows: dim_u32(OP, "rows", rows)?,
+            cols: dim_u32(OP, "cols", cols)?,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            layer: dim_u32(OP, "layer", layer)?,
+            prob: p,
+            scale: 1.0 / (1.0 - p),
+            _pad: 0,
+        })
+    }
+}
+
+fn launch(kernel: Kernel, x: &Tensor, pack_index: Option<&Tensor>, params: DropoutParams) -> Result<Tensor> {
     let out = Tensor::uninit(x.device(), x.shape(), DType::F32)?;
-    let params = DropoutParams {
-        rows: dim_u32(OP, "rows", rows)?,
-        cols: dim_u32(OP, "cols", cols)?,
-        seed_lo: seed as u32,
-        seed_hi: (seed >> 32) as u32,
-        layer: dim_u32(OP, "layer", layer)?,
-        prob: p,
-        scale: 1.0 / (1.0 - p),
-        _pad: 0,
-    };
     let rt = &x.device().rt;
-    let groups =
-        grid(dim_u32(OP, "elements", rows * cols)?.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+    let elements = params.rows * params.cols;
+    let groups = grid(elements.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     let mut buffers = vec![x.buffer()];
-    buffers.extend(extra.map(Tensor::buffer));
+    buffers.extend(pack_index.map(Tensor::buffer));
     buffers.push(out.buffer());
     rt.launch(kernel, &[("WG", f64::from(WG))], &params, &buffers, groups)?;
     Ok(out)
@@ -70,10 +66,10 @@ fn launch(
 /// it does not depend on packing.
 pub(crate) fn dropout_packed(x: &Tensor, pack_index: &Tensor, layer: usize, p: f32, seed: u64) -> Result<Tensor> {
     let &[rows, cols] = x.shape() else { unreachable!("packed activations are 2-D") };
-    launch(DROPOUT_APPLY, x, Some(pack_index), rows, cols, layer, p, seed)
+    launch(DROPOUT_APPLY, x, Some(pack_index), DropoutParams::new(rows, cols, layer, p, seed)?)
 }
 
 /// Dropout of any tensor, the mask indexed by element.
 pub(crate) fn dropout_dense(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
-    launch(DROPOUT_DENSE, x, None, 1, x.numel(), 0, p, seed)
+    launch(DROPOUT_DENSE, x, None, DropoutParams::new(1, x.numel(), 0, p, seed)?)
 }

@@ -16,6 +16,13 @@ pub const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 /// and RNN shaders: step params, packed-batch description, index helpers.
 pub const RECURRENT: &str = include_str!("../shaders/recurrent.wgsl");
 
+/// Shared LSTM forward bindings and epilogue, prepended to lstm.wgsl and
+/// lstm_vec4.wgsl.
+pub const LSTM_STEP: &str = include_str!("../shaders/lstm_step.wgsl");
+/// Shared LSTM backward bindings and epilogue, prepended to
+/// lstm_backward.wgsl and lstm_backward_vec4.wgsl.
+pub const LSTM_BACKWARD_STEP: &str = include_str!("../shaders/lstm_backward_step.wgsl");
+
 /// Every shader file of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shader {
@@ -142,11 +149,26 @@ impl Shader {
         )
     }
 
-    /// Complete WGSL source: prelude, the recurrent header where it
-    /// applies, then the file.
+    /// The shared parts prepended to the file, in order (the prelude first).
+    pub fn includes(self) -> Vec<&'static str> {
+        let mut parts = vec![PRELUDE];
+        if self.is_recurrent() {
+            parts.push(RECURRENT);
+        }
+        match self {
+            Shader::Lstm | Shader::LstmVec4 => parts.push(LSTM_STEP),
+            Shader::LstmBackward | Shader::LstmBackwardVec4 => parts.push(LSTM_BACKWARD_STEP),
+            _ => {}
+        }
+        parts
+    }
+
+    /// Complete WGSL source: the includes, then the file.
     pub fn source(self) -> String {
-        let header = if self.is_recurrent() { RECURRENT } else { "" };
-        format!("{PRELUDE}\n{header}\n{}", self.body())
+        let mut source = self.includes().join("\n");
+        source.push('\n');
+        source.push_str(self.body());
+        source
     }
 
     /// The file's own text, without prelude or header.

@@ -24,29 +24,7 @@
 // branch in the inner loop); stores skip rows ≥ M and columns ≥ N.
 // Saves nothing for backward.
 
-override WG_X: u32 = 16u;
-override WG_Y: u32 = 16u;
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-
-// Mirrors `GemmParams` in src/ops/gemm.rs.
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    alpha: f32,
-    beta: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: GemmParams;
+// Overrides, GemmParams and binding 0 are in gemm_params.wgsl.
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

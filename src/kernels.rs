@@ -23,6 +23,10 @@ pub const LSTM_STEP: &str = include_str!("../shaders/lstm_step.wgsl");
 /// lstm_backward.wgsl and lstm_backward_vec4.wgsl.
 pub const LSTM_BACKWARD_STEP: &str = include_str!("../shaders/lstm_backward_step.wgsl");
 
+/// GEMM overrides and params struct, prepended to gemm.wgsl and
+/// gemm_vec4.wgsl.
+pub const GEMM_PARAMS: &str = include_str!("../shaders/gemm_params.wgsl");
+
 /// Every shader file of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shader {
@@ -158,6 +162,7 @@ impl Shader {
         match self {
             Shader::Lstm | Shader::LstmVec4 => parts.push(LSTM_STEP),
             Shader::LstmBackward | Shader::LstmBackwardVec4 => parts.push(LSTM_BACKWARD_STEP),
+            Shader::Gemm | Shader::GemmVec4 => parts.push(GEMM_PARAMS),
             _ => {}
         }
         parts

@@ -17,7 +17,8 @@ fn every_shader_validates_with_naga() {
 }
 
 /// Files prepended to others rather than compiled on their own.
-const INCLUDES: [&str; 4] = ["prelude.wgsl", "recurrent.wgsl", "lstm_step.wgsl", "lstm_backward_step.wgsl"];
+const INCLUDES: [&str; 5] =
+    ["prelude.wgsl", "recurrent.wgsl", "lstm_step.wgsl", "lstm_backward_step.wgsl", "gemm_params.wgsl"];
 
 #[test]
 fn every_shader_file_is_registered() {
@@ -38,7 +39,12 @@ fn every_shader_file_is_registered() {
 /// Each shader file opens with a header naming its bindings (house style).
 #[test]
 fn every_shader_documents_its_bindings() {
-    let includes = [wgrnn::kernels::RECURRENT, wgrnn::kernels::LSTM_STEP, wgrnn::kernels::LSTM_BACKWARD_STEP];
+    let includes = [
+        wgrnn::kernels::RECURRENT,
+        wgrnn::kernels::LSTM_STEP,
+        wgrnn::kernels::LSTM_BACKWARD_STEP,
+        wgrnn::kernels::GEMM_PARAMS,
+    ];
     for (name, body) in
         Shader::ALL.iter().map(|s| (s.file_name(), s.file_text())).chain(INCLUDES[1..].iter().copied().zip(includes))
     {

@@ -1,0 +1,34 @@
+// gemm_params.wgsl — shared by gemm.wgsl and gemm_vec4.wgsl (prepended by
+// the kernel registry): the overrides and the params struct of
+//   C[z] = alpha · op(A[z]) · op(B[z]) + beta · C[z] (+ bias broadcast over rows)
+// Each kernel file declares the storage bindings 1–4 (A, B, bias, C) with
+// its own element type (f32 or vec4).
+//
+// Bindings:
+//   0 p  uniform  GemmParams
+// Workgroup mapping: WG_X × WG_Y invocations, x over N, y over M, z over
+// the batch (the tile per invocation is the kernel file's).
+
+override WG_X: u32 = 16u;
+override WG_Y: u32 = 16u;
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+
+// Mirrors `GemmParams` in src/ops/gemm.rs.
+struct GemmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: GemmParams;

@@ -208,6 +208,12 @@ impl Device {
         self.rt.dispatch_count()
     }
 
+    /// Number of command buffers submitted since the device was made: a
+    /// training step adds one, when its results are first read.
+    pub fn submission_count(&self) -> u64 {
+        self.rt.submissions()
+    }
+
     /// Number of storage buffers created since the device was made (buffer
     /// pool misses); a training loop past its first step adds none.
     pub fn buffers_created(&self) -> u64 {

@@ -48,6 +48,8 @@ pub(crate) struct Runtime {
     dispatches: AtomicU64,
     /// Storage buffers created (pool misses); steady-state loops add none.
     buffers_created: AtomicU64,
+    /// Command buffers submitted.
+    submissions: AtomicU64,
     /// First GPU error no error scope caught (wgpu's default handler would
     /// panic); reported by the next flush or readback.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -117,6 +119,7 @@ impl Runtime {
             }),
             dispatches: AtomicU64::new(0),
             buffers_created: AtomicU64::new(0),
+            submissions: AtomicU64::new(0),
             uncaptured,
         }
     }
@@ -137,6 +140,10 @@ impl Runtime {
 
     pub(crate) fn dispatch_count(&self) -> u64 {
         self.dispatches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn submissions(&self) -> u64 {
+        self.submissions.load(Ordering::Relaxed)
     }
 
     pub(crate) fn buffers_created(&self) -> u64 {
@@ -366,6 +373,7 @@ impl Runtime {
             st.params.clear();
         }
         let index = self.queue.submit([encoder.finish()]);
+        self.submissions.fetch_add(1, Ordering::Relaxed);
         for buf in std::mem::take(&mut st.quarantine) {
             st.free.entry(buf.size()).or_default().push(buf);
         }

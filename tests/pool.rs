@@ -56,3 +56,36 @@ fn recurrent_dispatch_budget() {
     // grad_h_n and grad_c_n default to zeros: one fill each.
     assert_eq!(backward, (layers * dirs * (3 + t + 1 + 3 + 2)) as u64 + 2 + 2);
 }
+
+/// A whole training step (forward, loss, backward, clipping, Adam) is
+/// recorded without a single submission; reading the loss submits exactly
+/// one command buffer. Its own device: counts are per device.
+#[test]
+fn training_step_is_one_submission() {
+    use wgrnn::autograd::Tape;
+    use wgrnn::models::SequenceClassifierConfig;
+    use wgrnn::nn::named_parameters;
+    use wgrnn::optim::Optimizer;
+    let dev = Device::new().unwrap();
+    let model = SequenceClassifierConfig::new(20, 8, 12, 3).with_bidirectional(true).with_layers(2).init(&dev).unwrap();
+    let mut opt = Optimizer::adam(named_parameters(&model), 1e-3).unwrap();
+    let ids: Vec<u32> = (0..4 * 6).map(|i| (i % 20) as u32).collect();
+    let step = |opt: &mut Optimizer| {
+        let mut tape = Tape::train(&dev, 1);
+        let logits = model.forward(&mut tape, &ids, &[6, 2, 5, 1], 6).unwrap();
+        let loss = tape.cross_entropy(logits, &[0, 1, 2, 0], None, 0.0).unwrap();
+        opt.zero_grad().unwrap();
+        tape.backward(loss.loss).unwrap();
+        opt.clip_grad_norm(1.0).unwrap();
+        opt.step().unwrap();
+        (tape, loss)
+    };
+    let _warm_up = step(&mut opt); // compiles every pipeline
+    dev.synchronize().unwrap();
+    let before = dev.submission_count();
+    let (tape, loss) = step(&mut opt);
+    assert_eq!(dev.submission_count(), before, "the step submitted before anything was read");
+    let value = tape.value(loss.loss).unwrap().to_vec().unwrap()[0];
+    assert!(value.is_finite());
+    assert_eq!(dev.submission_count(), before + 1);
+}

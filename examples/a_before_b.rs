@@ -71,7 +71,7 @@ fn main() -> Result<()> {
         if steps % 10 == 0 {
             // Reading the metric is the only readback: every 10 steps.
             accuracy = loss.accuracy()?;
-            println!("step {steps:4}  loss {:.4}  batch accuracy {accuracy:.3}", tape.value(loss.loss)?.to_vec()?[0]);
+            println!("step {steps:4}  loss {:.4}  batch accuracy {accuracy:.3}", loss.value(&tape)?);
         }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;

@@ -120,7 +120,7 @@ fn run(a: &Args) -> Result<(), String> {
     let secs = start.elapsed().as_secs_f64();
     // Read after timing: the loss stays on the GPU during the timed steps.
     let (tape, loss) = last.ok_or("no steps")?;
-    let loss_value = tape.value(loss.loss).map_err(|e| e.to_string())?.to_vec().map_err(|e| e.to_string())?[0];
+    let loss_value = loss.value(&tape).map_err(|e| e.to_string())?;
     let ms = secs * 1e3 / a.steps as f64;
     let tokens = (a.batch * a.seq) as f64 / (ms / 1e3);
     let info = dev.info();

@@ -83,6 +83,10 @@ pub enum Error {
     #[error("{0}")]
     Format(String),
 
+    /// A value that must be finite is not (a diverged loss, say).
+    #[error("{0}")]
+    NonFinite(String),
+
     /// The GPU reported an error (validation, out of memory, lost device,
     /// failed buffer mapping).
     #[error("GPU error: {0}")]

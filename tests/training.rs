@@ -323,6 +323,21 @@ fn cross_entropy_gradient_matches_reference() {
     assert_close("fc.weight grad", &fc.weight.grad.to_vec().unwrap(), &dw, &vec![1.0; c * f], 1e-6);
 }
 
+/// A diverged (NaN) loss is an error when read, not a number.
+#[test]
+fn nan_loss_is_an_error() {
+    let dev = device();
+    let mut tape = Tape::train(dev, 0);
+    let x = tape.input(Tensor::from_slice(dev, &[f32::NAN, 0.0], &[1, 2]).unwrap());
+    let l = tape.cross_entropy(x, &[0], None, 0.0).unwrap();
+    let err = l.value(&tape).unwrap_err();
+    assert!(matches!(err, Error::NonFinite(_)) && err.to_string().contains("diverged"), "{err}");
+    let mut ok = Tape::train(dev, 0);
+    let y = ok.input(Tensor::from_slice(dev, &[1.0, 0.0], &[1, 2]).unwrap());
+    let l = ok.cross_entropy(y, &[0], None, 0.0).unwrap();
+    assert!((l.value(&ok).unwrap() - (1.0f32 + (-1.0f32).exp()).ln()).abs() < 1e-6);
+}
+
 #[test]
 fn tape_errors() {
     let dev = device();

@@ -104,6 +104,19 @@ pub struct LossVars {
 }
 
 impl LossVars {
+    /// Reads the mean loss from `tape` (submits pending work and waits).
+    /// A NaN or infinite loss is an error: training diverged, and continuing
+    /// would only spread NaN through every weight.
+    pub fn value(&self, tape: &Tape) -> Result<f32> {
+        let v = tape.value(self.loss)?.to_vec()?[0];
+        if !v.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "the loss is {v}: training diverged (lower the learning rate, clip gradients, or check the inputs)"
+            )));
+        }
+        Ok(v)
+    }
+
     /// Fraction of counted rows predicted right (reads the GPU).
     pub fn accuracy(&self) -> Result<f32> {
         Ok(self.metrics.to_vec()?[0] / self.count.max(1) as f32)

@@ -6,7 +6,7 @@
 //   sgd_step             torch.optim.SGD (momentum, dampening, nesterov,
 //                        weight_decay)
 //   adam_step            torch.optim.Adam, or AdamW when DECOUPLED
-//   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered)
+//   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered); EPS_IN_SQRT = Keras
 // Every update reads its gradient as clip[1]·grad, so clipping costs two
 // small dispatches and no host round trip.
 //
@@ -27,6 +27,7 @@ override WG: u32 = 256u;
 override DECOUPLED: bool = false;
 override NESTEROV: bool = false;
 override CENTERED: bool = false;
+override EPS_IN_SQRT: bool = false;
 const CHUNK: u32 = 256u;
 
 // Mirrors `OptimParams` in src/optim.rs.
@@ -121,14 +122,15 @@ fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let g = clip[1] * grad[i] + p.weight_decay * param[i];
     let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
     state1[i] = sq;
-    var avg: f32;
+    var variance = sq;
     if (CENTERED) {
         let ga = p.beta2 * state2[i] + (1.0 - p.beta2) * g;
         state2[i] = ga;
-        avg = sqrt(sq - ga * ga) + p.eps;
-    } else {
-        avg = sqrt(sq) + p.eps;
+        variance = sq - ga * ga;
     }
+    // PyTorch adds eps after the square root, Keras/TensorFlow inside it.
+    var avg = sqrt(variance) + p.eps;
+    if (EPS_IN_SQRT) { avg = sqrt(variance + p.eps); }
     if (p.beta1 > 0.0) {
         let buf = p.beta1 * state3[i] + g / avg;
         state3[i] = buf;

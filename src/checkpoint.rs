@@ -9,7 +9,7 @@
 //! file, a missing tensor, a wrong shape or dtype is an [`Error::Format`]
 //! naming the problem, and nothing is modified when loading fails.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
@@ -29,11 +29,30 @@ fn err(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Format(format!("checkpoint {}: {message}", path.display()))
 }
 
+/// Metadata keys the checkpoint itself writes; caller metadata may not use them.
+const RESERVED_KEYS: [&str; 4] = ["format", "optimizer", "optimizer_step", "optimizer_lr"];
+
 /// Writes the module's parameters (and the optimizer's state) to `path`.
 pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
+    save_with_metadata(path, module, optimizer, &BTreeMap::new())
+}
+
+/// [`save`] plus caller metadata (vocabulary, label names, architecture,
+/// trainer state) stored as safetensors string metadata, so one file is
+/// enough to rebuild and use the model. Read it back with [`metadata`].
+pub fn save_with_metadata(
+    path: impl AsRef<Path>,
+    module: &dyn Module,
+    optimizer: Option<&mut Optimizer>,
+    extra: &BTreeMap<String, String>,
+) -> Result<()> {
     let path = path.as_ref();
+    if let Some(key) = extra.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+        return Err(Error::Config(format!("checkpoint metadata key `{key}` is reserved")));
+    }
     let mut tensors: Vec<(String, Tensor)> = named_parameters(module).into_iter().map(|(n, p)| (n, p.value)).collect();
-    let mut meta = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+    let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.insert("format".to_string(), FORMAT.to_string());
     if let Some(opt) = optimizer {
         meta.insert("optimizer".into(), opt.algorithm().name().into());
         meta.insert("optimizer_step".into(), opt.steps().to_string());
@@ -46,6 +65,21 @@ pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| err(path, format!("writing {}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(|e| err(path, format!("renaming {}: {e}", tmp.display())))
+}
+
+/// The string metadata of a checkpoint (what [`save_with_metadata`] stored,
+/// plus `format` and the optimizer keys), without loading any tensor. A
+/// file that is not a wgrnn checkpoint is an error.
+pub fn metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("reading: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let meta: BTreeMap<String, String> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+    match meta.get("format").map(String::as_str) {
+        Some(FORMAT) => Ok(meta),
+        other => Err(err(path, format!("not a wgrnn checkpoint (format {other:?}, expected {FORMAT:?})"))),
+    }
 }
 
 /// Loads parameters (and optimizer state, step count and learning rate,

@@ -83,6 +83,19 @@ pub enum Error {
     #[error("{0}")]
     Format(String),
 
+    /// Bad input data: a missing or unreadable file, malformed CSV, a
+    /// missing column, an unknown label, an empty text. Names the file and,
+    /// where there is one, the 1-based line the record starts on.
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Data {
+        /// The file (as the caller named it).
+        file: String,
+        /// 1-based line of the offending record.
+        line: Option<u64>,
+        /// What was wrong.
+        message: String,
+    },
+
     /// A value that must be finite is not (a diverged loss, say).
     #[error("{0}")]
     NonFinite(String),

@@ -5,7 +5,7 @@
 use crate::autograd::{Tape, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{join, EmbeddingConfig, Linear, LinearConfig, Module, Parameter, RecurrentConfig, RnnInit};
+use crate::nn::{join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter, RecurrentConfig, RnnInit};
 use crate::nn::{Embedding, Recurrent};
 use crate::rnn::{PackedBatch, RnnMode};
 
@@ -18,6 +18,27 @@ pub enum Pooling {
     Mean,
     /// Max of the top layer's outputs over each row's valid steps.
     Max,
+}
+
+impl Pooling {
+    /// `last`, `mean` or `max`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Last => "last",
+            Pooling::Mean => "mean",
+            Pooling::Max => "max",
+        }
+    }
+
+    /// Parses [`Pooling::name`]; anything else is an error listing the names.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "last" => Ok(Pooling::Last),
+            "mean" => Ok(Pooling::Mean),
+            "max" => Ok(Pooling::Max),
+            other => Err(Error::Config(format!("unknown pooling {other:?}; expected last, mean or max"))),
+        }
+    }
 }
 
 /// Configuration of a [`SequenceClassifier`].
@@ -45,8 +66,29 @@ pub struct SequenceClassifierConfig {
     pub pooling: Pooling,
     /// Recurrent initializer.
     pub init: RnnInit,
+    /// Embedding initializer; `None` = PyTorch's N(0, 1).
+    pub embedding_init: Option<Init>,
+    /// Head weight initializer (bias zero); `None` = PyTorch's U(±1/√in).
+    pub head_init: Option<Init>,
     /// Seed of every initializer.
     pub seed: u64,
+}
+
+/// The architecture part of [`SequenceClassifierConfig`] as stored in a
+/// checkpoint's metadata: enough to rebuild the model before loading its
+/// weights (initializers and seed are not needed for that).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredArchitecture {
+    vocab: usize,
+    embed_dim: usize,
+    hidden: usize,
+    classes: usize,
+    mode: String,
+    layers: usize,
+    bidirectional: bool,
+    dropout: f32,
+    padding_idx: Option<u32>,
+    pooling: String,
 }
 
 impl SequenceClassifierConfig {
@@ -64,8 +106,54 @@ impl SequenceClassifierConfig {
             padding_idx: None,
             pooling: Pooling::Last,
             init: RnnInit::PyTorch,
+            embedding_init: None,
+            head_init: None,
             seed: 0,
         }
+    }
+
+    /// The architecture as JSON, for checkpoint metadata.
+    pub fn to_json(&self) -> String {
+        let stored = StoredArchitecture {
+            vocab: self.vocab,
+            embed_dim: self.embed_dim,
+            hidden: self.hidden,
+            classes: self.classes,
+            mode: self.mode.name().to_string(),
+            layers: self.layers,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+            padding_idx: self.padding_idx,
+            pooling: self.pooling.name().to_string(),
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// The architecture from [`SequenceClassifierConfig::to_json`]
+    /// (initializers default; the weights come from the checkpoint).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let s: StoredArchitecture = serde_json::from_str(json)
+            .map_err(|e| Error::Format(format!("model architecture metadata is not valid: {e}")))?;
+        let mut c = Self::new(s.vocab, s.embed_dim, s.hidden, s.classes)
+            .with_mode(RnnMode::parse(&s.mode)?)
+            .with_layers(s.layers)
+            .with_bidirectional(s.bidirectional)
+            .with_dropout(s.dropout)
+            .with_pooling(Pooling::parse(&s.pooling)?);
+        c.padding_idx = s.padding_idx;
+        Ok(c)
+    }
+
+    /// Embedding initializer (Keras: `Init::Uniform(-0.05, 0.05)`).
+    pub fn with_embedding_init(mut self, init: Init) -> Self {
+        self.embedding_init = Some(init);
+        self
+    }
+
+    /// Head weight initializer, bias zero (Keras: `Init::GlorotUniform`).
+    pub fn with_head_init(mut self, init: Init) -> Self {
+        self.head_init = Some(init);
+        self
     }
 
     /// Recurrent cell.
@@ -111,9 +199,18 @@ impl SequenceClassifierConfig {
 
     /// The model on `device`.
     pub fn init(&self, device: &Device) -> Result<SequenceClassifier> {
+        if self.vocab < 1 || self.classes < 1 || !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "classifier needs vocab ≥ 1, classes ≥ 1 and dropout in [0, 1), got {}, {} and {}",
+                self.vocab, self.classes, self.dropout
+            )));
+        }
         let mut emb = EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed);
         if let Some(p) = self.padding_idx {
             emb = emb.with_padding_idx(p);
+        }
+        if let Some(init) = self.embedding_init {
+            emb = emb.with_init(init);
         }
         let rnn = RecurrentConfig::new(self.mode, self.embed_dim, self.hidden)
             .with_num_layers(self.layers)
@@ -123,8 +220,11 @@ impl SequenceClassifierConfig {
             .with_seed(self.seed.wrapping_add(1))
             .init(device)?;
         let dirs = if self.bidirectional { 2 } else { 1 };
-        let fc =
-            LinearConfig::new(dirs * self.hidden, self.classes).with_seed(self.seed.wrapping_add(2)).init(device)?;
+        let mut fc = LinearConfig::new(dirs * self.hidden, self.classes).with_seed(self.seed.wrapping_add(2));
+        if let Some(init) = self.head_init {
+            fc = fc.with_init(init);
+        }
+        let fc = fc.init(device)?;
         Ok(SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self })
     }
 }

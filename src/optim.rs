@@ -85,6 +85,10 @@ pub enum Algorithm {
         centered: bool,
         /// L2 penalty.
         weight_decay: f32,
+        /// Where ε goes: `false` = PyTorch, g / (√v + ε); `true` = Keras and
+        /// TensorFlow, g / √(v + ε). With Keras's ε = 1e-7 the two differ
+        /// early in training, when v is tiny, so a Keras recipe needs its own.
+        eps_in_sqrt: bool,
     },
 }
 
@@ -263,7 +267,31 @@ impl Optimizer {
         Self::new(
             params,
             lr,
-            Algorithm::RmsProp { alpha: 0.99, eps: 1e-8, momentum: 0.0, centered: false, weight_decay: 0.0 },
+            Algorithm::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+                eps_in_sqrt: false,
+            },
+        )
+    }
+
+    /// Keras's `RMSprop(learning_rate=lr)`: rho 0.9, epsilon 1e-7 inside the
+    /// square root (`v = ρv + (1−ρ)g²; w −= lr·g / √(v + ε)`).
+    pub fn rmsprop_keras(params: Vec<(String, Parameter)>, lr: f32) -> Result<Self> {
+        Self::new(
+            params,
+            lr,
+            Algorithm::RmsProp {
+                alpha: 0.9,
+                eps: 1e-7,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+                eps_in_sqrt: true,
+            },
         )
     }
 
@@ -277,6 +305,11 @@ impl Optimizer {
         self.algorithm = algorithm;
         self.state.clear();
         Ok(self)
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The update rule.
@@ -393,10 +426,10 @@ impl Optimizer {
                 OptimParams { beta1, beta2, eps, weight_decay, ..Default::default() },
                 vec![("DECOUPLED", f64::from(u8::from(decoupled)))],
             ),
-            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay } => (
+            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay, eps_in_sqrt } => (
                 RMSPROP_STEP,
                 OptimParams { beta1: momentum, beta2: alpha, eps, weight_decay, ..Default::default() },
-                vec![("CENTERED", f64::from(u8::from(centered)))],
+                vec![("CENTERED", f64::from(u8::from(centered))), ("EPS_IN_SQRT", f64::from(u8::from(eps_in_sqrt)))],
             ),
         };
         let mut constants = constants;

@@ -23,10 +23,38 @@ fn algorithms() -> Vec<(Algorithm, &'static str)> {
         (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false }, "adam"),
         (Algorithm::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1, decoupled: false }, "adam l2"),
         (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true }, "adamw"),
-        (Algorithm::RmsProp { alpha: 0.99, eps: 1e-8, momentum: 0.0, centered: false, weight_decay: 0.0 }, "rmsprop"),
         (
-            Algorithm::RmsProp { alpha: 0.9, eps: 1e-6, momentum: 0.5, centered: true, weight_decay: 0.05 },
+            Algorithm::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+                eps_in_sqrt: false,
+            },
+            "rmsprop",
+        ),
+        (
+            Algorithm::RmsProp {
+                alpha: 0.9,
+                eps: 1e-6,
+                momentum: 0.5,
+                centered: true,
+                weight_decay: 0.05,
+                eps_in_sqrt: false,
+            },
             "rmsprop centered momentum",
+        ),
+        (
+            Algorithm::RmsProp {
+                alpha: 0.9,
+                eps: 1e-7,
+                momentum: 0.0,
+                centered: false,
+                weight_decay: 0.0,
+                eps_in_sqrt: true,
+            },
+            "rmsprop keras (eps inside the sqrt)",
         ),
     ]
 }

@@ -154,16 +154,17 @@ pub fn optimizer_step(
                 let denom = state[1][i].sqrt() / bias2.sqrt() + eps;
                 param[i] -= lr / bias1 * state[0][i] / denom;
             }
-            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay } => {
+            Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay, eps_in_sqrt } => {
                 let (a, eps, m, wd) = (f64::from(alpha), f64::from(eps), f64::from(momentum), f64::from(weight_decay));
                 let g = g0 + wd * param[i];
                 state[0][i] = a * state[0][i] + (1.0 - a) * g * g;
-                let avg = if centered {
+                let var = if centered {
                     state[1][i] = a * state[1][i] + (1.0 - a) * g;
-                    (state[0][i] - state[1][i] * state[1][i]).sqrt() + eps
+                    state[0][i] - state[1][i] * state[1][i]
                 } else {
-                    state[0][i].sqrt() + eps
+                    state[0][i]
                 };
+                let avg = if eps_in_sqrt { (var + eps).sqrt() } else { var.sqrt() + eps };
                 if m > 0.0 {
                     state[2][i] = m * state[2][i] + g / avg;
                     param[i] -= lr * state[2][i];

@@ -4,10 +4,13 @@
 //! through wgpu: WGSL compute shaders on Vulkan, Metal, DX12, GL, and the
 //! software fallback (lavapipe). No CUDA, no libtorch.
 //!
-//! This layer of the crate is the foundation: [`Device`] selection,
-//! GPU [`Tensor`]s backed by a buffer pool, a kernel registry with cached
-//! pipelines ([`kernels`]), and the basic kernels in [`ops`] with CPU
-//! references in [`mod@reference`].
+//! Layers, bottom up: [`Device`] selection, GPU [`Tensor`]s backed by a
+//! buffer pool, a kernel registry with cached pipelines ([`kernels`]) and
+//! the kernels in [`ops`] with CPU references in [`mod@reference`]; the
+//! recurrent layers ([`rnn`]); the autograd tape, modules, optimizers and
+//! checkpoints ([`autograd`], [`nn`], [`optim`], [`checkpoint`]); and the
+//! user's jobs: text data ([`data`]), the training loop ([`train`]) and text
+//! classification ([`classify`]).
 
 #![warn(missing_docs)]
 // Index loops mirror the kernels' index math in the CPU references.
@@ -24,6 +27,8 @@
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod classify;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod kernels;
@@ -36,6 +41,7 @@ pub mod rng;
 pub mod rnn;
 mod runtime;
 pub mod tensor;
+pub mod train;
 
 pub use device::{Device, DeviceInfo, DeviceOptions};
 pub use error::{Error, Result};

@@ -1,0 +1,127 @@
+//! Training metrics: sums of loss and right predictions accumulated on the
+//! GPU (two tiny dispatches per step, no readback), what one reading of
+//! them means, and the CSV log.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::autograd::{LossVars, Tape};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::ops::elementwise_axpy;
+use crate::tensor::Tensor;
+
+/// Loss and correct-prediction sums over a run of steps, kept on the GPU.
+/// Each step adds `count × mean loss` and its correct count; reading them
+/// is the only readback, and the fit loop does it at most every ~250 ms.
+#[derive(Debug)]
+pub(crate) struct MetricSums {
+    /// (1) Σ count·loss.
+    loss: Tensor,
+    /// (2) Σ correct (element 0; element 1 sums perplexities, unused).
+    metrics: Tensor,
+    /// Rows (or tokens, for a language model) the losses averaged over.
+    pub(crate) count: u64,
+}
+
+impl MetricSums {
+    /// Zero sums.
+    pub(crate) fn new(device: &Device) -> Result<Self> {
+        Ok(Self { loss: Tensor::zeros(device, &[1])?, metrics: Tensor::zeros(device, &[2])?, count: 0 })
+    }
+
+    /// Sums restored from a reading (a resumed, half-done epoch).
+    pub(crate) fn from_reading(device: &Device, r: &Reading) -> Result<Self> {
+        Ok(Self {
+            loss: Tensor::from_slice(device, &[r.loss_sum], &[1])?,
+            metrics: Tensor::from_slice(device, &[r.correct, 0.0], &[2])?,
+            count: r.count,
+        })
+    }
+
+    /// Adds one step's loss (recorded on `tape`) and metrics.
+    pub(crate) fn add(&mut self, tape: &Tape, loss: &LossVars) -> Result<()> {
+        elementwise_axpy(loss.count as f32, tape.value(loss.loss)?, &self.loss)?;
+        elementwise_axpy(1.0, &loss.metrics, &self.metrics)?;
+        self.count += loss.count as u64;
+        Ok(())
+    }
+
+    /// Reads the sums (submits pending work and waits for it).
+    pub(crate) fn read(&self) -> Result<Reading> {
+        Ok(Reading { loss_sum: self.loss.to_vec()?[0], correct: self.metrics.to_vec()?[0], count: self.count })
+    }
+}
+
+/// One reading of [`MetricSums`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Reading {
+    pub(crate) loss_sum: f32,
+    pub(crate) correct: f32,
+    pub(crate) count: u64,
+}
+
+impl Reading {
+    /// Mean loss and accuracy of the steps between `earlier` and `self`.
+    pub(crate) fn since(&self, earlier: &Reading) -> (f32, f32) {
+        let n = self.count.saturating_sub(earlier.count).max(1) as f32;
+        ((self.loss_sum - earlier.loss_sum) / n, (self.correct - earlier.correct) / n)
+    }
+
+    /// Mean loss and accuracy of everything summed.
+    pub(crate) fn means(&self) -> (f32, f32) {
+        self.since(&Reading::default())
+    }
+}
+
+/// One row of the metrics log: a training interval or an epoch summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricRow {
+    /// `train` (steps since the previous row), `epoch` (whole-epoch training
+    /// means) or `valid` (the evaluation after an epoch).
+    pub kind: String,
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Optimizer steps taken so far in the run.
+    pub step: u64,
+    /// Fractional epochs completed (the plot's x axis).
+    pub progress: f64,
+    /// Mean loss.
+    pub loss: f32,
+    /// Accuracy (fraction right).
+    pub accuracy: f32,
+    /// Learning rate at the last step.
+    pub lr: f32,
+    /// Training throughput (0 for evaluations).
+    pub tokens_per_s: f64,
+    /// Seconds since the run started (resumed runs continue the count).
+    pub elapsed_s: f64,
+}
+
+/// Appends [`MetricRow`]s to a CSV file (header written once).
+pub(crate) struct MetricsCsv {
+    writer: csv::Writer<File>,
+    path: PathBuf,
+}
+
+impl MetricsCsv {
+    /// Opens `path`; a resumed run appends, a new one starts the file over.
+    pub(crate) fn open(path: &Path, append: bool) -> Result<Self> {
+        let io = |e: std::io::Error| Error::Data {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot write the metrics log: {e}"),
+        };
+        let exists = append && path.exists();
+        let file = std::fs::OpenOptions::new().create(true).append(exists).write(true).truncate(!exists).open(path);
+        let writer = csv::WriterBuilder::new().has_headers(!exists).from_writer(file.map_err(io)?);
+        Ok(Self { writer, path: path.to_path_buf() })
+    }
+
+    /// Writes a row and flushes it (a crash loses nothing logged).
+    pub(crate) fn write(&mut self, row: &MetricRow) -> Result<()> {
+        let e = |m: String| Error::Data { file: self.path.display().to_string(), line: None, message: m };
+        self.writer.serialize(row).map_err(|x| e(format!("cannot write the metrics log: {x}")))?;
+        self.writer.flush().map_err(|x| e(format!("cannot write the metrics log: {x}")))
+    }
+}

@@ -256,13 +256,13 @@ pub fn train(
     let last = report.last().ok_or_else(|| Error::Config("no epoch finished".into()))?;
     let best = report.best.as_ref().unwrap_or(last);
     println!(
-        "test_accuracy={:.4} test_loss={:.4} train_loss={:.4} train_accuracy={:.4} best_test_accuracy={:.4} \
+        "test_accuracy={:.4} test_loss={:.4} train_loss={:.4} train_accuracy={:.4} best_epoch={} \
          tokens_per_s={:.0} epochs={} steps={} seconds={:.1} checkpoint={}",
         last.val_accuracy.unwrap_or(f32::NAN),
         last.val_loss.unwrap_or(f32::NAN),
         last.train_loss,
         last.train_accuracy,
-        best.val_accuracy.unwrap_or(f32::NAN),
+        best.epoch,
         report.tokens_per_s,
         last.epoch,
         report.steps,

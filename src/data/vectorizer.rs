@@ -118,7 +118,7 @@ const OOV_TOKEN: &str = "[UNK]";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextVectorizer {
     config: TextVectorizerConfig,
-    /// Index = id; `[0]` = "" (padding), `[1]` = "[UNK]".
+    /// Index = id; entry 0 = `""` (padding), entry 1 = `"[UNK]"`.
     vocabulary: Vec<String>,
     #[serde(skip)]
     index: HashMap<String, u32>,
@@ -239,7 +239,7 @@ impl TextVectorizer {
         ids
     }
 
-    /// The tokens of ids (out-of-range ids read as "[UNK]", padding as "").
+    /// The tokens of ids (out-of-range ids read as `"[UNK]"`, padding as `""`).
     pub fn decode(&self, ids: &[u32]) -> Vec<&str> {
         ids.iter().map(|&i| self.vocabulary.get(i as usize).map_or(OOV_TOKEN, String::as_str)).collect()
     }

@@ -15,11 +15,10 @@ mod text_cli;
 use std::path::PathBuf;
 
 use clap::Parser;
-use text_cli::{exit_on_error, TrainArgs};
+use text_cli::TrainArgs;
 use wgrnn::classify::TextClassifier;
 use wgrnn::data::AG_NEWS_CLASSES;
 use wgrnn::data::{read_csv, split_every_fifth, CsvFormat, LabelSet, TextVectorizer, TextVectorizerConfig};
-use wgrnn::Device;
 
 /// AG News topic classification with a recurrent network.
 #[derive(Debug, Parser)]
@@ -34,12 +33,8 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    exit_on_error(|| {
-        let device = Device::new()?;
-        let args = &cli.train;
-        if args.predicting() {
-            return text_cli::predict(&device, "agnews", args);
-        }
+    let args = &cli.train;
+    text_cli::run("agnews", args, |device| {
         let file = cli.data.display().to_string();
         let rows = read_csv(&cli.data, &CsvFormat::ag_news())?;
         let (train, test) = split_every_fifth(rows.examples);
@@ -54,7 +49,7 @@ fn main() -> std::process::ExitCode {
             labels
         };
         let config = args.model_config(vectorizer.vocab_size(), labels.len());
-        let mut model = TextClassifier::new(&device, vectorizer, labels, config)?;
+        let mut model = TextClassifier::new(device, vectorizer, labels, config)?;
         let train_set = args.train_batches(model.encode(&file, &train)?)?;
         let test_set = args.eval_batches(model.encode(&file, &test)?)?;
         let mut optimizer = args.optimizer(&model)?;

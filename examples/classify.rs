@@ -18,11 +18,11 @@ mod text_cli;
 use std::path::PathBuf;
 
 use clap::Parser;
-use text_cli::{exit_on_error, TrainArgs};
+use text_cli::TrainArgs;
 use wgrnn::classify::TextClassifier;
 use wgrnn::data::{read_csv, split_fraction, Column, CsvFormat, EmptyText, LabelSet, TextVectorizer};
 use wgrnn::data::{TextVectorizerConfig, Truncate};
-use wgrnn::{Device, Error};
+use wgrnn::Error;
 
 /// Text classification on any CSV file.
 #[derive(Debug, Parser)]
@@ -64,12 +64,8 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    exit_on_error(|| {
-        let device = Device::new()?;
-        let args = &cli.train;
-        if args.predicting() {
-            return text_cli::predict(&device, "classify", args);
-        }
+    let args = &cli.train;
+    text_cli::run("classify", args, |device| {
         let (data, format) = match &cli.data {
             None => (
                 PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/imdb_sample/train.csv.gz")),
@@ -115,7 +111,7 @@ fn main() -> std::process::ExitCode {
         let vectorizer = TextVectorizer::adapt(vconfig, train.iter().map(|e| e.text.as_str()))?;
         let labels = LabelSet::from_labels(train.iter().map(|e| e.label.as_str()))?;
         let config = args.model_config(vectorizer.vocab_size(), labels.len());
-        let mut model = TextClassifier::new(&device, vectorizer, labels, config)?;
+        let mut model = TextClassifier::new(device, vectorizer, labels, config)?;
         let train_set = args.train_batches(model.encode(&rows.file, &train)?)?;
         let test_set = args.eval_batches(model.encode(&test_file, &test)?)?;
         let mut optimizer = args.optimizer(&model)?;

@@ -17,12 +17,11 @@ use std::path::PathBuf;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use text_cli::{exit_on_error, Cell, TrainArgs};
+use text_cli::{Cell, TrainArgs};
 use wgrnn::classify::TextClassifier;
 use wgrnn::data::{read_csv, CsvFormat, LabelSet, TextVectorizer, TextVectorizerConfig, Truncate};
 use wgrnn::nn::{Init, RnnInit};
 use wgrnn::optim::Optimizer;
-use wgrnn::Device;
 
 /// Recipes that set every model and optimizer flag.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,35 +54,31 @@ fn main() -> std::process::ExitCode {
         Err(e) => e.exit(),
     };
     let defaulted = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
-    exit_on_error(|| {
-        let device = Device::new()?;
-        let mut args = cli.train.clone();
-        let mut maxlen = cli.maxlen;
-        if let Some(Preset::Seed001) = cli.preset {
-            // The recipe's values, except where a flag was given explicitly.
-            if defaulted("cell") {
-                args.cell = Cell::RnnRelu;
-            }
-            let set = |id: &str, field: &mut usize, value: usize| {
-                if defaulted(id) {
-                    *field = value;
-                }
-            };
-            set("hidden", &mut args.hidden, 5);
-            set("embed", &mut args.embed, 50);
-            set("vocab", &mut args.vocab, 20000);
-            set("batch", &mut args.batch, 32);
-            set("epochs", &mut args.epochs, 10);
-            if defaulted("lr") {
-                args.lr = 1e-4;
-            }
-            if defaulted("maxlen") {
-                maxlen = Some(30);
-            }
+    let mut args = cli.train.clone();
+    let mut maxlen = cli.maxlen;
+    if let Some(Preset::Seed001) = cli.preset {
+        // The recipe's values, except where a flag was given explicitly.
+        if defaulted("cell") {
+            args.cell = Cell::RnnRelu;
         }
-        if args.predicting() {
-            return text_cli::predict(&device, "imdb", &args);
+        let set = |id: &str, field: &mut usize, value: usize| {
+            if defaulted(id) {
+                *field = value;
+            }
+        };
+        set("hidden", &mut args.hidden, 5);
+        set("embed", &mut args.embed, 50);
+        set("vocab", &mut args.vocab, 20000);
+        set("batch", &mut args.batch, 32);
+        set("epochs", &mut args.epochs, 10);
+        if defaulted("lr") {
+            args.lr = 1e-4;
         }
+        if defaulted("maxlen") {
+            maxlen = Some(30);
+        }
+    }
+    text_cli::run("imdb", &args, |device| {
         let train_path = cli.data.join("train.csv.gz");
         let test_path = cli.data.join("test.csv.gz");
         let train = read_csv(&train_path, &CsvFormat::imdb())?;
@@ -105,7 +100,7 @@ fn main() -> std::process::ExitCode {
                 .with_head_init(Init::GlorotUniform);
             config.padding_idx = None; // Keras's Embedding has no padding row
         }
-        let mut model = TextClassifier::new(&device, vectorizer, labels, config)?;
+        let mut model = TextClassifier::new(device, vectorizer, labels, config)?;
         let train_set = args.train_batches(model.encode(&train.file, &train.examples)?)?;
         let test_set = args.eval_batches(model.encode(&test.file, &test.examples)?)?;
         let mut optimizer = if seed001 {

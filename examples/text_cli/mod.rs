@@ -292,9 +292,12 @@ pub fn predict(device: &Device, name: &str, args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f`, printing an error and exiting non-zero on failure.
-pub fn exit_on_error(f: impl FnOnce() -> Result<()>) -> std::process::ExitCode {
-    match f() {
+/// An example's `main`: opens the device, then predicts (`--predict`) or
+/// runs `train`; an error is printed and the exit code is non-zero.
+pub fn run(name: &str, args: &TrainArgs, train: impl FnOnce(&Device) -> Result<()>) -> std::process::ExitCode {
+    let result =
+        Device::new().and_then(|device| if args.predicting() { predict(&device, name, args) } else { train(&device) });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

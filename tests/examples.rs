@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wgrnn-example-{name}-{}", std::process::id()));
@@ -15,9 +16,14 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// One `cargo run` at a time: two at once may both decide to relink an
+/// example, and one then fails to replace the binary the other is running.
+static CARGO: Mutex<()> = Mutex::new(());
+
 /// `cargo run --release --example NAME -- ARGS`; returns stdout, panicking
 /// with both streams when the command fails.
 fn run_example(name: &str, args: &[&str]) -> String {
+    let _one_at_a_time = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--release", "--quiet", "--example", name, "--"])
@@ -108,6 +114,7 @@ fn bad_data_is_a_clear_error() {
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("bad.csv");
     std::fs::write(&csv, "text,label\n\"fine\",a\n\"unterminated,b\n").unwrap();
+    let _one_at_a_time = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--release", "--quiet", "--example", "classify", "--", "--data"])

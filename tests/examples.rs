@@ -42,8 +42,9 @@ fn epoch_losses(out: &Path) -> Vec<f32> {
 }
 
 /// Trains, checks the summary line and the falling loss, then predicts.
-fn check(name: &str, train_args: &[&str], predict: &str, classes: &[&str]) {
-    let out = out_dir(name);
+/// `tag` names this test's output folder (tests run in parallel).
+fn check(name: &str, tag: &str, train_args: &[&str], predict: &str, classes: &[&str]) {
+    let out = out_dir(tag);
     let out_s = out.to_str().unwrap();
     let mut args = vec!["--out", out_s, "--epochs", "3", "--embed", "16", "--hidden", "16", "--lr", "5e-3"];
     args.extend_from_slice(train_args);
@@ -69,6 +70,7 @@ fn check(name: &str, train_args: &[&str], predict: &str, classes: &[&str]) {
 fn agnews_trains_on_the_bundled_file_and_predicts() {
     check(
         "agnews",
+        "agnews",
         &["--limit", "320", "--batch", "32", "--vocab", "4000"],
         "Stocks rally as oil prices fall",
         &["World", "Sports", "Business", "Sci/Tech"],
@@ -77,14 +79,14 @@ fn agnews_trains_on_the_bundled_file_and_predicts() {
 
 #[test]
 fn imdb_trains_on_the_bundled_sample_and_predicts() {
-    check("imdb", &["--limit", "160", "--batch", "32", "--maxlen", "40"], "a wonderful film", &["neg", "pos"]);
+    check("imdb", "imdb", &["--limit", "160", "--batch", "32", "--maxlen", "40"], "a wonderful film", &["neg", "pos"]);
 }
 
 #[test]
 fn imdb_preset_seed001_runs() {
     // The Keras recipe itself (its 10 epochs cut to 3, and a higher lr so
     // that 3 short epochs move the loss); the flags it sets win over others.
-    check("imdb", &["--preset", "seed001", "--limit", "160"], "awful", &["neg", "pos"]);
+    check("imdb", "imdb-seed001", &["--preset", "seed001", "--limit", "160"], "awful", &["neg", "pos"]);
 }
 
 #[test]
@@ -100,6 +102,7 @@ fn classify_trains_on_any_csv() {
     std::fs::write(&csv, text).unwrap();
     let data = csv.to_str().unwrap();
     check(
+        "classify",
         "classify",
         &["--data", data, "--header", "--delimiter", ";", "--text-col", "comment", "--label-col", "2", "--batch", "8"],
         "warm sunny morning",

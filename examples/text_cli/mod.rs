@@ -11,7 +11,7 @@ use wgrnn::models::{Pooling, SequenceClassifierConfig};
 use wgrnn::optim::Optimizer;
 use wgrnn::rnn::RnnMode;
 use wgrnn::train::{ctrl_c_flag, fit, FitConfig, FitReport, Progress};
-use wgrnn::{Device, Error, Result};
+use wgrnn::{Device, Result};
 
 /// Recurrent cell.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,9 +126,12 @@ pub struct TrainArgs {
     /// Also draw the training curves to OUT/training.svg.
     #[arg(long)]
     pub plot: bool,
-    /// Continue from OUT/last.safetensors (or the given checkpoint).
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
-    pub resume: Option<PathBuf>,
+    /// Continue an interrupted run from OUT/last.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+    /// Continue from this checkpoint (written by a run with the same flags).
+    #[arg(long)]
+    pub resume_from: Option<PathBuf>,
     /// Print the class probabilities of this text (repeatable) with the model of --checkpoint.
     #[arg(long)]
     pub predict: Vec<String>,
@@ -222,8 +225,10 @@ impl TrainArgs {
         if self.plot {
             c = c.with_plot(out.join("training.svg"));
         }
-        if let Some(r) = &self.resume {
-            c = c.with_resume(if r.as_os_str().is_empty() { out.join("last.safetensors") } else { r.clone() });
+        if let Some(path) = &self.resume_from {
+            c = c.with_resume(path);
+        } else if self.resume {
+            c = c.with_resume(out.join("last.safetensors"));
         }
         Ok(c)
     }
@@ -253,7 +258,16 @@ pub fn train(
     if report.interrupted {
         println!("interrupted: resume with --resume (checkpoint {})", out.join("last.safetensors").display());
     }
-    let last = report.last().ok_or_else(|| Error::Config("no epoch finished".into()))?;
+    let Some(last) = report.last() else {
+        // Stopped inside the first epoch: nothing to evaluate yet.
+        println!(
+            "interrupted=true steps={} seconds={:.1} checkpoint={}",
+            report.steps,
+            report.seconds,
+            out.join("last.safetensors").display()
+        );
+        return Ok(report);
+    };
     let best = report.best.as_ref().unwrap_or(last);
     println!(
         "test_accuracy={:.4} test_loss={:.4} train_loss={:.4} train_accuracy={:.4} best_epoch={} \

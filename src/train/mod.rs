@@ -382,7 +382,7 @@ where
         }
         let bar = EpochBar::new(config.progress, epoch + 1, config.epochs, batches.len(), state.batch);
         let mut sums = MetricSums::from_reading(&device, &state.partial)?;
-        let epoch_start = Instant::now() - Duration::from_secs_f64(state.partial_seconds);
+        let epoch_clock = EpochClock { before: state.partial_seconds, start: Instant::now() };
         let mut tokens = state.partial_tokens;
         let mut shown = (state.partial, Instant::now(), tokens);
         for batch in &batches[state.batch..] {
@@ -434,7 +434,7 @@ where
                 log_row(&mut csv, &mut state.rows, row)?;
                 let (mean_loss, mean_acc) = reading.means();
                 bar.set_position(state.batch);
-                bar.show(mean_loss, mean_acc, tokens as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9));
+                bar.show(mean_loss, mean_acc, tokens as f64 / epoch_clock.seconds().max(1e-9));
                 shown = (reading, Instant::now(), tokens);
             }
             if stop {
@@ -444,7 +444,7 @@ where
                 }
                 state.partial = sums.read()?;
                 state.partial_tokens = tokens;
-                state.partial_seconds = epoch_start.elapsed().as_secs_f64();
+                state.partial_seconds = epoch_clock.seconds();
                 state.elapsed = elapsed_before + started.elapsed().as_secs_f64();
                 bar.finish(&format!(
                     "stopped at step {} (epoch {}, batch {}/{}){}",
@@ -466,7 +466,7 @@ where
         // The epoch's numbers.
         let reading = sums.read()?;
         let (train_loss, train_accuracy) = reading.means();
-        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        let train_seconds = epoch_clock.seconds();
         let tokens_per_s = tokens as f64 / train_seconds.max(1e-9);
         let (val_loss, val_accuracy) = match valid {
             Some(v) => {
@@ -484,7 +484,7 @@ where
             val_accuracy,
             lr: optimizer.lr(),
             tokens_per_s,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            seconds: epoch_clock.seconds(),
         };
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         let progress = epoch as f64 + state.batch as f64 / batches.len() as f64;
@@ -571,11 +571,35 @@ where
 
 use progress::EpochBar;
 
+/// Seconds spent in an epoch, counting the part before a resume.
+struct EpochClock {
+    before: f64,
+    start: Instant,
+}
+
+impl EpochClock {
+    fn seconds(&self) -> f64 {
+        self.before + self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// Training-interval rows kept for the plot (and in checkpoints); past it,
+/// every other one is dropped, so a long run's state stays small while the
+/// curve keeps its shape. The CSV keeps every row.
+const MAX_PLOT_ROWS: usize = 4000;
+
 fn log_row(csv: &mut Option<MetricsCsv>, rows: &mut Vec<MetricRow>, row: MetricRow) -> Result<()> {
     if let Some(c) = csv {
         c.write(&row)?;
     }
     rows.push(row);
+    if rows.len() > MAX_PLOT_ROWS {
+        let mut keep = false;
+        rows.retain(|r| {
+            keep = !keep;
+            r.kind != "train" || keep
+        });
+    }
     Ok(())
 }
 

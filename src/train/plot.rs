@@ -20,8 +20,9 @@ pub(crate) fn write_svg(path: &Path, rows: &[MetricRow], title: &str) -> Result<
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|e| fail(e.to_string()))?;
     let (left, right) = root.split_horizontally(550);
-    panel(&left, rows, "loss", |r| r.loss).map_err(fail)?;
-    panel(&right, rows, "accuracy", |r| r.accuracy).map_err(fail)?;
+    // Loss falls and accuracy rises: keep each legend out of its curves' way.
+    panel(&left, rows, "loss", SeriesLabelPosition::UpperRight, |r| r.loss).map_err(fail)?;
+    panel(&right, rows, "accuracy", SeriesLabelPosition::LowerRight, |r| r.accuracy).map_err(fail)?;
     root.present().map_err(|e| fail(e.to_string()))
 }
 
@@ -29,6 +30,7 @@ fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     rows: &[MetricRow],
     name: &str,
+    legend: SeriesLabelPosition,
     value: impl Fn(&MetricRow) -> f32,
 ) -> std::result::Result<(), String> {
     let series = |kind: &str| -> Vec<(f64, f64)> {
@@ -64,6 +66,7 @@ fn panel<DB: DrawingBackend>(
     chart.draw_series(valid.iter().map(|&p| Circle::new(p, 4, RED.filled()))).map_err(|e| e.to_string())?;
     chart
         .configure_series_labels()
+        .position(legend)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()

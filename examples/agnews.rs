@@ -22,7 +22,7 @@ use wgrnn::data::{read_csv, split_every_fifth, CsvFormat, LabelSet, TextVectoriz
 
 /// AG News topic classification with a recurrent network.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// AG News CSV (`class,title,description`, no header; .gz is read directly).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/ag_news/test.csv.gz"))]

@@ -26,7 +26,7 @@ use wgrnn::Error;
 
 /// Text classification on any CSV file.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// The CSV file (.gz is read directly). Default: the bundled IMDB sample.
     #[arg(long)]

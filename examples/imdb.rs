@@ -32,7 +32,7 @@ enum Preset {
 
 /// IMDB sentiment classification with a recurrent network.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Folder holding train.csv.gz and test.csv.gz (`id,rating,label,text`).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/imdb_sample"))]

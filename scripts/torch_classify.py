@@ -29,8 +29,18 @@ Runs (PyTorch figures from the issue in parentheses):
                    batch 32, 10 ep (0.786)
   imdb_lstm        LSTM E128 H64, last 200 tokens, batch 64, Adam 1e-3, 3 ep (0.789)
 
+Replaying a wgrnn run: `--init OUT/init.safetensors` starts from the
+weights the wgrnn example started from (it saves them), and `--wgrnn-order`
+shuffles as wgrnn's TextBatches does (SplitMix64 + Fisher-Yates, seed
+xor epoch * 0x9E3779B97F4A7C15), with the same --seed. Then both frameworks
+take the same steps on the same batches: on AG News (agnews_lstm_last) the
+per-step losses agree to 2e-6 over the first 100 steps and 2e-5 over 200;
+after that float rounding differences, amplified by Adam, make the two runs
+drift apart like two seeds would (wgrnn's metrics.csv with --refresh-ms 0
+logs every step's loss for the comparison).
+
 Usage: python scripts/torch_classify.py RUN|all [--seed 0] [--epochs N]
-       [--limit N] [--data-dir ../shared/data]
+       [--limit N] [--data-dir ../shared/data] [--init F --wgrnn-order]
 Prints one line per epoch and `run=NAME test_accuracy=... train_seconds=...`.
 """
 
@@ -163,6 +173,33 @@ class KerasRMSprop(torch.optim.Optimizer):
                 p.sub_(group["lr"] * p.grad / torch.sqrt(v + group["eps"]))
 
 
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """wgrnn::rng::Rng."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+
+def wgrnn_order(n, seed, epoch):
+    """The row order of wgrnn's TextBatches::epoch (0-based epoch, no bucketing)."""
+    rng = SplitMix64(seed ^ ((epoch * 0x9E3779B97F4A7C15) & MASK))
+    order = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = rng.next() % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
 def loss_and_correct(model, x, lengths, y, binary):
     logits = model(x, lengths)
     if binary:
@@ -188,6 +225,9 @@ def run(name, args):
     tr_ids, tr_y = encode([t for t, _ in train], vocab, maxlen), [y for _, y in train]
     te_ids, te_y = encode([t for t, _ in test], vocab, maxlen), [y for _, y in test]
     model = Classifier(cfg, classes)
+    if args.init:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(args.init), strict=True)
     keras = cfg.get("keras", False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = KerasRMSprop(params) if keras else torch.optim.Adam(params, lr=1e-3)
@@ -197,7 +237,10 @@ def run(name, args):
     for epoch in range(1, cfg["epochs"] + 1):
         t0 = time.time()
         model.train()
-        order = torch.randperm(len(tr_ids), generator=gen).tolist()
+        if args.wgrnn_order:
+            order = wgrnn_order(len(tr_ids), args.seed, epoch - 1)
+        else:
+            order = torch.randperm(len(tr_ids), generator=gen).tolist()
         total, n = 0.0, 0
         for x, lengths, y in batches(tr_ids, tr_y, cfg["batch"], order):
             loss, _ = loss_and_correct(model, x, lengths, y, keras)
@@ -224,6 +267,8 @@ def main():
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--limit", type=int, help="use only the first N training rows (smoke tests)")
     ap.add_argument("--data-dir", default="../shared/data")
+    ap.add_argument("--init", help="start from these weights (a wgrnn OUT/init.safetensors)")
+    ap.add_argument("--wgrnn-order", action="store_true", help="shuffle as wgrnn does (replay a wgrnn run)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     for name in RUNS if args.run == "all" else [args.run]:

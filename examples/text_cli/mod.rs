@@ -253,8 +253,16 @@ pub fn train(
         model.vectorizer.vocab_size(),
         model.labels.names()
     );
-    let report = fit(model, optimizer, train, Some(test), &config)?;
     let out = args.out_dir(name);
+    if config.resume.is_none() {
+        // The weights training starts from: with the batch order (a seeded
+        // shuffle) they let another framework replay the run step by step
+        // (scripts/torch_classify.py --init OUT/init.safetensors --wgrnn-order).
+        std::fs::create_dir_all(&out)
+            .map_err(|e| wgrnn::Error::Config(format!("cannot create {}: {e}", out.display())))?;
+        model.save(out.join("init.safetensors"))?;
+    }
+    let report = fit(model, optimizer, train, Some(test), &config)?;
     if report.interrupted {
         println!("interrupted: resume with --resume (checkpoint {})", out.join("last.safetensors").display());
     }

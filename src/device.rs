@@ -214,6 +214,12 @@ impl Device {
         self.rt.submissions()
     }
 
+    /// Number of GPU → host copies (tensor reads) since the device was made;
+    /// each one waits for the GPU, so a hot loop should add none per step.
+    pub fn readback_count(&self) -> u64 {
+        self.rt.readbacks()
+    }
+
     /// Number of storage buffers created since the device was made (buffer
     /// pool misses); a training loop past its first step adds none.
     pub fn buffers_created(&self) -> u64 {

@@ -50,6 +50,8 @@ pub(crate) struct Runtime {
     buffers_created: AtomicU64,
     /// Command buffers submitted.
     submissions: AtomicU64,
+    /// GPU → host copies (each waits for the GPU).
+    readbacks: AtomicU64,
     /// First GPU error no error scope caught (wgpu's default handler would
     /// panic); reported by the next flush or readback.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -120,6 +122,7 @@ impl Runtime {
             dispatches: AtomicU64::new(0),
             buffers_created: AtomicU64::new(0),
             submissions: AtomicU64::new(0),
+            readbacks: AtomicU64::new(0),
             uncaptured,
         }
     }
@@ -144,6 +147,10 @@ impl Runtime {
 
     pub(crate) fn submissions(&self) -> u64 {
         self.submissions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn readbacks(&self) -> u64 {
+        self.readbacks.load(Ordering::Relaxed)
     }
 
     pub(crate) fn buffers_created(&self) -> u64 {
@@ -407,6 +414,7 @@ impl Runtime {
     /// Copies the first `bytes` bytes of `src` back to the host. Submits the
     /// pending work, then waits only for that submission.
     pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
         let size = bucket(bytes);
         let staging = {
             let mut st = self.lock_state();

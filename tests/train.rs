@@ -197,6 +197,18 @@ fn stop_and_resume_is_bitwise_identical() {
     assert_eq!(report.steps, 18);
     assert_eq!(report.history.len(), 3);
     assert_eq!(weights(&resumed), weights(&straight), "resumed weights differ from the uninterrupted run");
+
+    // Resuming mid-epoch with other data (fewer batches than the stop point) is an error, not a panic.
+    let small = TextBatches::new(task_data(&vectorizer(), 16, 5), BatchConfig::new(16)).unwrap();
+    let mut other = dropout(99);
+    let mut opt = Optimizer::adam(other.parameters(), 5e-3).unwrap();
+    let dir_c = temp_dir("stopped-again");
+    let flag = StopFlag::new();
+    let mut stopping = StopAt { inner: dropout(11), calls: 0, at: 3, flag: flag.clone() };
+    let mut o = Optimizer::adam(stopping.inner.parameters(), 5e-3).unwrap();
+    fit(&mut stopping, &mut o, &train, None, &base(&dir_c).with_stop(flag)).unwrap();
+    let config = base(&dir_c).with_resume(dir_c.join("last.safetensors"));
+    assert!(matches!(fit(&mut other, &mut opt, &small, None, &config), Err(Error::Config(_))));
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The library's mode for this cell.
     pub fn mode(self) -> RnnMode {
         match self {
             Cell::RnnTanh => RnnMode::RnnTanh,

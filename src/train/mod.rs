@@ -380,6 +380,15 @@ where
         if batches.is_empty() {
             return Err(Error::Config(format!("epoch {} has no training batches", epoch + 1)));
         }
+        if state.batch > batches.len() {
+            return Err(Error::Config(format!(
+                "the checkpoint stopped after batch {} of epoch {}, but this epoch has {} batches: resume with \
+                 the data and batch size of the interrupted run",
+                state.batch,
+                epoch + 1,
+                batches.len()
+            )));
+        }
         let bar = EpochBar::new(config.progress, epoch + 1, config.epochs, batches.len(), state.batch);
         let mut sums = MetricSums::from_reading(&device, &state.partial)?;
         let epoch_clock = EpochClock { before: state.partial_seconds, start: Instant::now() };

@@ -134,6 +134,7 @@ class Classifier(nn.Module):
             self.rnn = nn.RNN(cfg["embed"], cfg["hidden"], nonlinearity=cfg["cell"][4:], **kw)
         self.fc = nn.Linear(cfg["hidden"] * (2 if bi else 1), 1 if keras else classes)
         self.pool, self.bi = cfg["pool"], bi
+        self.no_pack = cfg.get("no_pack", False)
         if keras:
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
             nn.init.normal_(self.rnn.weight_ih_l0, 0.0, 0.001)
@@ -145,6 +146,10 @@ class Classifier(nn.Module):
             nn.init.zeros_(self.fc.bias)
 
     def forward(self, x, lengths):
+        if self.no_pack:
+            # Every row runs over the padded length, reading padding (ids 0),
+            # like wgrnn's --no-pack: the last state is the one at T-1.
+            lengths = torch.full_like(lengths, x.shape[1])
         packed = pack_padded_sequence(self.embedding(x), lengths, batch_first=True, enforce_sorted=False)
         out, h = self.rnn(packed)
         h_n = h[0] if isinstance(h, tuple) else h
@@ -216,6 +221,7 @@ def run(name, args):
     cfg = dict(RUNS[name])
     if args.epochs:
         cfg["epochs"] = args.epochs
+    cfg["no_pack"] = args.no_pack
     torch.manual_seed(args.seed)
     train, test, classes = (agnews if cfg["data"] == "agnews" else imdb)(args.data_dir)
     if args.limit:
@@ -269,8 +275,10 @@ def main():
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--init", help="start from these weights (a wgrnn OUT/init.safetensors)")
     ap.add_argument("--wgrnn-order", action="store_true", help="shuffle as wgrnn does (replay a wgrnn run)")
+    ap.add_argument("--no-pack", action="store_true", help="run every row over the padded length")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     for name in RUNS if args.run == "all" else [args.run]:
         run(name, args)
 

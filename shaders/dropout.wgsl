@@ -5,12 +5,19 @@
 //                   row r (pack_index[r] = b·T + t), so the mask does not
 //                   depend on packing
 //   dropout_dense   any tensor: the same with e = the element's own index
-// Both match `rnn::spec::dropout_keep` on the CPU bit for bit.
+//   dropout_keyed   (N, F) with a key per row (AWD-LSTM's locked and
+//                   embedding dropout): e = key[r]·F + f when `whole_rows`
+//                   is 0 (one mask per key and feature, shared by every row
+//                   with that key: a sequence's mask shared over time), or
+//                   e = key[r] when it is 1 (the whole row kept or dropped
+//                   together: a word dropped everywhere it occurs)
+// All match `rnn::spec::dropout_keep` on the CPU bit for bit.
 //
 // Bindings:
 //   0 p           uniform     DropoutParams
 //   1 x           read        (N, F)
-//   2 pack_index  read        (N) u32: b·T + t of each packed row (dropout_apply only)
+//   2 pack_index  read        (N) u32: b·T + t of each packed row (dropout_apply),
+//                             or the key of each row (dropout_keyed)
 //   3 out         read_write  (N, F)
 // Workgroup mapping: one invocation per element, WG per workgroup,
 // workgroups over x and y.
@@ -27,7 +34,7 @@ struct DropoutParams {
     layer: u32,
     prob: f32,
     scale: f32,
-    _pad: u32,
+    whole_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: DropoutParams;
@@ -64,4 +71,15 @@ fn dropout_dense(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let e = linear_workgroup(wg, nwg) * WG + lid;
     if (e >= p.rows * p.cols) { return; }
     out[e] = select(0.0, x[e] * p.scale, dropout_keep(e));
+}
+
+@compute @workgroup_size(WG)
+fn dropout_keyed(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let e = linear_workgroup(wg, nwg) * WG + lid;
+    if (e >= p.rows * p.cols) { return; }
+    let r = e / p.cols;
+    let f = e - r * p.cols;
+    let unit = select(pack_index[r] * p.cols + f, pack_index[r], p.whole_rows == 1u);
+    out[e] = select(0.0, x[e] * p.scale, dropout_keep(unit));
 }

@@ -66,11 +66,15 @@ pub enum Shader {
     Pooling,
     /// `shaders/optim.wgsl`: fused optimizer updates and clipping.
     Optim,
+    /// `shaders/regularize.wgsl`: AWD-LSTM's activation penalties (AR, TAR).
+    Regularize,
+    /// `shaders/sample.wgsl`: temperature / top-k / top-p sampling.
+    Sample,
 }
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 18] = [
+    pub const ALL: [Shader; 20] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
@@ -89,6 +93,8 @@ impl Shader {
         Shader::Loss,
         Shader::Pooling,
         Shader::Optim,
+        Shader::Regularize,
+        Shader::Sample,
     ];
 
     /// File name under `shaders/`.
@@ -112,6 +118,8 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Pooling => "pooling.wgsl",
             Shader::Optim => "optim.wgsl",
+            Shader::Regularize => "regularize.wgsl",
+            Shader::Sample => "sample.wgsl",
         }
     }
 
@@ -135,6 +143,8 @@ impl Shader {
             Shader::Loss => include_str!("../shaders/loss.wgsl"),
             Shader::Pooling => include_str!("../shaders/pooling.wgsl"),
             Shader::Optim => include_str!("../shaders/optim.wgsl"),
+            Shader::Regularize => include_str!("../shaders/regularize.wgsl"),
+            Shader::Sample => include_str!("../shaders/sample.wgsl"),
         }
     }
 

@@ -9,8 +9,9 @@
 //! the kernels in [`ops`] with CPU references in [`mod@reference`]; the
 //! recurrent layers ([`rnn`]); the autograd tape, modules, optimizers and
 //! checkpoints ([`autograd`], [`nn`], [`optim`], [`checkpoint`]); and the
-//! user's jobs: text data ([`data`]), the training loop ([`train`]) and text
-//! classification ([`classify`]).
+//! user's jobs: text data ([`data`]), the training loop ([`train`]), text
+//! classification ([`classify`]) and language models with generation
+//! ([`lm`]).
 
 #![warn(missing_docs)]
 // Index loops mirror the kernels' index math in the CPU references.
@@ -32,6 +33,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod lm;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -48,6 +48,10 @@ enum Op {
     Linear { x: Var, weight: Parameter, bias: Option<Parameter> },
     /// Inverted dropout with the hashed mask of `seed`.
     Dropout { x: Var, p: f32, seed: u64 },
+    /// Dropout whose mask unit is a row key (locked / embedding dropout).
+    KeyedDropout { x: Var, keys: Tensor, whole_rows: bool, p: f32, seed: u64 },
+    /// AR / TAR penalty: `scale · Σ d²` of a packed activation.
+    SquarePenalty { x: Var, links: Tensor, params: crate::ops::SquareSumParams },
     /// `a + b`.
     Add { a: Var, b: Var },
     /// A recurrent stack over a packed batch; value = packed output.
@@ -60,6 +64,9 @@ enum Op {
         h_n: Var,
         c_n: Option<Var>,
         saved: Box<PackedForward>,
+        /// Weight drop: the gradient reached the masked `weight_hh` copies
+        /// in `grads`; backward masks it into these real gradients.
+        weight_drop: Option<WeightDrop>,
     },
     /// `h_n` or `c_n` of a recurrent node: its gradient is consumed there.
     RecurrentState,
@@ -71,6 +78,17 @@ enum Op {
     Loss { logits: Var, targets: Tensor, stats: Tensor, params: LossParams, bce: bool },
     /// A value with no derivative (metrics): reaching it is an error.
     NoGrad { name: &'static str },
+}
+
+/// What backward needs to route the gradient of DropConnect-masked
+/// recurrent weights to the real ones.
+#[derive(Debug)]
+struct WeightDrop {
+    p: f32,
+    /// Mask seed per (layer, dir).
+    seeds: Vec<u64>,
+    /// The parameters' own `weight_hh` gradients per (layer, dir).
+    grads: Vec<Tensor>,
 }
 
 #[derive(Debug)]
@@ -96,6 +114,10 @@ pub struct RecurrentVars {
 pub struct LossVars {
     /// (1) mean loss over the rows not ignored.
     pub loss: Var,
+    /// (1) what backward starts from: `loss`, plus any penalties added with
+    /// [`LossVars::with_penalty`] (which the reported loss leaves out, as
+    /// AWD-LSTM reports the plain cross-entropy).
+    pub objective: Var,
     /// (2): count of rows whose prediction is right (argmax = target, or the
     /// sign agrees for BCE), and the perplexity exp(mean loss).
     pub metrics: Tensor,
@@ -104,6 +126,12 @@ pub struct LossVars {
 }
 
 impl LossVars {
+    /// Adds a (1) penalty (AR, TAR) to the objective, not to the loss.
+    pub fn with_penalty(mut self, tape: &mut Tape, penalty: Var) -> Result<Self> {
+        self.objective = tape.add(self.objective, penalty)?;
+        Ok(self)
+    }
+
     /// Reads the mean loss from `tape` (submits pending work and waits).
     /// A NaN or infinite loss is an error: training diverged, and continuing
     /// would only spread NaN through every weight.
@@ -268,6 +296,92 @@ impl Tape {
         Ok(self.push(out, Op::Dropout { x, p, seed }))
     }
 
+    /// Locked (variational) dropout of a packed (N, F) activation: one mask
+    /// per sequence and feature, shared by all its steps (AWD-LSTM's
+    /// `LockedDropout`). Identity on an evaluation tape.
+    pub fn locked_dropout(&mut self, x: Var, batch: &PackedBatch, p: f32) -> Result<Var> {
+        check_probability("locked dropout", p)?;
+        if !self.train || p == 0.0 {
+            return Ok(x);
+        }
+        let rows = self.value(x)?.shape().first().copied().unwrap_or(0);
+        if rows != batch.total() {
+            return Err(Error::Shape {
+                op: "locked_dropout",
+                message: format!("expected {} packed rows, got {rows}", batch.total()),
+            });
+        }
+        let (offsets, sizes, sorted) = (batch.offsets(), batch.batch_sizes(), batch.sorted_rows());
+        let mut keys = vec![0u32; rows];
+        for t in 0..batch.max_len() {
+            for s in 0..sizes[t] {
+                keys[offsets[t] + s] = sorted[s] as u32;
+            }
+        }
+        self.keyed_dropout(x, &keys, false, p)
+    }
+
+    /// Embedding dropout (AWD-LSTM's `embedded_dropout`): every occurrence
+    /// of a dropped word id is zeroed, the rest scaled by 1/(1 − p), as if
+    /// whole rows of the embedding matrix were dropped. `x` holds the
+    /// gathered rows of `ids` (one per row). Identity on an evaluation tape.
+    pub fn embedding_dropout(&mut self, x: Var, ids: &[u32], p: f32) -> Result<Var> {
+        check_probability("embedding dropout", p)?;
+        if !self.train || p == 0.0 {
+            return Ok(x);
+        }
+        self.keyed_dropout(x, ids, true, p)
+    }
+
+    fn keyed_dropout(&mut self, x: Var, keys: &[u32], whole_rows: bool, p: f32) -> Result<Var> {
+        let xv = self.value(x)?;
+        if xv.shape().len() != 2 || xv.shape()[0] != keys.len() {
+            return Err(Error::Shape {
+                op: "dropout_keyed",
+                message: format!("x must be (N, F) with one key per row: {:?} for {} keys", xv.shape(), keys.len()),
+            });
+        }
+        let seed = self.next_seed();
+        let keys = Tensor::from_u32(&self.device, keys, &[keys.len()])?;
+        let out = crate::ops::dropout_keyed(self.value(x)?, &keys, whole_rows, p, seed)?;
+        Ok(self.push(out, Op::KeyedDropout { x, keys, whole_rows, p, seed }))
+    }
+
+    /// Activation regularization (AR): `alpha · mean(x²)` over a packed
+    /// (N, F) activation, a (1) var (AWD-LSTM applies it to the dropped
+    /// output of the last layer).
+    pub fn activation_penalty(&mut self, x: Var, alpha: f32) -> Result<Var> {
+        let numel = self.value(x)?.numel().max(1);
+        let (out, links, params) = crate::ops::square_sum_forward(self.value(x)?, None, alpha / numel as f32)?;
+        Ok(self.push(out, Op::SquarePenalty { x, links, params }))
+    }
+
+    /// Temporal activation regularization (TAR): `beta · mean((x_t −
+    /// x_{t−1})²)` over every pair of consecutive steps of each sequence in
+    /// a packed (N, F) activation (AWD-LSTM applies it to the last layer's
+    /// output before dropout). Zero when no sequence has two steps.
+    pub fn temporal_penalty(&mut self, x: Var, batch: &PackedBatch, beta: f32) -> Result<Var> {
+        let xv = self.value(x)?;
+        let &[rows, cols] = xv.shape() else {
+            return Err(Error::Shape {
+                op: "temporal_penalty",
+                message: format!("x must be (N, F), got {:?}", xv.shape()),
+            });
+        };
+        if rows != batch.total() {
+            return Err(Error::Shape {
+                op: "temporal_penalty",
+                message: format!("expected {} packed rows, got {rows}", batch.total()),
+            });
+        }
+        let pairs = rows - batch.batch_sizes().first().copied().unwrap_or(0);
+        let scale = if pairs == 0 { 0.0 } else { beta / (pairs * cols) as f32 };
+        let links = crate::ops::temporal_links(batch);
+        let links = Tensor::from_u32(&self.device, &links, &[links.len()])?;
+        let (out, links, params) = crate::ops::square_sum_forward(self.value(x)?, Some(&links), scale)?;
+        Ok(self.push(out, Op::SquarePenalty { x, links, params }))
+    }
+
     /// `a + b` (same shapes).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
         let out = Tensor::uninit(&self.device, self.value(a)?.shape(), DType::F32)?;
@@ -285,6 +399,27 @@ impl Tape {
         h0: Option<Var>,
         c0: Option<Var>,
     ) -> Result<RecurrentVars> {
+        self.recurrent_weight_drop(module, x, batch, h0, c0, 0.0)
+    }
+
+    /// [`Tape::recurrent`] with AWD-LSTM's weight drop: on a training tape
+    /// every `weight_hh` is replaced by a DropConnect copy (each weight
+    /// zeroed with probability `p`, the rest scaled by 1/(1 − p); one mask
+    /// per call, i.e. per batch, hashed from the tape seed), and its
+    /// gradient flows back through the same mask. The identity on an
+    /// evaluation tape or with `p = 0`.
+    pub fn recurrent_weight_drop(
+        &mut self,
+        module: &Recurrent,
+        x: Var,
+        batch: &PackedBatch,
+        h0: Option<Var>,
+        c0: Option<Var>,
+        p: f32,
+    ) -> Result<RecurrentVars> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Config(format!("weight drop probability must be in [0, 1), got {p}")));
+        }
         let params = module.layer.params();
         let consistent = module.grads.len() == params.len()
             && params
@@ -297,8 +432,24 @@ impl Tape {
                 message: "the module's gradients do not match its parameters".into(),
             });
         }
+        let (mut layer, mut grads, mut weight_drop) = (module.layer.clone(), module.grads.clone(), None);
+        if self.train && p > 0.0 {
+            let seeds: Vec<u64> = params.iter().map(|_| self.next_seed()).collect();
+            let masked = params
+                .iter()
+                .zip(&seeds)
+                .map(|(w, &seed)| crate::ops::dropout_dense(&w.weight_hh, p, seed))
+                .collect::<Result<Vec<_>>>()?;
+            layer = layer.with_weight_hh(masked)?;
+            let mut real = Vec::with_capacity(grads.len());
+            for g in &mut grads {
+                let fresh = Tensor::zeros(&self.device, g.weight_hh.shape())?;
+                real.push(std::mem::replace(&mut g.weight_hh, fresh));
+            }
+            weight_drop = Some(WeightDrop { p, seeds, grads: real });
+        }
         let seed = self.train.then(|| self.next_seed());
-        let fwd = module.layer.forward_packed(
+        let fwd = layer.forward_packed(
             self.value(x)?,
             batch,
             h0.map(|v| self.value(v)).transpose()?,
@@ -311,16 +462,7 @@ impl Tape {
         let rec = self.nodes.len();
         let h_n = Var { tape: self.id, index: rec + 1 };
         let c_n = c_n_t.as_ref().map(|_| Var { tape: self.id, index: rec + 2 });
-        let op = Op::Recurrent {
-            layer: module.layer.clone(),
-            grads: module.grads.clone(),
-            x,
-            h0,
-            c0,
-            h_n,
-            c_n,
-            saved: Box::new(fwd),
-        };
+        let op = Op::Recurrent { layer, grads, x, h0, c0, h_n, c_n, saved: Box::new(fwd), weight_drop };
         let output = self.push(output, op);
         let h_n_var = self.push(h_n_t, Op::RecurrentState);
         let c_n_var = c_n_t.map(|t| self.push(t, Op::RecurrentState));
@@ -440,7 +582,7 @@ impl Tape {
     fn loss(&mut self, logits: Var, targets: Tensor, params: LossParams, bce: bool, count: usize) -> Result<LossVars> {
         let LossForward { stats, loss, metrics } = launch::loss_forward(self.value(logits)?, &targets, params, bce)?;
         let loss = self.push(loss, Op::Loss { logits, targets, stats, params, bce });
-        Ok(LossVars { loss, metrics, count })
+        Ok(LossVars { loss, objective: loss, metrics, count })
     }
 
     /// Records a metric value; calling `backward` through it is an error.
@@ -500,6 +642,15 @@ impl Tape {
                     let dx = crate::ops::dropout_dense(&g, *p, *seed)?;
                     accumulate(&mut grads, *x, dx)?;
                 }
+                Op::KeyedDropout { x, keys, whole_rows, p, seed } => {
+                    let dx = crate::ops::dropout_keyed(&g, keys, *whole_rows, *p, *seed)?;
+                    accumulate(&mut grads, *x, dx)?;
+                }
+                Op::SquarePenalty { x, links, params } => {
+                    let xv = &self.nodes[x.index].value;
+                    let dx = crate::ops::square_sum_backward(xv, links, &g, *params)?;
+                    accumulate(&mut grads, *x, dx)?;
+                }
                 Op::Add { a, b } => {
                     // Each input gets its own buffer (accumulation is in
                     // place, and `g` stays this node's gradient).
@@ -509,11 +660,18 @@ impl Tape {
                         accumulate(&mut grads, input, copy)?;
                     }
                 }
-                Op::Recurrent { layer, grads: param_grads, x, h0, c0, h_n, c_n, saved } => {
+                Op::Recurrent { layer, grads: param_grads, x, h0, c0, h_n, c_n, saved, weight_drop } => {
                     let g_h_n = grads[h_n.index].clone();
                     let g_c_n = c_n.and_then(|v| grads[v.index].clone());
                     let (dx, dh0, dc0) =
                         layer.backward_packed_into(saved, &g, g_h_n.as_ref(), g_c_n.as_ref(), param_grads)?;
+                    if let Some(WeightDrop { p, seeds, grads: real }) = weight_drop {
+                        // d weight_hh = mask ⊙ d(masked copy) / (1 − p).
+                        for ((masked, &seed), real) in param_grads.iter().zip(seeds).zip(real) {
+                            let d = crate::ops::dropout_dense(&masked.weight_hh, *p, seed)?;
+                            elementwise_axpy(1.0, &d, real)?;
+                        }
+                    }
                     accumulate(&mut grads, *x, dx)?;
                     if let Some(v) = h0 {
                         accumulate(&mut grads, *v, dh0)?;
@@ -556,6 +714,14 @@ impl Gradients {
             return None;
         }
         self.grads.get(v.index).and_then(Option::as_ref)
+    }
+}
+
+fn check_probability(what: &str, p: f32) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{what} probability must be in [0, 1), got {p}")))
     }
 }
 

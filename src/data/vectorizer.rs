@@ -51,6 +51,14 @@ pub struct TextVectorizerConfig {
     pub standardize: Standardize,
     /// Tokenisation.
     pub split: Split,
+    /// Fewest occurrences in the training texts for a token to get an id
+    /// (rarer ones become OOV); 0 or 1 = every token.
+    #[serde(default)]
+    pub min_count: u64,
+    /// Reserved tokens (e.g. `<bos>`, `<eos>`) given ids 2, 3, … right after
+    /// padding and OOV, before the learned tokens.
+    #[serde(default)]
+    pub specials: Vec<String>,
 }
 
 impl TextVectorizerConfig {
@@ -62,6 +70,8 @@ impl TextVectorizerConfig {
             truncate: Truncate::KeepFront,
             standardize: Standardize::LowerAndStripPunctuation,
             split: Split::Whitespace,
+            min_count: 0,
+            specials: Vec::new(),
         }
     }
 
@@ -95,12 +105,29 @@ impl TextVectorizerConfig {
         self.split = split;
         self
     }
+    /// Tokens seen fewer than `n` times in training become OOV.
+    pub fn with_min_count(mut self, n: u64) -> Self {
+        self.min_count = n;
+        self
+    }
+    /// Reserved tokens with ids 2, 3, … (e.g. `["<bos>", "<eos>"]`).
+    pub fn with_specials(mut self, specials: &[&str]) -> Self {
+        self.specials = specials.iter().map(|s| s.to_string()).collect();
+        self
+    }
 
     fn validate(&self) -> Result<()> {
         if self.max_tokens.is_some_and(|m| m < 3) {
             return Err(Error::Config(format!(
                 "max_tokens must be at least 3 (padding, out-of-vocabulary and one token), got {:?}",
                 self.max_tokens
+            )));
+        }
+        if self.max_tokens.is_some_and(|m| m < self.specials.len() + 2) {
+            return Err(Error::Config(format!(
+                "max_tokens {:?} leaves no room for the {} special tokens",
+                self.max_tokens,
+                self.specials.len()
             )));
         }
         if self.output_sequence_length == Some(0) {
@@ -146,10 +173,15 @@ impl TextVectorizer {
         if counts.is_empty() {
             return Err(Error::Config("the training texts hold no tokens to learn a vocabulary from".into()));
         }
-        let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+        let mut ranked: Vec<(String, u64)> =
+            counts.into_iter().filter(|(t, c)| *c >= config.min_count && !config.specials.contains(t)).collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
-        let keep = config.max_tokens.map_or(ranked.len(), |m| ranked.len().min(m - 2));
-        Self::from_vocabulary(config, ranked.into_iter().take(keep).map(|(t, _)| t).collect())
+        let mut tokens = config.specials.clone();
+        tokens.extend(ranked.into_iter().map(|(t, _)| t));
+        if let Some(m) = config.max_tokens {
+            tokens.truncate(m - 2);
+        }
+        Self::from_vocabulary(config, tokens)
     }
 
     /// A vectorizer with a given vocabulary (tokens after padding and OOV,

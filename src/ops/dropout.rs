@@ -22,12 +22,17 @@ struct DropoutParams {
     layer: u32,
     prob: f32,
     scale: f32,
-    _pad: u32,
+    whole_rows: u32,
 }
 
 const DROPOUT_APPLY: Kernel = Kernel {
     shader: Shader::Dropout,
     entry: "dropout_apply",
+    storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+};
+const DROPOUT_KEYED: Kernel = Kernel {
+    shader: Shader::Dropout,
+    entry: "dropout_keyed",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
 };
 const DROPOUT_DENSE: Kernel =
@@ -44,7 +49,7 @@ impl DropoutParams {
             layer: dim_u32(OP, "layer", layer)?,
             prob: p,
             scale: 1.0 / (1.0 - p),
-            _pad: 0,
+            whole_rows: 0,
         })
     }
 }
@@ -72,4 +77,31 @@ pub(crate) fn dropout_packed(x: &Tensor, pack_index: &Tensor, layer: usize, p: f
 /// Dropout of any tensor, the mask indexed by element.
 pub(crate) fn dropout_dense(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     launch(DROPOUT_DENSE, x, None, DropoutParams::new(1, x.numel(), 0, p, seed)?)
+}
+
+/// Dropout of (N, F) rows with a key per row (`keys`, (N) u32): with
+/// `whole_rows` the mask unit is the key (every row with that key kept or
+/// dropped as a whole: AWD-LSTM's embedding dropout, keyed by token id);
+/// without, it is (key, feature) (a mask shared by every row with the same
+/// key: locked/variational dropout keyed by sequence, so one mask is shared
+/// over time). Backward is the same op on the gradient.
+pub(crate) fn dropout_keyed(x: &Tensor, keys: &Tensor, whole_rows: bool, p: f32, seed: u64) -> Result<Tensor> {
+    const OP: &str = "dropout_keyed";
+    let &[rows, cols] = x.shape() else {
+        return Err(crate::error::Error::Shape { op: OP, message: format!("x must be (N, F), got {:?}", x.shape()) });
+    };
+    if keys.shape() != [rows] || keys.dtype() != DType::U32 {
+        return Err(crate::error::Error::Shape {
+            op: OP,
+            message: format!("keys must be ({rows}) u32, got {:?} {:?}", keys.shape(), keys.dtype()),
+        });
+    }
+    let mut params = DropoutParams::new(rows, cols, 0, p, seed)?;
+    params.whole_rows = u32::from(whole_rows);
+    if !whole_rows {
+        // The mask index key·F + f must stay in u32.
+        let max_key = keys.max_index().unwrap_or(0) as usize;
+        dim_u32(OP, "key · features", (max_key + 1) * cols)?;
+    }
+    launch(DROPOUT_KEYED, x, Some(keys), params)
 }

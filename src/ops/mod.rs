@@ -8,8 +8,10 @@ mod elementwise;
 mod gather;
 mod gemm;
 mod reduce;
+mod regularize;
+mod sample;
 
-pub(crate) use dropout::{dropout_dense, dropout_packed};
+pub(crate) use dropout::{dropout_dense, dropout_keyed, dropout_packed};
 pub use elementwise::{
     elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
 };
@@ -17,6 +19,9 @@ pub use gather::gather_rows;
 pub(crate) use gather::gather_rows_or_zero;
 pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
 pub use reduce::{sum_cols, sum_rows};
+pub use regularize::temporal_links;
+pub(crate) use regularize::{square_sum_backward, square_sum_forward, SquareSumParams};
+pub use sample::{sample_logits, SampleOptions};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -4,6 +4,7 @@
 //! so they are the more accurate side.
 
 mod kernels;
+pub mod lm;
 pub mod nn;
 pub mod rnn;
 

@@ -182,6 +182,22 @@ impl Rnn {
         &self.params
     }
 
+    /// The same stack with `weight_hh` of every (layer, dir) replaced by
+    /// `weight_hh[i]` (same shapes): AWD-LSTM's weight drop runs the
+    /// recurrence with a DropConnect-masked copy of the recurrent weights.
+    pub(crate) fn with_weight_hh(&self, weight_hh: Vec<Tensor>) -> Result<Self> {
+        if weight_hh.len() != self.params.len()
+            || self.params.iter().zip(&weight_hh).any(|(p, w)| p.weight_hh.shape() != w.shape())
+        {
+            return Err(Error::Shape {
+                op: "Rnn::with_weight_hh",
+                message: "replacement recurrent weights must match the layer's shapes".into(),
+            });
+        }
+        let params = self.params.iter().zip(weight_hh).map(|(p, w)| RnnParams { weight_hh: w, ..p.clone() }).collect();
+        Ok(Self { config: self.config, params })
+    }
+
     /// Parameters with PyTorch names (`weight_ih_l0`, …, `bias_hh_l1_reverse`).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let spec = self.spec();

@@ -52,6 +52,17 @@ pub trait Task: Module {
         Ok(())
     }
 
+    /// Called before an evaluation pass (e.g. to reset carried state).
+    fn start_evaluation(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Factor on the learning rate for this batch (AWD-LSTM scales it by
+    /// the batch's BPTT length); 1 by default.
+    fn lr_scale(&self, _batch: &Self::Batch) -> f32 {
+        1.0
+    }
+
     /// String metadata stored in every checkpoint `fit` writes (vocabulary,
     /// label names, architecture), so the file alone rebuilds the model.
     fn metadata(&self) -> BTreeMap<String, String> {
@@ -272,6 +283,7 @@ pub struct Evaluation {
 /// once at the end.
 pub fn evaluate<T: Task, B: Batches<Batch = T::Batch>>(task: &mut T, batches: &B) -> Result<Evaluation> {
     let device = task_device(task)?;
+    task.start_evaluation()?;
     let mut sums: Option<MetricSums> = None;
     for batch in batches.epoch(0)? {
         let mut tape = Tape::eval(&device);
@@ -398,12 +410,13 @@ where
             if config.max_steps.is_some_and(|m| state.step >= m) {
                 break;
             }
-            let lr = config.schedule.lr_at(config.lr, u32::try_from(state.step).unwrap_or(u32::MAX));
+            let lr =
+                config.schedule.lr_at(config.lr, u32::try_from(state.step).unwrap_or(u32::MAX)) * task.lr_scale(batch);
             optimizer.set_lr(lr)?;
             let mut tape = Tape::train(&device, step_seed(config.seed, state.step));
             let loss = task.loss(&mut tape, batch)?;
             optimizer.zero_grad()?;
-            tape.backward(loss.loss)?;
+            tape.backward(loss.objective)?;
             if let Some(max_norm) = config.clip {
                 optimizer.clip_grad_norm(max_norm)?;
             }

@@ -135,6 +135,9 @@ pub struct FitConfig {
     pub refresh: Duration,
     /// Stop request (e.g. [`ctrl_c_flag`]).
     pub stop: Option<StopFlag>,
+    /// Print the validation perplexity exp(val_loss) in the epoch lines
+    /// (language models).
+    pub show_perplexity: bool,
 }
 
 impl FitConfig {
@@ -157,6 +160,7 @@ impl FitConfig {
             progress: Progress::Bar,
             refresh: Duration::from_millis(250),
             stop: None,
+            show_perplexity: false,
         }
     }
 
@@ -209,6 +213,11 @@ impl FitConfig {
     /// Output.
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
+        self
+    }
+    /// Validation perplexity in the epoch lines.
+    pub fn with_perplexity(mut self, show: bool) -> Self {
+        self.show_perplexity = show;
         self
     }
     /// Stop request.
@@ -527,7 +536,7 @@ where
         if let Some(r) = valid_row {
             log_row(&mut csv, &mut state.rows, r)?;
         }
-        bar.finish(&epoch_line(&record, config.epochs));
+        bar.finish(&epoch_line(&record, config.epochs, config.show_perplexity));
         state.history.push(record.clone());
 
         // Best checkpoint and early stopping on the monitored value.
@@ -626,11 +635,14 @@ fn log_row(csv: &mut Option<MetricsCsv>, rows: &mut Vec<MetricRow>, row: MetricR
 }
 
 /// The plain per-epoch line.
-fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+fn epoch_line(r: &EpochRecord, epochs: usize, perplexity: bool) -> String {
     let mut line =
         format!("epoch {}/{epochs}: train_loss={:.4} train_accuracy={:.4}", r.epoch, r.train_loss, r.train_accuracy);
     if let (Some(l), Some(a)) = (r.val_loss, r.val_accuracy) {
         line += &format!(" val_loss={l:.4} val_accuracy={a:.4}");
+        if perplexity {
+            line += &format!(" val_ppl={:.2}", l.exp());
+        }
     }
     line + &format!(" lr={:.3e} tokens_per_s={:.0} seconds={:.1}", r.lr, r.tokens_per_s, r.seconds)
 }

@@ -216,9 +216,7 @@ impl Tape {
     /// A fresh seed for the next dropout mask (deterministic in the tape seed).
     fn next_seed(&mut self) -> u64 {
         self.dropouts += 1;
-        let lo = pcg_hash(self.seed as u32 ^ pcg_hash(self.dropouts as u32));
-        let hi = pcg_hash((self.seed >> 32) as u32 ^ pcg_hash(lo));
-        (u64::from(hi) << 32) | u64::from(lo)
+        mask_seed(self.seed, self.dropouts)
     }
 
     /// `embedding.weight[ids]`: (count) host ids → (count, E). Ids ≥ V are
@@ -715,6 +713,16 @@ impl Gradients {
         }
         self.grads.get(v.index).and_then(Option::as_ref)
     }
+}
+
+/// The seed of the `n`-th mask (1-based: dropout, locked or embedding
+/// dropout, weight drop, in recording order) drawn on a training tape made
+/// with `tape_seed`. CPU references use it to rebuild a tape's masks bit
+/// for bit.
+pub fn mask_seed(tape_seed: u64, n: u64) -> u64 {
+    let lo = pcg_hash(tape_seed as u32 ^ pcg_hash(n as u32));
+    let hi = pcg_hash((tape_seed >> 32) as u32 ^ pcg_hash(lo));
+    (u64::from(hi) << 32) | u64::from(lo)
 }
 
 fn check_probability(what: &str, p: f32) -> Result<()> {

@@ -42,6 +42,10 @@ struct Cli {
     /// Most words per generated headline.
     #[arg(long, default_value_t = 15)]
     max_words: usize,
+    /// Let generated headlines contain the out-of-vocabulary token (banned by default:
+    /// a headline of `[UNK]`s says nothing).
+    #[arg(long)]
+    allow_unk: bool,
     #[command(flatten)]
     lm: LmArgs,
 }
@@ -125,12 +129,15 @@ fn main() -> std::process::ExitCode {
 fn print_headlines(model: &TextLm, cli: &Cli) -> wgrnn::Result<()> {
     let eos = model.special("<eos>").ok_or_else(|| wgrnn::Error::Config("the vocabulary has no <eos>".into()))?;
     let prompt_words = model.vectorizer.tokens(&cli.lm.prompt).len();
-    let options = GenerateOptions {
+    let mut options = GenerateOptions {
         max_len: cli.max_words.saturating_sub(prompt_words) + 1,
         min_len: cli.min_words.saturating_sub(prompt_words),
         stop: vec![eos],
         ..cli.lm.generate_options(0)
     };
+    if !cli.allow_unk {
+        options.sample.banned[0] = Some(wgrnn::data::TextVectorizer::OOV);
+    }
     println!("--- {} generated headlines (temperature {}) ---", cli.generate, cli.lm.temperature);
     for words in model.generate_text(&cli.lm.prompt, cli.generate, &options)? {
         let words: Vec<&str> = words.iter().map(String::as_str).take(cli.max_words - prompt_words.min(cli.max_words)).collect();

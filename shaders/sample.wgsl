@@ -157,7 +157,10 @@ fn sample_logits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         var hi = 0xFFFFFFFFu;
         // Invariant: count(key ≥ lo) ≥ k; find the largest such lo.
         for (var round = 0u; round < 32u; round++) {
-            let mid = lo + (hi - lo + 1u) / 2u;
+            // lo + ⌈(hi − lo) / 2⌉ without overflow (hi − lo + 1 wraps to 0
+            // on the first round).
+            let d = hi - lo;
+            let mid = lo + d / 2u + (d & 1u);
             var c = 0u;
             for (var i = lid; i < p.vocab; i += WG) {
                 c += select(0u, 1u, key(scaled(base, i)) >= mid);

@@ -21,7 +21,7 @@ pub struct GenerateOptions {
     /// Tokens to draw after the prompt (stop tokens included).
     pub max_len: usize,
     /// Fewest tokens before a stop token may be drawn (stop tokens are
-    /// banned until then; at most three stop tokens for this).
+    /// banned until then, in the sampler's banned slots left free).
     pub min_len: usize,
     /// Ids that end a row (kept as its last token).
     pub stop: Vec<u32>,
@@ -50,8 +50,13 @@ impl LanguageModel {
                 options.max_len
             )));
         }
-        if options.min_len > 0 && options.stop.len() > 3 {
-            return Err(Error::Config("a minimum length can ban at most three stop tokens".into()));
+        let free_slots = options.sample.banned.iter().filter(|b| b.is_none()).count();
+        if options.min_len > 0 && options.stop.len() > free_slots {
+            return Err(Error::Config(format!(
+                "a minimum length bans the {} stop tokens until it is reached, but only {free_slots} of the \
+                 sampler's 3 banned slots are free",
+                options.stop.len()
+            )));
         }
         let vocab = self.config().vocab;
         if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
@@ -81,8 +86,12 @@ impl LanguageModel {
         for step in 0..options.max_len {
             let mut sample = options.sample;
             if step < options.min_len {
-                for (slot, &id) in options.stop.iter().enumerate() {
-                    sample.banned[slot] = Some(id);
+                // Into the slots the caller left free (checked above).
+                let mut free = sample.banned.iter_mut().filter(|b| b.is_none());
+                for &id in &options.stop {
+                    if let Some(slot) = free.next() {
+                        *slot = Some(id);
+                    }
                 }
             }
             sample_logits(&logits, &next, &tokens, step, &sample)?;

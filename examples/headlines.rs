@@ -42,6 +42,9 @@ struct Cli {
     /// Most words per generated headline.
     #[arg(long, default_value_t = 15)]
     max_words: usize,
+    /// Use only the first N headlines of the file (quick runs).
+    #[arg(long)]
+    limit: Option<usize>,
     /// Let generated headlines contain the out-of-vocabulary token (banned by default:
     /// a headline of `[UNK]`s says nothing).
     #[arg(long)]
@@ -65,10 +68,13 @@ fn main() -> std::process::ExitCode {
                 let col = Column::parse(&cli.col);
                 (p.clone(), CsvFormat::new(col.clone(), col).with_header(true))
             }
-            None => (cli.data.clone(), CsvFormat::new(Column::Index(1), Column::Index(0)).with_cleanup(Cleanup::AgNews)),
+            None => {
+                (cli.data.clone(), CsvFormat::new(Column::Index(1), Column::Index(0)).with_cleanup(Cleanup::AgNews))
+            }
         };
-        let rows = read_csv(&path, &format.with_empty(EmptyText::Skip))?;
-        let (train, valid) = split_every_fifth(rows.examples);
+        let mut rows = read_csv(&path, &format.with_empty(EmptyText::Skip))?.examples;
+        rows.truncate(cli.limit.unwrap_or(usize::MAX));
+        let (train, valid) = split_every_fifth(rows);
         let vectorizer = TextVectorizer::adapt(
             TextVectorizerConfig::words().with_min_count(2).with_specials(&["<bos>", "<eos>"]),
             train.iter().map(|e| e.text.as_str()),
@@ -98,8 +104,7 @@ fn main() -> std::process::ExitCode {
         let config = args.model_config(vectorizer.vocab_size(), &DEFAULTS);
         let mut model = TextLm::new(device, vectorizer, config)?;
         let mut optimizer = args.optimizer(&model, &DEFAULTS)?;
-        let fit_config =
-            args.fit_config("headlines", &DEFAULTS, train_set.epoch(0).len())?.with_perplexity(true);
+        let fit_config = args.fit_config("headlines", &DEFAULTS, train_set.epoch(0).len())?.with_perplexity(true);
         let report = lm_cli::train(&mut model, &mut optimizer, &train_set, &valid_set, &fit_config)?;
         let (Some(last), Some(best)) = (report.last(), report.best.as_ref()) else {
             println!("interrupted=true steps={} seconds={:.1}", report.steps, report.seconds);
@@ -140,9 +145,13 @@ fn print_headlines(model: &TextLm, cli: &Cli) -> wgrnn::Result<()> {
     }
     println!("--- {} generated headlines (temperature {}) ---", cli.generate, cli.lm.temperature);
     for words in model.generate_text(&cli.lm.prompt, cli.generate, &options)? {
-        let words: Vec<&str> = words.iter().map(String::as_str).take(cli.max_words - prompt_words.min(cli.max_words)).collect();
+        let words: Vec<&str> =
+            words.iter().map(String::as_str).take(cli.max_words - prompt_words.min(cli.max_words)).collect();
         let prompt = model.vectorizer.standardize(&cli.lm.prompt);
-        println!("{}", [prompt.trim(), &words.join(" ")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" "));
+        println!(
+            "{}",
+            [prompt.trim(), &words.join(" ")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ")
+        );
     }
     Ok(())
 }

@@ -130,3 +130,87 @@ fn bad_data_is_a_clear_error() {
     assert!(stderr.contains("bad.csv") && stderr.contains("nope"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `epoch` rows' validation losses from OUT/metrics.csv (`valid` rows).
+fn valid_losses(out: &Path) -> Vec<f32> {
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).expect("metrics.csv is written");
+    csv.lines().filter(|l| l.starts_with("valid,")).map(|l| l.split(',').nth(4).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn char_lm_trains_on_the_bundled_sample_and_samples_from_its_checkpoint() {
+    let out = out_dir("char_lm");
+    let out_s = out.to_str().unwrap();
+    let stdout = run_example(
+        "char_lm",
+        &[
+            "--out", out_s, "--epochs", "3", "--batch", "64", "--bptt", "64", "--hidden", "32", "--embed", "16",
+            "--lr", "1e-2", "--len", "80", "--prompt", "ROMEO:",
+        ],
+    );
+    let summary = stdout.lines().find(|l| l.starts_with("val_nats_per_char=")).unwrap_or_default();
+    for key in ["val_bits_per_char=", "train_loss=", "tokens_per_s=", "epochs=3"] {
+        assert!(summary.contains(key), "char_lm: no `{key}` in the summary line {summary:?}\n{stdout}");
+    }
+    let (train, valid) = (epoch_losses(&out), valid_losses(&out));
+    assert_eq!((train.len(), valid.len()), (3, 3), "{train:?} {valid:?}");
+    assert!(train[2] < train[0] && valid[2] < valid[0], "char_lm: loss did not go down: {train:?} {valid:?}");
+    assert!(stdout.contains("\nROMEO:"), "the sample continues the prompt:\n{stdout}");
+
+    // The checkpoint alone samples, reproducibly for a seed.
+    let ckpt = out.join("last.safetensors");
+    let args =
+        ["--generate", "--checkpoint", ckpt.to_str().unwrap(), "--prompt", "KING", "--len", "60", "--top-k", "5"];
+    let (a, b) = (run_example("char_lm", &args), run_example("char_lm", &args));
+    assert_eq!(a, b, "same seed, same sample");
+    let sample = a.lines().skip_while(|l| !l.starts_with("--- sample")).nth(1).unwrap_or_default();
+    assert!(sample.starts_with("KING") && sample.chars().count() > 20, "{a}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn headlines_trains_and_writes_headlines() {
+    let out = out_dir("headlines");
+    let out_s = out.to_str().unwrap();
+    let stdout = run_example(
+        "headlines",
+        &[
+            "--out",
+            out_s,
+            "--limit",
+            "1500",
+            "--epochs",
+            "3",
+            "--hidden",
+            "32",
+            "--embed",
+            "16",
+            "--lr",
+            "5e-3",
+            "--generate",
+            "4",
+        ],
+    );
+    let epoch_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epoch_lines.len(), 3, "{stdout}");
+    assert!(epoch_lines.iter().all(|l| l.contains("val_ppl=")), "{stdout}");
+    let summary = stdout.lines().find(|l| l.starts_with("best_val_ppl=")).unwrap_or_default();
+    assert!(summary.contains("tokens_per_s=") && summary.contains("epochs=3"), "{summary:?}");
+    let (train, valid) = (epoch_losses(&out), valid_losses(&out));
+    assert!(train[2] < train[0] && valid[2] < valid[0], "headlines: loss did not go down: {train:?} {valid:?}");
+    let generated: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("--- 4 generated")).skip(1).collect();
+    assert_eq!(generated.len(), 4, "{stdout}");
+    for h in &generated {
+        let words = h.split_whitespace().count();
+        assert!((4..=15).contains(&words) && !h.contains("[UNK]"), "headline {h:?}: 4 to 15 known words");
+    }
+
+    // From the checkpoint alone, continuing a prompt.
+    let ckpt = out.join("best.safetensors");
+    let stdout =
+        run_example("headlines", &["--checkpoint", ckpt.to_str().unwrap(), "--generate", "2", "--prompt", "Oil"]);
+    let generated: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("--- 2 generated")).skip(1).collect();
+    assert_eq!(generated.len(), 2, "{stdout}");
+    assert!(generated.iter().all(|h| h.starts_with("oil ")), "{generated:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -74,9 +74,7 @@ fn sampling_matches_the_cpu_reference() {
                     if !banned_all {
                         assert!(!o.banned.contains(&Some(g)), "V={vocab} option {oi}: drew banned id {g}");
                     }
-                    if o.temperature > 0.0
-                        && reference::sample_margin(row, o, step as u32, r as u32) < SAMPLE_MARGIN
-                    {
+                    if o.temperature > 0.0 && reference::sample_margin(row, o, step as u32, r as u32) < SAMPLE_MARGIN {
                         skipped += 1;
                         continue;
                     }
@@ -208,7 +206,10 @@ fn activation_penalties_match_the_reference_over_many_workgroups() {
         let grads = tape.backward(pen).unwrap();
         let (want, want_grad) = reference::square_sum(&x64, f, temporal.then_some(&links[..]), scale);
         let got = tape.value(pen).unwrap().to_vec().unwrap()[0];
-        assert!(((f64::from(got) - want) / want).abs() < f64::from(PENALTY_TOL), "temporal={temporal}: {got} vs {want}");
+        assert!(
+            ((f64::from(got) - want) / want).abs() < f64::from(PENALTY_TOL),
+            "temporal={temporal}: {got} vs {want}"
+        );
         let want_grad: Vec<f32> = want_grad.iter().map(|&v| v as f32).collect();
         let scale: Vec<f32> = want_grad.iter().map(|v| v.abs().max(1e-3)).collect();
         let got_grad = grads.get(xv).expect("x gets a gradient").to_vec().unwrap();

@@ -198,8 +198,7 @@ fn reference(p: &Problem<'_>, m: &HostModel, grads: bool) -> (f64, f64, Vec<Vec<
         let name = |w: &str| m.get(&format!("rnns.{k}.{w}_l0")).to_vec();
         let w_hh: Vec<f64> = name("weight_hh").iter().zip(&masks.weight[k]).map(|(w, f)| w * f).collect();
         let lw = LayerWeights { w_ih: name("weight_ih"), w_hh, b_ih: name("bias_ih"), b_hh: name("bias_hh") };
-        let inputs =
-            RnnInputs { input: &x, lengths: &LENGTHS, max_len: T, h0: &p.h0[k], c0: &p.c0[k], dropout: None };
+        let inputs = RnnInputs { input: &x, lengths: &LENGTHS, max_len: T, h0: &p.h0[k], c0: &p.c0[k], dropout: None };
         let tr = rnn_forward(&spec, std::slice::from_ref(&lw), &inputs);
         raw = tr.output.clone();
         x = raw.iter().zip(&masks.after[k]).map(|(v, f)| v * f).collect();
@@ -355,7 +354,8 @@ fn check(case: Case) -> f32 {
     let gpu_objective = f64::from(tape.value(loss.objective).unwrap().to_vec().unwrap()[0]);
 
     let named = named_parameters(&model);
-    let host = HostModel { params: named.iter().map(|(n, p)| (n.clone(), to_f64(p.value.to_vec().unwrap()))).collect() };
+    let host =
+        HostModel { params: named.iter().map(|(n, p)| (n.clone(), to_f64(p.value.to_vec().unwrap()))).collect() };
     let masks = masks(&case, &cfg, &batch, &ids);
     let problem = Problem { case, cfg, masks: &masks, ids: &ids, targets: &targets, h0: &h0, c0: &c0 };
     let (want_ce, want_objective, want) = reference(&problem, &host, true);
@@ -369,10 +369,7 @@ fn check(case: Case) -> f32 {
         case.carried
     );
     assert!((gpu_ce - want_ce).abs() < LOSS_TOL, "{tag}: cross-entropy {gpu_ce} vs {want_ce}");
-    assert!(
-        (gpu_objective - want_objective).abs() < LOSS_TOL,
-        "{tag}: objective {gpu_objective} vs {want_objective}"
-    );
+    assert!((gpu_objective - want_objective).abs() < LOSS_TOL, "{tag}: objective {gpu_objective} vs {want_objective}");
     if case.awd.is_some() {
         assert!(want_objective > want_ce + 1e-3, "{tag}: AR/TAR should add a visible penalty");
     }

@@ -24,6 +24,8 @@ use crate::tensor::Tensor;
 const FORMAT: &str = "wgrnn-checkpoint-1";
 /// Prefix of optimizer state tensors.
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// Prefix of running-state tensors ([`save_with_state`]).
+const STATE_PREFIX: &str = "state.";
 
 fn err(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Format(format!("checkpoint {}: {message}", path.display()))
@@ -46,6 +48,19 @@ pub fn save_with_metadata(
     optimizer: Option<&mut Optimizer>,
     extra: &BTreeMap<String, String>,
 ) -> Result<()> {
+    save_with_state(path, module, optimizer, extra, &[])
+}
+
+/// [`save_with_metadata`] plus running state that is not a parameter (a
+/// language model's carried h/c), stored as `state.<name>` tensors and
+/// read back with [`running_state`]; [`load`] ignores them.
+pub fn save_with_state(
+    path: impl AsRef<Path>,
+    module: &dyn Module,
+    optimizer: Option<&mut Optimizer>,
+    extra: &BTreeMap<String, String>,
+    state: &[(String, Tensor)],
+) -> Result<()> {
     let path = path.as_ref();
     if let Some(key) = extra.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
         return Err(Error::Config(format!("checkpoint metadata key `{key}` is reserved")));
@@ -61,6 +76,7 @@ pub fn save_with_metadata(
             tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
         }
     }
+    tensors.extend(state.iter().map(|(name, t)| (format!("{STATE_PREFIX}{name}"), t.clone())));
     let bytes = write_f32_tensors_with_metadata(&tensors, Some(meta))?;
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| err(path, format!("writing {}: {e}", tmp.display())))?;
@@ -80,6 +96,42 @@ pub fn metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
         Some(FORMAT) => Ok(meta),
         other => Err(err(path, format!("not a wgrnn checkpoint (format {other:?}, expected {FORMAT:?})"))),
     }
+}
+
+/// A tensor read back to the host: what [`running_state`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Name without the `state.` prefix.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+/// The running-state tensors [`save_with_state`] stored, in name order;
+/// empty when there are none. A non-f32 or non-finite one is an error.
+pub fn running_state(path: impl AsRef<Path>) -> Result<Vec<HostTensor>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("reading: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let mut names: Vec<String> =
+        st.names().into_iter().filter(|n| n.starts_with(STATE_PREFIX)).map(str::to_string).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let view = st.tensor(&name).map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(err(path, format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+            }
+            let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(err(path, format!("tensor `{name}` holds a non-finite value at element {i}")));
+            }
+            Ok(HostTensor { name: name[STATE_PREFIX.len()..].to_string(), shape: view.shape().to_vec(), values })
+        })
+        .collect()
 }
 
 /// Loads parameters (and optimizer state, step count and learning rate,

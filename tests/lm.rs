@@ -423,3 +423,52 @@ fn fit_trains_a_character_lm_and_the_checkpoint_alone_generates() {
     assert!(matches!(TextLm::load(dev, &wrong), Err(Error::Format(_))));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn resuming_inside_an_epoch_carries_the_state_and_matches_bitwise() {
+    let dev = device();
+    let text = char_text();
+    let vectorizer = TextVectorizer::adapt(TextVectorizerConfig::characters(), [text.as_str()]).unwrap();
+    let ids = vectorizer.encode(&text);
+    let train = StreamBatches::new(&ids, 4, Bptt::variable(12, 5)).unwrap();
+    let per_epoch = train.epoch(0).len();
+    let make = |seed| {
+        let cfg = LanguageModelConfig::new(vectorizer.vocab_size(), 8, 16)
+            .with_layers(2)
+            .with_awd(wgrnn::lm::AwdConfig::fastai(0.5))
+            .with_tied_weights(true)
+            .with_seed(seed);
+        TextLm::new(dev, vectorizer.clone(), cfg).unwrap()
+    };
+    let weights =
+        |lm: &TextLm| -> Vec<Vec<f32>> { lm.parameters().iter().map(|(_, p)| p.value.to_vec().unwrap()).collect() };
+    let dir = |tag: &str| std::env::temp_dir().join(format!("wgrnn-lm-resume-{tag}-{}", std::process::id()));
+    let base = |d: &std::path::Path| {
+        FitConfig::new(2, 3e-3).with_seed(9).with_clip(0.5).with_checkpoint_dir(d).with_progress(Progress::Quiet)
+    };
+
+    let mut straight = make(1);
+    let mut opt = Optimizer::adam(straight.parameters(), 3e-3).unwrap();
+    fit(&mut straight, &mut opt, &train, None, &base(&dir("a"))).unwrap();
+
+    // Stopped inside the first epoch (the carried state is mid-stream) ...
+    let stop_at = per_epoch as u64 / 2;
+    let mut first = make(1);
+    let mut opt = Optimizer::adam(first.parameters(), 3e-3).unwrap();
+    let mut stopped = base(&dir("b"));
+    stopped.max_steps = Some(stop_at);
+    assert_eq!(fit(&mut first, &mut opt, &train, None, &stopped).unwrap().steps, stop_at);
+    let saved = wgrnn::checkpoint::running_state(dir("b").join("last.safetensors")).unwrap();
+    assert_eq!(saved.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["c.0", "c.1", "h.0", "h.1"]);
+    // ... and resumed by a fresh model: the same weights as never stopping.
+    let mut resumed = make(2);
+    let mut opt = Optimizer::adam(resumed.parameters(), 3e-3).unwrap();
+    let report =
+        fit(&mut resumed, &mut opt, &train, None, &base(&dir("b")).with_resume(dir("b").join("last.safetensors")))
+            .unwrap();
+    assert_eq!(report.steps, (per_epoch + train.epoch(1).len()) as u64, "variable windows: epochs differ in length");
+    assert_eq!(weights(&resumed), weights(&straight), "resumed weights differ from the uninterrupted run");
+    for tag in ["a", "b"] {
+        std::fs::remove_dir_all(dir(tag)).ok();
+    }
+}

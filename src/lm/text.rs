@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::autograd::{LossVars, Tape};
-use crate::checkpoint;
+use crate::checkpoint::{self, HostTensor};
 use crate::data::TextVectorizer;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -18,6 +18,7 @@ use crate::lm::generate::GenerateOptions;
 use crate::lm::model::{LanguageModel, LanguageModelConfig, LayerState};
 use crate::nn::{named_parameters, Module, Parameter};
 use crate::rnn::PackedBatch;
+use crate::tensor::Tensor;
 use crate::train::Task;
 
 const KIND_KEY: &str = "wgrnn.kind";
@@ -146,6 +147,50 @@ impl Task for TextLm {
 
     fn start_evaluation(&mut self) -> Result<()> {
         self.state = None;
+        Ok(())
+    }
+
+    fn running_state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (k, layer) in self.state.iter().flatten().enumerate() {
+            out.push((format!("h.{k}"), layer.h.clone()));
+            if let Some(c) = &layer.c {
+                out.push((format!("c.{k}"), c.clone()));
+            }
+        }
+        out
+    }
+
+    fn restore_running_state(&mut self, state: Vec<HostTensor>) -> Result<()> {
+        if state.is_empty() {
+            self.state = None;
+            return Ok(());
+        }
+        let device = self.model.embedding.weight.value.device().clone();
+        let find = |name: &str| state.iter().find(|t| t.name == name);
+        let mut layers = Vec::with_capacity(self.model.rnns.len());
+        for k in 0..self.model.rnns.len() {
+            let tensor = |HostTensor { name, shape, values }: &HostTensor| {
+                let expected = [1, shape.get(1).copied().unwrap_or(0), self.model.config().layer_hidden(k)];
+                if shape[..] != expected {
+                    return Err(Error::Format(format!(
+                        "carried state `{name}` has shape {shape:?}, expected {expected:?}"
+                    )));
+                }
+                Tensor::from_slice(&device, values, shape)
+            };
+            let h = find(&format!("h.{k}")).ok_or_else(|| Error::Format(format!("no carried state `h.{k}`")))?;
+            let c = match (self.model.config().mode.has_cell_state(), find(&format!("c.{k}"))) {
+                (true, Some(c)) => Some(tensor(c)?),
+                (true, None) => return Err(Error::Format(format!("no carried state `c.{k}`"))),
+                (false, _) => None,
+            };
+            layers.push(LayerState { h: tensor(h)?, c });
+        }
+        if state.len() != layers.iter().map(|l| 1 + usize::from(l.c.is_some())).sum::<usize>() {
+            return Err(Error::Format("the checkpoint's carried state does not match the model's layers".into()));
+        }
+        self.state = Some(layers);
         Ok(())
     }
 

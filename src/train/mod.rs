@@ -24,11 +24,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::autograd::{LossVars, Tape};
-use crate::checkpoint;
+use crate::checkpoint::{self, HostTensor};
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{LrSchedule, Optimizer};
 use crate::rnn::spec::pcg_hash;
+use crate::tensor::Tensor;
 
 pub use interrupt::{ctrl_c_flag, StopFlag};
 pub use metrics::MetricRow;
@@ -61,6 +62,26 @@ pub trait Task: Module {
     /// the batch's BPTT length); 1 by default.
     fn lr_scale(&self, _batch: &Self::Batch) -> f32 {
         1.0
+    }
+
+    /// Running state that is not a parameter but that the next step
+    /// depends on (a language model's carried h/c between truncated-BPTT
+    /// windows): `fit` stores it in the checkpoints it writes mid-epoch and
+    /// hands it back on resume, so a resumed run continues bit for bit.
+    fn running_state(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Restores what [`Task::running_state`] returned; called on resume,
+    /// after the weights load and [`Task::start_epoch`]. A task without
+    /// running state rejects any.
+    fn restore_running_state(&mut self, state: Vec<HostTensor>) -> Result<()> {
+        match state.first() {
+            None => Ok(()),
+            Some(HostTensor { name, .. }) => {
+                Err(Error::Format(format!("this task keeps no running state, the checkpoint has `{name}`")))
+            }
+        }
     }
 
     /// String metadata stored in every checkpoint `fit` writes (vocabulary,
@@ -385,9 +406,9 @@ where
         })?;
     }
     let device = optimizer.device().clone();
-    let mut state = match &config.resume {
+    let (mut state, mut resumed_running) = match &config.resume {
         Some(path) => resume(path, task, optimizer)?,
-        None => LoopState::default(),
+        None => (LoopState::default(), Vec::new()),
     };
     let mut csv = config.metrics_csv.as_deref().map(|p| MetricsCsv::open(p, config.resume.is_some())).transpose()?;
     let started = Instant::now();
@@ -397,6 +418,10 @@ where
     'epochs: while state.epoch < config.epochs {
         let epoch = state.epoch;
         task.start_epoch(epoch)?;
+        if state.batch > 0 {
+            // Resumed inside this epoch: carry on from the saved state.
+            task.restore_running_state(std::mem::take(&mut resumed_running))?;
+        }
         let batches = train.epoch(epoch)?;
         if batches.is_empty() {
             return Err(Error::Config(format!("epoch {} has no training batches", epoch + 1)));
@@ -488,12 +513,15 @@ where
                         None => String::new(),
                     }
                 ));
-                save(config, "last.safetensors", task, optimizer, &state)?;
+                save(config, "last.safetensors", task, optimizer, &state, &task.running_state())?;
                 interrupted = true;
                 break 'epochs;
             }
         }
         let partial_epoch = state.batch < batches.len();
+        // Taken before evaluation, which resets it: a checkpoint inside the
+        // epoch continues from it.
+        let running = if partial_epoch { task.running_state() } else { Vec::new() };
         // The epoch's numbers.
         let reading = sums.read()?;
         let (train_loss, train_accuracy) = reading.means();
@@ -569,9 +597,9 @@ where
             state.partial_tokens = 0;
             state.partial_seconds = 0.0;
         }
-        save(config, "last.safetensors", task, optimizer, &state)?;
+        save(config, "last.safetensors", task, optimizer, &state, &running)?;
         if improved {
-            save(config, "best.safetensors", task, optimizer, &state)?;
+            save(config, "best.safetensors", task, optimizer, &state, &running)?;
         }
         if let Some(path) = &config.plot {
             plot::write_svg(path, &state.rows, "wgrnn training")?;
@@ -648,16 +676,23 @@ fn epoch_line(r: &EpochRecord, epochs: usize, perplexity: bool) -> String {
 }
 
 /// Writes a checkpoint with the task's metadata and the loop state.
-fn save<T: Task>(config: &FitConfig, name: &str, task: &T, opt: &mut Optimizer, state: &LoopState) -> Result<()> {
+fn save<T: Task>(
+    config: &FitConfig,
+    name: &str,
+    task: &T,
+    opt: &mut Optimizer,
+    state: &LoopState,
+    running: &[(String, Tensor)],
+) -> Result<()> {
     let Some(dir) = &config.checkpoint_dir else { return Ok(()) };
     let mut meta = task.metadata();
     let json = serde_json::to_string(state).map_err(|e| Error::Format(format!("trainer state: {e}")))?;
     meta.insert(TRAINER_KEY.into(), json);
-    checkpoint::save_with_metadata(dir.join(name), task, Some(opt), &meta)
+    checkpoint::save_with_state(dir.join(name), task, Some(opt), &meta, running)
 }
 
-/// Loads model, optimizer and loop state from `path`.
-fn resume<T: Task>(path: &Path, task: &mut T, opt: &mut Optimizer) -> Result<LoopState> {
+/// Loads model, optimizer, loop state and the task's running state from `path`.
+fn resume<T: Task>(path: &Path, task: &mut T, opt: &mut Optimizer) -> Result<(LoopState, Vec<HostTensor>)> {
     let meta = checkpoint::metadata(path)?;
     let json = meta.get(TRAINER_KEY).ok_or_else(|| {
         Error::Format(format!("checkpoint {}: no trainer state to resume from (not written by fit)", path.display()))
@@ -665,5 +700,5 @@ fn resume<T: Task>(path: &Path, task: &mut T, opt: &mut Optimizer) -> Result<Loo
     let state: LoopState = serde_json::from_str(json)
         .map_err(|e| Error::Format(format!("checkpoint {}: bad trainer state: {e}", path.display())))?;
     checkpoint::load(path, task, Some(opt))?;
-    Ok(state)
+    Ok((state, checkpoint::running_state(path)?))
 }

@@ -7,7 +7,7 @@
 // d[r, f] = x[r, f] for the activation itself (AR, `temporal` = 0).
 // `links[2r] = prev[r]`, `links[2r + 1] = next[r]`: the packed row of the
 // same sequence one step earlier / later, 0xFFFFFFFF where there is none.
-// CPU reference: `reference::nn::square_sum` (f64).
+// CPU reference: `reference::lm::square_sum` (f64).
 //
 // Bindings:
 //   0 p       uniform     SquareSumParams

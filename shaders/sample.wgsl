@@ -13,7 +13,7 @@
 // order-preserving u32 key of each float (32 rounds of a workgroup count or
 // sum), so nothing is sorted. The draw walks the kept mass in a fixed order
 // (invocation i owns elements i, i + WG, …; invocations in order), the
-// order `reference::nn::sample_logits` follows on the CPU.
+// order `reference::lm::sample_logits` follows on the CPU.
 //
 // Bindings:
 //   0 p        uniform     SampleParams

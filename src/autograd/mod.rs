@@ -1,6 +1,6 @@
 //! A thin autograd tape. Operations are recorded in creation order; each
 //! node keeps its value and what its backward rule needs. `backward(loss)`
-//! walks the nodes in reverse with one `match` over [`Op`], accumulating
+//! walks the nodes in reverse with one `match` over `Op`, accumulating
 //! (`+=`) into the gradients of intermediate values and straight into each
 //! [`Parameter`]'s gradient (the gradient store keyed by parameter).
 //! Everything is recorded into the device's open command buffer: a whole

@@ -1,7 +1,7 @@
 //! AWD-LSTM's activation penalties over a packed activation
 //! (shaders/regularize.wgsl): AR = scale·Σ x² and TAR = scale·Σ (x_t − x_{t−1})²
 //! over the steps of each sequence. CPU reference:
-//! [`crate::reference::nn::square_sum`].
+//! [`crate::reference::lm::square_sum`].
 
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};

@@ -1,7 +1,7 @@
 //! Token sampling on the GPU (shaders/sample.wgsl): temperature, top-k and
 //! top-p (nucleus) over logits (B, V), one draw per row, written where the
 //! next step's embedding gather reads it. CPU reference:
-//! [`crate::reference::nn::sample_logits`].
+//! [`crate::reference::lm::sample_logits`].
 
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Shader};

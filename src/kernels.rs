@@ -70,11 +70,13 @@ pub enum Shader {
     Regularize,
     /// `shaders/sample.wgsl`: temperature / top-k / top-p sampling.
     Sample,
+    /// `shaders/pad.wgsl`: strided block copy with zero fill (GEMM padding).
+    Pad,
 }
 
 impl Shader {
     /// All shaders, for validation tests.
-    pub const ALL: [Shader; 20] = [
+    pub const ALL: [Shader; 21] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
@@ -95,6 +97,7 @@ impl Shader {
         Shader::Optim,
         Shader::Regularize,
         Shader::Sample,
+        Shader::Pad,
     ];
 
     /// File name under `shaders/`.
@@ -120,6 +123,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Regularize => "regularize.wgsl",
             Shader::Sample => "sample.wgsl",
+            Shader::Pad => "pad.wgsl",
         }
     }
 
@@ -145,6 +149,7 @@ impl Shader {
             Shader::Optim => include_str!("../shaders/optim.wgsl"),
             Shader::Regularize => include_str!("../shaders/regularize.wgsl"),
             Shader::Sample => include_str!("../shaders/sample.wgsl"),
+            Shader::Pad => include_str!("../shaders/pad.wgsl"),
         }
     }
 

@@ -86,6 +86,19 @@ fn gemm_vec4_shapes() {
     }
 }
 
+/// Large shapes the vec4 kernel cannot take as they are (a vocabulary of
+/// 4,415 as N, K or a transposed M) run it on zero-padded copies: every
+/// transpose, with alpha, beta and bias, against the reference.
+#[test]
+fn gemm_vec4_pads_unaligned_operands() {
+    for opts in all_transposes() {
+        let opts = GemmOptions { alpha: 0.75, beta: -1.5, ..opts };
+        for &(m, k, n) in &[(130, 64, 4415), (4415, 130, 64), (64, 4415, 130), (1031, 257, 3)] {
+            check(GemmVariant::Vec4, m, k, n, opts, true, (m + n) as u64);
+        }
+    }
+}
+
 /// alpha, beta (accumulation into old C) and the bias broadcast.
 #[test]
 fn gemm_alpha_beta_bias() {
@@ -117,35 +130,38 @@ fn gemm_beta_zero_ignores_nan_in_c() {
 #[test]
 fn gemm_batched() {
     let dev = device();
-    let (batch, m, k, n) = (3, 17, 8, 12);
-    let a = random(batch * m * k, 1);
-    let b = random(batch * k * n, 2);
-    for variant in VARIANTS {
-        for shared_b in [false, true] {
-            let ta = Tensor::from_slice(dev, &a, &[batch, m, k]).unwrap();
-            let tb = if shared_b {
-                Tensor::from_slice(dev, &b[..k * n], &[k, n]).unwrap()
-            } else {
-                Tensor::from_slice(dev, &b, &[batch, k, n]).unwrap()
-            };
-            let tc = Tensor::zeros(dev, &[batch, m, n]).unwrap();
-            gemm_with_variant(&ta, &tb, None, &tc, GemmOptions::default(), variant).unwrap();
-            let got = tc.to_vec().unwrap();
-            for z in 0..batch {
-                let bz = if shared_b { &b[..k * n] } else { &b[z * k * n..(z + 1) * k * n] };
-                let mut want = vec![0.0; m * n];
-                reference::gemm(
-                    &a[z * m * k..(z + 1) * m * k],
-                    [m, k],
-                    bz,
-                    [k, n],
-                    None,
-                    &mut want,
-                    GemmOptions::default(),
-                );
-                let scale = vec![k as f32; m * n];
-                let what = format!("{variant:?} batch {z} shared_b={shared_b}");
-                assert_close(&what, &got[z * m * n..(z + 1) * m * n], &want, &scale, GEMM_RTOL);
+    // The second shape is big and unaligned enough for the vec4 kernel to
+    // run on padded copies.
+    for (batch, m, k, n) in [(3, 17, 8, 12), (3, 67, 33, 130)] {
+        let a = random(batch * m * k, 1);
+        let b = random(batch * k * n, 2);
+        for variant in VARIANTS {
+            for shared_b in [false, true] {
+                let ta = Tensor::from_slice(dev, &a, &[batch, m, k]).unwrap();
+                let tb = if shared_b {
+                    Tensor::from_slice(dev, &b[..k * n], &[k, n]).unwrap()
+                } else {
+                    Tensor::from_slice(dev, &b, &[batch, k, n]).unwrap()
+                };
+                let tc = Tensor::zeros(dev, &[batch, m, n]).unwrap();
+                gemm_with_variant(&ta, &tb, None, &tc, GemmOptions::default(), variant).unwrap();
+                let got = tc.to_vec().unwrap();
+                for z in 0..batch {
+                    let bz = if shared_b { &b[..k * n] } else { &b[z * k * n..(z + 1) * k * n] };
+                    let mut want = vec![0.0; m * n];
+                    reference::gemm(
+                        &a[z * m * k..(z + 1) * m * k],
+                        [m, k],
+                        bz,
+                        [k, n],
+                        None,
+                        &mut want,
+                        GemmOptions::default(),
+                    );
+                    let scale = vec![k as f32; m * n];
+                    let what = format!("{variant:?} ({m}, {k}, {n}) batch {z} shared_b={shared_b}");
+                    assert_close(&what, &got[z * m * n..(z + 1) * m * n], &want, &scale, GEMM_RTOL);
+                }
             }
         }
     }

@@ -170,3 +170,30 @@ fn elementwise_rejects_bad_input() {
     let err = ops::sum_cols(&m, &Tensor::zeros(dev, &[3]).unwrap(), 0.0).unwrap_err();
     assert!(err.to_string().contains("out must be [4]"), "{err}");
 }
+
+/// `copy_padded` against its reference: widening with zeros, narrowing
+/// from a strided source, batched and shared sources; a block reaching
+/// past its source is an error, not an out-of-bounds read.
+#[test]
+fn copy_padded_matches_reference() {
+    use wgrnn::ops::{copy_padded, Block};
+    let dev = device();
+    let src = random(3 * 5 * 7, 4);
+    let t = Tensor::from_slice(dev, &src, &[3, 5, 7]).unwrap();
+    for (block, batch, out_rows, out_cols) in [
+        (Block { rows: 5, cols: 7, ld: 7, batch_stride: 35 }, Some(3), 8, 12),
+        (Block { rows: 4, cols: 3, ld: 7, batch_stride: 35 }, Some(3), 4, 3),
+        (Block { rows: 5, cols: 7, ld: 7, batch_stride: 0 }, Some(2), 5, 9),
+        (Block { rows: 2, cols: 6, ld: 7, batch_stride: 0 }, None, 3, 8),
+    ] {
+        let got = copy_padded(&t, block, batch, out_rows, out_cols).unwrap();
+        let nb = batch.unwrap_or(1);
+        let want =
+            reference::copy_padded(&src, block.rows, block.cols, block.ld, block.batch_stride, nb, out_rows, out_cols);
+        assert_eq!(got.to_vec().unwrap(), want, "{block:?} batch {batch:?} → ({out_rows}, {out_cols})");
+    }
+    let past = Block { rows: 5, cols: 7, ld: 8, batch_stride: 35 };
+    assert!(copy_padded(&t, past, Some(3), 5, 8).is_err(), "reads past the source");
+    let empty = Block { rows: 0, cols: 7, ld: 7, batch_stride: 0 };
+    assert!(copy_padded(&t, empty, None, 1, 7).is_err());
+}

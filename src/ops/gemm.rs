@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Shader};
-use crate::ops::{check_no_alias, check_same_device, dim_u32};
+use crate::ops::{check_no_alias, check_same_device, copy_padded, copy_padded_into, dim_u32, Block};
 use crate::tensor::{DType, Tensor};
 
 /// Mirrors `GemmParams` in shaders/gemm.wgsl.
@@ -73,7 +73,8 @@ pub enum GemmVariant {
     /// 16×16 register tiles fed by vec4 loads, no barriers: best on
     /// software adapters (lavapipe), where each load is a per-lane loop and
     /// a barrier a coroutine switch. Needs K % 4 == 0, N % 4 == 0 and
-    /// M % 4 == 0 when `trans_a`; other shapes run
+    /// M % 4 == 0 when `trans_a`; other shapes run on zero-padded copies
+    /// of the operands when the product is large, else
     /// [`GemmVariant::Register`].
     Vec4,
     /// Shared-memory tiles: best on real GPUs.
@@ -197,6 +198,9 @@ pub fn gemm_with_variant(
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
     let rt = &a.device().rt;
     let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
+    if variant == GemmVariant::Vec4 && !vec4_ok && m * n * k >= PAD_MIN_MACS {
+        return gemm_vec4_padded(a, b, bias, c, opts, [ba, bb, bc_], [m, n]);
+    }
     let variant = if variant == GemmVariant::Vec4 && !vec4_ok { GemmVariant::Register } else { variant };
     match variant {
         GemmVariant::Register => {
@@ -216,6 +220,65 @@ pub fn gemm_with_variant(
             rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
         }
     }
+}
+
+/// GEMMs at least this big (multiply-adds) whose shape the vec4 kernel
+/// cannot take (a vocabulary of 4,415 as N, say) run it on zero-padded
+/// copies instead of falling back to the scalar kernel: the copies cost a
+/// few memory passes, the scalar kernel ~5× the time on lavapipe (2.4 vs
+/// 14 GFLOP/s for (500×256)·(256×4415)). Smaller ones are not worth the
+/// extra dispatches.
+const PAD_MIN_MACS: usize = 1 << 18;
+
+/// The vec4 GEMM on copies of A, B, bias (and C when beta ≠ 0) padded with
+/// zeros to widths that are multiples of 4 (and M too when `trans_a`):
+/// zero columns of K add nothing, extra rows and columns of C are dropped
+/// when the product is copied back into `c`. `batches` are the batch
+/// dimensions of A, B and C; `mn` is (M, N).
+fn gemm_vec4_padded(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    opts: GemmOptions,
+    batches: [Option<usize>; 3],
+    [m, n]: [usize; 2],
+) -> Result<()> {
+    let up = |x: usize| x.div_ceil(4) * 4;
+    // Each operand as stored, padded to aligned widths (and rows: a
+    // transposed A reads M four rows at a time, a B's rows are K or N).
+    let pad = |t: &Tensor, batch: Option<usize>, pad_rows: bool| -> Result<Tensor> {
+        let &[.., rows, cols] = t.shape() else {
+            return Err(Error::Shape {
+                op: "gemm",
+                message: format!("operand must be 2-D or 3-D, got {:?}", t.shape()),
+            });
+        };
+        let (rows_p, cols_p) = (if pad_rows { up(rows) } else { rows }, up(cols));
+        if (rows_p, cols_p) == (rows, cols) {
+            return Ok(t.clone());
+        }
+        copy_padded(t, Block { rows, cols, ld: cols, batch_stride: rows * cols }, batch, rows_p, cols_p)
+    };
+    let [ba, bb, bc] = batches;
+    let a_p = pad(a, ba, opts.trans_a)?;
+    let b_p = pad(b, bb, true)?;
+    let (m_p, n_p) = (if opts.trans_a { up(m) } else { m }, up(n));
+    let bias_p = match bias {
+        Some(t) => {
+            Some(copy_padded(t, Block { rows: 1, cols: n, ld: n, batch_stride: 0 }, None, 1, n_p)?.reshape(&[n_p])?)
+        }
+        None => None,
+    };
+    let c_block = Block { rows: m, cols: n, ld: n, batch_stride: m * n };
+    let c_p = if opts.beta != 0.0 {
+        copy_padded(c, c_block, bc, m_p, n_p)?
+    } else {
+        let shape: Vec<usize> = bc.into_iter().chain([m_p, n_p]).collect();
+        Tensor::uninit(c.device(), &shape, DType::F32)?
+    };
+    gemm_with_variant(&a_p, &b_p, bias_p.as_ref(), &c_p, opts, GemmVariant::Vec4)?;
+    copy_padded_into(&c_p, Block { rows: m, cols: n, ld: n_p, batch_stride: m_p * n_p }, c)
 }
 
 /// `A · B` for 2-D A (M, K) and B (K, N), returning a new (M, N) tensor.

@@ -7,6 +7,7 @@ mod dropout;
 mod elementwise;
 mod gather;
 mod gemm;
+mod pad;
 mod reduce;
 mod regularize;
 mod sample;
@@ -18,6 +19,7 @@ pub use elementwise::{
 pub use gather::gather_rows;
 pub(crate) use gather::gather_rows_or_zero;
 pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
+pub use pad::{copy_padded, copy_padded_into, Block};
 pub use reduce::{sum_cols, sum_rows};
 pub use regularize::temporal_links;
 pub(crate) use regularize::{square_sum_backward, square_sum_forward, SquareSumParams};

@@ -112,3 +112,28 @@ pub fn gather_rows(table: &[f32], shape: [usize; 2], idx: &[u32]) -> Vec<f32> {
     let cols = shape[1];
     idx.iter().flat_map(|&r| table[r as usize * cols..(r as usize + 1) * cols].iter().copied()).collect()
 }
+
+/// `copy_padded`: the (rows, cols) block of `src` (rows `ld` apart,
+/// batches `batch_stride` apart) into a zeroed (batch, out_rows, out_cols)
+/// grid.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_padded(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    batch_stride: usize,
+    batch: usize,
+    out_rows: usize,
+    out_cols: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0; batch * out_rows * out_cols];
+    for z in 0..batch {
+        for r in 0..rows.min(out_rows) {
+            for c in 0..cols.min(out_cols) {
+                out[(z * out_rows + r) * out_cols + c] = src[z * batch_stride + r * ld + c];
+            }
+        }
+    }
+    out
+}

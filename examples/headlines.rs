@@ -141,7 +141,7 @@ fn print_headlines(model: &TextLm, cli: &Cli) -> wgrnn::Result<()> {
         ..cli.lm.generate_options(0)
     };
     if !cli.allow_unk {
-        options.sample.banned[0] = Some(wgrnn::data::TextVectorizer::OOV);
+        options.sample = options.sample.with_banned(&[wgrnn::data::TextVectorizer::OOV])?;
     }
     println!("--- {} generated headlines (temperature {}) ---", cli.generate, cli.lm.temperature);
     for words in model.generate_text(&cli.lm.prompt, cli.generate, &options)? {

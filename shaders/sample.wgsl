@@ -7,7 +7,7 @@
 //                   the tokens strictly above it is below top_p); draw from
 //                   the renormalised softmax with u = hash(seed, step, row).
 //                   temperature = 0 is greedy: the first index of the max.
-//                   Banned ids (ban0..ban2) count as −FLT_MAX: never drawn
+//                   Banned ids (up to 8) count as −FLT_MAX: never drawn
 //                   while anything else is allowed.
 // The k-th value and the nucleus threshold are found by bisection on the
 // order-preserving u32 key of each float (32 rounds of a workgroup count or
@@ -37,9 +37,12 @@ struct SampleParams {
     seed_lo: u32,
     seed_hi: u32,
     step: u32,
-    ban0: u32,         // up to three ids never drawn (0xFFFFFFFF = none),
-    ban1: u32,         // e.g. <eos> before a minimum length
-    ban2: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    // Up to MAX_BANNED ids never drawn (0xFFFFFFFF = none): padding,
+    // <bos>, <eos> before a minimum length, …
+    ban: array<vec4<u32>, 2>,
 }
 
 @group(0) @binding(0) var<uniform> p: SampleParams;
@@ -106,7 +109,7 @@ const LOWEST: f32 = -3.4028235e38;
 
 // Scaled logit of id i of row `base`, LOWEST for a banned id.
 fn scaled(base: u32, i: u32) -> f32 {
-    if (i == p.ban0 || i == p.ban1 || i == p.ban2) { return LOWEST; }
+    if (any(vec4<u32>(i) == p.ban[0]) || any(vec4<u32>(i) == p.ban[1])) { return LOWEST; }
     return logits[base + i] * p.inv_temperature;
 }
 

@@ -41,8 +41,11 @@ fn sampling_matches_the_cpu_reference() {
         SampleOptions { temperature: 1.3, top_k: 1, seed: 5, ..SampleOptions::default() },
         SampleOptions { temperature: 0.8, top_p: 0.9, seed: 6, ..SampleOptions::default() },
         SampleOptions { temperature: 1.0, top_k: 40, top_p: 0.5, seed: 7, ..SampleOptions::default() },
-        SampleOptions { temperature: 0.5, seed: 8, banned: [Some(0), None, Some(2)], ..SampleOptions::default() },
-        SampleOptions { temperature: 0.0, banned: [Some(1), None, None], ..SampleOptions::default() },
+        SampleOptions { temperature: 0.5, seed: 8, ..SampleOptions::default() }.with_banned(&[0, 2]).unwrap(),
+        SampleOptions { temperature: 0.0, ..SampleOptions::default() }.with_banned(&[1]).unwrap(),
+        SampleOptions { temperature: 1.0, seed: 9, ..SampleOptions::default() }
+            .with_banned(&[16, 3, 5, 7, 1, 0, 2, 11])
+            .unwrap(),
     ];
     let (mut checked, mut skipped) = (0, 0);
     for &vocab in &[1usize, 3, 17, 257, 1031] {
@@ -319,10 +322,9 @@ fn stop_tokens_and_minimum_length() {
         assert!(r.len() > 10, "rows reach the minimum length");
     }
     // Every banned slot taken: no room to ban the stop token.
-    let full = GenerateOptions {
-        sample: SampleOptions { banned: [Some(0), Some(1), Some(2)], ..options.sample },
-        ..min.clone()
-    };
+    let full =
+        GenerateOptions { sample: options.sample.with_banned(&[0, 1, 2, 4, 5, 6, 7, 8]).unwrap(), ..min.clone() };
+    assert!(options.sample.with_banned(&[0, 1, 2, 4, 5, 6, 7, 8, 9]).is_err(), "nine bans");
     assert!(matches!(model.generate(&[1], 1, &full), Err(Error::Config(_))));
     assert!(matches!(model.generate(&[6], 1, &options), Err(Error::OutOfRange { .. })), "prompt id ≥ V");
     assert!(model.generate(&[], 1, &options).is_err(), "empty prompt");

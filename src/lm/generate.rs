@@ -21,7 +21,7 @@ pub struct GenerateOptions {
     /// Tokens to draw after the prompt (stop tokens included).
     pub max_len: usize,
     /// Fewest tokens before a stop token may be drawn (stop tokens are
-    /// banned until then, in the sampler's banned slots left free).
+    /// banned until then, beside `sample.banned`).
     pub min_len: usize,
     /// Ids that end a row (kept as its last token).
     pub stop: Vec<u32>,
@@ -50,14 +50,9 @@ impl LanguageModel {
                 options.max_len
             )));
         }
-        let free_slots = options.sample.banned.iter().filter(|b| b.is_none()).count();
-        if options.min_len > 0 && options.stop.len() > free_slots {
-            return Err(Error::Config(format!(
-                "a minimum length bans the {} stop tokens until it is reached, but only {free_slots} of the \
-                 sampler's 3 banned slots are free",
-                options.stop.len()
-            )));
-        }
+        // Stop tokens are banned until the minimum length (checked here: it
+        // must fit beside the caller's bans).
+        let before_min = options.sample.with_banned(&options.stop)?;
         let vocab = self.config().vocab;
         if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
             return Err(Error::OutOfRange {
@@ -84,16 +79,7 @@ impl LanguageModel {
         let mut logits = logits;
         let mut drawn = 0;
         for step in 0..options.max_len {
-            let mut sample = options.sample;
-            if step < options.min_len {
-                // Into the slots the caller left free (checked above).
-                let mut free = sample.banned.iter_mut().filter(|b| b.is_none());
-                for &id in &options.stop {
-                    if let Some(slot) = free.next() {
-                        *slot = Some(id);
-                    }
-                }
-            }
+            let sample = if step < options.min_len { before_min } else { options.sample };
             sample_logits(&logits, &next, &tokens, step, &sample)?;
             drawn = step + 1;
             if drawn == options.max_len {

@@ -92,8 +92,14 @@ impl TextLm {
 
     /// Continues the text `prompt` (vectorized; `<bos>` first when the
     /// vocabulary has one) in `rows` samples; returns the generated tokens
-    /// of each row (a stop token ends a row and is left out).
+    /// of each row (a stop token ends a row and is left out). Padding and
+    /// `<bos>` are never drawn (they are not text); ban the OOV id through
+    /// `options.sample` if `[UNK]` should not appear either.
     pub fn generate_text(&self, prompt: &str, rows: usize, options: &GenerateOptions) -> Result<Vec<Vec<String>>> {
+        let mut options = options.clone();
+        let not_text: Vec<u32> = [Some(TextVectorizer::PAD), self.special("<bos>")].into_iter().flatten().collect();
+        options.sample = options.sample.with_banned(&not_text)?;
+        let options = &options;
         let mut ids: Vec<u32> = self.special("<bos>").into_iter().collect();
         ids.extend(self.vectorizer.encode(prompt));
         if ids.is_empty() {

@@ -23,7 +23,7 @@ pub use pad::{copy_padded, copy_padded_into, Block};
 pub use reduce::{sum_cols, sum_rows};
 pub use regularize::temporal_links;
 pub(crate) use regularize::{square_sum_backward, square_sum_forward, SquareSumParams};
-pub use sample::{sample_logits, SampleOptions};
+pub use sample::{sample_logits, SampleOptions, MAX_BANNED};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -20,18 +20,38 @@ pub struct SampleOptions {
     pub top_p: f32,
     /// Seed of the draws: the same seed gives the same tokens.
     pub seed: u64,
-    /// Up to three ids never drawn (e.g. `<eos>` before a minimum length).
-    pub banned: [Option<u32>; 3],
+    /// Up to [`MAX_BANNED`] ids never drawn (padding, `<bos>`, `<eos>`
+    /// before a minimum length, …); see [`SampleOptions::with_banned`].
+    pub banned: [Option<u32>; MAX_BANNED],
 }
 
 impl Default for SampleOptions {
     /// Plain sampling from the softmax (temperature 1, no filters), seed 0.
     fn default() -> Self {
-        Self { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 0, banned: [None; 3] }
+        Self { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 0, banned: [None; MAX_BANNED] }
     }
 }
 
+/// Ids one draw can ban (the shader's two vec4 of ids).
+pub const MAX_BANNED: usize = 8;
+
 impl SampleOptions {
+    /// These options with `ids` banned too, in the free slots (an id
+    /// already banned takes none); more than [`MAX_BANNED`] in all is an
+    /// error.
+    pub fn with_banned(mut self, ids: &[u32]) -> Result<Self> {
+        for &id in ids {
+            if self.banned.contains(&Some(id)) {
+                continue;
+            }
+            let slot = self.banned.iter_mut().find(|b| b.is_none()).ok_or_else(|| {
+                Error::Config(format!("at most {MAX_BANNED} ids can be banned from sampling, {id} is one too many"))
+            })?;
+            *slot = Some(id);
+        }
+        Ok(self)
+    }
+
     /// Rejects a negative or non-finite temperature and a top_p outside (0, 1].
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
@@ -57,7 +77,8 @@ struct SampleParams {
     seed_lo: u32,
     seed_hi: u32,
     step: u32,
-    ban: [u32; 3],
+    _pad: [u32; 3],
+    ban: [u32; MAX_BANNED],
 }
 
 const SAMPLE_LOGITS: Kernel = Kernel {
@@ -109,6 +130,7 @@ pub fn sample_logits(
         seed_lo: options.seed as u32,
         seed_hi: (options.seed >> 32) as u32,
         step: dim_u32(OP, "step", step)?,
+        _pad: [0; 3],
         ban: options.banned.map(|b| b.unwrap_or(u32::MAX)),
     };
     let rt = &logits.device().rt;

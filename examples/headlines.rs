@@ -132,6 +132,9 @@ fn main() -> std::process::ExitCode {
 
 /// Prints `--generate` headlines of `--min-words`..`--max-words` words.
 fn print_headlines(model: &TextLm, cli: &Cli) -> wgrnn::Result<()> {
+    if cli.generate == 0 {
+        return Ok(());
+    }
     let eos = model.special("<eos>").ok_or_else(|| wgrnn::Error::Config("the vocabulary has no <eos>".into()))?;
     let prompt_words = model.vectorizer.tokens(&cli.lm.prompt).len();
     let mut options = GenerateOptions {

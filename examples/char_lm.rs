@@ -99,8 +99,14 @@ fn main() -> std::process::ExitCode {
 
 /// Prints `--len` characters continuing `--prompt` (default: a newline).
 fn print_sample(model: &TextLm, cli: &Cli) -> wgrnn::Result<()> {
+    if cli.len == 0 {
+        return Ok(());
+    }
     let prompt = if cli.lm.prompt.is_empty() { "\n" } else { cli.lm.prompt.as_str() };
-    let rows = model.generate_text(prompt, 1, &cli.lm.generate_options(cli.len))?;
+    // An unseen character decodes as "[UNK]": not text either.
+    let mut options = cli.lm.generate_options(cli.len);
+    options.sample = options.sample.with_banned(&[wgrnn::data::TextVectorizer::OOV])?;
+    let rows = model.generate_text(prompt, 1, &options)?;
     println!("--- sample (temperature {}, top-k {}) ---", cli.lm.temperature, cli.lm.top_k);
     println!("{prompt}{}", rows[0].concat());
     Ok(())

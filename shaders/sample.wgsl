@@ -236,11 +236,14 @@ fn sample_logits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         for (var i = lid; i < p.vocab; i += WG) {
             let v = scaled(base, i);
             if (key(v) >= floor_key) {
-                last_kept = i;
-                acc += exp(v - m);
+                let w = exp(v - m);
+                // A banned id has no mass: never the fallback either.
+                if (w > 0.0) { last_kept = i; }
+                acc += w;
                 if (pick == 0xFFFFFFFFu && residual < acc) { pick = i; }
             }
         }
+        // u·total rounded up to the total: the last id with mass.
         if (pick == 0xFFFFFFFFu) { pick = last_kept; }
         next[row] = pick;
         tokens[p.step * p.rows + row] = pick;

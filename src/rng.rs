@@ -12,6 +12,15 @@ impl Rng {
         Self(seed)
     }
 
+    /// An independent generator for stream `stream` (an epoch, say) of
+    /// `seed`. `Rng::new(seed ^ stream · φ)` would not do: SplitMix64 steps
+    /// its state by φ, so such streams are shifted copies of one another.
+    pub fn for_stream(seed: u64, stream: u64) -> Self {
+        let mut s = Self(seed);
+        let a = s.next_u64();
+        Self(a ^ Self(stream ^ 0xD1B5_4A32_D192_ED03).next_u64())
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);

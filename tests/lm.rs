@@ -121,6 +121,7 @@ fn bad_sampling_options_are_errors() {
     let tokens = Tensor::from_u32(dev, &[0; 2], &[1, 2]).unwrap();
     let ok = SampleOptions::default();
     for bad in [
+        SampleOptions { temperature: 1e-39, ..ok },
         SampleOptions { temperature: -1.0, ..ok },
         SampleOptions { temperature: f32::NAN, ..ok },
         SampleOptions { top_p: 0.0, ..ok },
@@ -328,6 +329,8 @@ fn stop_tokens_and_minimum_length() {
     assert!(matches!(model.generate(&[1], 1, &full), Err(Error::Config(_))));
     assert!(matches!(model.generate(&[6], 1, &options), Err(Error::OutOfRange { .. })), "prompt id ≥ V");
     assert!(model.generate(&[], 1, &options).is_err(), "empty prompt");
+    let endless = GenerateOptions::new(usize::MAX);
+    assert!(matches!(model.generate(&[1], 2, &endless), Err(Error::OutOfRange { .. })), "checked before allocating");
     assert!(model.generate(&[1], 0, &options).is_err(), "zero rows");
 }
 
@@ -359,9 +362,19 @@ fn stream_batches_cut_the_text_into_parallel_streams() {
     let last = e0.len() - 1;
     for (i, b) in e0.iter().enumerate() {
         assert!((5..=90).contains(&b.max_len) || i == last, "window {}", b.max_len);
-        assert!((b.lr_scale - b.max_len as f32 / 70.0).abs() < 1e-6);
+        if i != last {
+            assert!((b.lr_scale - b.max_len as f32 / 70.0).abs() < 1e-6, "lr scales by the window's length");
+        }
     }
     assert!(e0.iter().any(|b| b.max_len < 50), "half-length windows occur (p = 0.05 over ~35 windows)");
+    // Epochs draw independent streams, not shifted copies of one (each
+    // window takes three draws, so a shift would repeat after 3 epochs).
+    let lens = |e: usize| StreamBatches::new(&long, 8, Bptt::variable(70, 0)).unwrap().epoch(e);
+    let (z0, z3) = (lens(0), lens(3));
+    assert_ne!(
+        z3.iter().map(|b| b.max_len).take(20).collect::<Vec<_>>(),
+        z0.iter().skip(1).map(|b| b.max_len).take(20).collect::<Vec<_>>()
+    );
     assert!(StreamBatches::new(&ids, 0, Bptt::fixed(7)).is_err());
     assert!(StreamBatches::new(&ids, 4, Bptt::fixed(0)).is_err());
     assert!(StreamBatches::new(&ids[..7], 4, Bptt::fixed(7)).is_err(), "streams of one token predict nothing");
@@ -406,9 +419,19 @@ fn fit_trains_a_character_lm_and_the_checkpoint_alone_generates() {
     let mut opt = Optimizer::adam(lm.parameters(), 1e-2).unwrap();
     let config = FitConfig::new(4, 1e-2).with_checkpoint_dir(&dir).with_clip(1.0).with_progress(Progress::Quiet);
     let report = fit(&mut lm, &mut opt, &train, Some(&valid), &config).unwrap();
+    assert_eq!(report.history.len(), 4);
     let (first, last) = (&report.history[0], report.last().unwrap());
     assert!(last.train_loss < first.train_loss * 0.8, "loss {} → {}", first.train_loss, last.train_loss);
     assert!(last.val_loss.unwrap() < 2.0, "a repeated sentence is easy: val loss {:?}", last.val_loss);
+
+    // A step limit at an epoch boundary ends the run there: no empty epoch.
+    let per_epoch = train.epoch(0).len() as u64;
+    let mut other = TextLm::new(dev, lm.vectorizer.clone(), cfg).unwrap();
+    let mut opt2 = Optimizer::adam(other.parameters(), 1e-2).unwrap();
+    let mut limited = FitConfig::new(4, 1e-2).with_progress(Progress::Quiet);
+    limited.max_steps = Some(2 * per_epoch);
+    let report = fit(&mut other, &mut opt2, &train, Some(&valid), &limited).unwrap();
+    assert_eq!((report.steps, report.history.len()), (2 * per_epoch, 2));
 
     let loaded = TextLm::load(dev, dir.join("last.safetensors")).unwrap();
     assert_eq!(loaded.vectorizer.vocab_size(), lm.vectorizer.vocab_size());

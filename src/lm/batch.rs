@@ -42,7 +42,8 @@ pub struct Bptt {
     pub len: usize,
     /// AWD-LSTM's variable length: `len` with probability 0.95 else
     /// `len / 2`, then N(·, 5), at least 5 and at most `len + 20`; the
-    /// learning rate scales by the window's length / `len`.
+    /// learning rate scales by the window's drawn length / `len` (the last
+    /// window of an epoch may be cut shorter by the end of the data).
     pub variable: bool,
     /// Seed of the variable lengths (with the epoch).
     pub seed: u64,
@@ -92,19 +93,21 @@ impl StreamBatches {
         self.batch * (self.stream_len - 1)
     }
 
-    /// The window lengths of epoch `epoch`.
-    fn windows(&self, epoch: usize) -> Vec<usize> {
-        let mut rng = Rng::new(self.bptt.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    /// The windows of epoch `epoch`: (length, drawn length).
+    fn windows(&self, epoch: usize) -> Vec<(usize, usize)> {
+        let mut rng = Rng::for_stream(self.bptt.seed, epoch as u64);
         let (mut i, mut out) = (0, Vec::new());
         while i < self.stream_len - 1 {
-            let mut len = self.bptt.len;
+            let mut drawn = self.bptt.len;
             if self.bptt.variable {
-                let base = if rng.next_f32() < 0.95 { len as f32 } else { len as f32 / 2.0 };
-                let drawn = (base + 5.0 * crate::nn::init::normal(&mut rng)) as i64;
-                len = (drawn.max(5) as usize).min(self.bptt.len + 20);
+                let base = if rng.next_f32() < 0.95 { drawn as f32 } else { drawn as f32 / 2.0 };
+                let len = (base + 5.0 * crate::nn::init::normal(&mut rng)) as i64;
+                drawn = (len.max(5) as usize).min(self.bptt.len + 20);
             }
-            let len = len.min(self.stream_len - 1 - i);
-            out.push(len);
+            // The last window is cut at the end of the data; its learning
+            // rate still scales by the drawn length, as AWD-LSTM's does.
+            let len = drawn.min(self.stream_len - 1 - i);
+            out.push((len, drawn));
             i += len;
         }
         out
@@ -116,7 +119,7 @@ impl StreamBatches {
         let mut start = 0;
         self.windows(epoch)
             .into_iter()
-            .map(|len| {
+            .map(|(len, drawn)| {
                 let (mut inputs, mut targets) =
                     (Vec::with_capacity(self.batch * len), Vec::with_capacity(self.batch * len));
                 for b in 0..self.batch {
@@ -125,7 +128,7 @@ impl StreamBatches {
                     targets.extend_from_slice(&s[start + 1..start + len + 1]);
                 }
                 start += len;
-                let lr_scale = if self.bptt.variable { len as f32 / self.bptt.len as f32 } else { 1.0 };
+                let lr_scale = if self.bptt.variable { drawn as f32 / self.bptt.len as f32 } else { 1.0 };
                 LmBatch { inputs, targets, lengths: vec![len; self.batch], max_len: len, carry_state: true, lr_scale }
             })
             .collect()
@@ -167,7 +170,7 @@ impl SentenceBatches {
     pub fn epoch(&self, epoch: usize) -> Vec<LmBatch> {
         let mut order: Vec<usize> = (0..self.sentences.len()).collect();
         if let Some(seed) = self.shuffle {
-            let mut rng = Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = Rng::for_stream(seed, epoch as u64);
             for i in (1..order.len()).rev() {
                 order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
             }

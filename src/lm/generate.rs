@@ -52,7 +52,7 @@ impl LanguageModel {
         }
         // Stop tokens are banned until the minimum length (checked here: it
         // must fit beside the caller's bans).
-        let before_min = options.sample.with_banned(&options.stop)?;
+        let before_min = if options.min_len > 0 { options.sample.with_banned(&options.stop)? } else { options.sample };
         let vocab = self.config().vocab;
         if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
             return Err(Error::OutOfRange {
@@ -61,6 +61,18 @@ impl LanguageModel {
             });
         }
         let device = self.embedding.weight.value.device().clone();
+        // Sizes from the caller: checked before anything is allocated.
+        let max_rows = device.rt.limits.max_compute_workgroups_per_dimension as usize;
+        let cells = rows.checked_mul(options.max_len).and_then(|n| n.checked_mul(4));
+        if rows > max_rows || cells.is_none_or(|b| b as u64 > device.rt.limits.max_storage_buffer_binding_size) {
+            return Err(Error::OutOfRange {
+                op: "generate",
+                message: format!(
+                    "{rows} rows × {} tokens exceed the device (at most {max_rows} rows and {} bytes of tokens)",
+                    options.max_len, device.rt.limits.max_storage_buffer_binding_size
+                ),
+            });
+        }
         let next = Tensor::from_u32(&device, &vec![0; rows], &[rows])?;
         let tokens = Tensor::from_u32(&device, &vec![0; rows * options.max_len], &[options.max_len, rows])?;
 

@@ -71,7 +71,8 @@ pub struct LanguageModelConfig {
     #[serde(with = "mode_name")]
     pub mode: RnnMode,
     /// Plain dropout after every recurrent layer (between layers and before
-    /// the decoder), as PyTorch's word_language_model. Ignored with `awd`.
+    /// the decoder; PyTorch's word_language_model also drops the embedding
+    /// output, this does not). Ignored with `awd`.
     pub dropout: f32,
     /// Decoder weight = embedding weight (Press & Wolf 2017); the last
     /// layer's hidden size is then E.

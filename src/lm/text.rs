@@ -131,10 +131,21 @@ impl Task for TextLm {
         let packed = PackedBatch::new(tape.device(), &batch.lengths, batch.max_len)?;
         let ids = packed.pack_host(&batch.inputs)?;
         let targets = packed.pack_host(&batch.targets)?;
-        // A carried state fits only a batch of the same rows (the last
-        // window of a stream set may not be followed by one that fits).
         let carried = match (&self.state, batch.carry_state) {
-            (Some(s), true) if s.first().is_some_and(|l| l.h.shape()[1] == batch.lengths.len()) => Some(s.as_slice()),
+            (Some(s), true) => {
+                let rows = s.first().map_or(0, |l| l.h.shape()[1]);
+                if rows != batch.lengths.len() {
+                    return Err(Error::Shape {
+                        op: "TextLm::loss",
+                        message: format!(
+                            "the carried state holds {rows} streams, this batch {} (a resumed run needs the batch \
+                             size it was started with)",
+                            batch.lengths.len()
+                        ),
+                    });
+                }
+                Some(s.as_slice())
+            }
             _ => None,
         };
         let fwd = self.model.forward(tape, &ids, &packed, carried)?;

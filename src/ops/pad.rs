@@ -66,6 +66,9 @@ pub fn copy_padded_into(src: &Tensor, block: Block, out: &Tensor) -> Result<()> 
             return Err(Error::Shape { op: OP, message: format!("out must be 2-D or 3-D, got {s:?}") });
         }
     };
+    if batch * out_rows * out_cols == 0 {
+        return Ok(()); // nothing to write (a batch of 0)
+    }
     if block.rows == 0 || block.cols == 0 {
         return Err(Error::Empty { op: OP, what: "source block".into() });
     }

@@ -54,8 +54,15 @@ impl SampleOptions {
 
     /// Rejects a negative or non-finite temperature and a top_p outside (0, 1].
     pub fn validate(&self) -> Result<()> {
-        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(Error::Config(format!("temperature must be ≥ 0 and finite, got {}", self.temperature)));
+        // 1/temperature must be finite too: a subnormal temperature would
+        // turn every scaled logit into ±inf.
+        if !(self.temperature.is_finite() && self.temperature >= 0.0)
+            || (self.temperature > 0.0 && !(1.0 / self.temperature).is_finite())
+        {
+            return Err(Error::Config(format!(
+                "temperature must be 0 (greedy) or a positive finite number with a finite inverse, got {}",
+                self.temperature
+            )));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::Config(format!("top_p must be in (0, 1], got {}", self.top_p)));

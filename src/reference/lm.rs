@@ -124,7 +124,8 @@ pub fn sample_logits(logits: &[f32], options: &SampleOptions, step: u32, row: u3
             return i as u32;
         }
     }
-    walk.last().map_or(0, |&(i, _)| i as u32)
+    // Rounding past the total: the last id with mass (never a banned one).
+    walk.iter().rev().find(|(_, w)| *w > 0.0).map_or(0, |&(i, _)| i as u32)
 }
 
 /// How far the draw of row `row` lies from the nearest boundary of the

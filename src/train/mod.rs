@@ -416,6 +416,11 @@ where
     let (mut run_tokens, mut interrupted, mut stopped_early) = (0u64, false, false);
 
     'epochs: while state.epoch < config.epochs {
+        if config.max_steps.is_some_and(|m| state.step >= m) {
+            // Reached at an epoch boundary (or resumed from a run that
+            // stopped there): no empty epoch to record.
+            break;
+        }
         let epoch = state.epoch;
         task.start_epoch(epoch)?;
         if state.batch > 0 {

@@ -53,12 +53,17 @@ pub struct LmArgs {
     #[arg(long)]
     pub dropout: Option<f32>,
     /// AWD-LSTM regularizers (weight drop, locked and embedding dropout, AR,
-    /// TAR) with fastai's dropouts times --drop-mult, tied weights.
+    /// TAR) with fastai's dropouts times --drop-mult, tied weights (unless
+    /// --untied).
     #[arg(long)]
     pub awd: bool,
     /// Scale of the AWD dropouts.
     #[arg(long, default_value_t = 1.0)]
     pub drop_mult: f32,
+    /// With --awd: keep a separate decoder weight (and the last layer's
+    /// --hidden) instead of tying it to the embedding.
+    #[arg(long)]
+    pub untied: bool,
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -138,7 +143,7 @@ impl LmArgs {
             // decoder starts with small logits).
             c = c
                 .with_awd(AwdConfig::fastai(self.drop_mult))
-                .with_tied_weights(true)
+                .with_tied_weights(!self.untied)
                 .with_embedding_init(Init::Uniform(-0.1, 0.1));
         }
         c

@@ -97,7 +97,7 @@ pub struct LmArgs {
     /// Nucleus sampling: keep the most likely tokens up to this probability (1 = all).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
-    /// Seconds between progress readbacks, in milliseconds.
+    /// Milliseconds between progress readbacks.
     #[arg(long, default_value_t = 250, hide = true)]
     pub refresh_ms: u64,
 }

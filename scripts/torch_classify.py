@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for wgrnn's text-classification accuracy table.
 
-Version 1 (wgrnn issue 7). Runs the same models on the same splits with the
+Version 2 (wgrnn issue 7; v2: epoch shuffles as `Rng::for_stream`). Runs the same models on the same splits with the
 same data semantics as the `agnews` and `imdb` examples, so the accuracies
 compare:
 
@@ -31,8 +31,9 @@ Runs (PyTorch figures from the issue in parentheses):
 
 Replaying a wgrnn run: `--init OUT/init.safetensors` starts from the
 weights the wgrnn example started from (it saves them), and `--wgrnn-order`
-shuffles as wgrnn's TextBatches does (SplitMix64 + Fisher-Yates, seed
-xor epoch * 0x9E3779B97F4A7C15), with the same --seed. Then both frameworks
+shuffles as wgrnn's TextBatches does (SplitMix64 + Fisher-Yates, one
+stream per epoch as `Rng::for_stream(seed, epoch)` draws it), with the
+same --seed. Then both frameworks
 take the same steps on the same batches: on AG News (agnews_lstm_last) the
 per-step losses agree to 2e-6 over the first 100 steps and 2e-5 over 200;
 after that float rounding differences, amplified by Adam, make the two runs
@@ -197,7 +198,7 @@ class SplitMix64:
 
 def wgrnn_order(n, seed, epoch):
     """The row order of wgrnn's TextBatches::epoch (0-based epoch, no bucketing)."""
-    rng = SplitMix64(seed ^ ((epoch * 0x9E3779B97F4A7C15) & MASK))
+    rng = SplitMix64(SplitMix64(seed).next() ^ SplitMix64(epoch ^ 0xD1B54A32D192ED03).next())
     order = list(range(n))
     for i in range(n - 1, 0, -1):
         j = rng.next() % (i + 1)

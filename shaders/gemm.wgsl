@@ -91,11 +91,13 @@ fn gemm_register(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     store_row(z, row0 + 3u, col0, WG_X, acc3);
 }
 
-// Shared-memory variant: fixed 16×16 workgroup, 64×64 block of C, k-step 16.
-const SM_BLOCK: u32 = 64u;
+// Shared-memory variant: fixed 16×16 workgroup, SM_BLOCK×SM_BLOCK block of
+// C (SM_BLOCK comes from Rust's SHARED_BLOCK, which sizes the dispatch),
+// k-step 16. Each invocation owns a 4×4 patch, so the block must be 64.
+const_assert SM_BLOCK == 64u;
 const SM_K: u32 = 16u;
-var<workgroup> tile_a: array<f32, 1024>; // (SM_K, SM_BLOCK): tile_a[kk * 64 + row]
-var<workgroup> tile_b: array<f32, 1024>; // (SM_K, SM_BLOCK): tile_b[kk * 64 + col]
+var<workgroup> tile_a: array<f32, SM_K * SM_BLOCK>; // tile_a[kk * SM_BLOCK + row]
+var<workgroup> tile_b: array<f32, SM_K * SM_BLOCK>; // tile_b[kk * SM_BLOCK + col]
 
 @compute @workgroup_size(16, 16)
 fn gemm_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,

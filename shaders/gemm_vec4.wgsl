@@ -91,11 +91,15 @@ fn store_block(z: u32, row0: u32, col0: u32, acc: mat4x4<f32>) {
     store_row(z, row0 + 3u, col0, rows[3]);
 }
 
+// VEC4_TILE comes from Rust (it sizes the dispatch); the sixteen
+// accumulators below are written out for exactly 16.
+const_assert VEC4_TILE == 16u;
+
 @compute @workgroup_size(WG_X, WG_Y)
 fn gemm_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let z = wg.z;
-    let row0 = (wg.y * WG_Y + lid.y) * 16u;
-    let col0 = (wg.x * WG_X + lid.x) * 16u;
+    let row0 = (wg.y * WG_Y + lid.y) * VEC4_TILE;
+    let col0 = (wg.x * WG_X + lid.x) * VEC4_TILE;
     let a_base = z * p.stride_a;
     let b_base = z * p.stride_b;
     var acc00 = mat4x4<f32>();

@@ -25,7 +25,6 @@
 // Saves for backward: gates, hn_lin, h_prev.
 
 override WG: u32 = 64u;
-const ROWS: u32 = 8u;
 
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;
 @group(0) @binding(3) var<storage, read> b_hh: array<f32>;

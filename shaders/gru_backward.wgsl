@@ -32,8 +32,6 @@
 // Saves nothing.
 
 override WG: u32 = 64u;
-const ROWS: u32 = 8u;
-const UNITS: u32 = 4u;
 
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;
 @group(0) @binding(3) var<storage, read> gates: array<f32>;

@@ -31,8 +31,6 @@
 // Saves nothing.
 
 override WG: u32 = 64u;
-const ROWS: u32 = 8u;
-const UNITS: u32 = 4u;
 
 @group(0) @binding(3) var<storage, read> gates: array<f32>;
 @group(0) @binding(4) var<storage, read> cell: array<f32>;

@@ -32,7 +32,6 @@
 // Saves for backward: gates (activations), cell, h_prev; out holds h.
 
 override WG: u32 = 64u;
-const ROWS: u32 = 8u;
 
 @group(0) @binding(3) var<storage, read> b_hh: array<f32>;
 @group(0) @binding(5) var<storage, read_write> cell_state: array<f32>;

@@ -28,7 +28,6 @@ override DECOUPLED: bool = false;
 override NESTEROV: bool = false;
 override CENTERED: bool = false;
 override EPS_IN_SQRT: bool = false;
-const CHUNK: u32 = 256u;
 
 // Mirrors `OptimParams` in src/optim.rs.
 struct OptimParams {

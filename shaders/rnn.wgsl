@@ -23,8 +23,6 @@
 
 override WG: u32 = 64u;
 override RELU: bool = false;
-const ROWS: u32 = 8u;
-const UNITS: u32 = 4u;
 
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;
 @group(0) @binding(3) var<storage, read> b_hh: array<f32>;

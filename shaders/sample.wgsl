@@ -24,7 +24,6 @@
 // (workgroup x = row).
 // Saves nothing.
 
-const WG: u32 = 256u;
 
 // Mirrors `SampleParams` in src/ops/sample.rs.
 struct SampleParams {
@@ -42,7 +41,7 @@ struct SampleParams {
     _pad2: u32,
     // Up to MAX_BANNED ids never drawn (0xFFFFFFFF = none): padding,
     // <bos>, <eos> before a minimum length, …
-    ban: array<vec4<u32>, 2>,
+    ban: array<vec4<u32>, MAX_BANNED / 4u>,
 }
 
 @group(0) @binding(0) var<uniform> p: SampleParams;
@@ -106,6 +105,9 @@ fn max_f(lid: u32, v: f32) -> f32 {
 }
 
 const LOWEST: f32 = -3.4028235e38;
+
+// MAX_BANNED comes from Rust; `scaled` compares against both vec4s.
+const_assert MAX_BANNED == 8u;
 
 // Scaled logit of id i of row `base`, LOWEST for a banned id.
 fn scaled(base: u32, i: u32) -> f32 {

@@ -28,15 +28,22 @@ pub struct DeviceOptions {
     pub backend: Option<wgpu::Backend>,
     /// Only consider adapters whose name contains this (case-insensitive).
     pub adapter: Option<String>,
+    /// Build shaders with wgpu's runtime bounds checks (`WGRNN_CHECKED=1`):
+    /// an out-of-bounds access is clamped to the buffer instead of being
+    /// undefined. Slower; CI runs the GPU tests once this way so a kernel
+    /// that indexes past a buffer cannot pass on a lenient driver.
+    pub checked: bool,
 }
 
 impl DeviceOptions {
-    /// Options from `WGRNN_BACKEND` and `WGRNN_ADAPTER`; an unknown backend
-    /// name is an error naming the accepted values.
+    /// Options from `WGRNN_BACKEND`, `WGRNN_ADAPTER` and `WGRNN_CHECKED`; an
+    /// unknown backend name or checked value is an error naming the
+    /// accepted values.
     pub fn from_env() -> Result<Self> {
         let backend = std::env::var("WGRNN_BACKEND").ok();
         let adapter = std::env::var("WGRNN_ADAPTER").ok();
-        Self::parse(backend.as_deref(), adapter.as_deref())
+        let checked = std::env::var("WGRNN_CHECKED").ok();
+        Ok(Self { checked: parse_checked(checked.as_deref())?, ..Self::parse(backend.as_deref(), adapter.as_deref())? })
     }
 
     /// Options from the string values the environment variables would hold.
@@ -60,7 +67,13 @@ impl DeviceOptions {
             }
         };
         let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Self { backend, adapter })
+        Ok(Self { backend, adapter, checked: false })
+    }
+
+    /// These options with shader bounds checks on or off.
+    pub fn with_checked(mut self, checked: bool) -> Self {
+        self.checked = checked;
+        self
     }
 
     /// Backend sets to try, in order: native APIs first, GL only when no
@@ -95,6 +108,18 @@ pub struct DeviceInfo {
     pub max_compute_invocations_per_workgroup: u32,
     /// Most storage buffers one kernel may bind.
     pub max_storage_buffers_per_shader_stage: u32,
+    /// Whether shaders are built with runtime bounds checks
+    /// ([`DeviceOptions::checked`]).
+    pub checked_shaders: bool,
+}
+
+/// `WGRNN_CHECKED`: unset, empty, `0` or `false` = off; `1` or `true` = on.
+fn parse_checked(value: Option<&str>) -> Result<bool> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(Error::Config(format!("WGRNN_CHECKED={other:?}: accepted values are 1, true, 0, false"))),
+    }
 }
 
 impl fmt::Display for DeviceInfo {
@@ -109,7 +134,11 @@ impl fmt::Display for DeviceInfo {
             self.max_storage_buffer_binding_size >> 20,
             self.max_buffer_size >> 20,
             self.max_compute_invocations_per_workgroup
-        )
+        )?;
+        if self.checked_shaders {
+            write!(f, ", bounds-checked shaders")?;
+        }
+        Ok(())
     }
 }
 
@@ -178,6 +207,7 @@ impl Device {
             max_buffer_size: limits.max_buffer_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+            checked_shaders: options.checked,
         };
         Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info)) })
     }
@@ -281,4 +311,20 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
         detail.push_str(&format!(" (adapters present: {})", all_names.join(", ")));
     }
     Err(Error::NoAdapter { detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_checked;
+
+    #[test]
+    fn checked_values() {
+        for (v, want) in [(None, false), (Some(""), false), (Some("0"), false), (Some("False"), false)] {
+            assert_eq!(parse_checked(v).unwrap(), want, "{v:?}");
+        }
+        assert!(parse_checked(Some(" 1 ")).unwrap());
+        assert!(parse_checked(Some("TRUE")).unwrap());
+        let err = parse_checked(Some("yes please")).unwrap_err().to_string();
+        assert!(err.contains("WGRNN_CHECKED") && err.contains("accepted values"), "{err}");
+    }
 }

@@ -183,9 +183,35 @@ impl Shader {
         parts
     }
 
-    /// Complete WGSL source: the includes, then the file.
+    /// Constants the shader shares with its Rust launcher, injected as WGSL
+    /// `const`s so each has one source (the Rust constant). Tile sizes are
+    /// consts, not overrides, because WGSL sizes function-scope arrays with
+    /// const-expressions only.
+    pub fn constants(self) -> Vec<(&'static str, u32)> {
+        use crate::rnn::gpu::{ROWS, UNITS};
+        match self {
+            _ if self.is_recurrent() => vec![("ROWS", ROWS), ("UNITS", UNITS)],
+            Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
+            Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
+            Shader::Optim => vec![("CHUNK", crate::optim::CHUNK as u32)],
+            Shader::Sample => {
+                vec![("WG", crate::ops::sample::SAMPLE_WG), ("MAX_BANNED", crate::ops::MAX_BANNED as u32)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Complete WGSL source: the prelude, the constants shared with Rust,
+    /// the other includes, then the file.
     pub fn source(self) -> String {
-        let mut source = self.includes().join("\n");
+        let mut parts: Vec<String> = self.includes().iter().map(|s| s.to_string()).collect();
+        let constants: String = self
+            .constants()
+            .iter()
+            .map(|(name, value)| format!("const {name}: u32 = {value}u; // from Rust\n"))
+            .collect();
+        parts.insert(1, constants);
+        let mut source = parts.join("\n");
         source.push('\n');
         source.push_str(self.body());
         source
@@ -196,12 +222,17 @@ impl Shader {
         self.body()
     }
 
-    pub(crate) fn module(self, device: &wgpu::Device) -> wgpu::ShaderModule {
+    /// The compiled module; `checked` keeps wgpu's runtime bounds checks
+    /// (`WGRNN_CHECKED=1`).
+    pub(crate) fn module(self, device: &wgpu::Device, checked: bool) -> wgpu::ShaderModule {
         let source = self.source();
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(self.file_name()),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
+        if checked {
+            return device.create_shader_module(desc);
+        }
         // SAFETY: every kernel bounds-checks its own indices against sizes
         // the launcher validated on the host (tests cover ragged edges), so
         // naga's per-access clamping is pure overhead; on lavapipe it costs
@@ -260,4 +291,82 @@ pub(crate) fn grid(n: u32, max_per_dim: u32) -> [u32; 3] {
         let y = n.div_ceil(max_per_dim);
         [n.div_ceil(y), y, 1]
     }
+}
+
+/// Where a `#[repr(C)]` params struct must match its WGSL twin: the shader
+/// that declares the struct, its WGSL name, and the Rust side's size and
+/// member offsets (checked against naga's layouter by tests/shaders.rs).
+#[derive(Debug, Clone, Copy)]
+pub struct ParamsLayout {
+    /// The Rust struct's name.
+    pub rust_struct: &'static str,
+    /// A shader whose source (includes and all) declares the WGSL struct.
+    pub shader: Shader,
+    /// The WGSL struct's name.
+    pub wgsl_struct: &'static str,
+    /// `size_of` the Rust struct in bytes.
+    pub size: usize,
+    /// (member name, byte offset) of every Rust member.
+    pub members: &'static [(&'static str, usize)],
+}
+
+/// A uniform params struct that mirrors a WGSL struct; `Runtime::launch`
+/// takes only these, so every params struct has a checked layout.
+pub(crate) trait ShaderParams: bytemuck::Pod {
+    /// Its layout, to compare with the WGSL declaration.
+    const LAYOUT: ParamsLayout;
+}
+
+/// Declares a `#[repr(C)]` params struct and its [`ShaderParams`] layout:
+/// `shader_params! { /// docs  #[derive(..)] pub(crate) struct Name mirrors
+/// "WgslName" in ShaderVariant { fields } }`. The struct's own attributes
+/// (docs, derives) pass through.
+macro_rules! shader_params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident mirrors $wgsl:literal in $shader:ident {
+            $($fvis:vis $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        $vis struct $name { $($fvis $field: $ty),* }
+
+        impl $crate::kernels::ShaderParams for $name {
+            const LAYOUT: $crate::kernels::ParamsLayout = $crate::kernels::ParamsLayout {
+                rust_struct: stringify!($name),
+                shader: $crate::kernels::Shader::$shader,
+                wgsl_struct: $wgsl,
+                size: ::core::mem::size_of::<$name>(),
+                members: &[$((stringify!($field), ::core::mem::offset_of!($name, $field))),*],
+            };
+        }
+    };
+}
+pub(crate) use shader_params;
+
+/// Every params struct of the crate with its layout. Each is declared with
+/// `shader_params!`; tests/shaders.rs checks this list is complete (one
+/// entry per `shader_params!` in src/) and compares each entry with naga's
+/// layout of the WGSL struct.
+#[doc(hidden)]
+pub fn params_layouts() -> Vec<ParamsLayout> {
+    fn of<P: ShaderParams>() -> ParamsLayout {
+        P::LAYOUT
+    }
+    vec![
+        of::<crate::ops::gemm::GemmParams>(),
+        of::<crate::ops::elementwise::ElementwiseParams>(),
+        of::<crate::ops::reduce::ReduceParams>(),
+        of::<crate::ops::gather::GatherParams>(),
+        of::<crate::ops::dropout::DropoutParams>(),
+        of::<crate::ops::regularize::SquareSumParams>(),
+        of::<crate::ops::pad::PadParams>(),
+        of::<crate::ops::sample::SampleParams>(),
+        of::<crate::autograd::launch::EmbeddingParams>(),
+        of::<crate::autograd::launch::LossParams>(),
+        of::<crate::autograd::launch::PoolParams>(),
+        of::<crate::optim::OptimParams>(),
+        of::<crate::rnn::gpu::StepParams>(),
+    ]
 }

@@ -24,26 +24,27 @@ const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", st
 const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS };
 
 /// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 /// Invocations per workgroup of the update kernels.
 const WG: u32 = 256;
 
-/// Mirrors `OptimParams` in shaders/optim.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct OptimParams {
-    n: u32,
-    step: u32,
-    offset: u32,
-    _pad: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    dampening: f32,
-    max_norm: f32,
-    _pad1: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `OptimParams` in shaders/optim.wgsl.
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct OptimParams mirrors "OptimParams" in Optim {
+        n: u32,
+        step: u32,
+        offset: u32,
+        _pad: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        dampening: f32,
+        max_norm: f32,
+        _pad1: u32,
+    }
 }
 
 /// The update rule and its hyper-parameters (PyTorch's names and defaults).

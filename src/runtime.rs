@@ -223,7 +223,7 @@ impl Runtime {
             return Ok(p.clone());
         }
         let layout = self.bind_group_layout(kernel);
-        let module = kernel.shader.module(&self.device);
+        let module = kernel.shader.module(&self.device, self.info.checked_shaders);
         let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(kernel.entry),
             bind_group_layouts: &[Some(&layout)],
@@ -286,7 +286,7 @@ impl Runtime {
 
     /// Records one dispatch of `kernel` with uniform `params` (binding 0) and
     /// `buffers` bound to the storage bindings `kernel.storage` lists.
-    pub(crate) fn launch<P: bytemuck::Pod>(
+    pub(crate) fn launch<P: crate::kernels::ShaderParams>(
         &self,
         kernel: Kernel,
         constants: &[(&'static str, f64)],

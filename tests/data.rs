@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use wgrnn::data::{
-    read_csv, read_lines, read_text, split_every_fifth, split_fraction, Column, CsvFormat, EmptyText, LabelSet,
-    Standardize, TextVectorizer, TextVectorizerConfig, Truncate,
+    read_csv, read_lines, read_text, split_every_fifth, split_fraction, BatchConfig, Column, CsvFormat, EmptyText,
+    EncodedTexts, LabelSet, Standardize, TextBatches, TextVectorizer, TextVectorizerConfig, Truncate,
 };
 use wgrnn::Error;
 
@@ -289,4 +289,28 @@ fn shared_ag_news_and_imdb_files() {
     assert_eq!(rows.examples.len(), 25_000);
     assert_eq!(rows.examples.iter().filter(|e| e.label == "pos").count(), 12_500);
     assert!(rows.examples.iter().all(|e| !e.text.contains("<br />")));
+}
+
+/// Each epoch's shuffle looks independent of the previous one, seed 0
+/// included (epochs draw from `Rng::for_stream`, whose streams are not
+/// shifted copies of each other). Two independent shuffles of 1,000 rows
+/// share on average one adjacent pair (a then b in both orders); the
+/// bound 10 is far above chance (P < 1e-6 for a Poisson(1) count), while
+/// an order repeated or merely rotated between epochs shares ~999.
+#[test]
+fn epoch_shuffles_are_independent() {
+    let n = 1000;
+    let ids = (0..n).map(|i| vec![i as u32 + 2]).collect();
+    let data = EncodedTexts::new(ids, vec![0; n]).unwrap();
+    for seed in [0, 1, 12345] {
+        let batches = TextBatches::new(data.clone(), BatchConfig::new(n).shuffled(seed)).unwrap();
+        let order = |epoch| batches.epoch(epoch)[0].ids.clone();
+        for epoch in 0..3 {
+            let (a, b) = (order(epoch), order(epoch + 1));
+            assert_ne!(a, b);
+            let pairs: std::collections::HashSet<(u32, u32)> = a.windows(2).map(|w| (w[0], w[1])).collect();
+            let shared = b.windows(2).filter(|w| pairs.contains(&(w[0], w[1]))).count();
+            assert!(shared <= 10, "seed {seed}: epochs {epoch} and {} share {shared} adjacent pairs", epoch + 1);
+        }
+    }
 }

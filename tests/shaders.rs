@@ -57,3 +57,60 @@ fn every_shader_documents_its_bindings() {
         );
     }
 }
+
+/// Every `#[repr(C)]` params struct has the size and member offsets of the
+/// WGSL struct it mirrors, as naga's layouter computes them: a member added,
+/// dropped, reordered or retyped on one side only fails here, not as
+/// garbage read by a kernel. Padding members (`_…`) may differ in shape
+/// (`[u32; 3]` against three `u32`s); the total size covers them.
+#[test]
+fn params_structs_match_their_wgsl_layout() {
+    let layouts = wgrnn::kernels::params_layouts();
+    for layout in &layouts {
+        let source = layout.shader.source();
+        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(layout.wgsl_struct))
+            .unwrap_or_else(|| panic!("{} declares no struct {}", layout.shader.file_name(), layout.wgsl_struct));
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("{} is not a struct", layout.wgsl_struct)
+        };
+        let what = format!("{} (Rust) vs {} in {}", layout.rust_struct, layout.wgsl_struct, layout.shader.file_name());
+        assert_eq!(layout.size, *span as usize, "{what}: size");
+        assert_eq!(layouter[handle].size, *span, "{what}: naga span");
+        let real = |name: &str| !name.starts_with('_');
+        let wgsl: Vec<(&str, usize)> = members
+            .iter()
+            .filter_map(|m| m.name.as_deref().map(|n| (n, m.offset as usize)))
+            .filter(|(n, _)| real(n))
+            .collect();
+        let rust: Vec<(&str, usize)> = layout.members.iter().copied().filter(|(n, _)| real(n)).collect();
+        assert_eq!(rust, wgsl, "{what}: (member, offset) pairs differ");
+    }
+
+    // Complete: one entry per `shader_params!` declaration, and no
+    // `#[repr(C)]` struct declared outside the macro.
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (mut declared, mut bare_repr) = (0, Vec::new());
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                declared += text.matches("kernels::shader_params! {").count();
+                if text.contains("#[repr(C)]") && !path.ends_with("kernels.rs") {
+                    bare_repr.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(declared, layouts.len(), "params_layouts() misses a shader_params! struct");
+    assert!(bare_repr.is_empty(), "#[repr(C)] outside shader_params!: {bare_repr:?}");
+}

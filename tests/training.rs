@@ -354,10 +354,29 @@ fn tape_errors() {
     let m = tape.metric("accuracy", Tensor::zeros(dev, &[1]).unwrap());
     let err = tape.backward(m).unwrap_err().to_string();
     assert!(err.contains("no backward rule for op `accuracy`"), "{err}");
+    let mut tape = Tape::train(dev, 0);
     let v = tape.input(Tensor::zeros(dev, &[2]).unwrap());
     assert!(matches!(tape.backward(v), Err(Error::Shape { .. })));
     assert!(tape.cross_entropy(v, &[0], None, 0.0).is_err());
     assert!(tape.dropout(v, 1.0).is_err());
+}
+
+/// A tape runs backward once: the second call is an error and leaves the
+/// parameter gradients of the first untouched (not doubled).
+#[test]
+fn backward_twice_is_an_error() {
+    let dev = device();
+    let fc = wgrnn::nn::LinearConfig::new(3, 2).with_seed(1).init(dev).unwrap();
+    let mut tape = Tape::train(dev, 0);
+    let x = tape.input(Tensor::from_slice(dev, &[0.5, -1.0, 2.0], &[1, 3]).unwrap());
+    let logits = tape.linear(&fc, x).unwrap();
+    let l = tape.cross_entropy(logits, &[1], None, 0.0).unwrap();
+    tape.backward(l.loss).unwrap();
+    let once = fc.weight.grad.to_vec().unwrap();
+    assert!(once.iter().any(|&g| g != 0.0));
+    let err = tape.backward(l.loss).unwrap_err().to_string();
+    assert!(err.contains("backward already ran"), "{err}");
+    assert_eq!(fc.weight.grad.to_vec().unwrap(), once, "the failed second pass changed the gradients");
 }
 
 /// `a + b` gives each input its own gradient buffer: accumulating into one

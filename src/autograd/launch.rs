@@ -43,14 +43,15 @@ fn groups(t: &Tensor, invocations: usize, wg: u32) -> Result<[u32; 3]> {
     Ok(grid(n.div_ceil(wg), t.device().rt.limits.max_compute_workgroups_per_dimension))
 }
 
-/// Mirrors `EmbeddingParams` in shaders/embedding.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct EmbeddingParams {
-    unique: u32,
-    dim: u32,
-    count: u32,
-    _pad: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `EmbeddingParams` in shaders/embedding.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct EmbeddingParams mirrors "EmbeddingParams" in Embedding {
+        unique: u32,
+        dim: u32,
+        count: u32,
+        _pad: u32,
+    }
 }
 
 /// Host-side buckets of looked-up ids for the deterministic embedding
@@ -103,16 +104,17 @@ pub(crate) fn embedding_backward(
     )
 }
 
-/// Mirrors `LossParams` in shaders/loss.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct LossParams {
-    pub rows: u32,
-    pub classes: u32,
-    pub ignore_index: u32,
-    pub smoothing: f32,
-    pub scale: f32,
-    pub _pad: [u32; 3],
+crate::kernels::shader_params! {
+    /// Mirrors `LossParams` in shaders/loss.wgsl.
+    #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct LossParams mirrors "LossParams" in Loss {
+        pub(crate) rows: u32,
+        pub(crate) classes: u32,
+        pub(crate) ignore_index: u32,
+        pub(crate) smoothing: f32,
+        pub(crate) scale: f32,
+        pub(crate) _pad: [u32; 3],
+    }
 }
 
 /// Per-row statistics (M, 3), scalar loss (1) and metrics (2): correct
@@ -166,17 +168,18 @@ pub(crate) fn loss_backward(
     Ok(grad)
 }
 
-/// Mirrors `PoolParams` in shaders/pooling.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PoolParams {
-    batch: u32,
-    steps: u32,
-    features: u32,
-    hidden: u32,
-    first_state: u32,
-    states: u32,
-    _pad: [u32; 2],
+crate::kernels::shader_params! {
+    /// Mirrors `PoolParams` in shaders/pooling.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct PoolParams mirrors "PoolParams" in Pooling {
+        batch: u32,
+        steps: u32,
+        features: u32,
+        hidden: u32,
+        first_state: u32,
+        states: u32,
+        _pad: [u32; 2],
+    }
 }
 
 fn pool_params(batch: &PackedBatch, features: usize) -> Result<PoolParams> {

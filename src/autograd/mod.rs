@@ -10,7 +10,7 @@
 //! A tape in evaluation mode ([`Tape::eval`]) keeps values only: dropout is
 //! the identity, nothing is saved for backward, and `backward` is an error.
 
-mod launch;
+pub(crate) mod launch;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -170,18 +170,21 @@ pub struct Tape {
     train: bool,
     seed: u64,
     dropouts: u64,
+    /// Set by the first `backward`: a second one would add every parameter
+    /// gradient again.
+    backward_done: bool,
 }
 
 impl Tape {
     /// A tape that records for backward; `seed` drives dropout masks (vary
     /// it per step for fresh masks, keep it for reproducibility).
     pub fn train(device: &Device, seed: u64) -> Self {
-        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: true, seed, dropouts: 0 }
+        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: true, seed, dropouts: 0, backward_done: false }
     }
 
     /// An evaluation tape: no dropout, nothing saved, no backward.
     pub fn eval(device: &Device) -> Self {
-        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: false, seed: 0, dropouts: 0 }
+        Self { id: next_tape_id(), device: device.clone(), nodes: Vec::new(), train: false, seed: 0, dropouts: 0, backward_done: false }
     }
 
     /// The device the tape records on.
@@ -591,9 +594,18 @@ impl Tape {
     /// Backpropagates from a scalar (1-element) var: parameter gradients are
     /// added to each [`Parameter::grad`]. Returns the gradients of the
     /// tape's other vars that got one (e.g. a carried `h0`), indexed by var.
+    /// A tape runs backward once: a second call is an error (it would add
+    /// every parameter gradient twice).
     pub fn backward(&mut self, loss: Var) -> Result<Gradients> {
         if !self.train {
             return Err(Error::Config("backward on an evaluation tape: nothing was recorded".into()));
+        }
+        if self.backward_done {
+            return Err(Error::Config(
+                "backward already ran on this tape: a second pass would add every parameter gradient again \
+                 (record a new tape for each step)"
+                    .into(),
+            ));
         }
         if self.value(loss)?.numel() != 1 {
             return Err(Error::Shape {
@@ -601,6 +613,7 @@ impl Tape {
                 message: format!("loss must have one element, got shape {:?}", self.value(loss)?.shape()),
             });
         }
+        self.backward_done = true;
         let mut grads: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
         grads[loss.index] = Some(Tensor::full(&self.device, &[1], 1.0)?);
         for i in (0..=loss.index).rev() {

@@ -170,7 +170,12 @@ impl TextBatches {
         let n = self.data.len();
         let bs = self.config.batch_size;
         let mut order: Vec<usize> = (0..n).collect();
-        let mut rng = Rng::new(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // One stream per epoch, as the language-model batches draw theirs:
+        // `Rng::new(seed ^ epoch·φ)` made epoch e's stream at seed 0 the
+        // first one shifted by e draws (SplitMix64 steps by φ). Fisher–Yates
+        // takes each draw modulo a different bound, so those orders were not
+        // measurably alike, but independent streams need no such argument.
+        let mut rng = Rng::for_stream(self.config.seed, epoch as u64);
         if self.config.shuffle {
             shuffle(&mut order, &mut rng);
         }

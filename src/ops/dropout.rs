@@ -11,18 +11,19 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup (the shader's `WG` override).
 const WG: u32 = 256;
 
-/// Mirrors `DropoutParams` in shaders/dropout.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct DropoutParams {
-    rows: u32,
-    cols: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    layer: u32,
-    prob: f32,
-    scale: f32,
-    whole_rows: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `DropoutParams` in shaders/dropout.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct DropoutParams mirrors "DropoutParams" in Dropout {
+        rows: u32,
+        cols: u32,
+        seed_lo: u32,
+        seed_hi: u32,
+        layer: u32,
+        prob: f32,
+        scale: f32,
+        whole_rows: u32,
+    }
 }
 
 const DROPOUT_APPLY: Kernel = Kernel {

@@ -8,14 +8,15 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup (the shader's `WG` override).
 const WG: u32 = 256;
 
-/// Mirrors `ElementwiseParams` in shaders/elementwise.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ElementwiseParams {
-    n: u32,
-    scalar: f32,
-    _pad0: u32,
-    _pad1: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `ElementwiseParams` in shaders/elementwise.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct ElementwiseParams mirrors "ElementwiseParams" in Elementwise {
+        n: u32,
+        scalar: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 const BINARY: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)];

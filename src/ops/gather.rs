@@ -8,14 +8,15 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup (the shader's `WG` override).
 const WG: u32 = 256;
 
-/// Mirrors `GatherParams` in shaders/gather.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GatherParams {
-    rows: u32,
-    cols: u32,
-    count: u32,
-    _pad: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `GatherParams` in shaders/gather.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct GatherParams mirrors "GatherParams" in Gather {
+        rows: u32,
+        cols: u32,
+        count: u32,
+        _pad: u32,
+    }
 }
 
 const GATHER_ROWS: Kernel = Kernel {

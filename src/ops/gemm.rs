@@ -6,22 +6,23 @@ use crate::kernels::{Access, Kernel, Shader};
 use crate::ops::{check_no_alias, check_same_device, copy_padded, copy_padded_into, dim_u32, Block};
 use crate::tensor::{DType, Tensor};
 
-/// Mirrors `GemmParams` in shaders/gemm.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    alpha: f32,
-    beta: f32,
-    _pad: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `GemmParams` in shaders/gemm.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct GemmParams mirrors "GemmParams" in Gemm {
+        m: u32,
+        n: u32,
+        k: u32,
+        lda: u32,
+        ldb: u32,
+        ldc: u32,
+        stride_a: u32,
+        stride_b: u32,
+        stride_c: u32,
+        alpha: f32,
+        beta: f32,
+        _pad: u32,
+    }
 }
 
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite)];
@@ -41,9 +42,9 @@ const REGISTER_WG: (u32, u32) = (16, 16);
 const VEC4_WG: (u32, u32) = (16, 1);
 /// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid
 /// of mat4x4 accumulators).
-const VEC4_TILE: u32 = 16;
+pub(crate) const VEC4_TILE: u32 = 16;
 /// Block of C one `gemm_shared` workgroup computes.
-const SHARED_BLOCK: u32 = 64;
+pub(crate) const SHARED_BLOCK: u32 = 64;
 
 /// Options of [`gemm`]: `C = alpha · op(A) · op(B) + beta · C (+ bias)`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,14 +3,14 @@
 //! nothing is submitted until a readback or `Device::flush`.
 //! Each has a CPU reference of the same name in [`crate::reference`].
 
-mod dropout;
-mod elementwise;
-mod gather;
-mod gemm;
-mod pad;
-mod reduce;
-mod regularize;
-mod sample;
+pub(crate) mod dropout;
+pub(crate) mod elementwise;
+pub(crate) mod gather;
+pub(crate) mod gemm;
+pub(crate) mod pad;
+pub(crate) mod reduce;
+pub(crate) mod regularize;
+pub(crate) mod sample;
 
 pub(crate) use dropout::{dropout_dense, dropout_keyed, dropout_packed};
 pub use elementwise::{

@@ -10,18 +10,19 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup (the shader's `WG` override).
 const WG: u32 = 256;
 
-/// Mirrors `PadParams` in shaders/pad.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PadParams {
-    rows: u32,
-    cols: u32,
-    src_ld: u32,
-    src_batch: u32,
-    out_rows: u32,
-    out_cols: u32,
-    batch: u32,
-    _pad: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `PadParams` in shaders/pad.wgsl.
+    #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct PadParams mirrors "PadParams" in Pad {
+        rows: u32,
+        cols: u32,
+        src_ld: u32,
+        src_batch: u32,
+        out_rows: u32,
+        out_cols: u32,
+        batch: u32,
+        _pad: u32,
+    }
 }
 
 const COPY_PADDED: Kernel =

@@ -8,14 +8,15 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup (the shader's `WG` override).
 const WG: u32 = 64;
 
-/// Mirrors `ReduceParams` in shaders/reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ReduceParams {
-    m: u32,
-    n: u32,
-    beta: f32,
-    _pad: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `ReduceParams` in shaders/reduce.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct ReduceParams mirrors "ReduceParams" in Reduce {
+        m: u32,
+        n: u32,
+        beta: f32,
+        _pad: u32,
+    }
 }
 
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::ReadWrite)];

@@ -14,14 +14,15 @@ const WG: u32 = 256;
 /// "No such row" in the links table (the shader's `NONE`).
 const NONE: u32 = u32::MAX;
 
-/// Mirrors `SquareSumParams` in shaders/regularize.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct SquareSumParams {
-    rows: u32,
-    cols: u32,
-    temporal: u32,
-    scale: f32,
+crate::kernels::shader_params! {
+    /// Mirrors `SquareSumParams` in shaders/regularize.wgsl.
+    #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct SquareSumParams mirrors "SquareSumParams" in Regularize {
+        rows: u32,
+        cols: u32,
+        temporal: u32,
+        scale: f32,
+    }
 }
 
 const SQUARE_SUM_FORWARD: Kernel = Kernel {

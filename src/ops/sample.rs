@@ -35,6 +35,10 @@ impl Default for SampleOptions {
 /// Ids one draw can ban (the shader's two vec4 of ids).
 pub const MAX_BANNED: usize = 8;
 
+/// Invocations per row of `sample_logits` (the shader's `WG`; the CPU
+/// reference walks the kept mass in the same lane order).
+pub(crate) const SAMPLE_WG: u32 = 256;
+
 impl SampleOptions {
     /// These options with `ids` banned too, in the free slots (an id
     /// already banned takes none); more than [`MAX_BANNED`] in all is an
@@ -71,21 +75,22 @@ impl SampleOptions {
     }
 }
 
-/// Mirrors `SampleParams` in shaders/sample.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SampleParams {
-    rows: u32,
-    vocab: u32,
-    top_k: u32,
-    greedy: u32,
-    inv_temperature: f32,
-    top_p: f32,
-    seed_lo: u32,
-    seed_hi: u32,
-    step: u32,
-    _pad: [u32; 3],
-    ban: [u32; MAX_BANNED],
+crate::kernels::shader_params! {
+    /// Mirrors `SampleParams` in shaders/sample.wgsl.
+    #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct SampleParams mirrors "SampleParams" in Sample {
+        rows: u32,
+        vocab: u32,
+        top_k: u32,
+        greedy: u32,
+        inv_temperature: f32,
+        top_p: f32,
+        seed_lo: u32,
+        seed_hi: u32,
+        step: u32,
+        _pad: [u32; 3],
+        ban: [u32; MAX_BANNED],
+    }
 }
 
 const SAMPLE_LOGITS: Kernel = Kernel {

@@ -58,7 +58,7 @@ pub fn square_sum(x: &[f64], cols: usize, links: Option<&[u32]>, scale: f64) -> 
 
 /// Invocations per row in shaders/sample.wgsl: the reference walks the
 /// kept mass in the kernel's order (invocation i owns i, i + WG, …).
-const SAMPLE_WG: usize = 256;
+const SAMPLE_WG: usize = crate::ops::sample::SAMPLE_WG as usize;
 
 /// The uniform in [0, 1) of draw `step` of row `row`.
 pub fn sample_uniform(seed: u64, step: u32, row: u32) -> f32 {

@@ -20,22 +20,23 @@ const WG: u32 = 64;
 const STORAGE_BUFFERS_NEEDED: u32 = 12;
 
 /// Rows per invocation of the tiled step kernels (their `ROWS`).
-const ROWS: u32 = 8;
+pub(crate) const ROWS: u32 = 8;
 /// Hidden units per invocation of the tiled kernels that share h/dG loads (their `UNITS`).
-const UNITS: u32 = 4;
+pub(crate) const UNITS: u32 = 4;
 
-/// Mirrors `StepParams` in shaders/recurrent.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepParams {
-    t: u32,
-    reverse: u32,
-    hidden: u32,
-    batch: u32,
-    steps: u32,
-    out_stride: u32,
-    out_offset: u32,
-    state_index: u32,
+crate::kernels::shader_params! {
+    /// Mirrors `StepParams` in shaders/recurrent.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct StepParams mirrors "StepParams" in Lstm {
+        t: u32,
+        reverse: u32,
+        hidden: u32,
+        batch: u32,
+        steps: u32,
+        out_stride: u32,
+        out_offset: u32,
+        state_index: u32,
+    }
 }
 
 use Access::{Read as R, ReadWrite as W};

@@ -1,6 +1,9 @@
-// recurrent.wgsl — shared by lstm.wgsl, gru.wgsl and rnn.wgsl (prepended by
-// the kernel registry after the prelude): the per-step params, the packed
-// batch description, and index helpers.
+// recurrent.wgsl — the header of every recurrent kernel (prepended by the
+// kernel registry after the prelude and the constants from Rust: ROWS,
+// UNITS, GATES): the per-step params, the packed batch description, index
+// helpers, and what a cell's backward returns. Then come the cell's
+// equations (shaders/cells/<cell>.wgsl) and the shared step kernels
+// (recurrent_forward.wgsl or recurrent_backward.wgsl).
 //
 // Packed layout (PyTorch's pack_padded_sequence): rows sorted by length,
 // longest first; at step t the first batch_size(t) sorted rows are active
@@ -28,6 +31,15 @@ struct StepParams {
 @group(0) @binding(1) var<storage, read> info: array<u32>;
 
 const NO_ROW: u32 = 0xffffffffu;
+
+// A cell's gate gradients for one (row, unit), in gate order: `input` is
+// the gradient of the input-side pre-activations (xW_ihᵀ + b_ih: for dW_ih,
+// db_ih, dX), `hidden` that of the hidden-side ones (h·W_hhᵀ + b_hh: for
+// dW_hh, db_hh and the recurrent gradient). They differ only for GRU.
+struct CellGrad {
+    input: vec4<f32>,
+    hidden: vec4<f32>,
+}
 
 fn step_offset(t: u32) -> u32 { return info[t]; }
 fn batch_size(t: u32) -> u32 { return info[p.steps + 1u + t]; }

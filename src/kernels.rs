@@ -12,16 +12,23 @@
 /// activations and grid helpers.
 pub const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 
-/// Recurrent-kernel header prepended (after the prelude) to the LSTM, GRU
-/// and RNN shaders: step params, packed-batch description, index helpers.
+/// Recurrent-kernel header prepended (after the prelude and the constants)
+/// to every recurrent kernel: step params, packed-batch description, index
+/// helpers, `CellGrad`.
 pub const RECURRENT: &str = include_str!("../shaders/recurrent.wgsl");
+/// The forward step kernels every cell shares (after the cell's WGSL).
+pub const RECURRENT_FORWARD: &str = include_str!("../shaders/recurrent_forward.wgsl");
+/// The backward step and initial-state kernels every cell shares.
+pub const RECURRENT_BACKWARD: &str = include_str!("../shaders/recurrent_backward.wgsl");
 
-/// Shared LSTM forward bindings and epilogue, prepended to lstm.wgsl and
-/// lstm_vec4.wgsl.
-pub const LSTM_STEP: &str = include_str!("../shaders/lstm_step.wgsl");
-/// Shared LSTM backward bindings and epilogue, prepended to
-/// lstm_backward.wgsl and lstm_backward_vec4.wgsl.
-pub const LSTM_BACKWARD_STEP: &str = include_str!("../shaders/lstm_backward_step.wgsl");
+/// Which of a cell's two shader modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// recurrent_forward.wgsl with the cell.
+    Forward,
+    /// recurrent_backward.wgsl with the cell.
+    Backward,
+}
 
 /// GEMM overrides and params struct, prepended to gemm.wgsl and
 /// gemm_vec4.wgsl.
@@ -42,22 +49,6 @@ pub enum Shader {
     Gather,
     /// `shaders/dropout.wgsl`: hashed inverted dropout.
     Dropout,
-    /// `shaders/lstm.wgsl`: fused LSTM step forward.
-    Lstm,
-    /// `shaders/lstm_backward.wgsl`: fused LSTM step backward.
-    LstmBackward,
-    /// `shaders/lstm_vec4.wgsl`: LSTM step forward for H % 4 == 0.
-    LstmVec4,
-    /// `shaders/lstm_backward_vec4.wgsl`: LSTM step backward for H % 4 == 0.
-    LstmBackwardVec4,
-    /// `shaders/gru.wgsl`: fused GRU step forward.
-    Gru,
-    /// `shaders/gru_backward.wgsl`: fused GRU step backward.
-    GruBackward,
-    /// `shaders/rnn.wgsl`: fused Elman RNN step forward.
-    Rnn,
-    /// `shaders/rnn_backward.wgsl`: fused Elman RNN step backward.
-    RnnBackward,
     /// `shaders/embedding.wgsl`: deterministic embedding gradient.
     Embedding,
     /// `shaders/loss.wgsl`: cross-entropy and BCE with their metrics.
@@ -72,25 +63,25 @@ pub enum Shader {
     Sample,
     /// `shaders/pad.wgsl`: strided block copy with zero fill (GEMM padding).
     Pad,
+    /// A cell's recurrent kernels: `shaders/cells/<cell>.wgsl` composed with
+    /// recurrent_forward.wgsl or recurrent_backward.wgsl.
+    Recurrent {
+        /// The cell.
+        cell: &'static crate::cells::Cell,
+        /// Forward or backward module.
+        pass: Pass,
+    },
 }
 
 impl Shader {
-    /// All shaders, for validation tests.
-    pub const ALL: [Shader; 21] = [
+    /// Every shader file that is not a cell's, for validation tests.
+    pub const PLAIN: [Shader; 13] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::Elementwise,
         Shader::Reduce,
         Shader::Gather,
         Shader::Dropout,
-        Shader::Lstm,
-        Shader::LstmBackward,
-        Shader::LstmVec4,
-        Shader::LstmBackwardVec4,
-        Shader::Gru,
-        Shader::GruBackward,
-        Shader::Rnn,
-        Shader::RnnBackward,
         Shader::Embedding,
         Shader::Loss,
         Shader::Pooling,
@@ -100,7 +91,19 @@ impl Shader {
         Shader::Pad,
     ];
 
-    /// File name under `shaders/`.
+    /// Every shader module the crate builds: the plain ones, and both
+    /// modules of every registered cell.
+    pub fn all() -> Vec<Shader> {
+        let mut all = Shader::PLAIN.to_vec();
+        for cell in crate::cells::all_cells() {
+            all.push(Shader::Recurrent { cell, pass: Pass::Forward });
+            all.push(Shader::Recurrent { cell, pass: Pass::Backward });
+        }
+        all
+    }
+
+    /// File name under `shaders/` (for a cell's module, the shared step
+    /// kernels' file; the label adds the cell).
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Gemm => "gemm.wgsl",
@@ -109,14 +112,6 @@ impl Shader {
             Shader::Reduce => "reduce.wgsl",
             Shader::Gather => "gather.wgsl",
             Shader::Dropout => "dropout.wgsl",
-            Shader::Lstm => "lstm.wgsl",
-            Shader::LstmBackward => "lstm_backward.wgsl",
-            Shader::LstmVec4 => "lstm_vec4.wgsl",
-            Shader::LstmBackwardVec4 => "lstm_backward_vec4.wgsl",
-            Shader::Gru => "gru.wgsl",
-            Shader::GruBackward => "gru_backward.wgsl",
-            Shader::Rnn => "rnn.wgsl",
-            Shader::RnnBackward => "rnn_backward.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Pooling => "pooling.wgsl",
@@ -124,6 +119,16 @@ impl Shader {
             Shader::Regularize => "regularize.wgsl",
             Shader::Sample => "sample.wgsl",
             Shader::Pad => "pad.wgsl",
+            Shader::Recurrent { pass: Pass::Forward, .. } => "recurrent_forward.wgsl",
+            Shader::Recurrent { pass: Pass::Backward, .. } => "recurrent_backward.wgsl",
+        }
+    }
+
+    /// The module's label: the file name, and the cell for a cell's module.
+    pub fn label(self) -> String {
+        match self {
+            Shader::Recurrent { cell, .. } => format!("{} ({})", self.file_name(), cell.name),
+            _ => self.file_name().to_string(),
         }
     }
 
@@ -135,14 +140,6 @@ impl Shader {
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Gather => include_str!("../shaders/gather.wgsl"),
             Shader::Dropout => include_str!("../shaders/dropout.wgsl"),
-            Shader::Lstm => include_str!("../shaders/lstm.wgsl"),
-            Shader::LstmBackward => include_str!("../shaders/lstm_backward.wgsl"),
-            Shader::LstmVec4 => include_str!("../shaders/lstm_vec4.wgsl"),
-            Shader::LstmBackwardVec4 => include_str!("../shaders/lstm_backward_vec4.wgsl"),
-            Shader::Gru => include_str!("../shaders/gru.wgsl"),
-            Shader::GruBackward => include_str!("../shaders/gru_backward.wgsl"),
-            Shader::Rnn => include_str!("../shaders/rnn.wgsl"),
-            Shader::RnnBackward => include_str!("../shaders/rnn_backward.wgsl"),
             Shader::Embedding => include_str!("../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../shaders/loss.wgsl"),
             Shader::Pooling => include_str!("../shaders/pooling.wgsl"),
@@ -150,37 +147,19 @@ impl Shader {
             Shader::Regularize => include_str!("../shaders/regularize.wgsl"),
             Shader::Sample => include_str!("../shaders/sample.wgsl"),
             Shader::Pad => include_str!("../shaders/pad.wgsl"),
+            Shader::Recurrent { pass: Pass::Forward, .. } => RECURRENT_FORWARD,
+            Shader::Recurrent { pass: Pass::Backward, .. } => RECURRENT_BACKWARD,
         }
     }
 
-    /// Whether the shader is a recurrent step kernel (gets [`RECURRENT`]).
-    fn is_recurrent(self) -> bool {
-        matches!(
-            self,
-            Shader::Lstm
-                | Shader::LstmBackward
-                | Shader::LstmVec4
-                | Shader::LstmBackwardVec4
-                | Shader::Gru
-                | Shader::GruBackward
-                | Shader::Rnn
-                | Shader::RnnBackward
-        )
-    }
-
-    /// The shared parts prepended to the file, in order (the prelude first).
+    /// The shared parts prepended to the file, in order, after the prelude
+    /// and the constants: for a cell's module, recurrent.wgsl then the cell.
     pub fn includes(self) -> Vec<&'static str> {
-        let mut parts = vec![PRELUDE];
-        if self.is_recurrent() {
-            parts.push(RECURRENT);
-        }
         match self {
-            Shader::Lstm | Shader::LstmVec4 => parts.push(LSTM_STEP),
-            Shader::LstmBackward | Shader::LstmBackwardVec4 => parts.push(LSTM_BACKWARD_STEP),
-            Shader::Gemm | Shader::GemmVec4 => parts.push(GEMM_PARAMS),
-            _ => {}
+            Shader::Recurrent { cell, .. } => vec![RECURRENT, cell.wgsl],
+            Shader::Gemm | Shader::GemmVec4 => vec![GEMM_PARAMS],
+            _ => Vec::new(),
         }
-        parts
     }
 
     /// Constants the shader shares with its Rust launcher, injected as WGSL
@@ -190,7 +169,7 @@ impl Shader {
     pub fn constants(self) -> Vec<(&'static str, u32)> {
         use crate::rnn::gpu::{ROWS, UNITS};
         match self {
-            _ if self.is_recurrent() => vec![("ROWS", ROWS), ("UNITS", UNITS)],
+            Shader::Recurrent { cell, .. } => vec![("ROWS", ROWS), ("UNITS", UNITS), ("GATES", cell.gates as u32)],
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
             Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
             Shader::Optim => vec![("CHUNK", crate::optim::CHUNK as u32)],
@@ -202,22 +181,20 @@ impl Shader {
     }
 
     /// Complete WGSL source: the prelude, the constants shared with Rust,
-    /// the other includes, then the file.
+    /// the includes, then the file.
     pub fn source(self) -> String {
-        let mut parts: Vec<String> = self.includes().iter().map(|s| s.to_string()).collect();
         let constants: String = self
             .constants()
             .iter()
             .map(|(name, value)| format!("const {name}: u32 = {value}u; // from Rust\n"))
             .collect();
-        parts.insert(1, constants);
-        let mut source = parts.join("\n");
-        source.push('\n');
-        source.push_str(self.body());
-        source
+        let mut parts = vec![PRELUDE.to_string(), constants];
+        parts.extend(self.includes().iter().map(|s| s.to_string()));
+        parts.push(self.body().to_string());
+        parts.join("\n")
     }
 
-    /// The file's own text, without prelude or header.
+    /// The file's own text, without prelude or includes.
     pub fn file_text(self) -> &'static str {
         self.body()
     }
@@ -226,8 +203,9 @@ impl Shader {
     /// (`WGRNN_CHECKED=1`).
     pub(crate) fn module(self, device: &wgpu::Device, checked: bool) -> wgpu::ShaderModule {
         let source = self.source();
+        let label = self.label();
         let desc = wgpu::ShaderModuleDescriptor {
-            label: Some(self.file_name()),
+            label: Some(&label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
         if checked {
@@ -266,6 +244,21 @@ pub struct Kernel {
     /// Storage bindings as (binding number, access); launchers pass buffers
     /// in this order.
     pub storage: &'static [(u32, Access)],
+    /// A cell's own bindings, after `storage` (empty for other kernels).
+    pub cell: &'static [crate::cells::CellBinding],
+}
+
+impl Kernel {
+    /// Every storage binding as (binding number, access), in the order
+    /// launchers pass buffers: `storage`, then the cell's.
+    pub fn bindings(&self) -> impl Iterator<Item = (u32, Access)> + '_ {
+        self.storage.iter().copied().chain(self.cell.iter().map(|c| (c.binding, c.access)))
+    }
+
+    /// Number of storage bindings.
+    pub fn binding_count(&self) -> usize {
+        self.storage.len() + self.cell.len()
+    }
 }
 
 /// Cache key: a kernel plus its override constants (as bit patterns so the
@@ -319,12 +312,25 @@ pub(crate) trait ShaderParams: bytemuck::Pod {
 
 /// Declares a `#[repr(C)]` params struct and its [`ShaderParams`] layout:
 /// `shader_params! { /// docs  #[derive(..)] pub(crate) struct Name mirrors
-/// "WgslName" in ShaderVariant { fields } }`. The struct's own attributes
-/// (docs, derives) pass through.
+/// "WgslName" in ShaderVariant { fields } }` (or `in (shader expression)`).
+/// The struct's own attributes (docs, derives) pass through.
 macro_rules! shader_params {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident mirrors $wgsl:literal in $shader:ident {
+            $($fvis:vis $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $crate::kernels::shader_params! {
+            $(#[$meta])*
+            $vis struct $name mirrors $wgsl in ($crate::kernels::Shader::$shader) {
+                $($fvis $field: $ty),*
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident mirrors $wgsl:literal in ($shader:expr) {
             $($fvis:vis $field:ident : $ty:ty),* $(,)?
         }
     ) => {
@@ -335,7 +341,7 @@ macro_rules! shader_params {
         impl $crate::kernels::ShaderParams for $name {
             const LAYOUT: $crate::kernels::ParamsLayout = $crate::kernels::ParamsLayout {
                 rust_struct: stringify!($name),
-                shader: $crate::kernels::Shader::$shader,
+                shader: $shader,
                 wgsl_struct: $wgsl,
                 size: ::core::mem::size_of::<$name>(),
                 members: &[$((stringify!($field), ::core::mem::offset_of!($name, $field))),*],

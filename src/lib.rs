@@ -27,6 +27,7 @@
 //! ```
 
 pub mod autograd;
+pub mod cells;
 pub mod checkpoint;
 pub mod classify;
 pub mod data;

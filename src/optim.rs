@@ -15,13 +15,13 @@ use crate::tensor::{DType, Tensor};
 use Access::{Read as R, ReadWrite as W};
 
 const GRAD_SUMSQ_PARTIAL: Kernel =
-    Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W)] };
+    Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W)], cell: &[] };
 const CLIP_COEFFICIENT: Kernel =
-    Kernel { shader: Shader::Optim, entry: "clip_coefficient", storage: &[(2, W), (3, W)] };
+    Kernel { shader: Shader::Optim, entry: "clip_coefficient", storage: &[(2, W), (3, W)], cell: &[] };
 const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W), (7, W)];
-const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS };
-const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS };
-const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS };
+const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS, cell: &[] };
+const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS, cell: &[] };
+const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS, cell: &[] };
 
 /// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
 pub(crate) const CHUNK: usize = 256;

@@ -264,7 +264,7 @@ impl Runtime {
                     },
                     count: None,
                 }];
-                for &(binding, access) in kernel.storage {
+                for (binding, access) in kernel.bindings() {
                     entries.push(wgpu::BindGroupLayoutEntry {
                         binding,
                         visibility: wgpu::ShaderStages::COMPUTE,
@@ -285,7 +285,7 @@ impl Runtime {
     }
 
     /// Records one dispatch of `kernel` with uniform `params` (binding 0) and
-    /// `buffers` bound to the storage bindings `kernel.storage` lists.
+    /// `buffers` bound to the storage bindings `kernel.bindings()` lists.
     pub(crate) fn launch<P: crate::kernels::ShaderParams>(
         &self,
         kernel: Kernel,
@@ -294,7 +294,7 @@ impl Runtime {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        debug_assert_eq!(buffers.len(), kernel.storage.len(), "{}: binding count", kernel.entry);
+        debug_assert_eq!(buffers.len(), kernel.binding_count(), "{}: binding count", kernel.entry);
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::TooLarge {
@@ -332,7 +332,7 @@ impl Runtime {
                     size: wgpu::BufferSize::new(PARAM_SLOT),
                 }),
             }];
-            for (&(binding, _), b) in kernel.storage.iter().zip(buffers) {
+            for ((binding, _), b) in kernel.bindings().zip(buffers) {
                 entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -201,7 +201,7 @@ fn bad_lengths_and_shapes_are_errors() {
     let gru = RnnConfig::new(RnnMode::Gru, 3, 4).init(dev).unwrap();
     let c0 = Tensor::zeros(dev, &[1, 2, 4]).unwrap();
     let err = gru.forward(&x, &[5, 5], None, Some(&c0), None).unwrap_err();
-    assert!(err.to_string().contains("c0 is only for LSTM"), "{err}");
+    assert!(err.to_string().contains("c0 is only for cells with a cell state"), "{err}");
     let fwd = rnn.forward(&x, &[5, 2], None, None, None).unwrap();
     let bad_grad = Tensor::zeros(dev, &[2, 4, 4]).unwrap();
     assert!(matches!(rnn.backward(&fwd, &bad_grad, None, None), Err(Error::Shape { .. })));

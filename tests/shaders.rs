@@ -5,56 +5,72 @@ use wgrnn::kernels::{Shader, PRELUDE};
 
 #[test]
 fn every_shader_validates_with_naga() {
-    for shader in Shader::ALL {
+    for shader in Shader::all() {
         let source = shader.source();
         let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(&source)));
+            .unwrap_or_else(|e| panic!("{}: {}", shader.label(), e.emit_to_string(&source)));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
             .validate(&module)
-            .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(&source)));
-        assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.file_name());
+            .unwrap_or_else(|e| panic!("{}: {}", shader.label(), e.emit_to_string(&source)));
+        assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.label());
     }
 }
 
 /// Files prepended to others rather than compiled on their own.
-const INCLUDES: [&str; 5] =
-    ["prelude.wgsl", "recurrent.wgsl", "lstm_step.wgsl", "lstm_backward_step.wgsl", "gemm_params.wgsl"];
+const INCLUDES: [&str; 3] = ["prelude.wgsl", "recurrent.wgsl", "gemm_params.wgsl"];
 
+/// Every file under shaders/ is built: a plain shader, an include, one of
+/// the two step-kernel templates, or (under shaders/cells/) a registered
+/// cell's equations.
 #[test]
 fn every_shader_file_is_registered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".wgsl") && !INCLUDES.contains(&n.as_str()))
-        .collect();
+    let list = |dir: &std::path::Path| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wgsl"))
+            .collect();
+        files.sort();
+        files
+    };
+    let mut files: Vec<String> = list(&dir).into_iter().filter(|n| !INCLUDES.contains(&n.as_str())).collect();
     files.sort();
-    let mut registered: Vec<String> = Shader::ALL.iter().map(|s| s.file_name().to_string()).collect();
+    let mut registered: Vec<String> = Shader::all().iter().map(|s| s.file_name().to_string()).collect();
     registered.sort();
-    assert_eq!(files, registered, "shaders/ and Shader::ALL disagree");
+    registered.dedup();
+    assert_eq!(files, registered, "shaders/ and Shader::all() disagree");
+    let mut cells: Vec<String> = wgrnn::cells::all_cells().iter().map(|c| format!("{}.wgsl", c.name)).collect();
+    cells.sort();
+    assert_eq!(list(&dir.join("cells")), cells, "shaders/cells/ and the registered cells disagree");
+    for cell in wgrnn::cells::all_cells() {
+        let file = std::fs::read_to_string(dir.join("cells").join(format!("{}.wgsl", cell.name))).unwrap();
+        assert_eq!(cell.wgsl, file, "cell {} embeds another file", cell.name);
+    }
     assert!(PRELUDE.contains("fn sigmoid"));
     assert!(wgrnn::kernels::RECURRENT.contains("struct StepParams"));
 }
 
-/// Each shader file opens with a header naming its bindings (house style).
+/// Each shader file opens with a header naming its bindings and its
+/// workgroup mapping (house style); a cell's file names what it computes
+/// forward and backward.
 #[test]
 fn every_shader_documents_its_bindings() {
-    let includes = [
-        wgrnn::kernels::RECURRENT,
-        wgrnn::kernels::LSTM_STEP,
-        wgrnn::kernels::LSTM_BACKWARD_STEP,
-        wgrnn::kernels::GEMM_PARAMS,
-    ];
-    for (name, body) in
-        Shader::ALL.iter().map(|s| (s.file_name(), s.file_text())).chain(INCLUDES[1..].iter().copied().zip(includes))
-    {
-        let shader = name;
-        assert!(body.trim_start().starts_with("// "), "{shader} has no header comment");
-        assert!(body.contains("Bindings"), "{shader} header lacks a bindings table");
+    let includes = [wgrnn::kernels::RECURRENT, wgrnn::kernels::GEMM_PARAMS];
+    let cells: Vec<(String, &str)> =
+        wgrnn::cells::all_cells().iter().map(|c| (format!("cells/{}.wgsl", c.name), c.wgsl)).collect();
+    let plain = Shader::all().into_iter().map(|s| (s.file_name().to_string(), s.file_text()));
+    let included = INCLUDES[1..].iter().map(|n| n.to_string()).zip(includes);
+    for (name, body) in plain.chain(included).chain(cells) {
+        assert!(body.trim_start().starts_with("// "), "{name} has no header comment");
+        assert!(body.contains("Bindings"), "{name} header lacks a bindings table");
         assert!(
-            body.contains("Workgroup mapping") || shader == "recurrent.wgsl",
-            "{shader} header lacks the workgroup mapping"
+            body.contains("Workgroup mapping") || name == "recurrent.wgsl",
+            "{name} header lacks the workgroup mapping"
         );
+        if name.starts_with("cells/") {
+            assert!(body.contains("forward:") && body.contains("backward:"), "{name} header lacks its equations");
+        }
     }
 }
 
@@ -104,7 +120,9 @@ fn params_structs_match_their_wgsl_layout() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                declared += text.matches("kernels::shader_params! {").count();
+                if !path.ends_with("kernels.rs") {
+                    declared += text.matches("kernels::shader_params! {").count();
+                }
                 if text.contains("#[repr(C)]") && !path.ends_with("kernels.rs") {
                     bare_repr.push(path.display().to_string());
                 }

@@ -10,30 +10,31 @@ use crate::tensor::{DType, Tensor};
 use Access::{Read as R, ReadWrite as W};
 
 const EMBEDDING_BACKWARD: Kernel =
-    Kernel { shader: Shader::Embedding, entry: "embedding_backward", storage: &[(1, R), (2, R), (3, W)] };
+    Kernel { shader: Shader::Embedding, entry: "embedding_backward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
 const CROSS_ENTROPY_FORWARD: Kernel =
-    Kernel { shader: Shader::Loss, entry: "cross_entropy_forward", storage: &[(1, R), (2, R), (3, W)] };
+    Kernel { shader: Shader::Loss, entry: "cross_entropy_forward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
 const CROSS_ENTROPY_BACKWARD: Kernel = Kernel {
     shader: Shader::Loss,
     entry: "cross_entropy_backward",
     storage: &[(1, R), (2, R), (3, W), (4, W), (5, R)],
+    cell: &[],
 };
-const BCE_FORWARD: Kernel = Kernel { shader: Shader::Loss, entry: "bce_forward", storage: &[(1, R), (2, R), (3, W)] };
+const BCE_FORWARD: Kernel = Kernel { shader: Shader::Loss, entry: "bce_forward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
 const BCE_BACKWARD: Kernel =
-    Kernel { shader: Shader::Loss, entry: "bce_backward", storage: &[(1, R), (2, R), (4, W), (5, R)] };
-const LOSS_REDUCE: Kernel = Kernel { shader: Shader::Loss, entry: "loss_reduce", storage: &[(3, W), (6, W), (7, W)] };
+    Kernel { shader: Shader::Loss, entry: "bce_backward", storage: &[(1, R), (2, R), (4, W), (5, R)], cell: &[] };
+const LOSS_REDUCE: Kernel = Kernel { shader: Shader::Loss, entry: "loss_reduce", storage: &[(3, W), (6, W), (7, W)], cell: &[] };
 const POOL_MEAN_FORWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_mean_forward", storage: &[(1, R), (2, R), (3, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_mean_forward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
 const POOL_MEAN_BACKWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_mean_backward", storage: &[(1, R), (2, R), (3, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_mean_backward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
 const POOL_MAX_FORWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_max_forward", storage: &[(1, R), (2, R), (3, W), (4, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_max_forward", storage: &[(1, R), (2, R), (3, W), (4, W)], cell: &[] };
 const POOL_MAX_BACKWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_max_backward", storage: &[(1, R), (2, R), (3, W), (4, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_max_backward", storage: &[(1, R), (2, R), (3, W), (4, W)], cell: &[] };
 const POOL_LAST_FORWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_last_forward", storage: &[(2, R), (3, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_last_forward", storage: &[(2, R), (3, W)], cell: &[] };
 const POOL_LAST_BACKWARD: Kernel =
-    Kernel { shader: Shader::Pooling, entry: "pool_last_backward", storage: &[(2, R), (3, W)] };
+    Kernel { shader: Shader::Pooling, entry: "pool_last_backward", storage: &[(2, R), (3, W)], cell: &[] };
 
 /// Invocations per workgroup of the loss and pooling kernels.
 const WG: u32 = 64;

@@ -30,14 +30,16 @@ const DROPOUT_APPLY: Kernel = Kernel {
     shader: Shader::Dropout,
     entry: "dropout_apply",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
 };
 const DROPOUT_KEYED: Kernel = Kernel {
     shader: Shader::Dropout,
     entry: "dropout_keyed",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
 };
 const DROPOUT_DENSE: Kernel =
-    Kernel { shader: Shader::Dropout, entry: "dropout_dense", storage: &[(1, Access::Read), (3, Access::ReadWrite)] };
+    Kernel { shader: Shader::Dropout, entry: "dropout_dense", storage: &[(1, Access::Read), (3, Access::ReadWrite)], cell: &[] };
 
 impl DropoutParams {
     fn new(rows: usize, cols: usize, layer: usize, p: f32, seed: u64) -> Result<Self> {

@@ -23,12 +23,12 @@ const BINARY: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Acc
 const UNARY: &[(u32, Access)] = &[(1, Access::Read), (3, Access::ReadWrite)];
 const NULLARY: &[(u32, Access)] = &[(3, Access::ReadWrite)];
 
-const ADD: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_add", storage: BINARY };
-const MUL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_mul", storage: BINARY };
-const SCALE: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_scale", storage: UNARY };
-const COPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_copy", storage: UNARY };
-const FILL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_fill", storage: NULLARY };
-const AXPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_axpy", storage: UNARY };
+const ADD: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_add", storage: BINARY, cell: &[] };
+const MUL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_mul", storage: BINARY, cell: &[] };
+const SCALE: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_scale", storage: UNARY, cell: &[] };
+const COPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_copy", storage: UNARY, cell: &[] };
+const FILL: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_fill", storage: NULLARY, cell: &[] };
+const AXPY: Kernel = Kernel { shader: Shader::Elementwise, entry: "elementwise_axpy", storage: UNARY, cell: &[] };
 
 /// Checks f32 dtype, same device, equal shapes and that the output (last)
 /// does not alias an input; returns the element count.

@@ -23,6 +23,7 @@ const GATHER_ROWS: Kernel = Kernel {
     shader: Shader::Gather,
     entry: "gather_rows",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
 };
 
 /// `out[i, :] = table[idx[i], :]` — table (rows, cols) f32, idx any shape of

@@ -26,9 +26,9 @@ crate::kernels::shader_params! {
 }
 
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite)];
-const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS };
-const GEMM_VEC4: Kernel = Kernel { shader: Shader::GemmVec4, entry: "gemm_vec4", storage: BINDINGS };
-const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS };
+const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS, cell: &[] };
+const GEMM_VEC4: Kernel = Kernel { shader: Shader::GemmVec4, entry: "gemm_vec4", storage: BINDINGS, cell: &[] };
+const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS, cell: &[] };
 
 /// `gemm_register` workgroup shape (x over N, y over M); each invocation
 /// owns a 4×4 block of C. The shape barely matters on lavapipe (3.1–3.6

@@ -20,8 +20,8 @@ crate::kernels::shader_params! {
 }
 
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::ReadWrite)];
-const SUM_ROWS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_rows", storage: BINDINGS };
-const SUM_COLS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_cols", storage: BINDINGS };
+const SUM_ROWS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_rows", storage: BINDINGS, cell: &[] };
+const SUM_COLS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_cols", storage: BINDINGS, cell: &[] };
 
 /// Validates x (M, N) and out (`out_len`); returns (M, N).
 fn check(op: &'static str, x: &Tensor, out: &Tensor, rows_out: bool) -> Result<(u32, u32)> {

@@ -29,11 +29,13 @@ const SQUARE_SUM_FORWARD: Kernel = Kernel {
     shader: Shader::Regularize,
     entry: "square_sum_forward",
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
 };
 const SQUARE_SUM_BACKWARD: Kernel = Kernel {
     shader: Shader::Regularize,
     entry: "square_sum_backward",
     storage: &[(1, Access::Read), (2, Access::Read), (4, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
 };
 
 /// For every packed row of `batch`, the packed row of the same sequence

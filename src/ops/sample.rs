@@ -97,6 +97,7 @@ const SAMPLE_LOGITS: Kernel = Kernel {
     shader: Shader::Sample,
     entry: "sample_logits",
     storage: &[(1, Access::Read), (2, Access::ReadWrite), (3, Access::ReadWrite)],
+    cell: &[],
 };
 
 /// Draws one token per row of `logits` (B, V) into `next` (B) u32 and row

@@ -1,33 +1,37 @@
-//! GPU launchers of the recurrent stack. Per layer and direction:
-//! forward = one GEMM (input projection of every packed row, b_ih fused) +
-//! one fused step kernel per time step; backward = one fused step kernel per
-//! time step + one initial-state kernel + three GEMMs (dW_ih, dW_hh, dX) and
-//! two column sums (biases). Everything is recorded into the device's open
-//! command buffer; nothing is read back.
+//! GPU launchers of the recurrent stack, written once for every cell (the
+//! cell's own part is a [`Cell`]: its WGSL equations and the buffers they
+//! bind). Per layer and direction: forward = one GEMM (input projection of
+//! every packed row, b_ih fused) + one fused step kernel per time step;
+//! backward = one fused step kernel per time step + one initial-state
+//! kernel + three GEMMs (dW_ih, dW_hh, dX) and two column sums (biases).
+//! Everything is recorded into the device's open command buffer; nothing is
+//! read back.
 
+use crate::cells::{Cell, CellTensor, RnnMode};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernels::{Access, Kernel, Shader};
+use crate::kernels::{Access, Kernel, Pass, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
 use crate::rnn::layer::{Rnn, RnnParams};
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::spec::RnnMode;
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup along H (the shaders' `WG` override).
 const WG: u32 = 64;
-/// Storage buffers the largest recurrent kernel binds (lstm_step_forward).
-const STORAGE_BUFFERS_NEEDED: u32 = 12;
 
-/// Rows per invocation of the tiled step kernels (their `ROWS`).
+/// Rows per invocation of the step kernels (their `ROWS`).
 pub(crate) const ROWS: u32 = 8;
-/// Hidden units per invocation of the tiled kernels that share h/dG loads (their `UNITS`).
+/// Hidden units per invocation of the backward step kernels, which share
+/// dG loads across them (their `UNITS`).
 pub(crate) const UNITS: u32 = 4;
 
 crate::kernels::shader_params! {
     /// Mirrors `StepParams` in shaders/recurrent.wgsl.
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-    pub(crate) struct StepParams mirrors "StepParams" in Lstm {
+    pub(crate) struct StepParams mirrors "StepParams" in (Shader::Recurrent {
+        cell: &crate::cells::lstm::LSTM,
+        pass: Pass::Forward,
+    }) {
         t: u32,
         reverse: u32,
         hidden: u32,
@@ -41,54 +45,40 @@ crate::kernels::shader_params! {
 
 use Access::{Read as R, ReadWrite as W};
 
-const LSTM_STEP_FORWARD: Kernel = Kernel {
-    shader: Shader::Lstm,
-    entry: "lstm_step_forward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W), (10, W), (11, W), (12, W)],
-};
-const LSTM_STEP_BACKWARD: Kernel = Kernel {
-    shader: Shader::LstmBackward,
-    entry: "lstm_step_backward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, R), (9, W), (10, W), (13, W)],
-};
-/// `lstm_step_forward` reading vec4s; for H % 4 == 0.
-const LSTM_STEP_FORWARD_VEC4: Kernel =
-    Kernel { shader: Shader::LstmVec4, entry: "lstm_step_forward_vec4", storage: LSTM_STEP_FORWARD.storage };
-/// `lstm_step_backward` reading vec4s; for H % 4 == 0.
-const LSTM_STEP_BACKWARD_VEC4: Kernel =
-    Kernel { shader: Shader::LstmBackwardVec4, entry: "lstm_step_backward_vec4", storage: LSTM_STEP_BACKWARD.storage };
-const LSTM_GRAD_INITIAL_STATE: Kernel = Kernel {
-    shader: Shader::LstmBackward,
-    entry: "lstm_grad_initial_state",
-    storage: &[(1, R), (2, R), (9, W), (10, W), (11, W), (12, W)],
-};
-const GRU_STEP_FORWARD: Kernel = Kernel {
-    shader: Shader::Gru,
-    entry: "gru_step_forward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W), (10, W)],
-};
-const GRU_STEP_BACKWARD: Kernel = Kernel {
-    shader: Shader::GruBackward,
-    entry: "gru_step_backward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, R), (8, R), (9, W), (10, W), (11, W), (13, W)],
-};
-const GRU_GRAD_INITIAL_STATE: Kernel = Kernel {
-    shader: Shader::GruBackward,
-    entry: "gru_grad_initial_state",
-    storage: &[(1, R), (2, R), (10, W), (11, W), (12, W)],
-};
-const RNN_STEP_FORWARD: Kernel = Kernel {
-    shader: Shader::Rnn,
-    entry: "rnn_step_forward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)],
-};
-const RNN_STEP_BACKWARD: Kernel = Kernel {
-    shader: Shader::RnnBackward,
-    entry: "rnn_step_backward",
-    storage: &[(1, R), (2, R), (3, R), (4, R), (5, R), (6, R), (7, W), (9, W)],
-};
-const RNN_GRAD_INITIAL_STATE: Kernel =
-    Kernel { shader: Shader::RnnBackward, entry: "rnn_grad_initial_state", storage: &[(1, R), (2, R), (7, W), (8, W)] };
+/// Shared bindings of `recurrent_step_forward`, in launch order: info, w_hh,
+/// b_hh, state_in, gates, out, h_prev, h_n, state_out.
+const FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)];
+/// `recurrent_step_forward_vec4`: the same buffers, w_hh and state_in as vec4.
+const FORWARD_VEC4: &[(u32, Access)] = &[(1, R), (10, R), (3, R), (11, R), (5, W), (6, W), (7, W), (8, W), (9, W)];
+/// Shared bindings of `recurrent_step_backward`, in launch order: info,
+/// w_hh, gates, h_prev, grad_out, grad_h_n, dgs_in, dgates, dgs_out.
+const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W)];
+/// `recurrent_step_backward_vec4`: the same buffers, w_hh and dgs_in as vec4.
+const BACKWARD_VEC4: &[(u32, Access)] = &[(1, R), (11, R), (3, W), (4, R), (5, R), (6, R), (12, R), (8, W), (9, W)];
+/// Shared bindings of `recurrent_grad_initial_state`: info, w_hh, dgates, grad_h0.
+const INITIAL_STATE: &[(u32, Access)] = &[(1, R), (2, R), (8, W), (10, W)];
+
+/// The forward step kernel of `cell` (vec4 reads when H % 4 == 0).
+fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
+    let shader = Shader::Recurrent { cell, pass: Pass::Forward };
+    let (entry, storage) =
+        if vec4 { ("recurrent_step_forward_vec4", FORWARD_VEC4) } else { ("recurrent_step_forward", FORWARD) };
+    Kernel { shader, entry, storage, cell: cell.forward }
+}
+
+/// The backward step kernel of `cell` (vec4 reads when H % 4 == 0).
+fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
+    let shader = Shader::Recurrent { cell, pass: Pass::Backward };
+    let (entry, storage) =
+        if vec4 { ("recurrent_step_backward_vec4", BACKWARD_VEC4) } else { ("recurrent_step_backward", BACKWARD) };
+    Kernel { shader, entry, storage, cell: cell.backward }
+}
+
+/// The initial-state gradient kernel of `cell`.
+fn initial_state_kernel(cell: &'static Cell) -> Kernel {
+    let shader = Shader::Recurrent { cell, pass: Pass::Backward };
+    Kernel { shader, entry: "recurrent_grad_initial_state", storage: INITIAL_STATE, cell: cell.initial_state }
+}
 
 /// What a packed forward pass returns and saves for backward.
 #[derive(Debug, Clone)]
@@ -117,20 +107,27 @@ struct LayerSaved {
 
 #[derive(Debug, Clone)]
 struct DirSaved {
-    /// (N, G) gate activations.
+    /// (N, G): what the cell saved there (its activations).
     gates: Tensor,
-    /// (N, H): LSTM cell state or GRU's W_hn h + b_hn.
-    aux: Option<Tensor>,
+    /// (N, H): the cell's [`CellTensor::Saved`] (LSTM's c, GRU's W_hn h + b_hn).
+    saved: Option<Tensor>,
     /// (N, H) h_{t-1} per packed row.
     h_prev: Tensor,
 }
 
-/// Checks the device can bind what the recurrent kernels need.
-pub(crate) fn check_device(device: &Device) -> Result<()> {
+/// Checks the device can bind what `mode`'s recurrent kernels need.
+pub(crate) fn check_device(device: &Device, mode: RnnMode) -> Result<()> {
+    let cell = mode.cell();
+    let needed = [forward_kernel(cell, false), backward_kernel(cell, false), initial_state_kernel(cell)]
+        .iter()
+        .map(Kernel::binding_count)
+        .max()
+        .unwrap_or(0) as u32;
     let have = device.info().max_storage_buffers_per_shader_stage;
-    if have < STORAGE_BUFFERS_NEEDED {
+    if have < needed {
         return Err(Error::Config(format!(
-            "the recurrent kernels bind {STORAGE_BUFFERS_NEEDED} storage buffers, adapter {} allows {have}",
+            "the {} kernels bind {needed} storage buffers, adapter {} allows {have}",
+            mode.name(),
             device.info().name
         )));
     }
@@ -160,7 +157,7 @@ fn state_or_zeros(
 }
 
 /// [`state_or_zeros`] for a cell-state tensor: present (given or zeros) for
-/// LSTM, absent otherwise, and an error if given to another mode.
+/// a cell with a state, absent otherwise, and an error if given to another.
 fn cell_state_or_zeros(
     op: &'static str,
     name: &str,
@@ -172,18 +169,17 @@ fn cell_state_or_zeros(
     match (mode.has_cell_state(), t) {
         (true, t) => state_or_zeros(op, name, t, shape, device).map(Some),
         (false, None) => Ok(None),
-        (false, Some(_)) => {
-            Err(Error::Shape { op, message: format!("{name} is only for LSTM, this is {}", mode.name()) })
-        }
+        (false, Some(_)) => Err(Error::Shape {
+            op,
+            message: format!("{name} is only for cells with a cell state (lstm), this is {}", mode.name()),
+        }),
     }
 }
 
-/// The mode's `RELU` override, for the RNN kernels.
+/// The `WG` override and the mode's own (RNN's `RELU`).
 fn mode_constants(mode: RnnMode) -> Vec<(&'static str, f64)> {
     let mut c = vec![("WG", f64::from(WG))];
-    if matches!(mode, RnnMode::RnnTanh | RnnMode::RnnRelu) {
-        c.push(("RELU", f64::from(u8::from(mode == RnnMode::RnnRelu))));
-    }
+    c.extend_from_slice(mode.constants());
     c
 }
 
@@ -198,6 +194,14 @@ fn step_time(dir: usize, k: usize, steps: usize, backward: bool) -> usize {
     }
 }
 
+/// The tensor a cell binding names, from what the launcher holds; a cell
+/// that binds one the launcher lacks is an error naming both.
+fn cell_tensor<'a>(cell: &Cell, kind: CellTensor, have: &[(CellTensor, Option<&'a Tensor>)]) -> Result<&'a Tensor> {
+    have.iter().find(|(k, _)| *k == kind).and_then(|(_, t)| *t).ok_or_else(|| {
+        Error::Config(format!("cell {} binds {kind:?}, which this pass does not provide", cell.name))
+    })
+}
+
 pub(crate) fn forward(
     rnn: &Rnn,
     x: &Tensor,
@@ -208,6 +212,7 @@ pub(crate) fn forward(
 ) -> Result<PackedForward> {
     const OP: &str = "Rnn::forward";
     let spec = *rnn.spec();
+    let cell = spec.mode.cell();
     let dev = x.device();
     let (n, b, h, dirs) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions());
     if x.shape() != [n, spec.input_size] || x.dtype() != DType::F32 {
@@ -224,6 +229,10 @@ pub(crate) fn forward(
     let steps = batch.longest();
     let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
+    let kernel = forward_kernel(cell, h % 4 == 0);
+    // Each invocation owns every gate of max(1, 4 / gates) units.
+    let units_per_invocation = (4 / cell.gates).max(1) as u32;
+    let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
     let rt = &dev.rt;
 
     let mut layer_input = x.clone();
@@ -239,44 +248,45 @@ pub(crate) fn forward(
             let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let proj = GemmOptions { trans_b: true, ..GemmOptions::default() };
             gemm(&layer_input, &params.weight_ih, Some(&params.bias_ih), &gates, proj)?;
-            let aux = match spec.mode {
-                RnnMode::Lstm | RnnMode::Gru => Some(Tensor::uninit(dev, &[n, h], DType::F32)?),
-                _ => None,
-            };
+            let cell_saved = cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
             let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
             // Dense (B, H) states in sorted row order: h double-buffered
-            // (both start as h0), then c (LSTM).
+            // (both start as h0), then the cell state.
             let state_index = layer * dirs + dir;
             let h_a = sorted_state(batch, &h0, state_index)?;
             let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
             crate::ops::elementwise_copy(&h_a, &h_b)?;
             let cell_state = c0.as_ref().map(|c| sorted_state(batch, c, state_index)).transpose()?;
-            let (w_hh, b_hh, info) = (params.weight_hh.buffer(), params.bias_hh.buffer(), batch.info.buffer());
+            let have = [
+                (CellTensor::State, cell_state.as_ref()),
+                (CellTensor::Saved, cell_saved.as_ref()),
+                (CellTensor::FinalState, c_n.as_ref()),
+            ];
+            let own: Vec<&wgpu::Buffer> = cell
+                .forward
+                .iter()
+                .map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer))
+                .collect::<Result<_>>()?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
                 let tiles = u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS);
-                let (s_in, s_out) =
-                    if k % 2 == 0 { (h_a.buffer(), h_b.buffer()) } else { (h_b.buffer(), h_a.buffer()) };
-                let (gates, out, h_prev, h_n) = (gates.buffer(), out.buffer(), h_prev.buffer(), h_n.buffer());
-                match spec.mode {
-                    RnnMode::Lstm => {
-                        let (cs, cell, c_n) = (opt_ref(&cell_state), aux_ref(&aux), opt_ref(&c_n));
-                        let bufs = [info, w_hh, b_hh, s_in, cs, gates, out, cell, h_prev, h_n, c_n, s_out];
-                        let kernel = if h % 4 == 0 { LSTM_STEP_FORWARD_VEC4 } else { LSTM_STEP_FORWARD };
-                        rt.launch(kernel, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
-                    }
-                    RnnMode::Gru => {
-                        let bufs = [info, w_hh, b_hh, s_in, gates, out, aux_ref(&aux), h_prev, h_n, s_out];
-                        rt.launch(GRU_STEP_FORWARD, &constants, &sp, &bufs, [sp.hidden.div_ceil(WG), tiles, 1])?;
-                    }
-                    RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                        let bufs = [info, w_hh, b_hh, s_in, gates, out, h_prev, h_n, s_out];
-                        rt.launch(RNN_STEP_FORWARD, &constants, &sp, &bufs, [sp_units(h, OP)?, tiles, 1])?;
-                    }
-                }
+                let (s_in, s_out) = if k % 2 == 0 { (&h_a, &h_b) } else { (&h_b, &h_a) };
+                let mut bufs = vec![
+                    batch.info.buffer(),
+                    params.weight_hh.buffer(),
+                    params.bias_hh.buffer(),
+                    s_in.buffer(),
+                    gates.buffer(),
+                    out.buffer(),
+                    h_prev.buffer(),
+                    h_n.buffer(),
+                    s_out.buffer(),
+                ];
+                bufs.extend(&own);
+                rt.launch(kernel, &constants, &sp, &bufs, [unit_groups, tiles, 1])?;
             }
-            saved.push(DirSaved { gates, aux, h_prev });
+            saved.push(DirSaved { gates, saved: cell_saved, h_prev });
         }
         layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
@@ -290,23 +300,6 @@ fn sorted_state(batch: &PackedBatch, state: &Tensor, state_index: usize) -> Resu
     let idx: Vec<u32> = batch.sorted_rows().iter().map(|&r| (state_index * b + r) as u32).collect();
     let idx = Tensor::from_u32(state.device(), &idx, &[b])?;
     crate::ops::gather_rows(&state.reshape(&[states * b, h])?, &idx)
-}
-
-/// Workgroups along H for kernels whose invocations own `UNITS` units.
-fn sp_units(h: usize, op: &'static str) -> Result<u32> {
-    Ok(u32_of(op, h)?.div_ceil(UNITS).div_ceil(WG))
-}
-
-fn opt_tensor(t: &Option<Tensor>) -> &Tensor {
-    t.as_ref().expect("LSTM has cell states")
-}
-
-fn aux_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
-    t.as_ref().expect("LSTM/GRU save an auxiliary tensor").buffer()
-}
-
-fn opt_ref(t: &Option<Tensor>) -> &wgpu::Buffer {
-    t.as_ref().expect("LSTM has cell states").buffer()
 }
 
 fn step_params(
@@ -345,6 +338,7 @@ pub(crate) fn backward(
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     const OP: &str = "Rnn::backward";
     let spec = *rnn.spec();
+    let cell = spec.mode.cell();
     if fwd.spec != spec {
         return Err(Error::Shape {
             op: OP,
@@ -367,6 +361,7 @@ pub(crate) fn backward(
     let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
     let steps = batch.longest();
     let constants = mode_constants(spec.mode);
+    let (step_kernel, initial_kernel) = (backward_kernel(cell, h % 4 == 0), initial_state_kernel(cell));
     let rt = &dev.rt;
 
     if param_grads.len() != spec.num_layers * dirs {
@@ -380,6 +375,7 @@ pub(crate) fn backward(
         });
     }
     let beta_acc = if accumulate { 1.0 } else { 0.0 };
+    let unit_groups = u32_of(OP, h)?.div_ceil(UNITS).div_ceil(WG);
     let mut d_out = grad_output.clone();
     for layer in (0..spec.num_layers).rev() {
         let saved = &fwd.layers[layer];
@@ -390,76 +386,55 @@ pub(crate) fn backward(
             let params = &rnn.params()[idx];
             let s = &saved.dirs[dir];
             let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
-            let dgh = if spec.mode == RnnMode::Gru { Some(Tensor::uninit(dev, &[n, g], DType::F32)?) } else { None };
-            let (info, w_hh) = (batch.info.buffer(), params.weight_hh.buffer());
-            // Dense state in sorted row order: the recurrent gradient (dG,
-            // or dGh for GRU) double-buffered from zero, and the carried
-            // elementwise gradient (LSTM dc from grad_c_n, GRU dh⊙z from 0).
+            let dgh = cell.uses(CellTensor::HiddenGrads).then(|| Tensor::uninit(dev, &[n, g], DType::F32)).transpose()?;
+            // Dense state in sorted row order: the hidden-side dG
+            // double-buffered from zero, and the cell's carried gradient
+            // (from grad_c_n for a cell with a state, else from zero).
             let state_index = layer * dirs + dir;
             let dg_a = Tensor::zeros(dev, &[b, g])?;
             let dg_b = Tensor::zeros(dev, &[b, g])?;
-            let carry = match spec.mode {
-                RnnMode::Lstm => Some(sorted_state(batch, opt_tensor(&grad_c_n), state_index)?),
-                RnnMode::Gru => Some(Tensor::zeros(dev, &[b, h])?),
-                RnnMode::RnnTanh | RnnMode::RnnRelu => None,
+            let carry = match (cell.uses(CellTensor::Carry), &grad_c_n) {
+                (false, _) => None,
+                (true, Some(gc)) => Some(sorted_state(batch, gc, state_index)?),
+                (true, None) => Some(Tensor::zeros(dev, &[b, h])?),
             };
-            let unit_groups = sp_units(h, OP)?;
+            let have = [
+                (CellTensor::Saved, s.saved.as_ref()),
+                (CellTensor::InitialState, fwd.c0.as_ref()),
+                (CellTensor::Carry, carry.as_ref()),
+                (CellTensor::HiddenGrads, dgh.as_ref()),
+                (CellTensor::InitialStateGrad, grad_c0.as_ref()),
+            ];
+            let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
+                bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
+            };
+            let step_own = own(cell.backward)?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
                 let tiles = [unit_groups, u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS), 1];
-                let (dg_in, dg_out) =
-                    if k % 2 == 0 { (dg_a.buffer(), dg_b.buffer()) } else { (dg_b.buffer(), dg_a.buffer()) };
-                let (gates, d_out, g_h_n) = (s.gates.buffer(), d_out.buffer(), grad_h_n.buffer());
-                match spec.mode {
-                    RnnMode::Lstm => {
-                        let (cell, c0, carry) = (aux_ref(&s.aux), opt_ref(&fwd.c0), opt_ref(&carry));
-                        let bufs = [info, w_hh, gates, cell, c0, d_out, g_h_n, dg_in, dgx.buffer(), carry, dg_out];
-                        let kernel = if h % 4 == 0 { LSTM_STEP_BACKWARD_VEC4 } else { LSTM_STEP_BACKWARD };
-                        rt.launch(kernel, &constants, &sp, &bufs, tiles)?;
-                    }
-                    RnnMode::Gru => {
-                        let (hn_lin, h_prev) = (aux_ref(&s.aux), s.h_prev.buffer());
-                        let bufs = [
-                            info,
-                            w_hh,
-                            gates,
-                            hn_lin,
-                            h_prev,
-                            d_out,
-                            g_h_n,
-                            dg_in,
-                            dgx.buffer(),
-                            aux_ref(&dgh),
-                            opt_ref(&carry),
-                            dg_out,
-                        ];
-                        rt.launch(GRU_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
-                    }
-                    RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                        let bufs = [info, w_hh, gates, d_out, g_h_n, dg_in, dgx.buffer(), dg_out];
-                        rt.launch(RNN_STEP_BACKWARD, &constants, &sp, &bufs, tiles)?;
-                    }
-                }
+                let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
+                let mut bufs = vec![
+                    batch.info.buffer(),
+                    params.weight_hh.buffer(),
+                    s.gates.buffer(),
+                    s.h_prev.buffer(),
+                    d_out.buffer(),
+                    grad_h_n.buffer(),
+                    dg_in.buffer(),
+                    dgx.buffer(),
+                    dg_out.buffer(),
+                ];
+                bufs.extend(&step_own);
+                rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;
             }
             // Initial-state gradient: every row, at its first step.
             let sp = step_params(batch, &spec, layer, dir, 0)?;
             // One workgroup row per batch row, over y then z (≤ 65535 each).
             let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
-            match spec.mode {
-                RnnMode::Lstm => {
-                    let bufs = [info, w_hh, dgx.buffer(), opt_ref(&carry), grad_h0.buffer(), opt_ref(&grad_c0)];
-                    rt.launch(LSTM_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
-                }
-                RnnMode::Gru => {
-                    let bufs = [info, w_hh, aux_ref(&dgh), opt_ref(&carry), grad_h0.buffer()];
-                    rt.launch(GRU_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
-                }
-                RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                    let bufs = [info, w_hh, dgx.buffer(), grad_h0.buffer()];
-                    rt.launch(RNN_GRAD_INITIAL_STATE, &constants, &sp, &bufs, groups)?;
-                }
-            }
+            let mut bufs = vec![batch.info.buffer(), params.weight_hh.buffer(), dgx.buffer(), grad_h0.buffer()];
+            bufs.extend(own(cell.initial_state)?);
+            rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             // Parameter gradients over all steps at once.
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
             let grads = &param_grads[idx];

@@ -135,7 +135,7 @@ impl Rnn {
         if !(0.0..1.0).contains(&config.dropout) {
             return Err(Error::Config(format!("dropout must be in [0, 1), got {}", config.dropout)));
         }
-        gpu::check_device(device)?;
+        gpu::check_device(device, spec.mode)?;
         let expected = spec.num_layers * spec.directions();
         if weights.len() != expected {
             return Err(Error::Shape {

@@ -3,59 +3,7 @@
 //! reference.
 
 use crate::error::{Error, Result};
-
-/// Recurrent cell, with PyTorch's gate order and equations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RnnMode {
-    /// `torch.nn.LSTM`: gates i, f, g, o; `c' = f⊙c + i⊙g`, `h' = o⊙tanh(c')`.
-    Lstm,
-    /// `torch.nn.GRU`: gates r, z, n; `n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn))`,
-    /// `h' = (1 − z)⊙n + z⊙h`.
-    Gru,
-    /// `torch.nn.RNN(nonlinearity='tanh')`: `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.
-    RnnTanh,
-    /// `torch.nn.RNN(nonlinearity='relu')`.
-    RnnRelu,
-}
-
-impl RnnMode {
-    /// Gates per hidden unit: G = gates · H.
-    pub fn gates(self) -> usize {
-        match self {
-            RnnMode::Lstm => 4,
-            RnnMode::Gru => 3,
-            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
-        }
-    }
-
-    /// Name as in the torch_parity contract: `lstm`, `gru`, `rnn_tanh`, `rnn_relu`.
-    pub fn name(self) -> &'static str {
-        match self {
-            RnnMode::Lstm => "lstm",
-            RnnMode::Gru => "gru",
-            RnnMode::RnnTanh => "rnn_tanh",
-            RnnMode::RnnRelu => "rnn_relu",
-        }
-    }
-
-    /// Parses [`RnnMode::name`].
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "lstm" => Ok(RnnMode::Lstm),
-            "gru" => Ok(RnnMode::Gru),
-            "rnn_tanh" => Ok(RnnMode::RnnTanh),
-            "rnn_relu" => Ok(RnnMode::RnnRelu),
-            other => {
-                Err(Error::Config(format!("unknown recurrent mode {other:?}; accepted: lstm, gru, rnn_tanh, rnn_relu")))
-            }
-        }
-    }
-
-    /// Whether the cell carries a cell state `c` besides `h`.
-    pub fn has_cell_state(self) -> bool {
-        self == RnnMode::Lstm
-    }
-}
+pub use crate::cells::RnnMode;
 
 /// Shape of a recurrent stack: everything but the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,78 @@
+// cells/lstm.wgsl — the LSTM cell's equations (torch.nn.LSTM, gate order
+// i, f, g, o; G = 4H), forward and backward, for the shared step kernels in
+// recurrent_forward.wgsl and recurrent_backward.wgsl (which bring the
+// recurrent product, the loops and h's bookkeeping).
+//   forward:  a = xW_ihᵀ + b_ih (in `gates`) + h_{t-1}·W_hhᵀ + b_hh;
+//             i, f, o = σ(a), g = tanh(a); c = f⊙c_{t-1} + i⊙g; h = o⊙tanh(c)
+//   backward: dc = dh⊙o⊙(1−tanh²c) + dc_next; dG = (dc⊙g⊙i(1−i),
+//             dc⊙c_{t-1}⊙f(1−f), dc⊙i⊙(1−g²), dh⊙tanh(c)⊙o(1−o));
+//             dc_{t-1} = dc⊙f, carried in `dcarry`; grad_c0 = the last dc_{t-1}
+//
+// The cell state is one dense (B, H) buffer in sorted row order (cell_state),
+// starting as c0 and updated in place by the invocation owning (s, j).
+//
+// Bindings (the step kernels' own are listed in recurrent_*.wgsl):
+//   20 cell_state  read_write  (B, H) c, sorted rows        forward
+//   21 cell        read_write  (N, H) c per packed row      saved by forward
+//   22 c_n         read_write  (L·D, B, H)                  forward
+//   23 c0          read        (L·D, B, H)                  backward
+//   24 dcarry      read_write  (B, H) dc, sorted rows; starts as grad_c_n
+//   25 grad_c0     read_write  (L·D, B, H)                  initial-state kernel
+// Workgroup mapping: that of the step kernels (one call per row and unit).
+// Saves for backward: the activations i, f, g, o in `gates`, and `cell`.
+
+@group(0) @binding(20) var<storage, read_write> cell_state: array<f32>;
+@group(0) @binding(21) var<storage, read_write> cell: array<f32>;
+@group(0) @binding(22) var<storage, read_write> c_n: array<f32>;
+@group(0) @binding(23) var<storage, read> c0: array<f32>;
+@group(0) @binding(24) var<storage, read_write> dcarry: array<f32>;
+@group(0) @binding(25) var<storage, read_write> grad_c0: array<f32>;
+
+fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: bool) -> f32 {
+    let h = p.hidden;
+    let g4 = 4u * h;
+    let bias = vec4<f32>(b_hh[j], b_hh[h + j], b_hh[2u * h + j], b_hh[3u * h + j]);
+    let a = rec + bias + vec4<f32>(gates[row * g4 + j], gates[row * g4 + h + j],
+                                   gates[row * g4 + 2u * h + j], gates[row * g4 + 3u * h + j]);
+    let i = sigmoid(a.x);
+    let f = sigmoid(a.y);
+    let g = tanh_stable(a.z);
+    let o = sigmoid(a.w);
+    let c = f * cell_state[s * h + j] + i * g;
+    gates[row * g4 + j] = i;
+    gates[row * g4 + h + j] = f;
+    gates[row * g4 + 2u * h + j] = g;
+    gates[row * g4 + 3u * h + j] = o;
+    cell_state[s * h + j] = c;
+    cell[row * h + j] = c;
+    if (is_last) { c_n[state_at(s, j)] = c; }
+    return o * tanh_stable(c);
+}
+
+fn cell_backward(s: u32, row: u32, j: u32, dh: f32) -> CellGrad {
+    let h = p.hidden;
+    let g4 = 4u * h;
+    let prev = previous_row(s);
+    var c_prev: f32;
+    if (prev == NO_ROW) { c_prev = c0[state_at(s, j)]; } else { c_prev = cell[prev * h + j]; }
+    let i = gates[row * g4 + j];
+    let f = gates[row * g4 + h + j];
+    let g = gates[row * g4 + 2u * h + j];
+    let o = gates[row * g4 + 3u * h + j];
+    let tc = tanh_stable(cell[row * h + j]);
+    let dc = dh * o * (1.0 - tc * tc) + dcarry[s * h + j];
+    dcarry[s * h + j] = dc * f;
+    let d = vec4<f32>(dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
+                      dh * tc * o * (1.0 - o));
+    return CellGrad(d, d);
+}
+
+// The hidden-side gate gradients equal the input-side ones.
+fn cell_hidden_grad(row: u32, q: u32, input_side: f32) -> f32 {
+    return input_side;
+}
+
+fn cell_grad_initial_state(s: u32, j: u32, dh0: f32) -> f32 {
+    grad_c0[state_at(s, j)] = dcarry[s * p.hidden + j];
+    return dh0;
+}

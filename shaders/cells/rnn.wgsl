@@ -1,0 +1,37 @@
+// cells/rnn.wgsl — the Elman RNN cell's equations (torch.nn.RNN; G = H),
+// forward and backward, for the shared step kernels in
+// recurrent_forward.wgsl and recurrent_backward.wgsl.
+//   forward:  h = act(xW_ihᵀ + b_ih (in `gates`) + h_{t-1}·W_hhᵀ + b_hh),
+//             act = tanh, or relu when the RELU override is set
+//   backward: dG = dh⊙act'(h), from the saved h (tanh' = 1 − h²; relu' = [h > 0])
+//
+// Bindings: none of its own (the step kernels' are listed in recurrent_*.wgsl).
+// Workgroup mapping: that of the step kernels (one call per row and unit).
+// Saves for backward: h in `gates`.
+
+override RELU: bool = false;
+
+fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: bool) -> f32 {
+    let h = p.hidden;
+    let a = rec.x + b_hh[j] + gates[row * h + j];
+    var hv: f32;
+    if (RELU) { hv = max(a, 0.0); } else { hv = tanh_stable(a); }
+    gates[row * h + j] = hv;
+    return hv;
+}
+
+fn cell_backward(s: u32, row: u32, j: u32, dh: f32) -> CellGrad {
+    let hv = gates[row * p.hidden + j];
+    var deriv: f32;
+    if (RELU) { deriv = select(0.0, 1.0, hv > 0.0); } else { deriv = 1.0 - hv * hv; }
+    let d = vec4<f32>(dh * deriv, 0.0, 0.0, 0.0);
+    return CellGrad(d, d);
+}
+
+fn cell_hidden_grad(row: u32, q: u32, input_side: f32) -> f32 {
+    return input_side;
+}
+
+fn cell_grad_initial_state(s: u32, j: u32, dh0: f32) -> f32 {
+    return dh0;
+}

@@ -1,0 +1,167 @@
+// recurrent_forward.wgsl — one time step forward of any recurrent cell, the
+// part every cell shares: the recurrent product h_{t-1}·W_hhᵀ tiled over
+// rows and units, and the bookkeeping of the step (h_{t-1} saved per packed
+// row, h written to the layer output, the double-buffered dense state and
+// h_n at each row's last step). The cell's own equations come from
+// `cell_forward` in shaders/cells/<cell>.wgsl, which the registry prepends
+// (after the prelude, the constants from Rust and recurrent.wgsl).
+//   recurrent_step_forward        reads W_hh and h_{t-1} one float at a time (any H)
+//   recurrent_step_forward_vec4   reads them as vec4 along k (H % 4 == 0)
+//
+// Lanes: an invocation accumulates, for each of its rows, a vec4 whose lane
+// l is the recurrent product of W_hh row (l % GATES)·H + j0 + l / GATES:
+// every gate of UNITS_PER_INVOCATION consecutive units (LSTM: 4 gates of 1
+// unit; GRU: 3 gates of 1 unit; RNN: 1 gate of 4 units). `cell_forward`
+// gets the lanes of one unit as a vec4 in gate order (unused lanes zero).
+//
+// State: h_{t-1} comes from a dense (B, H) buffer in sorted row order
+// (state_in) and h_t goes to another (state_out); the two swap every step
+// and both start as h0, so a row that has not started yet (reverse
+// direction) still reads h0.
+//
+// Bindings (after recurrent.wgsl's 0 p, 1 info; the cell's own from 20):
+//   2 w_hh        read        (G, H)              scalar kernel
+//   3 b_hh        read        (G)                 read by the cell
+//   4 state_in    read        (B, H) h_{t-1}      scalar kernel
+//   5 gates       read_write  (N, G): in xW_ihᵀ + b_ih, out what the cell saves
+//   6 out         read_write  (N, D·H): h of both directions (next layer's input)
+//   7 h_prev      read_write  (N, H): h_{t-1} per packed row (for dW_hh)
+//   8 h_n         read_write  (L·D, B, H)
+//   9 state_out   read_write  (B, H) h_t, sorted rows
+//   10 w_hh4      read        (G, H/4) vec4       vec4 kernel
+//   11 state_in4  read        (B, H/4) vec4       vec4 kernel
+// Workgroup mapping: WG invocations along the units, UNITS_PER_INVOCATION
+// each; workgroup y is a tile of ROWS active rows, so every W_hh load
+// serves ROWS rows.
+// Saves for backward: h_prev, and what the cell writes (gates and its own).
+
+override WG: u32 = 64u;
+
+const_assert GATES <= 4u;
+// Units per invocation and the lanes they fill (≤ 4).
+const UNITS_PER_INVOCATION: u32 = max(1u, 4u / GATES);
+const LANES: u32 = GATES * UNITS_PER_INVOCATION;
+
+@group(0) @binding(2) var<storage, read> w_hh: array<f32>;
+@group(0) @binding(3) var<storage, read> b_hh: array<f32>;
+@group(0) @binding(4) var<storage, read> state_in: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gates: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> h_prev: array<f32>;
+@group(0) @binding(8) var<storage, read_write> h_n: array<f32>;
+@group(0) @binding(9) var<storage, read_write> state_out: array<f32>;
+@group(0) @binding(10) var<storage, read> w_hh4: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> state_in4: array<vec4<f32>>;
+
+// W_hh row of lane l for the invocation whose first unit is j0 (a unit past
+// H repeats the last one: in bounds, and its result is stored nowhere).
+fn lane_row(l: u32, j0: u32) -> u32 {
+    return (l % GATES) * p.hidden + min(j0 + l / GATES, p.hidden - 1u);
+}
+
+// The lanes of unit u (0-based within the invocation), in gate order.
+fn unit_lanes(a: vec4<f32>, u: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var g = 0u; g < GATES; g++) {
+        v[g] = a[u * GATES + g];
+    }
+    return v;
+}
+
+// Finishes units j0.. for the live rows of the tile starting at s0, given
+// the recurrent products and h_{t-1} of each (row, unit).
+fn forward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>, h_own: array<vec4<f32>, ROWS>) {
+    let h = p.hidden;
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+            let j = j0 + u;
+            if (j >= h) { break; }
+            let hv = cell_forward(s, row, j, unit_lanes(acc[r], u), h_own[r][u], is_last);
+            h_prev[row * h + j] = h_own[r][u];
+            out[row * p.out_stride + p.out_offset + j] = hv;
+            state_out[s * h + j] = hv;
+            if (is_last) { h_n[state_at(s, j)] = hv; }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn recurrent_step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = p.hidden;
+    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
+    if (j0 >= h) { return; }
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    // Rows past the live ones repeat the last live row (in bounds); the
+    // epilogue stores nothing for them.
+    var acc: array<vec4<f32>, ROWS>;
+    var h_own: array<vec4<f32>, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base[r] = min(s0 + r, live - 1u) * h;
+        acc[r] = vec4<f32>(0.0);
+        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+            h_own[r][u] = state_in[base[r] + min(j0 + u, h - 1u)];
+        }
+    }
+    let w0 = lane_row(0u, j0) * h;
+    let w1 = lane_row(1u, j0) * h;
+    let w2 = lane_row(2u, j0) * h;
+    let w3 = lane_row(3u, j0) * h;
+    for (var k = 0u; k < h; k++) {
+        // Lanes past LANES stay zero (LANES is a constant: no branch survives).
+        var w = vec4<f32>(w_hh[w0 + k], 0.0, 0.0, 0.0);
+        if (LANES > 1u) { w.y = w_hh[w1 + k]; }
+        if (LANES > 2u) { w.z = w_hh[w2 + k]; }
+        if (LANES > 3u) { w.w = w_hh[w3 + k]; }
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = fma(vec4<f32>(state_in[base[r] + k]), w, acc[r]);
+        }
+    }
+    forward_finish(s0, live, j0, acc, h_own);
+}
+
+// Per 4 steps of k, LANES + ROWS vec4 loads feed 4·LANES·ROWS multiply-adds
+// (the scalar kernel needs 4× the loads).
+@compute @workgroup_size(WG)
+fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = p.hidden;
+    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
+    if (j0 >= h) { return; }
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    let h4 = h / 4u;
+    var acc: array<vec4<f32>, ROWS>;
+    var h_own: array<vec4<f32>, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base[r] = min(s0 + r, live - 1u) * h4;
+        acc[r] = vec4<f32>(0.0);
+        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+            let j = min(j0 + u, h - 1u);
+            h_own[r][u] = state_in4[base[r] + j / 4u][j % 4u];
+        }
+    }
+    let w0 = lane_row(0u, j0) * h4;
+    let w1 = lane_row(1u, j0) * h4;
+    let w2 = lane_row(2u, j0) * h4;
+    let w3 = lane_row(3u, j0) * h4;
+    for (var c = 0u; c < h4; c++) {
+        let wa = w_hh4[w0 + c];
+        var wb = vec4<f32>(0.0);
+        var wc = vec4<f32>(0.0);
+        var wd = vec4<f32>(0.0);
+        if (LANES > 1u) { wb = w_hh4[w1 + c]; }
+        if (LANES > 2u) { wc = w_hh4[w2 + c]; }
+        if (LANES > 3u) { wd = w_hh4[w3 + c]; }
+        for (var r = 0u; r < ROWS; r++) {
+            let x = state_in4[base[r] + c];
+            acc[r] += vec4<f32>(dot(x, wa), dot(x, wb), dot(x, wc), dot(x, wd));
+        }
+    }
+    forward_finish(s0, live, j0, acc, h_own);
+}

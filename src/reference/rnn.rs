@@ -1,10 +1,14 @@
 //! CPU reference of the recurrent stack, forward and backward, in f64:
 //! every mode, stacked, bidirectional, variable lengths, inter-layer dropout.
+//! The time loop, layers, directions and the affine maps are written here
+//! once; each cell's step equations are its own reference functions
+//! (`src/cells/<cell>.rs`).
 //!
 //! Written in the padded layout one row at a time (each row runs over its own
 //! valid steps, the reverse direction from its own end), so it checks the
 //! GPU's packed bookkeeping rather than sharing it.
 
+use crate::cells::ReferenceStep;
 use crate::rnn::spec::{dropout_keep, RnnMode, RnnSpec};
 
 /// Weights of one (layer, direction), PyTorch shapes, row-major.
@@ -59,17 +63,15 @@ pub struct RnnInputs<'a> {
     pub dropout: Option<DropoutSpec>,
 }
 
-/// What one cell step saves for backward.
+/// What one step saves for backward: the cell's step, its inputs, and the
+/// hidden-side pre-activations.
 #[derive(Debug, Clone)]
 struct StepCache {
     h_prev: Vec<f64>,
     c_prev: Vec<f64>,
-    /// Post-activation gates (G): LSTM i,f,g,o; GRU r,z,n; RNN h'.
-    gates: Vec<f64>,
-    /// LSTM: c'.
-    c: Vec<f64>,
-    /// GRU: W_hn h + b_hn.
-    hn_lin: Vec<f64>,
+    /// (G) W_hh h_{t-1} + b_hh.
+    hh: Vec<f64>,
+    step: ReferenceStep,
 }
 
 #[derive(Debug, Clone)]
@@ -110,76 +112,26 @@ pub struct RnnGradients {
     pub weights: Vec<LayerWeights>,
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// `out[g] = b[g] + Σ_k w[g, k]·v[k]` for w (G, K).
 fn affine(w: &[f64], b: &[f64], v: &[f64]) -> Vec<f64> {
     let k = v.len();
     b.iter().enumerate().map(|(g, &bg)| bg + (0..k).map(|kk| w[g * k + kk] * v[kk]).sum::<f64>()).collect()
 }
 
-fn cell_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_prev: &[f64]) -> (Vec<f64>, StepCache) {
-    let h = h_prev.len();
+/// One step of one row: the shared affine maps around the cell's own
+/// reference forward.
+fn step_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_prev: &[f64]) -> StepCache {
     let xi = affine(&w.w_ih, &w.b_ih, x);
     let hh = affine(&w.w_hh, &w.b_hh, h_prev);
-    let mut cache = StepCache {
-        h_prev: h_prev.to_vec(),
-        c_prev: c_prev.to_vec(),
-        gates: vec![0.0; xi.len()],
-        c: Vec::new(),
-        hn_lin: Vec::new(),
-    };
-    let h_new: Vec<f64> = match mode {
-        RnnMode::Lstm => {
-            let pre: Vec<f64> = xi.iter().zip(&hh).map(|(a, b)| a + b).collect();
-            let mut c = vec![0.0; h];
-            let mut out = vec![0.0; h];
-            for j in 0..h {
-                let (i, f, g, o) =
-                    (sigmoid(pre[j]), sigmoid(pre[h + j]), pre[2 * h + j].tanh(), sigmoid(pre[3 * h + j]));
-                cache.gates[j] = i;
-                cache.gates[h + j] = f;
-                cache.gates[2 * h + j] = g;
-                cache.gates[3 * h + j] = o;
-                c[j] = f * c_prev[j] + i * g;
-                out[j] = o * c[j].tanh();
-            }
-            cache.c = c;
-            out
-        }
-        RnnMode::Gru => {
-            let mut out = vec![0.0; h];
-            cache.hn_lin = hh[2 * h..].to_vec();
-            for j in 0..h {
-                let r = sigmoid(xi[j] + hh[j]);
-                let z = sigmoid(xi[h + j] + hh[h + j]);
-                let n = (xi[2 * h + j] + r * hh[2 * h + j]).tanh();
-                cache.gates[j] = r;
-                cache.gates[h + j] = z;
-                cache.gates[2 * h + j] = n;
-                out[j] = (1.0 - z) * n + z * h_prev[j];
-            }
-            out
-        }
-        RnnMode::RnnTanh | RnnMode::RnnRelu => {
-            let out: Vec<f64> = xi
-                .iter()
-                .zip(&hh)
-                .map(|(a, b)| if mode == RnnMode::RnnTanh { (a + b).tanh() } else { (a + b).max(0.0) })
-                .collect();
-            cache.gates.copy_from_slice(&out);
-            out
-        }
-    };
-    (h_new, cache)
+    let step = (mode.cell().reference_forward)(mode, &xi, &hh, h_prev, c_prev);
+    StepCache { h_prev: h_prev.to_vec(), c_prev: c_prev.to_vec(), hh, step }
 }
 
-#[allow(clippy::too_many_arguments)] // mirrors the cell's inputs one to one
-/// Backward of one step: accumulates weight gradients into `gw`, adds the
-/// input gradient into `dx`; returns (dh_prev, dc_prev).
-fn cell_backward(
+#[allow(clippy::too_many_arguments)] // mirrors the step's inputs one to one
+/// Backward of one step: the cell's own reference backward, then the shared
+/// affine maps: accumulates weight gradients into `gw`, adds the input
+/// gradient into `dx`; returns (dh_prev, dc_prev).
+fn step_backward(
     mode: RnnMode,
     w: &LayerWeights,
     gw: &mut LayerWeights,
@@ -190,73 +142,22 @@ fn cell_backward(
     dx: &mut [f64],
 ) -> (Vec<f64>, Vec<f64>) {
     let h = dh.len();
-    let g_size = cache.gates.len();
-    // Gradients of the x-side and h-side pre-activations (they differ only
-    // for GRU's n gate).
-    let mut dgx = vec![0.0; g_size];
-    let mut dgh = vec![0.0; g_size];
-    let mut dh_prev = vec![0.0; h];
-    let mut dc_prev = vec![0.0; h];
-    match mode {
-        RnnMode::Lstm => {
-            for j in 0..h {
-                let (i, f, g, o) = (cache.gates[j], cache.gates[h + j], cache.gates[2 * h + j], cache.gates[3 * h + j]);
-                let tc = cache.c[j].tanh();
-                let d_o = dh[j] * tc;
-                let dc = dh[j] * o * (1.0 - tc * tc) + dc_in[j];
-                dgx[j] = dc * g * i * (1.0 - i);
-                dgx[h + j] = dc * cache.c_prev[j] * f * (1.0 - f);
-                dgx[2 * h + j] = dc * i * (1.0 - g * g);
-                dgx[3 * h + j] = d_o * o * (1.0 - o);
-                dc_prev[j] = dc * f;
-            }
-            dgh.copy_from_slice(&dgx);
-        }
-        RnnMode::Gru => {
-            for j in 0..h {
-                let (r, z, n) = (cache.gates[j], cache.gates[h + j], cache.gates[2 * h + j]);
-                let dn = dh[j] * (1.0 - z);
-                let dz = dh[j] * (cache.h_prev[j] - n);
-                dh_prev[j] = dh[j] * z;
-                let dpre_n = dn * (1.0 - n * n);
-                let dr = dpre_n * cache.hn_lin[j];
-                dgx[j] = dr * r * (1.0 - r);
-                dgx[h + j] = dz * z * (1.0 - z);
-                dgx[2 * h + j] = dpre_n;
-                dgh[j] = dgx[j];
-                dgh[h + j] = dgx[h + j];
-                dgh[2 * h + j] = dpre_n * r;
-            }
-        }
-        RnnMode::RnnTanh | RnnMode::RnnRelu => {
-            for j in 0..h {
-                let out = cache.gates[j];
-                let deriv = if mode == RnnMode::RnnTanh {
-                    1.0 - out * out
-                } else if out > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                };
-                dgx[j] = dh[j] * deriv;
-            }
-            dgh.copy_from_slice(&dgx);
-        }
-    }
+    let d = (mode.cell().reference_backward)(mode, &cache.step, &cache.hh, &cache.h_prev, &cache.c_prev, dh, dc_in);
+    let mut dh_prev = d.h_prev;
     let nin = x.len();
-    for g in 0..g_size {
-        gw.b_ih[g] += dgx[g];
-        gw.b_hh[g] += dgh[g];
+    for g in 0..d.input.len() {
+        gw.b_ih[g] += d.input[g];
+        gw.b_hh[g] += d.hidden[g];
         for k in 0..nin {
-            gw.w_ih[g * nin + k] += dgx[g] * x[k];
-            dx[k] += dgx[g] * w.w_ih[g * nin + k];
+            gw.w_ih[g * nin + k] += d.input[g] * x[k];
+            dx[k] += d.input[g] * w.w_ih[g * nin + k];
         }
         for k in 0..h {
-            gw.w_hh[g * h + k] += dgh[g] * cache.h_prev[k];
-            dh_prev[k] += dgh[g] * w.w_hh[g * h + k];
+            gw.w_hh[g * h + k] += d.hidden[g] * cache.h_prev[k];
+            dh_prev[k] += d.hidden[g] * w.w_hh[g * h + k];
         }
     }
-    (dh_prev, dc_prev)
+    (dh_prev, d.c_prev)
 }
 
 /// Multiplies the (B, T, F) input of layer `layer` by its dropout mask
@@ -293,18 +194,16 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
                 let state = ((layer * dirs + dir) * batch + b) * h;
                 let mut hs = inputs.h0[state..state + h].to_vec();
                 let mut cs =
-                    if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { vec![0.0; h] };
+                    if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { Vec::new() };
                 let len = inputs.lengths[b];
                 let order: Vec<usize> = if dir == 0 { (0..len).collect() } else { (0..len).rev().collect() };
                 for t in order {
                     let x = &layer_input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
-                    let (h_new, cache) = cell_forward(spec.mode, w, x, &hs, &cs);
-                    if spec.mode.has_cell_state() {
-                        cs = cache.c.clone();
-                    }
+                    let cache = step_forward(spec.mode, w, x, &hs, &cs);
+                    cs = cache.step.c.clone();
                     let o = (b * t_max + t) * dirs * h + dir * h;
-                    output[o..o + h].copy_from_slice(&h_new);
-                    hs = h_new;
+                    output[o..o + h].copy_from_slice(&cache.step.h);
+                    hs = cache.step.h.clone();
                     dir_steps[b * t_max + t] = Some(cache);
                 }
                 h_n[state..state + h].copy_from_slice(&hs);
@@ -356,7 +255,7 @@ pub fn rnn_backward(
                 let state = (idx * batch + b) * h;
                 let mut dh_carry = grad_h_n[state..state + h].to_vec();
                 let mut dc_carry =
-                    if spec.mode.has_cell_state() { grad_c_n[state..state + h].to_vec() } else { vec![0.0; h] };
+                    if spec.mode.has_cell_state() { grad_c_n[state..state + h].to_vec() } else { Vec::new() };
                 let len = trace.lengths[b];
                 // Reverse of the forward processing order.
                 let order: Vec<usize> = if dir == 0 { (0..len).rev().collect() } else { (0..len).collect() };
@@ -367,7 +266,7 @@ pub fn rnn_backward(
                     let x = &lt.input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let dx = &mut d_in[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let (dhp, dcp) =
-                        cell_backward(spec.mode, &weights[idx], &mut grads[idx], x, cache, &dh, &dc_carry, dx);
+                        step_backward(spec.mode, &weights[idx], &mut grads[idx], x, cache, &dh, &dc_carry, dx);
                     dh_carry = dhp;
                     dc_carry = dcp;
                 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::{assert_close, device, random};
 use wgrnn::reference::rnn::{rnn_backward, rnn_forward, DropoutSpec, LayerWeights, RnnInputs};
+use wgrnn::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
 use wgrnn::rnn::{RnnConfig, RnnMode};
 use wgrnn::{Error, Tensor};
 
@@ -56,8 +57,8 @@ fn run(case: &Case, seed: u64) {
         .params()
         .iter()
         .map(|p| {
-            let [w_ih, w_hh, b_ih, b_hh] = p.tensors().map(|t| to64(&t.to_vec().unwrap()));
-            LayerWeights { w_ih, w_hh, b_ih, b_hh }
+            let v = |p: &wgrnn::nn::Parameter| to64(&p.value.to_vec().unwrap());
+            LayerWeights { w_ih: v(p.weight_ih()), w_hh: v(p.weight_hh()), b_ih: v(p.bias_ih()), b_hh: v(p.bias_hh()) }
         })
         .collect();
     let state = spec.num_layers * d * b * h;
@@ -110,10 +111,11 @@ fn run(case: &Case, seed: u64) {
         check("grad_c0", grads.c0.as_ref().unwrap(), &want.c0, GRAD_TOL);
     }
     for (i, (g, w)) in grads.params.iter().zip(&want.weights).enumerate() {
-        check(&format!("grad_weight_ih[{i}]"), &g.weight_ih, &w.w_ih, GRAD_TOL);
-        check(&format!("grad_weight_hh[{i}]"), &g.weight_hh, &w.w_hh, GRAD_TOL);
-        check(&format!("grad_bias_ih[{i}]"), &g.bias_ih, &w.b_ih, GRAD_TOL);
-        check(&format!("grad_bias_hh[{i}]"), &g.bias_hh, &w.b_hh, GRAD_TOL);
+        assert_eq!(g.len(), 4, "one gradient per parameter");
+        check(&format!("grad_weight_ih[{i}]"), &g[WEIGHT_IH], &w.w_ih, GRAD_TOL);
+        check(&format!("grad_weight_hh[{i}]"), &g[WEIGHT_HH], &w.w_hh, GRAD_TOL);
+        check(&format!("grad_bias_ih[{i}]"), &g[BIAS_IH], &w.b_ih, GRAD_TOL);
+        check(&format!("grad_bias_hh[{i}]"), &g[BIAS_HH], &w.b_hh, GRAD_TOL);
     }
 }
 
@@ -257,7 +259,7 @@ fn parameters_have_pytorch_names_and_shapes() {
     // Default init: uniform(−1/√H, 1/√H).
     let k = 1.0 / 5f32.sqrt();
     for (name, t) in rnn.named_parameters() {
-        let v = t.to_vec().unwrap();
+        let v = t.value.to_vec().unwrap();
         assert!(v.iter().all(|x| x.abs() <= k), "{name} outside ±1/√H");
     }
 }

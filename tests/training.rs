@@ -409,7 +409,7 @@ fn initializers() {
     let h = 6;
     let keras = RecurrentConfig::new(RnnMode::Lstm, 5, h).with_init(RnnInit::Keras).init(dev).unwrap();
     let p = &keras.layer.params()[0];
-    let w_hh = p.weight_hh.to_vec().unwrap();
+    let w_hh = p.weight_hh().value.to_vec().unwrap();
     // Orthogonal: columns of the (4H, H) matrix are orthonormal.
     for a in 0..h {
         for b in 0..h {
@@ -418,15 +418,15 @@ fn initializers() {
             assert!((dot - want).abs() < 1e-5, "columns {a}, {b}: {dot}");
         }
     }
-    let b_ih = p.bias_ih.to_vec().unwrap();
+    let b_ih = p.bias_ih().value.to_vec().unwrap();
     assert!(b_ih[h..2 * h].iter().all(|&v| v == 1.0) && b_ih[..h].iter().all(|&v| v == 0.0), "unit forget bias");
     let limit = (6.0f32 / (5 + 4 * h) as f32).sqrt();
-    assert!(p.weight_ih.to_vec().unwrap().iter().all(|v| v.abs() <= limit), "glorot limit");
+    assert!(p.weight_ih().value.to_vec().unwrap().iter().all(|v| v.abs() <= limit), "glorot limit");
     let irnn = RecurrentConfig::new(RnnMode::RnnRelu, 2, 3)
         .with_init(RnnInit::Identity { input_std: 0.001 })
         .init(dev)
         .unwrap();
-    assert_eq!(irnn.layer.params()[0].weight_hh.to_vec().unwrap(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(irnn.layer.params()[0].weight_hh().value.to_vec().unwrap(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
     let normal = EmbeddingConfig::new(100, 100).with_init(Init::Normal(0.5)).with_seed(3).init(dev).unwrap();
     let v = normal.weight.value.to_vec().unwrap();
     let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();

@@ -57,15 +57,14 @@ enum Op {
     /// A recurrent stack over a packed batch; value = packed output.
     Recurrent {
         layer: Rnn,
-        grads: Vec<crate::rnn::RnnParams>,
         x: Var,
         h0: Option<Var>,
         c0: Option<Var>,
         h_n: Var,
         c_n: Option<Var>,
         saved: Box<PackedForward>,
-        /// Weight drop: the gradient reached the masked `weight_hh` copies
-        /// in `grads`; backward masks it into these real gradients.
+        /// Weight drop: `layer` holds masked `weight_hh` copies with their
+        /// own gradients; backward masks those into the real ones.
         weight_drop: Option<WeightDrop>,
     },
     /// `h_n` or `c_n` of a recurrent node: its gradient is consumed there.
@@ -422,31 +421,19 @@ impl Tape {
             return Err(Error::Config(format!("weight drop probability must be in [0, 1), got {p}")));
         }
         let params = module.layer.params();
-        let consistent = module.grads.len() == params.len()
-            && params
-                .iter()
-                .zip(&module.grads)
-                .all(|(p, g)| p.tensors().iter().zip(g.tensors()).all(|(a, b)| a.shape() == b.shape()));
-        if !consistent {
-            return Err(Error::Shape {
-                op: "recurrent",
-                message: "the module's gradients do not match its parameters".into(),
-            });
+        for (name, p) in module.layer.named_parameters() {
+            check_parameter("recurrent", &name, &p, p.shape().len())?;
         }
-        let (mut layer, mut grads, mut weight_drop) = (module.layer.clone(), module.grads.clone(), None);
+        let (mut layer, mut weight_drop) = (module.layer.clone(), None);
         if self.train && p > 0.0 {
             let seeds: Vec<u64> = params.iter().map(|_| self.next_seed()).collect();
             let masked = params
                 .iter()
                 .zip(&seeds)
-                .map(|(w, &seed)| crate::ops::dropout_dense(&w.weight_hh, p, seed))
+                .map(|(w, &seed)| crate::ops::dropout_dense(&w.weight_hh().value, p, seed))
                 .collect::<Result<Vec<_>>>()?;
             layer = layer.with_weight_hh(masked)?;
-            let mut real = Vec::with_capacity(grads.len());
-            for g in &mut grads {
-                let fresh = Tensor::zeros(&self.device, g.weight_hh.shape())?;
-                real.push(std::mem::replace(&mut g.weight_hh, fresh));
-            }
+            let real = params.iter().map(|w| w.weight_hh().grad.clone()).collect();
             weight_drop = Some(WeightDrop { p, seeds, grads: real });
         }
         let seed = self.train.then(|| self.next_seed());
@@ -463,7 +450,7 @@ impl Tape {
         let rec = self.nodes.len();
         let h_n = Var { tape: self.id, index: rec + 1 };
         let c_n = c_n_t.as_ref().map(|_| Var { tape: self.id, index: rec + 2 });
-        let op = Op::Recurrent { layer, grads, x, h0, c0, h_n, c_n, saved: Box::new(fwd), weight_drop };
+        let op = Op::Recurrent { layer, x, h0, c0, h_n, c_n, saved: Box::new(fwd), weight_drop };
         let output = self.push(output, op);
         let h_n_var = self.push(h_n_t, Op::RecurrentState);
         let c_n_var = c_n_t.map(|t| self.push(t, Op::RecurrentState));
@@ -671,15 +658,14 @@ impl Tape {
                         accumulate(&mut grads, input, copy)?;
                     }
                 }
-                Op::Recurrent { layer, grads: param_grads, x, h0, c0, h_n, c_n, saved, weight_drop } => {
+                Op::Recurrent { layer, x, h0, c0, h_n, c_n, saved, weight_drop } => {
                     let g_h_n = grads[h_n.index].clone();
                     let g_c_n = c_n.and_then(|v| grads[v.index].clone());
-                    let (dx, dh0, dc0) =
-                        layer.backward_packed_into(saved, &g, g_h_n.as_ref(), g_c_n.as_ref(), param_grads)?;
+                    let (dx, dh0, dc0) = layer.backward_packed_into(saved, &g, g_h_n.as_ref(), g_c_n.as_ref())?;
                     if let Some(WeightDrop { p, seeds, grads: real }) = weight_drop {
                         // d weight_hh = mask ⊙ d(masked copy) / (1 − p).
-                        for ((masked, &seed), real) in param_grads.iter().zip(seeds).zip(real) {
-                            let d = crate::ops::dropout_dense(&masked.weight_hh, *p, seed)?;
+                        for ((masked, &seed), real) in layer.params().iter().zip(seeds).zip(real) {
+                            let d = crate::ops::dropout_dense(&masked.weight_hh().grad, *p, seed)?;
                             elementwise_axpy(1.0, &d, real)?;
                         }
                     }

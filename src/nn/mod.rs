@@ -8,7 +8,7 @@
 mod embedding;
 pub mod init;
 mod linear;
-mod recurrent;
+pub(crate) mod recurrent;
 
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use init::Init;

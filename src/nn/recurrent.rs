@@ -1,12 +1,11 @@
-//! The recurrent layers as a module: [`crate::rnn::Rnn`] plus a gradient
-//! per parameter, and the choice of initializer.
+//! The recurrent layers as a module: [`crate::rnn::Rnn`] (whose parameters
+//! carry their gradients) and the choice of initializer.
 
 use crate::device::Device;
 use crate::error::Result;
 use crate::nn::{join, Init, Module, Parameter};
 use crate::rng::Rng;
-use crate::rnn::{Rnn, RnnConfig, RnnMode, RnnParams, RnnSpec};
-use crate::tensor::Tensor;
+use crate::rnn::{Rnn, RnnConfig, RnnMode, RnnSpec};
 
 /// Initializers of a recurrent stack.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,74 +82,66 @@ impl RecurrentConfig {
 
     /// The module, weights on `device`.
     pub fn init(&self, device: &Device) -> Result<Recurrent> {
-        let spec = self.rnn.spec;
-        spec.validate()?;
-        let layer = match self.init {
-            RnnInit::PyTorch => self.rnn.init(device)?,
-            other => Rnn::from_host(device, self.rnn, &host_weights(&spec, other, self.rnn.seed)?)?,
-        };
-        let grads = layer
-            .params()
-            .iter()
-            .map(|p| {
-                let z = |t: &Tensor| Tensor::zeros(device, t.shape());
-                Ok(RnnParams {
-                    weight_ih: z(&p.weight_ih)?,
-                    weight_hh: z(&p.weight_hh)?,
-                    bias_ih: z(&p.bias_ih)?,
-                    bias_hh: z(&p.bias_hh)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Recurrent { layer, grads })
+        let values = initial_values(&self.rnn.spec, self.init, self.rnn.seed)?;
+        Ok(Recurrent { layer: Rnn::from_host(device, self.rnn, &values)? })
     }
 }
 
-fn host_weights(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result<Vec<[Vec<f32>; 4]>> {
+/// Initial values of every parameter of a stack, per (layer, dir) in
+/// `layer·D + dir` order and [`RnnSpec::parameter_shapes`] order: the one
+/// init path of every [`RnnInit`], drawn from one generator seeded `seed`.
+pub(crate) fn initial_values(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result<Vec<Vec<Vec<f32>>>> {
+    spec.validate()?;
+    let (g, h) = (spec.gate_size(), spec.hidden_size);
+    let k = 1.0 / (h as f32).sqrt();
     let (input, recurrent, bias, unit_forget) = match init {
+        // PyTorch: every parameter U(±1/√H).
+        RnnInit::PyTorch => (Init::Uniform(-k, k), Init::Uniform(-k, k), Init::Uniform(-k, k), false),
         RnnInit::Keras => (Init::GlorotUniform, Init::Orthogonal, Init::Constant(0.0), true),
         RnnInit::Identity { input_std } => (Init::Normal(input_std), Init::Identity, Init::Constant(0.0), false),
         RnnInit::Custom { input, recurrent, bias, unit_forget_bias } => (input, recurrent, bias, unit_forget_bias),
-        RnnInit::PyTorch => unreachable!("handled by RnnConfig::init"),
     };
     let mut rng = Rng::new(seed);
-    let (g, h) = (spec.gate_size(), spec.hidden_size);
     let mut out = Vec::new();
     for layer in 0..spec.num_layers {
-        for _dir in 0..spec.directions() {
+        for dir in 0..spec.directions() {
             let i = spec.layer_input_size(layer);
-            // Keras counts fans on its (in, 4H) kernel: fan_in = in, fan_out = G.
-            let w_ih = input.values(&[g, i], i, g, &mut rng)?;
-            let w_hh = recurrent.values(&[g, h], h, g, &mut rng)?;
-            let mut b_ih = bias.values(&[g], i, g, &mut rng)?;
-            let b_hh = bias.values(&[g], h, g, &mut rng)?;
-            if unit_forget && spec.mode == RnnMode::Lstm {
-                b_ih[h..2 * h].fill(1.0);
+            let mut values = Vec::new();
+            for (name, shape) in spec.parameter_shapes(layer, dir) {
+                // Keras counts fans on its (in, G) kernel: fan_in = in, fan_out = G.
+                let (which, fan_in) = if name.starts_with("weight_ih") {
+                    (input, i)
+                } else if name.starts_with("weight_hh") {
+                    (recurrent, h)
+                } else if name.starts_with("bias_ih") {
+                    (bias, i)
+                } else {
+                    (bias, h)
+                };
+                let mut v = which.values(&shape, fan_in, g, &mut rng)?;
+                if unit_forget && spec.mode == RnnMode::Lstm && name.starts_with("bias_ih") {
+                    v[h..2 * h].fill(1.0);
+                }
+                values.push(v);
             }
-            out.push([w_ih, w_hh, b_ih, b_hh]);
+            out.push(values);
         }
     }
     Ok(out)
 }
 
-/// `torch.nn.LSTM/GRU/RNN` (batch_first) as a module: the layer and the
-/// gradient of each of its parameters.
+/// `torch.nn.LSTM/GRU/RNN` (batch_first) as a module: the layer, whose
+/// parameters carry their gradients.
 #[derive(Debug, Clone)]
 pub struct Recurrent {
-    /// The GPU layer (its parameters are this module's values).
+    /// The GPU layer.
     pub layer: Rnn,
-    /// Gradients, per (layer, dir), parameter shapes.
-    pub grads: Vec<RnnParams>,
 }
 
 impl Module for Recurrent {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        let spec = self.layer.spec();
-        for (i, (p, g)) in self.layer.params().iter().zip(&self.grads).enumerate() {
-            let names = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
-            for ((name, _), (value, grad)) in names.into_iter().zip(p.tensors().into_iter().zip(g.tensors())) {
-                f(join(prefix, &name), &Parameter { value: value.clone(), grad: grad.clone() });
-            }
+        for (name, p) in self.layer.named_parameters() {
+            f(join(prefix, &name), &p);
         }
     }
 }

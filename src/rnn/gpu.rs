@@ -12,7 +12,8 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Pass, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
-use crate::rnn::layer::{Rnn, RnnParams};
+use crate::rnn::layer::Rnn;
+use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
 use crate::rnn::packed::PackedBatch;
 use crate::tensor::{DType, Tensor};
 
@@ -247,7 +248,7 @@ pub(crate) fn forward(
             let params = &rnn.params()[layer * dirs + dir];
             let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let proj = GemmOptions { trans_b: true, ..GemmOptions::default() };
-            gemm(&layer_input, &params.weight_ih, Some(&params.bias_ih), &gates, proj)?;
+            gemm(&layer_input, &params.weight_ih().value, Some(&params.bias_ih().value), &gates, proj)?;
             let cell_saved = cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
             let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
             // Dense (B, H) states in sorted row order: h double-buffered
@@ -274,8 +275,8 @@ pub(crate) fn forward(
                 let (s_in, s_out) = if k % 2 == 0 { (&h_a, &h_b) } else { (&h_b, &h_a) };
                 let mut bufs = vec![
                     batch.info.buffer(),
-                    params.weight_hh.buffer(),
-                    params.bias_hh.buffer(),
+                    params.weight_hh().value.buffer(),
+                    params.bias_hh().value.buffer(),
                     s_in.buffer(),
                     gates.buffer(),
                     out.buffer(),
@@ -323,8 +324,8 @@ fn step_params(
     })
 }
 
-/// Backward pass. Parameter gradients go into `param_grads` (one set per
-/// (layer, dir), parameter shapes): added to what is there when
+/// Backward pass. Parameter gradients go into `param_grads` (per (layer,
+/// dir), one tensor per parameter in order): added to what is there when
 /// `accumulate`, else overwriting it. Returns the gradients of the packed
 /// input, h0 and c0.
 pub(crate) fn backward(
@@ -333,7 +334,7 @@ pub(crate) fn backward(
     grad_output: &Tensor,
     grad_h_n: Option<&Tensor>,
     grad_c_n: Option<&Tensor>,
-    param_grads: &[RnnParams],
+    param_grads: &[Vec<Tensor>],
     accumulate: bool,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     const OP: &str = "Rnn::backward";
@@ -364,11 +365,15 @@ pub(crate) fn backward(
     let (step_kernel, initial_kernel) = (backward_kernel(cell, h % 4 == 0), initial_state_kernel(cell));
     let rt = &dev.rt;
 
-    if param_grads.len() != spec.num_layers * dirs {
+    let fits = param_grads.len() == rnn.params().len()
+        && param_grads.iter().zip(rnn.params()).all(|(g, p)| {
+            g.len() == p.0.len() && g.iter().zip(p.iter()).all(|(g, p)| g.shape() == p.shape())
+        });
+    if !fits {
         return Err(Error::Shape {
             op: OP,
             message: format!(
-                "{} gradient sets for {} (layer, direction) pairs",
+                "{} gradient sets for {} (layer, direction) pairs, or a gradient of another shape",
                 param_grads.len(),
                 spec.num_layers * dirs
             ),
@@ -416,7 +421,7 @@ pub(crate) fn backward(
                 let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
                 let mut bufs = vec![
                     batch.info.buffer(),
-                    params.weight_hh.buffer(),
+                    params.weight_hh().value.buffer(),
                     s.gates.buffer(),
                     s.h_prev.buffer(),
                     d_out.buffer(),
@@ -432,20 +437,20 @@ pub(crate) fn backward(
             let sp = step_params(batch, &spec, layer, dir, 0)?;
             // One workgroup row per batch row, over y then z (≤ 65535 each).
             let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
-            let mut bufs = vec![batch.info.buffer(), params.weight_hh.buffer(), dgx.buffer(), grad_h0.buffer()];
+            let mut bufs = vec![batch.info.buffer(), params.weight_hh().value.buffer(), dgx.buffer(), grad_h0.buffer()];
             bufs.extend(own(cell.initial_state)?);
             rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             // Parameter gradients over all steps at once.
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
             let grads = &param_grads[idx];
             let at = GemmOptions { trans_a: true, beta: beta_acc, ..GemmOptions::default() };
-            gemm(&dgx, &saved.input, None, &grads.weight_ih, at)?;
-            gemm(dgh_t, &s.h_prev, None, &grads.weight_hh, at)?;
-            sum_cols(&dgx, &grads.bias_ih, beta_acc)?;
-            sum_cols(dgh_t, &grads.bias_hh, beta_acc)?;
+            gemm(&dgx, &saved.input, None, &grads[WEIGHT_IH], at)?;
+            gemm(dgh_t, &s.h_prev, None, &grads[WEIGHT_HH], at)?;
+            sum_cols(&dgx, &grads[BIAS_IH], beta_acc)?;
+            sum_cols(dgh_t, &grads[BIAS_HH], beta_acc)?;
             // Input gradient, both directions summed.
             let beta = if dir == 0 { 0.0 } else { 1.0 };
-            gemm(&dgx, &params.weight_ih, None, &d_in, GemmOptions { beta, ..GemmOptions::default() })?;
+            gemm(&dgx, &params.weight_ih().value, None, &d_in, GemmOptions { beta, ..GemmOptions::default() })?;
         }
         d_out = match (layer > 0, fwd.dropout) {
             (true, Some((p, seed))) => crate::ops::dropout_packed(&d_in, &batch.pack_index, layer, p, seed)?,

@@ -3,11 +3,11 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::nn::Parameter;
 use crate::rnn::gpu;
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::spec::{RnnMode, RnnSpec};
-use crate::tensor::Tensor;
+use crate::rnn::spec::{RnnMode, RnnSpec, BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
+use crate::tensor::{DType, Tensor};
 
 /// Configuration of a recurrent stack, like the arguments of
 /// `torch.nn.LSTM/GRU/RNN` (always `bias=True`, `batch_first=True`).
@@ -58,36 +58,36 @@ impl RnnConfig {
     /// Parameters initialised as PyTorch does: uniform(−1/√H, 1/√H).
     pub fn init(&self, device: &Device) -> Result<Rnn> {
         self.spec.validate()?;
-        let k = 1.0 / (self.spec.hidden_size as f32).sqrt();
-        let mut rng = Rng::new(self.seed);
-        let mut host = Vec::new();
-        for layer in 0..self.spec.num_layers {
-            for dir in 0..self.spec.directions() {
-                let shapes = self.spec.parameter_shapes(layer, dir);
-                host.push(shapes.map(|(_, shape)| rng.uniform_vec(shape.iter().product(), -k, k)));
-            }
-        }
-        Rnn::from_host(device, *self, &host)
+        let values = crate::nn::recurrent::initial_values(&self.spec, crate::nn::RnnInit::PyTorch, self.seed)?;
+        Rnn::from_host(device, *self, &values)
     }
 }
 
-/// The four parameters of one (layer, direction), PyTorch shapes.
+/// The parameters of one (layer, direction), in the order of
+/// [`RnnSpec::parameter_shapes`] (PyTorch's), each with its gradient.
 #[derive(Debug, Clone)]
-pub struct RnnParams {
-    /// `weight_ih_l{k}`: (G, I) for the first layer, (G, D·H) after.
-    pub weight_ih: Tensor,
-    /// `weight_hh_l{k}`: (G, H).
-    pub weight_hh: Tensor,
-    /// `bias_ih_l{k}`: (G).
-    pub bias_ih: Tensor,
-    /// `bias_hh_l{k}`: (G).
-    pub bias_hh: Tensor,
-}
+pub struct LayerParams(pub Vec<Parameter>);
 
-impl RnnParams {
-    /// The tensors in PyTorch's order: weight_ih, weight_hh, bias_ih, bias_hh.
-    pub fn tensors(&self) -> [&Tensor; 4] {
-        [&self.weight_ih, &self.weight_hh, &self.bias_ih, &self.bias_hh]
+impl LayerParams {
+    /// `weight_ih_l{k}`: (G, I) for the first layer, (G, D·H) after.
+    pub fn weight_ih(&self) -> &Parameter {
+        &self.0[WEIGHT_IH]
+    }
+    /// `weight_hh_l{k}`: (G, H).
+    pub fn weight_hh(&self) -> &Parameter {
+        &self.0[WEIGHT_HH]
+    }
+    /// `bias_ih_l{k}`: (G).
+    pub fn bias_ih(&self) -> &Parameter {
+        &self.0[BIAS_IH]
+    }
+    /// `bias_hh_l{k}`: (G).
+    pub fn bias_hh(&self) -> &Parameter {
+        &self.0[BIAS_HH]
+    }
+    /// Every parameter, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Parameter> {
+        self.0.iter()
     }
 }
 
@@ -97,7 +97,7 @@ impl RnnParams {
 pub struct Rnn {
     config: RnnConfig,
     /// Per (layer, dir) in `layer·D + dir` order.
-    params: Vec<RnnParams>,
+    params: Vec<LayerParams>,
 }
 
 /// Result of a forward pass over a padded batch.
@@ -122,14 +122,16 @@ pub struct RnnGrads {
     pub h0: Tensor,
     /// (L·D, B, H) for LSTM.
     pub c0: Option<Tensor>,
-    /// Per (layer, dir), the same layout as the parameters.
-    pub params: Vec<RnnParams>,
+    /// Per (layer, dir), one gradient per parameter, in the parameters' order.
+    pub params: Vec<Vec<Tensor>>,
 }
 
 impl Rnn {
     /// A stack with the given host weights, per (layer, dir) in
-    /// `layer·D + dir` order, each `[weight_ih, weight_hh, bias_ih, bias_hh]`.
-    pub fn from_host(device: &Device, config: RnnConfig, weights: &[[Vec<f32>; 4]]) -> Result<Self> {
+    /// `layer·D + dir` order, each in [`RnnSpec::parameter_shapes`] order;
+    /// gradients start at zero.
+    pub fn from_host(device: &Device, config: RnnConfig, weights: &[Vec<Vec<f32>>]) -> Result<Self> {
+        const OP: &str = "Rnn::from_host";
         let spec = config.spec;
         spec.validate()?;
         if !(0.0..1.0).contains(&config.dropout) {
@@ -139,30 +141,31 @@ impl Rnn {
         let expected = spec.num_layers * spec.directions();
         if weights.len() != expected {
             return Err(Error::Shape {
-                op: "Rnn::from_host",
+                op: OP,
                 message: format!("{} (layer, direction) weight sets given, {expected} needed", weights.len()),
             });
         }
         let mut params = Vec::with_capacity(expected);
         for (i, w) in weights.iter().enumerate() {
             let shapes = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
-            let upload = |k: usize| -> Result<Tensor> {
-                let (name, shape) = &shapes[k];
+            if w.len() != shapes.len() {
+                return Err(Error::Shape {
+                    op: OP,
+                    message: format!("{} tensors given for (layer, direction) {i}, {} needed", w.len(), shapes.len()),
+                });
+            }
+            let mut layer = Vec::with_capacity(shapes.len());
+            for ((name, shape), values) in shapes.iter().zip(w) {
                 let numel: usize = shape.iter().product();
-                if w[k].len() != numel {
+                if values.len() != numel {
                     return Err(Error::Shape {
-                        op: "Rnn::from_host",
-                        message: format!("{name} needs {numel} values for shape {shape:?}, got {}", w[k].len()),
+                        op: OP,
+                        message: format!("{name} needs {numel} values for shape {shape:?}, got {}", values.len()),
                     });
                 }
-                Tensor::from_slice(device, &w[k], shape)
-            };
-            params.push(RnnParams {
-                weight_ih: upload(0)?,
-                weight_hh: upload(1)?,
-                bias_ih: upload(2)?,
-                bias_hh: upload(3)?,
-            });
+                layer.push(Parameter::new(device, values, shape)?);
+            }
+            params.push(LayerParams(layer));
         }
         Ok(Self { config, params })
     }
@@ -178,34 +181,39 @@ impl Rnn {
     }
 
     /// Parameters per (layer, dir) in `layer·D + dir` order.
-    pub fn params(&self) -> &[RnnParams] {
+    pub fn params(&self) -> &[LayerParams] {
         &self.params
     }
 
-    /// The same stack with `weight_hh` of every (layer, dir) replaced by
-    /// `weight_hh[i]` (same shapes): AWD-LSTM's weight drop runs the
-    /// recurrence with a DropConnect-masked copy of the recurrent weights.
+    /// The same stack with the value of `weight_hh` of every (layer, dir)
+    /// replaced by `weight_hh[i]` (same shapes) and a fresh zero gradient
+    /// for it; every other parameter is shared. AWD-LSTM's weight drop runs
+    /// the recurrence with a DropConnect-masked copy of the recurrent
+    /// weights and routes that copy's gradient back through the mask.
     pub(crate) fn with_weight_hh(&self, weight_hh: Vec<Tensor>) -> Result<Self> {
         if weight_hh.len() != self.params.len()
-            || self.params.iter().zip(&weight_hh).any(|(p, w)| p.weight_hh.shape() != w.shape())
+            || self.params.iter().zip(&weight_hh).any(|(p, w)| p.weight_hh().shape() != w.shape())
         {
             return Err(Error::Shape {
                 op: "Rnn::with_weight_hh",
                 message: "replacement recurrent weights must match the layer's shapes".into(),
             });
         }
-        let params = self.params.iter().zip(weight_hh).map(|(p, w)| RnnParams { weight_hh: w, ..p.clone() }).collect();
+        let mut params = self.params.clone();
+        for (p, w) in params.iter_mut().zip(weight_hh) {
+            p.0[WEIGHT_HH] = Parameter::from_tensor(w)?;
+        }
         Ok(Self { config: self.config, params })
     }
 
     /// Parameters with PyTorch names (`weight_ih_l0`, …, `bias_hh_l1_reverse`).
-    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+    pub fn named_parameters(&self) -> Vec<(String, Parameter)> {
         let spec = self.spec();
         let mut out = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
             let shapes = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
-            for ((name, _), t) in shapes.into_iter().zip(p.tensors()) {
-                out.push((name, t.clone()));
+            for ((name, _), param) in shapes.into_iter().zip(p.iter()) {
+                out.push((name, param.clone()));
             }
         }
         out
@@ -296,32 +304,25 @@ impl Rnn {
         let params = self
             .params
             .iter()
-            .map(|p| {
-                let like = |t: &Tensor| Tensor::uninit(dev, t.shape(), crate::tensor::DType::F32);
-                Ok(RnnParams {
-                    weight_ih: like(&p.weight_ih)?,
-                    weight_hh: like(&p.weight_hh)?,
-                    bias_ih: like(&p.bias_ih)?,
-                    bias_hh: like(&p.bias_hh)?,
-                })
-            })
+            .map(|l| l.iter().map(|p| Tensor::uninit(dev, p.shape(), DType::F32)).collect::<Result<Vec<_>>>())
             .collect::<Result<Vec<_>>>()?;
         let (input, h0, c0) = gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &params, false)?;
         Ok(RnnGrads { input, h0, c0, params })
     }
 
-    /// [`Rnn::backward_packed`] adding the parameter gradients into
-    /// `param_grads` (per (layer, dir), parameter shapes) instead of
-    /// returning new tensors; returns the (input, h0, c0) gradients. This is
-    /// how the autograd tape accumulates into a model's gradient store.
+    /// [`Rnn::backward_packed`] adding the parameter gradients into each
+    /// parameter's own gradient instead of returning new tensors; returns
+    /// the (input, h0, c0) gradients. This is how the autograd tape
+    /// accumulates into a model's parameters.
     pub fn backward_packed_into(
         &self,
         fwd: &gpu::PackedForward,
         grad_output: &Tensor,
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
-        param_grads: &[RnnParams],
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, param_grads, true)
+        let grads: Vec<Vec<Tensor>> =
+            self.params.iter().map(|l| l.iter().map(|p| p.grad.clone()).collect()).collect();
+        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &grads, true)
     }
 }

@@ -11,5 +11,5 @@ pub mod packed;
 pub mod parity;
 
 pub use gpu::PackedForward;
-pub use layer::{Rnn, RnnConfig, RnnGrads, RnnOutput, RnnParams};
+pub use layer::{LayerParams, Rnn, RnnConfig, RnnGrads, RnnOutput};
 pub use packed::PackedBatch;

@@ -95,13 +95,13 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let mut weights = Vec::new();
     for layer in 0..num_layers {
         for dir in 0..dirs {
-            let mut four: [Vec<f32>; 4] = Default::default();
-            for (k, (name, shape)) in spec.parameter_shapes(layer, dir).into_iter().enumerate() {
+            let mut values = Vec::new();
+            for (name, shape) in spec.parameter_shapes(layer, dir) {
                 let t = read_f32(&st, &name)?;
                 expect_shape(&name, &t, &shape)?;
-                four[k] = t.data;
+                values.push(t.data);
             }
-            weights.push(four);
+            weights.push(values);
         }
     }
     let rnn = Rnn::from_host(device, RnnConfig { spec, dropout: 0.0, seed: 0 }, &weights)?;
@@ -136,7 +136,7 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     }
     for (idx, g) in grads.params.iter().enumerate() {
         let names = spec.parameter_shapes(idx / dirs, idx % dirs);
-        for ((name, _), t) in names.into_iter().zip(g.tensors()) {
+        for ((name, _), t) in names.into_iter().zip(g) {
             out.push((format!("grad_{name}"), t.clone()));
         }
     }

@@ -64,12 +64,13 @@ impl RnnSpec {
         }
     }
 
-    /// The four parameters of (layer, dir) with PyTorch names and shapes,
-    /// in the order `weight_ih, weight_hh, bias_ih, bias_hh`.
-    pub fn parameter_shapes(&self, layer: usize, dir: usize) -> [(String, Vec<usize>); 4] {
+    /// The parameters of (layer, dir) with PyTorch names and shapes, in
+    /// PyTorch's order: `weight_ih, weight_hh, bias_ih, bias_hh` (the first
+    /// four of every cell, at these indices: [`WEIGHT_IH`], …).
+    pub fn parameter_shapes(&self, layer: usize, dir: usize) -> Vec<(String, Vec<usize>)> {
         let g = self.gate_size();
         let s = Self::suffix(layer, dir);
-        [
+        vec![
             (format!("weight_ih_{s}"), vec![g, self.layer_input_size(layer)]),
             (format!("weight_hh_{s}"), vec![g, self.hidden_size]),
             (format!("bias_ih_{s}"), vec![g]),
@@ -77,6 +78,15 @@ impl RnnSpec {
         ]
     }
 }
+
+/// Index of `weight_ih_l{k}` in a (layer, dir)'s parameters.
+pub const WEIGHT_IH: usize = 0;
+/// Index of `weight_hh_l{k}`.
+pub const WEIGHT_HH: usize = 1;
+/// Index of `bias_ih_l{k}`.
+pub const BIAS_IH: usize = 2;
+/// Index of `bias_hh_l{k}`.
+pub const BIAS_HH: usize = 3;
 
 /// Checks lengths for a batch padded to `max_len` steps: one per row, each
 /// in 1..=max_len.

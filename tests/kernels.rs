@@ -10,9 +10,10 @@ use wgrnn::{ops, reference, Error, Tensor};
 /// every conforming backend: results must match the CPU bit for bit.
 const EXACT: f32 = 0.0;
 /// Sums of N terms in f32 (sequential, one invocation per output) against an
-/// f64 reference: error ≤ N·eps·Σ|x|; relative to Σ|x|, 1e-5 covers
-/// N ≤ 1031 with a wide margin (typical sqrt(N)·eps ≈ 2e-6).
-const SUM_RTOL: f32 = 1e-5;
+/// f64 reference, relative to Σ|x| (plus |β·old|): error ≤ N·eps worst
+/// case, ≈ sqrt(N)·eps typically. Measured worst: 1.9e-7 on lavapipe and on
+/// llvmpipe GL over 144 comparisons (N ≤ 1031); this bound is 11× that.
+const SUM_RTOL: f32 = 2e-6;
 
 fn upload(v: &[f32]) -> Tensor {
     Tensor::from_slice(device(), v, &[v.len()]).unwrap()
@@ -49,13 +50,13 @@ fn elementwise_ops_match_reference() {
         reference::elementwise_fill(&mut want, 0.375);
         assert_close(&format!("fill n={n}"), &out.to_vec().unwrap(), &want, &ones, EXACT);
 
-        // axpy accumulates into the filled values: two ops, each rounded once.
+        // axpy accumulates into the filled values. a = 0.5 makes a·x exact,
+        // so fused into one FMA or not, the result is rounded once: exact
+        // (measured: 0 on lavapipe and llvmpipe GL, every size).
         ops::elementwise_axpy(0.5, &tx, &out).unwrap();
         reference::elementwise_axpy(0.5, &x, &mut want);
         let got = out.to_vec().unwrap();
-        // GPUs may fuse a·x + y into one FMA (one rounding instead of two):
-        // allow one ulp of the result.
-        assert_close(&format!("axpy n={n}"), &got, &want, &want.iter().map(|w| w.abs()).collect::<Vec<_>>(), 1.2e-7);
+        assert_close(&format!("axpy n={n}"), &got, &want, &ones, EXACT);
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_close, device, random};
+use common::{assert_close, assert_close_scalar, device, random, report};
 use wgrnn::autograd::{mask_seed, Tape};
 use wgrnn::data::{TextVectorizer, TextVectorizerConfig};
 use wgrnn::lm::{Bptt, GenerateOptions, LanguageModelConfig, SentenceBatches, StreamBatches, TextLm, IGNORE};
@@ -21,15 +21,46 @@ use wgrnn::{Error, Tensor};
 /// A draw whose uniform lies closer than this (relative to the kept mass)
 /// to a boundary of the cumulative distribution may differ between the
 /// f32 GPU walk and the f64 reference: f32 sums of ≤ 1031 terms round at
-/// ≈ 1e-7·√V relative; 1e-5 leaves a margin. Such draws are skipped (and
-/// counted, so the test still checks almost every draw).
+/// ≈ 1e-7·√V relative typically, ≈ 1e-7·V at worst. Such draws are skipped
+/// (and counted, so the test still checks almost every draw). Not an error
+/// bound but a skip threshold, so not tightened to the measurement: no draw
+/// differed at all on lavapipe or llvmpipe GL (the largest margin of a
+/// differing draw, reported, is 0), and 1e-5 skips 1 draw of 882.
 const SAMPLE_MARGIN: f64 = 1e-5;
-/// Eval forward of the same arithmetic split in two windows vs one: the
-/// GPU runs the same kernels on the same values, so only the GEMM's
-/// summation grouping can differ (rows per tile): ≈ 1e-7 relative.
-const CARRY_TOL: f32 = 1e-5;
-/// AR/TAR over ≈ 3,400 squares summed in f32 by a tree: ≈ 1e-6 relative.
-const PENALTY_TOL: f32 = 1e-5;
+/// Eval forward of the same arithmetic split in two windows vs one: exact.
+/// The GEMMs sum each output over K in the same order whatever the number
+/// of rows (a zero-padded copy only adds exact zeros), and every other
+/// kernel is elementwise or per row, so the windows compute the same bits.
+/// Measured: 0 on lavapipe and llvmpipe GL (LSTM and GRU).
+const CARRY_TOL: f32 = 0.0;
+/// AR/TAR penalty values (≈ 3,400 squares summed in f32 by a tree) against
+/// f64, relative: ≈ log2(N)·eps. Measured worst: 4.9e-8 on lavapipe and on
+/// llvmpipe GL over 2 comparisons; this bound is 10× that.
+const PENALTY_TOL: f32 = 5e-7;
+/// AR/TAR gradients (2·scale·x, or of differences of neighbouring steps)
+/// against f64, relative to max(|reference|, PENALTY_GRAD_FLOOR): a few
+/// roundings per element. Measured worst: 1.2e-7 on lavapipe and on
+/// llvmpipe GL over 2 comparisons; this bound is 13× that.
+const PENALTY_GRAD_TOL: f32 = 1.5e-6;
+/// Scale floor for the AR/TAR gradient: elements near zero (x ≈ 0, or TAR's
+/// neighbouring activations cancelling) are held to the gradient's typical
+/// size, 2·scale·O(1) ≈ 1e-3 here, since their error comes from O(1e-3)
+/// terms, not from their own small value.
+const PENALTY_GRAD_FLOOR: f32 = 1e-3;
+/// Locked dropout's kept values against the host's f32 1/(1 − p): exact,
+/// as the mask is bit for bit the reference's (checked below). Measured: 0
+/// on lavapipe and llvmpipe GL.
+const DROPOUT_SCALE_TOL: f32 = 0.0;
+/// Kept fraction of a locked mask against 1 − p: statistical, not
+/// rounding. The mask is locked per sequence, so there are only 4 × 40
+/// independent draws, weighted by length: the fraction's standard deviation
+/// is ≈ 0.042 and 0.1 is ≈ 2.4 σ (seeded, so not flaky; measured: 0.0087
+/// off on both backends). It catches p and 1 − p swapped (0.2 off); the
+/// exact mask is checked bit for bit below.
+const KEPT_FRACTION_SLACK: f32 = 0.1;
+/// A variable BPTT window's lr scale against max_len / 70 on the host:
+/// both are the same correctly rounded f32 division, so exact. Measured: 0.
+const LR_SCALE_TOL: f32 = 0.0;
 
 #[test]
 fn sampling_matches_the_cpu_reference() {
@@ -48,6 +79,8 @@ fn sampling_matches_the_cpu_reference() {
             .unwrap(),
     ];
     let (mut checked, mut skipped) = (0, 0);
+    // The largest margin of any draw where the GPU and the reference differ.
+    let mut mismatch_margin = 0.0f64;
     for &vocab in &[1usize, 3, 17, 257, 1031] {
         let rows = 7;
         // Logits with a wide range and some exact ties.
@@ -77,17 +110,28 @@ fn sampling_matches_the_cpu_reference() {
                     if !banned_all {
                         assert!(!o.banned.contains(&Some(g)), "V={vocab} option {oi}: drew banned id {g}");
                     }
-                    if o.temperature > 0.0 && reference::sample_margin(row, o, step as u32, r as u32) < SAMPLE_MARGIN {
-                        skipped += 1;
-                        continue;
-                    }
                     let want = reference::sample_logits(row, o, step as u32, r as u32);
+                    if o.temperature > 0.0 {
+                        let margin = reference::sample_margin(row, o, step as u32, r as u32);
+                        if g != want {
+                            mismatch_margin = mismatch_margin.max(margin);
+                        }
+                        if margin < SAMPLE_MARGIN {
+                            skipped += 1;
+                            continue;
+                        }
+                    }
                     assert_eq!(g, want, "V={vocab} option {oi} step {step} row {r}");
                     checked += 1;
                 }
             }
         }
     }
+    report(
+        &format!("sampling: largest margin of a differing draw ({skipped} skipped, {checked} checked)"),
+        mismatch_margin,
+        SAMPLE_MARGIN,
+    );
     assert!(skipped * 100 < checked, "too many draws near a boundary: {skipped} skipped, {checked} checked");
 }
 
@@ -150,20 +194,28 @@ fn locked_dropout_shares_one_mask_over_time_and_embedding_dropout_drops_whole_wo
     let origin: Vec<usize> = batch.pack_host(&(0..lengths.len() * t_max).collect::<Vec<_>>()).unwrap();
     let scale = 1.0 / (1.0 - p);
     let mut first: Vec<Option<Vec<f32>>> = vec![None; lengths.len()];
-    let mut kept = 0;
+    // Values are 0 or 1/(1 − p).
+    let mut kept_values = Vec::new();
     for (r, &o) in origin.iter().enumerate() {
         let row = got[r * f..(r + 1) * f].to_vec();
-        assert!(row.iter().all(|&v| v == 0.0 || (v - scale).abs() < 1e-6), "values are 0 or 1/(1 − p)");
-        kept += row.iter().filter(|&&v| v != 0.0).count();
+        kept_values.extend(row.iter().copied().filter(|&v| v != 0.0));
         match &first[o / t_max] {
             Some(m) => assert_eq!(m, &row, "sequence {}: the mask changed over time", o / t_max),
             None => first[o / t_max] = Some(row),
         }
     }
+    let kept = kept_values.len();
+    let scales = vec![scale; kept];
+    assert_close("locked dropout: kept values are 1/(1 − p)", &kept_values, &scales, &scales, DROPOUT_SCALE_TOL);
     let masks: Vec<Vec<f32>> = first.into_iter().map(Option::unwrap).collect();
     assert!(masks.windows(2).all(|w| w[0] != w[1]), "each sequence draws its own mask");
     let rate = kept as f32 / (n * f) as f32;
-    assert!((rate - (1.0 - p)).abs() < 0.1, "kept fraction {rate} for p = {p}");
+    report(
+        "locked dropout: kept fraction − (1 − p) (statistical)",
+        f64::from((rate - (1.0 - p)).abs()),
+        f64::from(KEPT_FRACTION_SLACK),
+    );
+    assert!((rate - (1.0 - p)).abs() < KEPT_FRACTION_SLACK, "kept fraction {rate} for p = {p}");
     // Bit for bit the documented mask (the tape's first).
     let keys: Vec<u32> = origin.iter().map(|&o| (o / t_max) as u32).collect();
     let want = reference::dropout_keyed(&vec![1.0; n * f], f, &keys, false, p, mask_seed(21, 1));
@@ -210,14 +262,17 @@ fn activation_penalties_match_the_reference_over_many_workgroups() {
         let grads = tape.backward(pen).unwrap();
         let (want, want_grad) = reference::square_sum(&x64, f, temporal.then_some(&links[..]), scale);
         let got = tape.value(pen).unwrap().to_vec().unwrap()[0];
-        assert!(
-            ((f64::from(got) - want) / want).abs() < f64::from(PENALTY_TOL),
-            "temporal={temporal}: {got} vs {want}"
+        assert_close_scalar(
+            &format!("temporal={temporal}: penalty"),
+            f64::from(got),
+            want,
+            want.abs(),
+            f64::from(PENALTY_TOL),
         );
         let want_grad: Vec<f32> = want_grad.iter().map(|&v| v as f32).collect();
-        let scale: Vec<f32> = want_grad.iter().map(|v| v.abs().max(1e-3)).collect();
+        let scale: Vec<f32> = want_grad.iter().map(|v| v.abs().max(PENALTY_GRAD_FLOOR)).collect();
         let got_grad = grads.get(xv).expect("x gets a gradient").to_vec().unwrap();
-        assert_close(&format!("temporal={temporal}: grad"), &got_grad, &want_grad, &scale, PENALTY_TOL);
+        assert_close(&format!("temporal={temporal}: grad"), &got_grad, &want_grad, &scale, PENALTY_GRAD_TOL);
     }
 }
 
@@ -362,10 +417,11 @@ fn stream_batches_cut_the_text_into_parallel_streams() {
     let last = e0.len() - 1;
     for (i, b) in e0.iter().enumerate() {
         assert!((5..=90).contains(&b.max_len) || i == last, "window {}", b.max_len);
-        if i != last {
-            assert!((b.lr_scale - b.max_len as f32 / 70.0).abs() < 1e-6, "lr scales by the window's length");
-        }
     }
+    // The lr scales by the window's length.
+    let got: Vec<f32> = e0[..last].iter().map(|b| b.lr_scale).collect();
+    let want: Vec<f32> = e0[..last].iter().map(|b| b.max_len as f32 / 70.0).collect();
+    assert_close("variable windows: lr_scale = max_len / 70", &got, &want, &want, LR_SCALE_TOL);
     assert!(e0.iter().any(|b| b.max_len < 50), "half-length windows occur (p = 0.05 over ~35 windows)");
     // Epochs draw independent streams, not shifted copies of one (each
     // window takes three draws, so a shift would repeat after 3 epochs).

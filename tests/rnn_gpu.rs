@@ -10,14 +10,24 @@ use wgrnn::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
 use wgrnn::rnn::{RnnConfig, RnnMode};
 use wgrnn::{Error, Tensor};
 
-/// The contract's accuracy (issue 3, `torch_parity`): forward within 1e-4 of
-/// float64, relative to max(1, |reference|). f32 recurrences over ≤ 13 steps
-/// with dot products of ≤ 207 terms drift by about T·sqrt(K)·eps ≈ 1e-5, so
-/// this leaves a 10× margin while any wrong index or gate shows as O(1e-2).
-const FORWARD_TOL: f32 = 1e-4;
-/// Gradients run the recurrence twice (forward, then backward through it)
-/// and sum over all steps: 1e-3, the contract's gradient bound.
-const GRAD_TOL: f32 = 1e-3;
+/// Forward (output, h_n, c_n) against the f64 reference, relative to
+/// max(1, |reference|). f32 recurrences over ≤ 13 steps with dot products
+/// of ≤ 207 terms: each step rounds its GEMMs (≈ √K·eps) and its
+/// activations (a few ulps of tanh/sigmoid), and the recurrence carries the
+/// error forward, so a few 1e-7. Measured worst: 3.4e-7 on lavapipe, 3.7e-7
+/// on llvmpipe GL over 72 comparisons (rnn_tanh, H = 100, 3 layers); this
+/// bound is 11× that. It is much tighter than the `torch_parity` contract
+/// (1e-4), which is a promise to users, not what the kernels achieve; any
+/// wrong index or gate shows as O(1e-2).
+const FORWARD_TOL: f32 = 4e-6;
+/// Gradients (input, h0, c0, every weight and bias) against the f64
+/// reference, relative to max(1, |reference|): the recurrence runs twice
+/// (forward, then backward through it) and weight gradients sum over all
+/// steps and rows, so about 4× the forward error. Measured worst: 1.3e-6 on
+/// lavapipe, 1.5e-6 on llvmpipe GL over 440 comparisons (rnn_tanh, H = 100,
+/// 3 layers, bias gradients); this bound is 10× that (the contract's 1e-3
+/// is for users).
+const GRAD_TOL: f32 = 1.5e-5;
 
 fn to64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -27,7 +37,10 @@ fn to32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-/// Scale for a relative-to-max(1, |ref|) comparison.
+/// Scale for a relative-to-max(1, |ref|) comparison. The floor of 1 is
+/// for elements near zero: inputs, states and upstream gradients are O(1),
+/// so an element's rounding error is that of the O(1) terms it sums, not a
+/// fraction of its own (possibly cancelled) value.
 fn unit_scale(want: &[f32]) -> Vec<f32> {
     want.iter().map(|w| w.abs().max(1.0)).collect()
 }

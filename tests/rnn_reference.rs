@@ -6,16 +6,20 @@
 
 mod common;
 
-use common::random;
+use common::{assert_close, random};
 use wgrnn::reference::rnn::{rnn_backward, rnn_forward, DropoutSpec, LayerWeights, RnnInputs};
 use wgrnn::rnn::{RnnMode, RnnSpec};
 
 /// Central differences with step 1e-5 in f64 have truncation error
-/// O(eps²·f''') ≈ 1e-10 and rounding error ≈ 1e-16/1e-5 = 1e-11 relative to
-/// the loss's magnitude (≈ 1–10 here); 1e-6 relative to max(1, |g|) leaves
-/// room for both while catching any wrong term (order 1e-2 or larger).
+/// O(step²·f''') ≈ 1e-10 and rounding error ≈ 1e-16/1e-5 = 1e-11 relative to
+/// the loss's magnitude (≈ 1–10 here).
 const FD_STEP: f64 = 1e-5;
-const FD_TOL: f64 = 1e-6;
+/// Analytic against central-difference gradients, relative to max(1, |g|)
+/// (the floor: both error terms above scale with the loss, not with the
+/// gradient). Measured worst: 4.2e-10 (CPU only: the same on both backends)
+/// over 139 comparisons; this bound is 12× that, while any wrong term is
+/// order 1e-2 or larger.
+const FD_TOL: f64 = 5e-9;
 
 fn to64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -111,6 +115,7 @@ fn get(p: &mut Problem, v: Var) -> &mut Vec<f64> {
 /// Compares an analytic gradient with central differences of `loss`
 /// perturbing every element of `var`.
 fn check(name: &str, p: &mut Problem, analytic: &[f64], var: Var) {
+    let mut fd = vec![0.0; analytic.len()];
     for i in 0..analytic.len() {
         let orig = get(p, var)[i];
         get(p, var)[i] = orig + FD_STEP;
@@ -118,10 +123,10 @@ fn check(name: &str, p: &mut Problem, analytic: &[f64], var: Var) {
         get(p, var)[i] = orig - FD_STEP;
         let down = p.loss();
         get(p, var)[i] = orig;
-        let fd = (up - down) / (2.0 * FD_STEP);
-        let err = (fd - analytic[i]).abs() / analytic[i].abs().max(1.0);
-        assert!(err < FD_TOL, "{name}[{i}]: analytic {} vs finite difference {fd} (rel err {err:.2e})", analytic[i]);
+        fd[i] = (up - down) / (2.0 * FD_STEP);
     }
+    let scale: Vec<f64> = analytic.iter().map(|g| g.abs().max(1.0)).collect();
+    assert_close(&format!("{name}: analytic vs finite difference"), analytic, &fd, &scale, FD_TOL);
 }
 
 fn gradcheck(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) {

@@ -5,17 +5,21 @@
 
 mod common;
 
-use common::device;
+use common::{assert_close, device};
 use safetensors::SafeTensors;
 use wgrnn::autograd::Tape;
 use wgrnn::checkpoint;
 use wgrnn::models::SequenceClassifierConfig;
 use wgrnn::rnn::RnnMode;
 
-/// Measured 4e-8 (wgrnn → torch, `scripts/torch_checkpoint.py check`); the
-/// f32 model against float64 torch through two bidirectional layers. 1e-5
-/// absolute on logits of magnitude < 1 is the f32 per-op budget with margin.
-const TOL: f64 = 1e-5;
+/// The f32 model's logits against float64 torch through two bidirectional
+/// layers, relative to max(1, |torch|) (the logits are below 1 in
+/// magnitude, so in effect absolute: their error comes from the O(1)
+/// activations they sum, not their own size). Measured worst: 4.8e-8 on
+/// lavapipe and on llvmpipe GL over 1 comparison (`scripts/torch_checkpoint.py
+/// check` measures 4e-8 the other way, wgrnn → torch); this bound is 10×
+/// that.
+const TOL: f64 = 5e-7;
 
 #[test]
 fn pytorch_state_dict_loads_and_matches() {
@@ -44,8 +48,7 @@ fn pytorch_state_dict_loads_and_matches() {
     let mut tape = Tape::eval(device());
     let logits = model.forward(&mut tape, &ids, &lengths, t).unwrap();
     let got = tape.value(logits).unwrap().to_vec().unwrap();
-    assert_eq!(got.len(), expected.len());
-    for (i, (g, w)) in got.iter().zip(&expected).enumerate() {
-        assert!((f64::from(*g) - w).abs() <= TOL, "logit {i}: wgrnn {g} vs torch {w}");
-    }
+    let got: Vec<f64> = got.iter().map(|&g| f64::from(g)).collect();
+    let scale: Vec<f64> = expected.iter().map(|w| w.abs().max(1.0)).collect();
+    assert_close("torch classifier logits", &got, &expected, &scale, TOL);
 }

@@ -7,17 +7,20 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::device;
+use common::{assert_close, device};
 use safetensors::{Dtype, SafeTensors};
 use wgrnn::rnn::parity::torch_parity;
 use wgrnn::Error;
 
-/// Measured against torch (float64) over 70 random configurations with
-/// `scripts/torch_parity.py check`: worst forward error 4.3e-7, worst
-/// gradient error 1.2e-6, relative to max(1, |reference|). The fixtures are
-/// smaller than those configurations; 1e-5 keeps a ≥ 9× margin and is the
-/// f32 per-op budget, 10× tighter than the contract's 1e-4 / 1e-3.
-const TOL: f64 = 1e-5;
+/// Every output and gradient of the fixtures against torch (float64),
+/// relative to max(1, |reference|) (the floor: inputs and states are O(1),
+/// so a near-zero element's error is that of the O(1) terms it sums).
+/// Measured worst: 2.2e-7 forward, 2.7e-7 gradients, the same on lavapipe
+/// and on llvmpipe GL, over 88 comparisons (5 fixtures); this bound is 11×
+/// that. (`scripts/torch_parity.py check`, over 70 larger random
+/// configurations, measures up to 4.3e-7 forward and 1.2e-6 gradients: the
+/// fixtures are small, and tests/rnn_gpu.rs covers the larger sizes.)
+const TOL: f64 = 3e-6;
 
 const FIXTURES: [&str; 5] = ["lstm_l2_bi", "gru_l2_bi", "rnn_tanh_l1", "rnn_relu_l3_bi", "lstm_l1_h31"];
 
@@ -54,13 +57,8 @@ fn matches_pytorch_fixtures() {
             let out_name = &key["expected_".len()..];
             let got = out.get(out_name).unwrap_or_else(|| panic!("{name}: OUT lacks `{out_name}`"));
             assert_eq!(got.len(), want.len(), "{name}: {out_name} size");
-            let (worst, at) = got
-                .iter()
-                .zip(want)
-                .enumerate()
-                .map(|(i, (g, w))| ((g - w).abs() / w.abs().max(1.0), i))
-                .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
-            assert!(worst <= TOL, "{name}: {out_name}[{at}] = {} vs torch {} (rel err {worst:.2e})", got[at], want[at]);
+            let scale: Vec<f64> = want.iter().map(|w| w.abs().max(1.0)).collect();
+            assert_close(&format!("{name}: {out_name}"), got, want, &scale, TOL);
             checked += 1;
         }
         // output, h_n, grad_input, grad_h0, 4 per (layer, dir) at least.

@@ -1,9 +1,29 @@
 //! Helpers shared by the GPU test binaries: one device per test binary,
 //! deterministic random data, and a closeness check that reports where and
 //! by how much the GPU differs from the CPU reference.
+//!
+//! # Measuring the tolerances
+//!
+//! Every tolerance in these tests is a named constant whose doc comment
+//! gives the worst error measured over the cases that use it; the bound is
+//! kept at about 10× that worst, so a regression of an order of magnitude
+//! fails. To measure, point `WGRNN_ERROR_REPORT` at a file:
+//!
+//! ```text
+//! WGRNN_ERROR_REPORT=/tmp/tol_vk.tsv cargo test --release
+//! WGRNN_BACKEND=gl WGRNN_ERROR_REPORT=/tmp/tol_gl.tsv cargo test --release
+//! ```
+//!
+//! Every [`assert_close`] (and every [`report`]) then appends one line
+//! `<test binary>: <what>\t<worst |got − want| / scale>\t<tol>` to that file
+//! (opened in append mode and written with one `write_all` per line, so the
+//! test threads' lines do not interleave). The worst ratio is the number to
+//! compare with the tolerance; the largest over a constant's lines, on each
+//! backend, is what its doc comment quotes. Unset, nothing is written.
 
 #![allow(dead_code)]
 
+use std::fmt::Display;
 use std::sync::OnceLock;
 
 use wgrnn::Device;
@@ -24,31 +44,61 @@ pub fn random(n: usize, seed: u64) -> Vec<f32> {
     wgrnn::rng::Rng::new(seed).uniform_vec(n, -1.0, 1.0)
 }
 
-/// Asserts `|got[i] - want[i]| <= tol * scale[i]` for every i; on failure
-/// reports the first differing elements and the largest difference.
-pub fn assert_close(what: &str, got: &[f32], want: &[f32], scale: &[f32], tol: f32) {
+/// Appends `<test binary>: <what>\t<worst>\t<tol>` to the file named by
+/// `WGRNN_ERROR_REPORT`, if set (see the module documentation). `worst` is
+/// the measured error in the units of `tol`.
+pub fn report(what: &str, worst: f64, tol: f64) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("WGRNN_ERROR_REPORT") else { return };
+    let what = what.replace(['\t', '\n'], " ");
+    let line = format!("{}: {what}\t{worst:e}\t{tol:e}\n", env!("CARGO_CRATE_NAME"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("WGRNN_ERROR_REPORT={}: {e}", path.to_string_lossy()));
+    file.write_all(line.as_bytes()).unwrap_or_else(|e| panic!("WGRNN_ERROR_REPORT: {e}"));
+}
+
+/// Asserts `|got[i] - want[i]| <= tol * scale[i]` for every i (in f64, for
+/// f32 or f64 values); on failure reports the first differing elements and
+/// the largest difference relative to its scale. The worst ratio goes to
+/// [`report`] either way.
+pub fn assert_close<T: Copy + Into<f64> + Display>(what: &str, got: &[T], want: &[T], scale: &[T], tol: T) {
     assert_eq!(got.len(), want.len(), "{what}: length differs");
-    let mut bad = Vec::new();
-    let mut worst = (0usize, 0.0f32);
-    for i in 0..got.len() {
-        let diff = (got[i] - want[i]).abs();
-        let allowed = tol * scale[i].max(f32::MIN_POSITIVE);
-        if diff > worst.1 {
-            worst = (i, diff);
+    assert_eq!(got.len(), scale.len(), "{what}: scale length differs");
+    let tol64: f64 = tol.into();
+    // A zero scale allows no difference at all (and avoids 0/0).
+    let ratio = |i: usize| {
+        let diff = (got[i].into() - want[i].into()).abs();
+        let r = diff / scale[i].into().max(f64::from(f32::MIN_POSITIVE));
+        // NaN must count as a mismatch.
+        if r.is_nan() {
+            f64::INFINITY
+        } else {
+            r
         }
-        // NaN must count as a mismatch, so test for "not within".
-        if diff.is_nan() || diff > allowed {
+    };
+    let mut bad = Vec::new();
+    let mut worst = (0usize, 0.0f64);
+    for i in 0..got.len() {
+        let r = ratio(i);
+        if r > worst.1 {
+            worst = (i, r);
+        }
+        if r > tol64 {
             bad.push(i);
         }
     }
+    report(what, worst.1, tol64);
     if !bad.is_empty() {
         let first: Vec<String> = bad
             .iter()
             .take(5)
-            .map(|&i| format!("[{i}] got {} want {} (allowed ±{})", got[i], want[i], tol * scale[i]))
+            .map(|&i| format!("[{i}] got {} want {} (allowed ±{:e})", got[i], want[i], tol64 * scale[i].into()))
             .collect();
         panic!(
-            "{what}: {} of {} elements differ; first: {}; max |diff| {} at [{}]",
+            "{what}: {} of {} elements differ; first: {}; worst |diff|/scale {:e} at [{}] (tolerance {tol64:e})",
             bad.len(),
             got.len(),
             first.join(", "),
@@ -56,6 +106,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], scale: &[f32], tol: f
             worst.0
         );
     }
+}
+
+/// [`assert_close`] for one value: `|got - want| <= tol * scale`.
+pub fn assert_close_scalar<T: Copy + Into<f64> + Display>(what: &str, got: T, want: T, scale: T, tol: T) {
+    assert_close(what, &[got], &[want], &[scale], tol);
 }
 
 /// Shapes the issue asks every kernel to be tested on (1, 3, 17, 63, 64, 65,

@@ -204,10 +204,8 @@ impl Shader {
     pub(crate) fn module(self, device: &wgpu::Device, checked: bool) -> wgpu::ShaderModule {
         let source = self.source();
         let label = self.label();
-        let desc = wgpu::ShaderModuleDescriptor {
-            label: Some(&label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        };
+        let desc =
+            wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(source.into()) };
         if checked {
             return device.create_shader_module(desc);
         }
@@ -369,9 +367,9 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         of::<crate::ops::regularize::SquareSumParams>(),
         of::<crate::ops::pad::PadParams>(),
         of::<crate::ops::sample::SampleParams>(),
-        of::<crate::autograd::launch::EmbeddingParams>(),
-        of::<crate::autograd::launch::LossParams>(),
-        of::<crate::autograd::launch::PoolParams>(),
+        of::<crate::ops::embedding::EmbeddingParams>(),
+        of::<crate::ops::loss::LossParams>(),
+        of::<crate::ops::pooling::PoolParams>(),
         of::<crate::optim::OptimParams>(),
         of::<crate::rnn::gpu::StepParams>(),
     ]

@@ -469,7 +469,10 @@ fn initializers() {
         .with_init(RnnInit::Identity { input_std: 0.001 })
         .init(dev)
         .unwrap();
-    assert_eq!(irnn.layer.params()[0].weight_hh().value.to_vec().unwrap(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(
+        irnn.layer.params()[0].weight_hh().value.to_vec().unwrap(),
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    );
     let normal = EmbeddingConfig::new(100, 100).with_init(Init::Normal(0.5)).with_seed(3).init(dev).unwrap();
     let v = normal.weight.value.to_vec().unwrap();
     let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();

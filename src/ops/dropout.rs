@@ -1,11 +1,15 @@
 //! Inverted dropout with hashed masks (shaders/dropout.wgsl): the mask is a
 //! pure function of (seed, layer, element), so nothing is stored, backward
-//! applies the same op to the gradient, and the CPU reference
-//! (`rnn::spec::dropout_keep`) reproduces it bit for bit.
+//! applies the same op to the gradient, and the CPU references
+//! (`rnn::spec::dropout_keep`, `reference::lm::{dropout_dense,
+//! dropout_keyed}`) reproduce it bit for bit. The tape ops: dropout, locked
+//! dropout, embedding dropout.
 
-use crate::error::Result;
+use crate::autograd::{check_probability, Backward, BackwardContext, Tape, Var};
+use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::ops::dim_u32;
+use crate::rnn::PackedBatch;
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup (the shader's `WG` override).
@@ -38,8 +42,12 @@ const DROPOUT_KEYED: Kernel = Kernel {
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::ReadWrite)],
     cell: &[],
 };
-const DROPOUT_DENSE: Kernel =
-    Kernel { shader: Shader::Dropout, entry: "dropout_dense", storage: &[(1, Access::Read), (3, Access::ReadWrite)], cell: &[] };
+const DROPOUT_DENSE: Kernel = Kernel {
+    shader: Shader::Dropout,
+    entry: "dropout_dense",
+    storage: &[(1, Access::Read), (3, Access::ReadWrite)],
+    cell: &[],
+};
 
 impl DropoutParams {
     fn new(rows: usize, cols: usize, layer: usize, p: f32, seed: u64) -> Result<Self> {
@@ -91,10 +99,10 @@ pub(crate) fn dropout_dense(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
 pub(crate) fn dropout_keyed(x: &Tensor, keys: &Tensor, whole_rows: bool, p: f32, seed: u64) -> Result<Tensor> {
     const OP: &str = "dropout_keyed";
     let &[rows, cols] = x.shape() else {
-        return Err(crate::error::Error::Shape { op: OP, message: format!("x must be (N, F), got {:?}", x.shape()) });
+        return Err(Error::Shape { op: OP, message: format!("x must be (N, F), got {:?}", x.shape()) });
     };
     if keys.shape() != [rows] || keys.dtype() != DType::U32 {
-        return Err(crate::error::Error::Shape {
+        return Err(Error::Shape {
             op: OP,
             message: format!("keys must be ({rows}) u32, got {:?} {:?}", keys.shape(), keys.dtype()),
         });
@@ -107,4 +115,98 @@ pub(crate) fn dropout_keyed(x: &Tensor, keys: &Tensor, whole_rows: bool, p: f32,
         dim_u32(OP, "key · features", (max_key + 1) * cols)?;
     }
     launch(DROPOUT_KEYED, x, Some(keys), params)
+}
+
+impl Tape {
+    /// Inverted dropout with probability `p` (identity on an eval tape).
+    pub fn dropout(&mut self, x: Var, p: f32) -> Result<Var> {
+        check_probability("dropout", p)?;
+        if !self.is_training() || p == 0.0 {
+            return Ok(x);
+        }
+        let seed = self.next_seed();
+        let out = dropout_dense(self.value(x)?, p, seed)?;
+        Ok(self.record(out, DropoutBackward { x, p, seed }))
+    }
+
+    /// Locked (variational) dropout of a packed (N, F) activation: one mask
+    /// per sequence and feature, shared by all its steps (AWD-LSTM's
+    /// `LockedDropout`). Identity on an evaluation tape.
+    pub fn locked_dropout(&mut self, x: Var, batch: &PackedBatch, p: f32) -> Result<Var> {
+        check_probability("locked dropout", p)?;
+        if !self.is_training() || p == 0.0 {
+            return Ok(x);
+        }
+        let rows = self.value(x)?.shape().first().copied().unwrap_or(0);
+        if rows != batch.total() {
+            return Err(Error::Shape {
+                op: "locked_dropout",
+                message: format!("expected {} packed rows, got {rows}", batch.total()),
+            });
+        }
+        let (offsets, sizes, sorted) = (batch.offsets(), batch.batch_sizes(), batch.sorted_rows());
+        let mut keys = vec![0u32; rows];
+        for t in 0..batch.max_len() {
+            for s in 0..sizes[t] {
+                keys[offsets[t] + s] = sorted[s] as u32;
+            }
+        }
+        self.keyed_dropout(x, &keys, false, p)
+    }
+
+    /// Embedding dropout (AWD-LSTM's `embedded_dropout`): every occurrence
+    /// of a dropped word id is zeroed, the rest scaled by 1/(1 − p), as if
+    /// whole rows of the embedding matrix were dropped. `x` holds the
+    /// gathered rows of `ids` (one per row). Identity on an evaluation tape.
+    pub fn embedding_dropout(&mut self, x: Var, ids: &[u32], p: f32) -> Result<Var> {
+        check_probability("embedding dropout", p)?;
+        if !self.is_training() || p == 0.0 {
+            return Ok(x);
+        }
+        self.keyed_dropout(x, ids, true, p)
+    }
+
+    fn keyed_dropout(&mut self, x: Var, keys: &[u32], whole_rows: bool, p: f32) -> Result<Var> {
+        let xv = self.value(x)?;
+        if xv.shape().len() != 2 || xv.shape()[0] != keys.len() {
+            return Err(Error::Shape {
+                op: "dropout_keyed",
+                message: format!("x must be (N, F) with one key per row: {:?} for {} keys", xv.shape(), keys.len()),
+            });
+        }
+        let seed = self.next_seed();
+        let keys = Tensor::from_u32(self.device(), keys, &[keys.len()])?;
+        let out = dropout_keyed(self.value(x)?, &keys, whole_rows, p, seed)?;
+        Ok(self.record(out, KeyedDropoutBackward { x, keys, whole_rows, p, seed }))
+    }
+}
+
+/// Backward of [`Tape::dropout`]: the same mask on the gradient.
+#[derive(Debug)]
+struct DropoutBackward {
+    x: Var,
+    p: f32,
+    seed: u64,
+}
+
+impl Backward for DropoutBackward {
+    fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
+        ctx.accumulate(self.x, dropout_dense(g, self.p, self.seed)?)
+    }
+}
+
+/// Backward of the keyed dropouts (locked, embedding): the same mask.
+#[derive(Debug)]
+struct KeyedDropoutBackward {
+    x: Var,
+    keys: Tensor,
+    whole_rows: bool,
+    p: f32,
+    seed: u64,
+}
+
+impl Backward for KeyedDropoutBackward {
+    fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
+        ctx.accumulate(self.x, dropout_keyed(g, &self.keys, self.whole_rows, self.p, self.seed)?)
+    }
 }

@@ -1,5 +1,6 @@
-//! Elementwise launchers (shaders/elementwise.wgsl).
+//! Elementwise launchers (shaders/elementwise.wgsl) and the tape's `add`.
 
+use crate::autograd::{Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::ops::{check_no_alias, check_same_device, dim_u32};
@@ -88,4 +89,33 @@ pub fn elementwise_fill(out: &Tensor, value: f32) -> Result<()> {
 pub fn elementwise_axpy(alpha: f32, x: &Tensor, out: &Tensor) -> Result<()> {
     let n = check_same_shape("elementwise_axpy", &[x, out])?;
     launch(AXPY, n, alpha, &[x.buffer(), out.buffer()], out)
+}
+
+impl Tape {
+    /// `a + b` (same shapes).
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        let out = Tensor::uninit(self.device(), self.value(a)?.shape(), DType::F32)?;
+        elementwise_add(self.value(a)?, self.value(b)?, &out)?;
+        Ok(self.record(out, AddBackward { a, b }))
+    }
+}
+
+/// Backward of [`Tape::add`].
+#[derive(Debug)]
+struct AddBackward {
+    a: Var,
+    b: Var,
+}
+
+impl Backward for AddBackward {
+    fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
+        // Each input gets its own buffer (accumulation is in place, and `g`
+        // stays this node's gradient).
+        for input in [self.a, self.b] {
+            let copy = Tensor::uninit(ctx.device(), g.shape(), DType::F32)?;
+            elementwise_copy(g, &copy)?;
+            ctx.accumulate(input, copy)?;
+        }
+        Ok(())
+    }
 }

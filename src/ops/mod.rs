@@ -1,18 +1,25 @@
-//! GPU operations. Each launcher validates its arguments on the host
-//! (shapes, dtypes, devices, limits) and records one or more dispatches;
-//! nothing is submitted until a readback or `Device::flush`.
-//! Each has a CPU reference of the same name in [`crate::reference`].
+//! GPU operations, one module per op. Each launcher validates its arguments
+//! on the host (shapes, dtypes, devices, limits) and records one or more
+//! dispatches; nothing is submitted until a readback or `Device::flush`.
+//! Each has a CPU reference of the same name (in the op's module or in
+//! [`crate::reference`]). The tape ops (embedding, linear, dropout, add,
+//! pooling, losses, penalties) keep their forward (`impl Tape`), backward
+//! rule, launchers and reference together in their module.
 
 pub(crate) mod dropout;
 pub(crate) mod elementwise;
+pub mod embedding;
 pub(crate) mod gather;
 pub(crate) mod gemm;
+pub(crate) mod linear;
+pub mod loss;
 pub(crate) mod pad;
+pub mod pooling;
 pub(crate) mod reduce;
 pub(crate) mod regularize;
 pub(crate) mod sample;
 
-pub(crate) use dropout::{dropout_dense, dropout_keyed, dropout_packed};
+pub(crate) use dropout::{dropout_dense, dropout_packed};
 pub use elementwise::{
     elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
 };
@@ -22,7 +29,6 @@ pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
 pub use pad::{copy_padded, copy_padded_into, Block};
 pub use reduce::{sum_cols, sum_rows};
 pub use regularize::temporal_links;
-pub(crate) use regularize::{square_sum_backward, square_sum_forward, SquareSumParams};
 pub use sample::{sample_logits, SampleOptions, MAX_BANNED};
 
 use crate::error::{Error, Result};

@@ -25,8 +25,12 @@ crate::kernels::shader_params! {
     }
 }
 
-const COPY_PADDED: Kernel =
-    Kernel { shader: Shader::Pad, entry: "copy_padded", storage: &[(1, Access::Read), (2, Access::ReadWrite)], cell: &[] };
+const COPY_PADDED: Kernel = Kernel {
+    shader: Shader::Pad,
+    entry: "copy_padded",
+    storage: &[(1, Access::Read), (2, Access::ReadWrite)],
+    cell: &[],
+};
 
 /// A block of a source matrix: `rows` × `cols` elements, rows `ld` apart,
 /// batches `batch_stride` apart (0: one matrix shared by every batch).

@@ -1,8 +1,9 @@
 //! AWD-LSTM's activation penalties over a packed activation
 //! (shaders/regularize.wgsl): AR = scale·Σ x² and TAR = scale·Σ (x_t − x_{t−1})²
-//! over the steps of each sequence. CPU reference:
-//! [`crate::reference::lm::square_sum`].
+//! over the steps of each sequence, as tape ops with their backward. CPU
+//! reference: [`crate::reference::lm::square_sum`].
 
+use crate::autograd::{Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::ops::{check_same_device, dim_u32};
@@ -107,4 +108,56 @@ pub(crate) fn square_sum_backward(x: &Tensor, links: &Tensor, g: &Tensor, params
     let groups = grid((params.rows * params.cols).div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     rt.launch(SQUARE_SUM_BACKWARD, &[], &params, &[x.buffer(), links.buffer(), g.buffer(), dx.buffer()], groups)?;
     Ok(dx)
+}
+
+impl Tape {
+    /// Activation regularization (AR): `alpha · mean(x²)` over a packed
+    /// (N, F) activation, a (1) var (AWD-LSTM applies it to the dropped
+    /// output of the last layer).
+    pub fn activation_penalty(&mut self, x: Var, alpha: f32) -> Result<Var> {
+        let numel = self.value(x)?.numel().max(1);
+        let (out, links, params) = square_sum_forward(self.value(x)?, None, alpha / numel as f32)?;
+        Ok(self.record(out, SquarePenaltyBackward { x, links, params }))
+    }
+
+    /// Temporal activation regularization (TAR): `beta · mean((x_t −
+    /// x_{t−1})²)` over every pair of consecutive steps of each sequence in
+    /// a packed (N, F) activation (AWD-LSTM applies it to the last layer's
+    /// output before dropout). Zero when no sequence has two steps.
+    pub fn temporal_penalty(&mut self, x: Var, batch: &PackedBatch, beta: f32) -> Result<Var> {
+        let xv = self.value(x)?;
+        let &[rows, cols] = xv.shape() else {
+            return Err(Error::Shape {
+                op: "temporal_penalty",
+                message: format!("x must be (N, F), got {:?}", xv.shape()),
+            });
+        };
+        if rows != batch.total() {
+            return Err(Error::Shape {
+                op: "temporal_penalty",
+                message: format!("expected {} packed rows, got {rows}", batch.total()),
+            });
+        }
+        let pairs = rows - batch.batch_sizes().first().copied().unwrap_or(0);
+        let scale = if pairs == 0 { 0.0 } else { beta / (pairs * cols) as f32 };
+        let links = temporal_links(batch);
+        let links = Tensor::from_u32(self.device(), &links, &[links.len()])?;
+        let (out, links, params) = square_sum_forward(self.value(x)?, Some(&links), scale)?;
+        Ok(self.record(out, SquarePenaltyBackward { x, links, params }))
+    }
+}
+
+/// Backward of the AR / TAR penalties.
+#[derive(Debug)]
+struct SquarePenaltyBackward {
+    x: Var,
+    links: Tensor,
+    params: SquareSumParams,
+}
+
+impl Backward for SquarePenaltyBackward {
+    fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
+        let dx = square_sum_backward(ctx.value(self.x), &self.links, g, self.params)?;
+        ctx.accumulate(self.x, dx)
+    }
 }

@@ -193,8 +193,7 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
             for b in 0..batch {
                 let state = ((layer * dirs + dir) * batch + b) * h;
                 let mut hs = inputs.h0[state..state + h].to_vec();
-                let mut cs =
-                    if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { Vec::new() };
+                let mut cs = if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { Vec::new() };
                 let len = inputs.lengths[b];
                 let order: Vec<usize> = if dir == 0 { (0..len).collect() } else { (0..len).rev().collect() };
                 for t in order {

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Pass, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
 use crate::rnn::layer::Rnn;
-use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
 use crate::rnn::packed::PackedBatch;
+use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup along H (the shaders' `WG` override).
@@ -198,9 +198,10 @@ fn step_time(dir: usize, k: usize, steps: usize, backward: bool) -> usize {
 /// The tensor a cell binding names, from what the launcher holds; a cell
 /// that binds one the launcher lacks is an error naming both.
 fn cell_tensor<'a>(cell: &Cell, kind: CellTensor, have: &[(CellTensor, Option<&'a Tensor>)]) -> Result<&'a Tensor> {
-    have.iter().find(|(k, _)| *k == kind).and_then(|(_, t)| *t).ok_or_else(|| {
-        Error::Config(format!("cell {} binds {kind:?}, which this pass does not provide", cell.name))
-    })
+    have.iter()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, t)| *t)
+        .ok_or_else(|| Error::Config(format!("cell {} binds {kind:?}, which this pass does not provide", cell.name)))
 }
 
 pub(crate) fn forward(
@@ -249,7 +250,8 @@ pub(crate) fn forward(
             let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let proj = GemmOptions { trans_b: true, ..GemmOptions::default() };
             gemm(&layer_input, &params.weight_ih().value, Some(&params.bias_ih().value), &gates, proj)?;
-            let cell_saved = cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
+            let cell_saved =
+                cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
             let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
             // Dense (B, H) states in sorted row order: h double-buffered
             // (both start as h0), then the cell state.
@@ -366,9 +368,10 @@ pub(crate) fn backward(
     let rt = &dev.rt;
 
     let fits = param_grads.len() == rnn.params().len()
-        && param_grads.iter().zip(rnn.params()).all(|(g, p)| {
-            g.len() == p.0.len() && g.iter().zip(p.iter()).all(|(g, p)| g.shape() == p.shape())
-        });
+        && param_grads
+            .iter()
+            .zip(rnn.params())
+            .all(|(g, p)| g.len() == p.0.len() && g.iter().zip(p.iter()).all(|(g, p)| g.shape() == p.shape()));
     if !fits {
         return Err(Error::Shape {
             op: OP,
@@ -391,7 +394,8 @@ pub(crate) fn backward(
             let params = &rnn.params()[idx];
             let s = &saved.dirs[dir];
             let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
-            let dgh = cell.uses(CellTensor::HiddenGrads).then(|| Tensor::uninit(dev, &[n, g], DType::F32)).transpose()?;
+            let dgh =
+                cell.uses(CellTensor::HiddenGrads).then(|| Tensor::uninit(dev, &[n, g], DType::F32)).transpose()?;
             // Dense state in sorted row order: the hidden-side dG
             // double-buffered from zero, and the cell's carried gradient
             // (from grad_c_n for a cell with a state, else from zero).

@@ -321,8 +321,7 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        let grads: Vec<Vec<Tensor>> =
-            self.params.iter().map(|l| l.iter().map(|p| p.grad.clone()).collect()).collect();
+        let grads: Vec<Vec<Tensor>> = self.params.iter().map(|l| l.iter().map(|p| p.grad.clone()).collect()).collect();
         gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &grads, true)
     }
 }

@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod layer;
 pub mod packed;
 pub mod parity;
+pub mod tape;
 
 pub use gpu::PackedForward;
 pub use layer::{LayerParams, Rnn, RnnConfig, RnnGrads, RnnOutput};

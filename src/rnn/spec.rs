@@ -2,8 +2,8 @@
 //! shapes, and the length validation shared by the GPU path and the CPU
 //! reference.
 
-use crate::error::{Error, Result};
 pub use crate::cells::RnnMode;
+use crate::error::{Error, Result};
 
 /// Shape of a recurrent stack: everything but the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

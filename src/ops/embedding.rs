@@ -1,0 +1,145 @@
+//! Embedding lookup on the tape: `weight[ids]` forward (a row gather), and
+//! its gradient, a deterministic bucketed sum per looked-up id (no float
+//! atomics): the launcher `embedding_backward` (shaders/embedding.wgsl,
+//! entry point `embedding_backward`) and its CPU reference
+//! [`reference::embedding_backward`].
+
+use crate::autograd::{check_parameter, Backward, BackwardContext, Tape, Var};
+use crate::error::{Error, Result};
+use crate::kernels::{Access, Kernel, Shader};
+use crate::nn::{Embedding, Parameter};
+use crate::ops::dim_u32;
+use crate::tensor::Tensor;
+
+use Access::{Read as R, ReadWrite as W};
+
+const EMBEDDING_BACKWARD: Kernel =
+    Kernel { shader: Shader::Embedding, entry: "embedding_backward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
+
+/// Invocations per workgroup of `embedding_backward`.
+const WG: u32 = 64;
+
+impl Tape {
+    /// `embedding.weight[ids]`: (count) host ids → (count, E). Ids ≥ V are
+    /// an error before any GPU work.
+    pub fn embedding(&mut self, emb: &Embedding, ids: &[u32]) -> Result<Var> {
+        check_parameter("embedding", "weight", &emb.weight, 2)?;
+        let vocab = emb.vocab();
+        if let Some((pos, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+            return Err(Error::OutOfRange {
+                op: "embedding",
+                message: format!("token id {id} at position {pos} is out of range for a vocabulary of {vocab}"),
+            });
+        }
+        if ids.is_empty() {
+            return Err(Error::Empty { op: "embedding", what: "ids".into() });
+        }
+        let idx = Tensor::from_u32(self.device(), ids, &[ids.len()])?;
+        let value = crate::ops::gather_rows(&emb.weight.value, &idx)?;
+        if !self.is_training() {
+            return Ok(self.push(value, None));
+        }
+        let (buckets, unique) = embedding_buckets(ids, emb.padding_idx);
+        // An all-padding batch has no buckets; keep a valid 1-element tensor.
+        let buckets = if buckets.len() > 1 { buckets } else { vec![0, 0] };
+        let buckets = Tensor::from_u32(self.device(), &buckets, &[buckets.len()])?;
+        Ok(self.record(value, EmbeddingBackward { weight: emb.weight.clone(), buckets, unique }))
+    }
+}
+
+/// Backward of [`Tape::embedding`]: the looked-up rows' gradients summed
+/// into the weight's gradient, bucketed by id.
+#[derive(Debug)]
+struct EmbeddingBackward {
+    weight: Parameter,
+    buckets: Tensor,
+    unique: usize,
+}
+
+impl Backward for EmbeddingBackward {
+    fn backward(&self, g: &Tensor, _: &mut BackwardContext<'_>) -> Result<()> {
+        embedding_backward(g, &self.buckets, self.unique, &self.weight.grad)
+    }
+}
+
+crate::kernels::shader_params! {
+    /// Mirrors `EmbeddingParams` in shaders/embedding.wgsl.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub(crate) struct EmbeddingParams mirrors "EmbeddingParams" in Embedding {
+        unique: u32,
+        dim: u32,
+        count: u32,
+        _pad: u32,
+    }
+}
+
+/// Host-side buckets of looked-up ids for the deterministic embedding
+/// gradient: `ids[U] | offsets[U + 1] | positions[count]`, padding left out.
+fn embedding_buckets(ids: &[u32], padding_idx: Option<u32>) -> (Vec<u32>, usize) {
+    let mut order: Vec<u32> = (0..ids.len() as u32).filter(|&p| Some(ids[p as usize]) != padding_idx).collect();
+    order.sort_by_key(|&p| (ids[p as usize], p)); // by id, then position: a fixed order
+    let mut unique = Vec::new();
+    let mut offsets = Vec::new();
+    for (k, &p) in order.iter().enumerate() {
+        if unique.last() != Some(&ids[p as usize]) {
+            unique.push(ids[p as usize]);
+            offsets.push(k as u32);
+        }
+    }
+    offsets.push(order.len() as u32);
+    let u = unique.len();
+    let mut buckets = unique;
+    buckets.extend(offsets);
+    buckets.extend(order);
+    (buckets, u)
+}
+
+/// `grad_weight[id] += Σ grad_out[positions of id]`.
+pub(crate) fn embedding_backward(
+    grad_out: &Tensor,
+    buckets: &Tensor,
+    unique: usize,
+    grad_weight: &Tensor,
+) -> Result<()> {
+    const OP: &str = "embedding_backward";
+    if unique == 0 {
+        return Ok(());
+    }
+    let dim = grad_weight.shape()[1];
+    let params = EmbeddingParams {
+        unique: dim_u32(OP, "ids", unique)?,
+        dim: dim_u32(OP, "dim", dim)?,
+        count: dim_u32(OP, "count", grad_out.shape()[0])?,
+        _pad: 0,
+    };
+    let (y, z) = (params.unique.min(65_535), params.unique.div_ceil(65_535));
+    let rt = &grad_out.device().rt;
+    rt.launch(
+        EMBEDDING_BACKWARD,
+        &[("WG", f64::from(WG))],
+        &params,
+        &[grad_out.buffer(), buckets.buffer(), grad_weight.buffer()],
+        [params.dim.div_ceil(WG), y, z],
+    )
+}
+
+/// CPU reference.
+pub mod reference {
+    /// `grad_weight[ids[i]] += grad_out[i]`, padding rows skipped.
+    pub fn embedding_backward(
+        grad_out: &[f64],
+        ids: &[u32],
+        dim: usize,
+        padding_idx: Option<u32>,
+        grad_weight: &mut [f64],
+    ) {
+        for (i, &id) in ids.iter().enumerate() {
+            if Some(id) == padding_idx {
+                continue;
+            }
+            for e in 0..dim {
+                grad_weight[id as usize * dim + e] += grad_out[i * dim + e];
+            }
+        }
+    }
+}

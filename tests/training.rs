@@ -481,3 +481,26 @@ fn initializers() {
     let uni = EmbeddingConfig::new(10, 10).with_init(Init::Uniform(2.0, 3.0)).init(dev).unwrap();
     assert!(uni.weight.value.to_vec().unwrap().iter().all(|v| (2.0..3.0).contains(v)));
 }
+
+/// `visit` hands out the recurrent layer's own parameters, values and
+/// gradients alike: what an optimizer writes through them is what the layer
+/// computes with (no copies to keep in sync).
+#[test]
+fn recurrent_visit_hands_out_the_real_parameters() {
+    let dev = device();
+    let rec = RecurrentConfig::new(RnnMode::Gru, 3, 4).with_bidirectional(true).init(dev).unwrap();
+    let visited = named_parameters(&rec);
+    let names: Vec<&str> = visited.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 8);
+    assert_eq!(names[..4], ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+    assert_eq!(names[7], "bias_hh_l0_reverse");
+    for (k, (_, p)) in visited.iter().enumerate() {
+        wgrnn::ops::elementwise_fill(&p.value, k as f32).unwrap();
+        wgrnn::ops::elementwise_fill(&p.grad, -(k as f32)).unwrap();
+    }
+    let own: Vec<_> = rec.layer.params().iter().flat_map(|l| l.iter().cloned()).collect();
+    for (k, p) in own.iter().enumerate() {
+        assert!(p.value.to_vec().unwrap().iter().all(|&v| v == k as f32), "value {k} is not shared");
+        assert!(p.grad.to_vec().unwrap().iter().all(|&v| v == -(k as f32)), "gradient {k} is not shared");
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # torch_parity.py — PyTorch side of wgrnn's recurrent-layer parity checks.
-# Fixture format version: 1 (metadata key `fixture_version`).
+# Fixture format version: 2 (metadata key `fixture_version`; 2 adds the
+# optional `proj_size` metadata, LSTM projections, default 0).
 #
 #   python3 scripts/torch_parity.py fixtures
 #       writes tests/fixtures/torch_<name>.safetensors: the torch_parity IN
@@ -25,18 +26,20 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE_VERSION = "1"
+FIXTURE_VERSION = "2"
 FORWARD_TOL = 1e-4
 GRAD_TOL = 1e-3
 
 
-def make_case(mode, layers, bidirectional, I, H, lengths, T, seed):
-    """IN tensors (float32) and the float64 torch results."""
+def make_case(mode, layers, bidirectional, I, H, lengths, T, seed, proj=0):
+    """IN tensors (float32) and the float64 torch results. `proj` > 0: an
+    LSTM with projections (h has `proj` features, c keeps H)."""
     g = torch.Generator().manual_seed(seed)
     B, D = len(lengths), 2 if bidirectional else 1
+    S = proj or H  # features of h
     kw = dict(num_layers=layers, bidirectional=bidirectional, batch_first=True)
     if mode == "lstm":
-        m = torch.nn.LSTM(I, H, **kw)
+        m = torch.nn.LSTM(I, H, proj_size=proj, **kw)
     elif mode == "gru":
         m = torch.nn.GRU(I, H, **kw)
     else:
@@ -56,9 +59,9 @@ def make_case(mode, layers, bidirectional, I, H, lengths, T, seed):
     ins = {
         "input": x,
         "lengths": torch.tensor(lengths, dtype=torch.int64),
-        "h0": rnd(layers * D, B, H),
-        "grad_output": rnd(B, T, D * H),
-        "grad_h_n": rnd(layers * D, B, H),
+        "h0": rnd(layers * D, B, S),
+        "grad_output": rnd(B, T, D * S),
+        "grad_h_n": rnd(layers * D, B, S),
     }
     if mode == "lstm":
         ins["c0"] = rnd(layers * D, B, H)
@@ -86,6 +89,8 @@ def make_case(mode, layers, bidirectional, I, H, lengths, T, seed):
         expected["grad_" + name] = p.grad
     meta = {"mode": mode, "num_layers": str(layers), "bidirectional": str(bidirectional).lower(),
             "fixture_version": FIXTURE_VERSION}
+    if proj:
+        meta["proj_size"] = str(proj)
     np_ins = {k: v.detach().numpy() for k, v in ins.items()}
     np_expected = {k: v.detach().numpy() for k, v in expected.items()}
     return np_ins, np_expected, meta
@@ -101,8 +106,9 @@ def worst(got, expected, names):
 
 
 FIXTURES = [
-    # name, mode, layers, bidirectional, I, H, lengths, T, seed
+    # name, mode, layers, bidirectional, I, H, lengths, T, seed[, proj_size]
     ("lstm_l2_bi", "lstm", 2, True, 3, 5, [4, 6, 1], 6, 1),
+    ("lstm_proj_l2_bi", "lstm", 2, True, 3, 5, [4, 6, 1], 6, 6, 3),
     ("gru_l2_bi", "gru", 2, True, 3, 5, [4, 6, 1], 6, 2),
     ("rnn_tanh_l1", "rnn_tanh", 1, False, 7, 4, [2, 5], 5, 3),
     ("rnn_relu_l3_bi", "rnn_relu", 3, True, 2, 3, [3, 1, 2, 3], 3, 4),
@@ -113,8 +119,8 @@ FIXTURES = [
 def fixtures():
     out_dir = os.path.join(ROOT, "tests", "fixtures")
     os.makedirs(out_dir, exist_ok=True)
-    for name, mode, layers, bidi, I, H, lengths, T, seed in FIXTURES:
-        ins, expected, meta = make_case(mode, layers, bidi, I, H, lengths, T, seed)
+    for name, mode, layers, bidi, I, H, lengths, T, seed, *proj in FIXTURES:
+        ins, expected, meta = make_case(mode, layers, bidi, I, H, lengths, T, seed, *proj)
         tensors = dict(ins)
         tensors.update({"expected_" + k: v for k, v in expected.items()})
         save_file(tensors, os.path.join(out_dir, f"torch_{name}.safetensors"), metadata=meta)
@@ -132,7 +138,9 @@ def check(count, seed):
             layers, bidi = rng.randint(1, 3), rng.random() < 0.5
             I, H, B, T = rng.randint(1, 40), rng.randint(1, 70), rng.randint(1, 9), rng.randint(1, 12)
             lengths = [rng.randint(1, T) for _ in range(B)]
-            ins, expected, meta = make_case(mode, layers, bidi, I, H, lengths, T, rng.randint(0, 10**6))
+            # A third of the LSTMs project h to P < H features.
+            proj = rng.randint(1, H - 1) if mode == "lstm" and H > 1 and rng.random() < 1 / 3 else 0
+            ins, expected, meta = make_case(mode, layers, bidi, I, H, lengths, T, rng.randint(0, 10**6), proj)
             inp, outp = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
             save_file(ins, inp, metadata=meta)
             subprocess.run([exe, inp, outp], check=True, stderr=subprocess.DEVNULL)
@@ -143,7 +151,7 @@ def check(count, seed):
             assert not missing, f"OUT lacks {missing}"
             ef, wf = worst(got, expected, fwd_names)
             eg, wg = worst(got, expected, grad_names)
-            print(f"{case:3d} {mode:8s} L={layers} bidir={bidi!s:5s} I={I:2d} H={H:2d} B={B} T={T:2d} "
+            print(f"{case:3d} {mode:8s} L={layers} bidir={bidi!s:5s} I={I:2d} H={H:2d} P={proj:2d} B={B} T={T:2d} "
                   f"lengths={lengths}: forward {ef:.2e} ({wf}), grad {eg:.2e} ({wg})")
             worst_fwd, worst_grad = max(worst_fwd, ef), max(worst_grad, eg)
     print(f"worst forward error {worst_fwd:.3e}, worst gradient error {worst_grad:.3e} over {count} configurations")

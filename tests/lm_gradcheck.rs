@@ -204,10 +204,23 @@ fn reference(p: &Problem<'_>, m: &HostModel, grads: bool) -> (f64, f64, Vec<Vec<
     let mut raw = Vec::new();
     for k in 0..case.layers {
         let (nin, hk) = (if k == 0 { E } else { cfg.layer_hidden(k - 1) }, cfg.layer_hidden(k));
-        let spec = RnnSpec { mode: case.mode, input_size: nin, hidden_size: hk, num_layers: 1, bidirectional: false };
+        let spec = RnnSpec {
+            mode: case.mode,
+            input_size: nin,
+            hidden_size: hk,
+            num_layers: 1,
+            bidirectional: false,
+            proj_size: 0,
+        };
         let name = |w: &str| m.get(&format!("rnns.{k}.{w}_l0")).to_vec();
         let w_hh: Vec<f64> = name("weight_hh").iter().zip(&masks.weight[k]).map(|(w, f)| w * f).collect();
-        let lw = LayerWeights { w_ih: name("weight_ih"), w_hh, b_ih: name("bias_ih"), b_hh: name("bias_hh") };
+        let lw = LayerWeights {
+            w_ih: name("weight_ih"),
+            w_hh,
+            b_ih: name("bias_ih"),
+            b_hh: name("bias_hh"),
+            w_hr: Vec::new(),
+        };
         let inputs = RnnInputs { input: &x, lengths: &LENGTHS, max_len: T, h0: &p.h0[k], c0: &p.c0[k], dropout: None };
         let tr = rnn_forward(&spec, std::slice::from_ref(&lw), &inputs);
         raw = tr.output.clone();

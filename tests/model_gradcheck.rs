@@ -79,6 +79,7 @@ fn reference(
                 w_hh: m.get(&format!("rnn.weight_hh_{s}")).to_vec(),
                 b_ih: m.get(&format!("rnn.bias_ih_{s}")).to_vec(),
                 b_hh: m.get(&format!("rnn.bias_hh_{s}")).to_vec(),
+                w_hr: Vec::new(),
             }
         })
         .collect();

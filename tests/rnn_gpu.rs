@@ -71,7 +71,13 @@ fn run(case: &Case, seed: u64) {
         .iter()
         .map(|p| {
             let v = |p: &wgrnn::nn::Parameter| to64(&p.value.to_vec().unwrap());
-            LayerWeights { w_ih: v(p.weight_ih()), w_hh: v(p.weight_hh()), b_ih: v(p.bias_ih()), b_hh: v(p.bias_hh()) }
+            LayerWeights {
+                w_ih: v(p.weight_ih()),
+                w_hh: v(p.weight_hh()),
+                b_ih: v(p.bias_ih()),
+                b_hh: v(p.bias_hh()),
+                w_hr: Vec::new(),
+            }
         })
         .collect();
     let state = spec.num_layers * d * b * h;

@@ -40,9 +40,9 @@ struct Problem {
 }
 
 impl Problem {
-    fn new(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) -> Self {
-        let spec = RnnSpec { mode, input_size: 3, hidden_size: 4, num_layers: layers, bidirectional };
-        let (b, t, d, h) = (3, 4, spec.directions(), spec.hidden_size);
+    fn new(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>, proj_size: usize) -> Self {
+        let spec = RnnSpec { mode, input_size: 3, hidden_size: 4, num_layers: layers, bidirectional, proj_size };
+        let (b, t, d, h, s) = (3, 4, spec.directions(), spec.hidden_size, spec.state_size());
         let mut seed = 1;
         let mut rnd = |n: usize| {
             seed += 1;
@@ -56,21 +56,23 @@ impl Problem {
                     w_hh: rnd(z.w_hh.len()),
                     b_ih: rnd(z.b_ih.len()),
                     b_hh: rnd(z.b_hh.len()),
+                    w_hr: rnd(z.w_hr.len()),
                 }
             })
             .collect();
-        let state = layers * d * b * h;
+        // h has S features (P with a projection), the cell state H.
+        let (hstate, cstate) = (layers * d * b * s, layers * d * b * h);
         Problem {
             spec,
             weights,
             input: rnd(b * t * 3),
             lengths: vec![2, 4, 1],
             max_len: t,
-            h0: rnd(state),
-            c0: rnd(state),
-            go: rnd(b * t * d * h),
-            ghn: rnd(state),
-            gcn: rnd(state),
+            h0: rnd(hstate),
+            c0: rnd(cstate),
+            go: rnd(b * t * d * s),
+            ghn: rnd(hstate),
+            gcn: rnd(cstate),
             dropout,
         }
     }
@@ -96,7 +98,7 @@ enum Var {
     Input,
     H0,
     C0,
-    /// (layer·D + dir, 0..4 = w_ih, w_hh, b_ih, b_hh)
+    /// (layer·D + dir, 0..5 = w_ih, w_hh, b_ih, b_hh, w_hr)
     Weight(usize, usize),
 }
 
@@ -108,7 +110,8 @@ fn get(p: &mut Problem, v: Var) -> &mut Vec<f64> {
         Var::Weight(i, 0) => &mut p.weights[i].w_ih,
         Var::Weight(i, 1) => &mut p.weights[i].w_hh,
         Var::Weight(i, 2) => &mut p.weights[i].b_ih,
-        Var::Weight(i, _) => &mut p.weights[i].b_hh,
+        Var::Weight(i, 3) => &mut p.weights[i].b_hh,
+        Var::Weight(i, _) => &mut p.weights[i].w_hr,
     }
 }
 
@@ -130,20 +133,23 @@ fn check(name: &str, p: &mut Problem, analytic: &[f64], var: Var) {
 }
 
 fn gradcheck(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>) {
-    let mut p = Problem::new(mode, layers, bidirectional, dropout);
+    gradcheck_projected(mode, layers, bidirectional, dropout, 0);
+}
+
+fn gradcheck_projected(mode: RnnMode, layers: usize, bidirectional: bool, dropout: Option<DropoutSpec>, proj: usize) {
+    let mut p = Problem::new(mode, layers, bidirectional, dropout, proj);
     let inputs = RnnInputs { input: &p.input, lengths: &p.lengths, max_len: p.max_len, h0: &p.h0, c0: &p.c0, dropout };
     let tr = rnn_forward(&p.spec, &p.weights, &inputs);
     let g = rnn_backward(&p.spec, &p.weights, &tr, &p.go, &p.ghn, &p.gcn);
-    let tag = format!("{mode:?} L={layers} bidir={bidirectional} dropout={}", dropout.is_some());
+    let tag = format!("{mode:?} L={layers} bidir={bidirectional} dropout={} proj={proj}", dropout.is_some());
     check(&format!("{tag} input"), &mut p, &g.input, Var::Input);
     check(&format!("{tag} h0"), &mut p, &g.h0, Var::H0);
     if mode.has_cell_state() {
         check(&format!("{tag} c0"), &mut p, &g.c0, Var::C0);
     }
     for (idx, gw) in g.weights.iter().enumerate() {
-        for (which, (name, grad)) in
-            [("w_ih", &gw.w_ih), ("w_hh", &gw.w_hh), ("b_ih", &gw.b_ih), ("b_hh", &gw.b_hh)].into_iter().enumerate()
-        {
+        let all = [("w_ih", &gw.w_ih), ("w_hh", &gw.w_hh), ("b_ih", &gw.b_ih), ("b_hh", &gw.b_hh), ("w_hr", &gw.w_hr)];
+        for (which, (name, grad)) in all.into_iter().enumerate().filter(|(_, (_, g))| !g.is_empty()) {
             check(&format!("{tag} {name}[{idx}]"), &mut p, grad, Var::Weight(idx, which));
         }
     }
@@ -175,7 +181,7 @@ fn reference_gradients_match_finite_differences_with_dropout() {
 /// Padded steps produce zero output and take no part in h_n.
 #[test]
 fn reference_padding_is_inert() {
-    let p = Problem::new(RnnMode::Lstm, 1, true, None);
+    let p = Problem::new(RnnMode::Lstm, 1, true, None, 0);
     let mut input2 = p.input.clone();
     // Overwrite the padded steps of row 0 (length 2) with garbage.
     for t in 2..4 {
@@ -192,4 +198,34 @@ fn reference_padding_is_inert() {
     assert_eq!(a.h_n, b.h_n);
     let h = 4 * 2;
     assert!(a.output[2 * h..4 * h].iter().all(|&v| v == 0.0));
+}
+
+/// LSTM with projections (`torch.nn.LSTM(proj_size=P)`): h = W_hr·(o⊙tanh c)
+/// with P = 3 < H = 4, stacked and bidirectional, with dropout; the
+/// weight_hr gradient included.
+#[test]
+fn reference_gradients_match_finite_differences_with_projections() {
+    gradcheck_projected(RnnMode::Lstm, 1, false, None, 3);
+    gradcheck_projected(RnnMode::Lstm, 2, true, Some(DropoutSpec { p: 0.3, seed: 5 }), 2);
+}
+
+/// proj_size is LSTM-only and smaller than H, as PyTorch requires.
+#[test]
+fn projection_sizes_are_checked() {
+    let spec = |mode, proj_size| RnnSpec {
+        mode,
+        input_size: 3,
+        hidden_size: 4,
+        num_layers: 1,
+        bidirectional: false,
+        proj_size,
+    };
+    assert!(spec(RnnMode::Lstm, 3).validate().is_ok());
+    let err = spec(RnnMode::Lstm, 4).validate().unwrap_err().to_string();
+    assert!(err.contains("must be smaller than hidden_size"), "{err}");
+    let err = spec(RnnMode::Gru, 2).validate().unwrap_err().to_string();
+    assert!(err.contains("only for LSTM"), "{err}");
+    let shapes = spec(RnnMode::Lstm, 3).parameter_shapes(0, 0);
+    assert_eq!(shapes[1], ("weight_hh_l0".to_string(), vec![16, 3]));
+    assert_eq!(shapes[4], ("weight_hr_l0".to_string(), vec![3, 4]));
 }

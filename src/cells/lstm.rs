@@ -58,7 +58,7 @@ fn lstm_reference_backward(
     let h = dh.len();
     let a = &step.saved;
     let mut out =
-        ReferenceStepGrad { input: vec![0.0; 4 * h], hidden: Vec::new(), h_prev: vec![0.0; h], c_prev: vec![0.0; h] };
+        ReferenceStepGrad { input: vec![0.0; 4 * h], hidden: Vec::new(), h_prev: Vec::new(), c_prev: vec![0.0; h] };
     for j in 0..h {
         let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
         let tc = step.c[j].tanh();

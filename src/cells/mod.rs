@@ -156,7 +156,8 @@ pub struct ReferenceStepGrad {
     /// (G) hidden-side pre-activation gradients (for dW_hh, db_hh; the
     /// shared code adds `hidden·W_hh` to the h_{t-1} gradient).
     pub hidden: Vec<f64>,
-    /// (H) gradient reaching h_{t-1} other than through W_hh (GRU's z⊙h).
+    /// (H) gradient reaching h_{t-1} other than through W_hh (GRU's z⊙h);
+    /// empty when there is no such path.
     pub h_prev: Vec<f64>,
     /// (H) gradient reaching c_{t-1}, or empty.
     pub c_prev: Vec<f64>,

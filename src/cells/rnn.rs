@@ -29,7 +29,7 @@ fn rnn_reference_backward(
     mode: RnnMode,
     step: &ReferenceStep,
     _hh: &[f64],
-    h_prev: &[f64],
+    _h_prev: &[f64],
     _c_prev: &[f64],
     dh: &[f64],
     _dc: &[f64],
@@ -41,5 +41,5 @@ fn rnn_reference_backward(
         .zip(dh)
         .map(|(&out, &d)| d * if relu { f64::from(u8::from(out > 0.0)) } else { 1.0 - out * out })
         .collect();
-    ReferenceStepGrad { hidden: input.clone(), input, h_prev: vec![0.0; h_prev.len()], c_prev: Vec::new() }
+    ReferenceStepGrad { hidden: input.clone(), input, h_prev: Vec::new(), c_prev: Vec::new() }
 }

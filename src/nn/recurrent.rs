@@ -109,16 +109,19 @@ pub(crate) fn initial_values(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result
             let mut values = Vec::new();
             for (name, shape) in spec.parameter_shapes(layer, dir) {
                 // Keras counts fans on its (in, G) kernel: fan_in = in, fan_out = G.
-                let (which, fan_in) = if name.starts_with("weight_ih") {
-                    (input, i)
+                let (which, fan_in, fan_out) = if name.starts_with("weight_ih") {
+                    (input, i, g)
                 } else if name.starts_with("weight_hh") {
-                    (recurrent, h)
+                    (recurrent, spec.state_size(), g)
+                } else if name.starts_with("weight_hr") {
+                    // The projection (P, H) maps h̃ to h like an input map.
+                    (input, h, spec.state_size())
                 } else if name.starts_with("bias_ih") {
-                    (bias, i)
+                    (bias, i, g)
                 } else {
-                    (bias, h)
+                    (bias, h, g)
                 };
-                let mut v = which.values(&shape, fan_in, g, &mut rng)?;
+                let mut v = which.values(&shape, fan_in, fan_out, &mut rng)?;
                 if unit_forget && spec.mode == RnnMode::Lstm && name.starts_with("bias_ih") {
                     v[h..2 * h].fill(1.0);
                 }

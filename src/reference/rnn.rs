@@ -16,12 +16,14 @@ use crate::rnn::spec::{dropout_keep, RnnMode, RnnSpec};
 pub struct LayerWeights {
     /// (G, In)
     pub w_ih: Vec<f64>,
-    /// (G, H)
+    /// (G, S): S = P with a projection, else H.
     pub w_hh: Vec<f64>,
     /// (G)
     pub b_ih: Vec<f64>,
     /// (G)
     pub b_hh: Vec<f64>,
+    /// (P, H) the projection `weight_hr`; empty without one.
+    pub w_hr: Vec<f64>,
 }
 
 impl LayerWeights {
@@ -30,9 +32,10 @@ impl LayerWeights {
         let g = spec.gate_size();
         Self {
             w_ih: vec![0.0; g * spec.layer_input_size(layer)],
-            w_hh: vec![0.0; g * spec.hidden_size],
+            w_hh: vec![0.0; g * spec.state_size()],
             b_ih: vec![0.0; g],
             b_hh: vec![0.0; g],
+            w_hr: vec![0.0; spec.proj_size * spec.hidden_size],
         }
     }
 }
@@ -55,7 +58,7 @@ pub struct RnnInputs<'a> {
     pub lengths: &'a [usize],
     /// T: padded sequence length.
     pub max_len: usize,
-    /// (L·D, B, H) initial hidden state.
+    /// (L·D, B, S) initial hidden state (S = P with a projection, else H).
     pub h0: &'a [f64],
     /// (L·D, B, H) initial cell state (LSTM only; ignored otherwise).
     pub c0: &'a [f64],
@@ -71,7 +74,10 @@ struct StepCache {
     c_prev: Vec<f64>,
     /// (G) W_hh h_{t-1} + b_hh.
     hh: Vec<f64>,
+    /// The cell's step; `step.h` is h̃, before any projection.
     step: ReferenceStep,
+    /// (S) h_t: W_hr·h̃ with a projection, else h̃.
+    h: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +91,7 @@ struct LayerTrace {
 /// Forward results plus what backward needs.
 #[derive(Debug, Clone)]
 pub struct RnnTrace {
-    /// (B, T, D·H); zero at padded steps.
+    /// (B, T, D·S); zero at padded steps.
     pub output: Vec<f64>,
     /// (L·D, B, H): state at each row's last valid step (for the reverse
     /// direction, after its step 0).
@@ -124,7 +130,12 @@ fn step_forward(mode: RnnMode, w: &LayerWeights, x: &[f64], h_prev: &[f64], c_pr
     let xi = affine(&w.w_ih, &w.b_ih, x);
     let hh = affine(&w.w_hh, &w.b_hh, h_prev);
     let step = (mode.cell().reference_forward)(mode, &xi, &hh, h_prev, c_prev);
-    StepCache { h_prev: h_prev.to_vec(), c_prev: c_prev.to_vec(), hh, step }
+    let h = if w.w_hr.is_empty() {
+        step.h.clone()
+    } else {
+        affine(&w.w_hr, &vec![0.0; w.w_hr.len() / step.h.len()], &step.h)
+    };
+    StepCache { h_prev: h_prev.to_vec(), c_prev: c_prev.to_vec(), hh, step, h }
 }
 
 #[allow(clippy::too_many_arguments)] // mirrors the step's inputs one to one
@@ -141,9 +152,23 @@ fn step_backward(
     dc_in: &[f64],
     dx: &mut [f64],
 ) -> (Vec<f64>, Vec<f64>) {
-    let h = dh.len();
-    let d = (mode.cell().reference_backward)(mode, &cache.step, &cache.hh, &cache.h_prev, &cache.c_prev, dh, dc_in);
-    let mut dh_prev = d.h_prev;
+    let s = dh.len();
+    // Through the projection h = W_hr·h̃ (P, H): dW_hr += dh ⊗ h̃, dh̃ = W_hrᵀ·dh.
+    let dh_cell: Vec<f64> = if w.w_hr.is_empty() {
+        dh.to_vec()
+    } else {
+        let units = cache.step.h.len();
+        for p in 0..s {
+            for j in 0..units {
+                gw.w_hr[p * units + j] += dh[p] * cache.step.h[j];
+            }
+        }
+        (0..units).map(|j| (0..s).map(|p| w.w_hr[p * units + j] * dh[p]).sum()).collect()
+    };
+    let d =
+        (mode.cell().reference_backward)(mode, &cache.step, &cache.hh, &cache.h_prev, &cache.c_prev, &dh_cell, dc_in);
+    // The cell's direct path to h_{t-1} (GRU's z⊙h), if any.
+    let mut dh_prev = if d.h_prev.is_empty() { vec![0.0; s] } else { d.h_prev };
     let nin = x.len();
     for g in 0..d.input.len() {
         gw.b_ih[g] += d.input[g];
@@ -152,9 +177,9 @@ fn step_backward(
             gw.w_ih[g * nin + k] += d.input[g] * x[k];
             dx[k] += d.input[g] * w.w_ih[g * nin + k];
         }
-        for k in 0..h {
-            gw.w_hh[g * h + k] += d.hidden[g] * cache.h_prev[k];
-            dh_prev[k] += d.hidden[g] * w.w_hh[g * h + k];
+        for k in 0..s {
+            gw.w_hh[g * s + k] += d.hidden[g] * cache.h_prev[k];
+            dh_prev[k] += d.hidden[g] * w.w_hh[g * s + k];
         }
     }
     (dh_prev, d.c_prev)
@@ -171,11 +196,12 @@ fn apply_dropout(v: &mut [f64], layer: usize, d: DropoutSpec) {
 
 /// Forward pass of the whole stack. `weights` is indexed `layer·D + dir`.
 pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<'_>) -> RnnTrace {
-    let (h, dirs, t_max) = (spec.hidden_size, spec.directions(), inputs.max_len);
+    // h has S features (P with a projection), the cell state H.
+    let (h, sz, dirs, t_max) = (spec.hidden_size, spec.state_size(), spec.directions(), inputs.max_len);
     let batch = inputs.lengths.len();
     let mut layer_input = inputs.input.to_vec();
-    let mut h_n = vec![0.0; spec.num_layers * dirs * batch * h];
-    let mut c_n = if spec.mode.has_cell_state() { h_n.clone() } else { Vec::new() };
+    let mut h_n = vec![0.0; spec.num_layers * dirs * batch * sz];
+    let mut c_n = if spec.mode.has_cell_state() { vec![0.0; spec.num_layers * dirs * batch * h] } else { Vec::new() };
     let mut layers = Vec::new();
     let mut output = Vec::new();
     for layer in 0..spec.num_layers {
@@ -185,29 +211,31 @@ pub fn rnn_forward(spec: &RnnSpec, weights: &[LayerWeights], inputs: &RnnInputs<
                 apply_dropout(&mut layer_input, layer, d);
             }
         }
-        output = vec![0.0; batch * t_max * dirs * h];
+        output = vec![0.0; batch * t_max * dirs * sz];
         let mut steps = Vec::new();
         for dir in 0..dirs {
             let w = &weights[layer * dirs + dir];
             let mut dir_steps = vec![None; batch * t_max];
             for b in 0..batch {
-                let state = ((layer * dirs + dir) * batch + b) * h;
-                let mut hs = inputs.h0[state..state + h].to_vec();
-                let mut cs = if spec.mode.has_cell_state() { inputs.c0[state..state + h].to_vec() } else { Vec::new() };
+                let index = (layer * dirs + dir) * batch + b;
+                let (hstate, cstate) = (index * sz, index * h);
+                let mut hs = inputs.h0[hstate..hstate + sz].to_vec();
+                let mut cs =
+                    if spec.mode.has_cell_state() { inputs.c0[cstate..cstate + h].to_vec() } else { Vec::new() };
                 let len = inputs.lengths[b];
                 let order: Vec<usize> = if dir == 0 { (0..len).collect() } else { (0..len).rev().collect() };
                 for t in order {
                     let x = &layer_input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let cache = step_forward(spec.mode, w, x, &hs, &cs);
                     cs = cache.step.c.clone();
-                    let o = (b * t_max + t) * dirs * h + dir * h;
-                    output[o..o + h].copy_from_slice(&cache.step.h);
-                    hs = cache.step.h.clone();
+                    let o = (b * t_max + t) * dirs * sz + dir * sz;
+                    output[o..o + sz].copy_from_slice(&cache.h);
+                    hs = cache.h.clone();
                     dir_steps[b * t_max + t] = Some(cache);
                 }
-                h_n[state..state + h].copy_from_slice(&hs);
+                h_n[hstate..hstate + sz].copy_from_slice(&hs);
                 if spec.mode.has_cell_state() {
-                    c_n[state..state + h].copy_from_slice(&cs);
+                    c_n[cstate..cstate + h].copy_from_slice(&cs);
                 }
             }
             steps.push(dir_steps);
@@ -238,11 +266,12 @@ pub fn rnn_backward(
     grad_h_n: &[f64],
     grad_c_n: &[f64],
 ) -> RnnGradients {
-    let (h, dirs, t_max, batch) = (spec.hidden_size, spec.directions(), trace.max_len, trace.batch);
+    let (h, sz, dirs) = (spec.hidden_size, spec.state_size(), spec.directions());
+    let (t_max, batch) = (trace.max_len, trace.batch);
     let mut grads: Vec<LayerWeights> =
         (0..spec.num_layers * dirs).map(|i| LayerWeights::zeros(spec, i / dirs)).collect();
-    let mut g_h0 = vec![0.0; spec.num_layers * dirs * batch * h];
-    let mut g_c0 = g_h0.clone();
+    let mut g_h0 = vec![0.0; spec.num_layers * dirs * batch * sz];
+    let mut g_c0 = vec![0.0; spec.num_layers * dirs * batch * h];
     let mut d_out = grad_output.to_vec();
     for layer in (0..spec.num_layers).rev() {
         let nin = spec.layer_input_size(layer);
@@ -251,17 +280,17 @@ pub fn rnn_backward(
         for dir in 0..dirs {
             let idx = layer * dirs + dir;
             for b in 0..batch {
-                let state = (idx * batch + b) * h;
-                let mut dh_carry = grad_h_n[state..state + h].to_vec();
+                let (hstate, cstate) = ((idx * batch + b) * sz, (idx * batch + b) * h);
+                let mut dh_carry = grad_h_n[hstate..hstate + sz].to_vec();
                 let mut dc_carry =
-                    if spec.mode.has_cell_state() { grad_c_n[state..state + h].to_vec() } else { Vec::new() };
+                    if spec.mode.has_cell_state() { grad_c_n[cstate..cstate + h].to_vec() } else { Vec::new() };
                 let len = trace.lengths[b];
                 // Reverse of the forward processing order.
                 let order: Vec<usize> = if dir == 0 { (0..len).rev().collect() } else { (0..len).collect() };
                 for t in order {
                     let cache = lt.steps[dir][b * t_max + t].as_ref().expect("valid step has a cache");
-                    let o = (b * t_max + t) * dirs * h + dir * h;
-                    let dh: Vec<f64> = (0..h).map(|j| d_out[o + j] + dh_carry[j]).collect();
+                    let o = (b * t_max + t) * dirs * sz + dir * sz;
+                    let dh: Vec<f64> = (0..sz).map(|j| d_out[o + j] + dh_carry[j]).collect();
                     let x = &lt.input[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let dx = &mut d_in[(b * t_max + t) * nin..(b * t_max + t + 1) * nin];
                     let (dhp, dcp) =
@@ -269,9 +298,9 @@ pub fn rnn_backward(
                     dh_carry = dhp;
                     dc_carry = dcp;
                 }
-                g_h0[state..state + h].copy_from_slice(&dh_carry);
+                g_h0[hstate..hstate + sz].copy_from_slice(&dh_carry);
                 if spec.mode.has_cell_state() {
-                    g_c0[state..state + h].copy_from_slice(&dc_carry);
+                    g_c0[cstate..cstate + h].copy_from_slice(&dc_carry);
                 }
             }
         }

@@ -117,7 +117,11 @@ struct DirSaved {
 }
 
 /// Checks the device can bind what `mode`'s recurrent kernels need.
-pub(crate) fn check_device(device: &Device, mode: RnnMode) -> Result<()> {
+pub(crate) fn check_device(device: &Device, spec: &crate::rnn::RnnSpec) -> Result<()> {
+    if spec.proj_size > 0 {
+        return Err(Error::Config("proj_size: the GPU kernels do not run projections yet (branch proj-size)".into()));
+    }
+    let mode = spec.mode;
     let cell = mode.cell();
     let needed = [forward_kernel(cell, false), backward_kernel(cell, false), initial_state_kernel(cell)]
         .iter()

@@ -25,10 +25,16 @@ impl RnnConfig {
     /// One layer, one direction, no dropout, seed 0.
     pub fn new(mode: RnnMode, input_size: usize, hidden_size: usize) -> Self {
         Self {
-            spec: RnnSpec { mode, input_size, hidden_size, num_layers: 1, bidirectional: false },
+            spec: RnnSpec { mode, input_size, hidden_size, num_layers: 1, bidirectional: false, proj_size: 0 },
             dropout: 0.0,
             seed: 0,
         }
+    }
+
+    /// LSTM projections (`proj_size` in PyTorch): h has `p` < H features.
+    pub fn with_proj_size(mut self, p: usize) -> Self {
+        self.spec.proj_size = p;
+        self
     }
 
     /// Stacked layers (`num_layers`).
@@ -137,7 +143,7 @@ impl Rnn {
         if !(0.0..1.0).contains(&config.dropout) {
             return Err(Error::Config(format!("dropout must be in [0, 1), got {}", config.dropout)));
         }
-        gpu::check_device(device, spec.mode)?;
+        gpu::check_device(device, &spec)?;
         let expected = spec.num_layers * spec.directions();
         if weights.len() != expected {
             return Err(Error::Shape {

@@ -86,9 +86,21 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let &[b, t, i] = input.shape.as_slice() else {
         return Err(format_err(format!("tensor `input` must be (B, T, I), got {:?}", input.shape)));
     };
+    // Optional (PyTorch's default 0): LSTM projections, weight_hh (G, P).
+    let proj_size: usize = match meta.get("proj_size") {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| format_err(format!("metadata `proj_size` = {v:?} is not a number")))?,
+    };
     let w_hh0 = read_f32(&st, "weight_hh_l0")?;
-    let h = *w_hh0.shape.get(1).ok_or_else(|| format_err("tensor `weight_hh_l0` must be (G, H)"))?;
-    let spec = RnnSpec { mode, input_size: i, hidden_size: h, num_layers, bidirectional };
+    let g = *w_hh0.shape.first().ok_or_else(|| format_err("tensor `weight_hh_l0` must be (G, H) or (G, P)"))?;
+    if g == 0 || g % mode.gates() != 0 {
+        return Err(format_err(format!(
+            "tensor `weight_hh_l0` has {g} rows, not a multiple of {} gates",
+            mode.gates()
+        )));
+    }
+    let h = g / mode.gates();
+    let spec = RnnSpec { mode, input_size: i, hidden_size: h, num_layers, bidirectional, proj_size };
     spec.validate()?;
     let dirs = spec.directions();
 

@@ -18,6 +18,9 @@ pub struct RnnSpec {
     pub num_layers: usize,
     /// D = 2 when bidirectional, else 1.
     pub bidirectional: bool,
+    /// P: `torch.nn.LSTM(proj_size=P)`: h = W_hr·(o⊙tanh c) has P < H
+    /// features (c keeps H); 0 = no projection.
+    pub proj_size: usize,
 }
 
 impl RnnSpec {
@@ -35,12 +38,21 @@ impl RnnSpec {
         self.mode.gates() * self.hidden_size
     }
 
-    /// Input features of layer `layer` (I for the first, D·H after).
+    /// S: features of h (P with a projection, else H).
+    pub fn state_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
+    /// Input features of layer `layer` (I for the first, D·S after).
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.directions() * self.hidden_size
+            self.directions() * self.state_size()
         }
     }
 
@@ -50,6 +62,15 @@ impl RnnSpec {
             return Err(Error::Config(format!(
                 "input_size, hidden_size and num_layers must be ≥ 1, got {}, {}, {}",
                 self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        if self.proj_size > 0 && self.mode != RnnMode::Lstm {
+            return Err(Error::Config(format!("proj_size is only for LSTM (as in PyTorch), not {}", self.mode.name())));
+        }
+        if self.proj_size >= self.hidden_size && self.proj_size > 0 {
+            return Err(Error::Config(format!(
+                "proj_size ({}) must be smaller than hidden_size ({})",
+                self.proj_size, self.hidden_size
             )));
         }
         Ok(())
@@ -66,16 +87,21 @@ impl RnnSpec {
 
     /// The parameters of (layer, dir) with PyTorch names and shapes, in
     /// PyTorch's order: `weight_ih, weight_hh, bias_ih, bias_hh` (the first
-    /// four of every cell, at these indices: [`WEIGHT_IH`], …).
+    /// four of every cell, at these indices: [`WEIGHT_IH`], …), then
+    /// `weight_hr` (P, H) with a projection ([`WEIGHT_HR`]).
     pub fn parameter_shapes(&self, layer: usize, dir: usize) -> Vec<(String, Vec<usize>)> {
         let g = self.gate_size();
         let s = Self::suffix(layer, dir);
-        vec![
+        let mut shapes = vec![
             (format!("weight_ih_{s}"), vec![g, self.layer_input_size(layer)]),
-            (format!("weight_hh_{s}"), vec![g, self.hidden_size]),
+            (format!("weight_hh_{s}"), vec![g, self.state_size()]),
             (format!("bias_ih_{s}"), vec![g]),
             (format!("bias_hh_{s}"), vec![g]),
-        ]
+        ];
+        if self.proj_size > 0 {
+            shapes.push((format!("weight_hr_{s}"), vec![self.proj_size, self.hidden_size]));
+        }
+        shapes
     }
 }
 
@@ -87,6 +113,8 @@ pub const WEIGHT_HH: usize = 1;
 pub const BIAS_IH: usize = 2;
 /// Index of `bias_hh_l{k}`.
 pub const BIAS_HH: usize = 3;
+/// Index of `weight_hr_l{k}` (with a projection).
+pub const WEIGHT_HR: usize = 4;
 
 /// Checks lengths for a batch padded to `max_len` steps: one per row, each
 /// in 1..=max_len.

@@ -24,7 +24,11 @@ struct StepParams {
     steps: u32,        // T (padded length)
     out_stride: u32,   // D·H: row stride of the layer output
     out_offset: u32,   // dir·H: this direction's columns in the output
-    state_index: u32,  // layer·D + dir: slice of (L·D, B, H) state tensors
+    state_index: u32,  // layer·D + dir: slice of (L·D, B, ·) state tensors
+    state: u32,        // S: features of h (P with a projection, else H)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: StepParams;
@@ -75,7 +79,14 @@ fn first_row(s: u32) -> u32 {
 }
 
 // Index of (this layer and direction, sorted row s, unit j) in a
-// (L·D, B, H) state tensor, which is in the caller's (unsorted) row order.
+// (L·D, B, H) cell-state tensor, which is in the caller's (unsorted) row
+// order.
 fn state_at(s: u32, j: u32) -> u32 {
     return (p.state_index * p.batch + original_row(s)) * p.hidden + j;
+}
+
+// The same for an (L·D, B, S) hidden-state tensor (h0, h_n, their
+// gradients): S = P with a projection, else H.
+fn hstate_at(s: u32, j: u32) -> u32 {
+    return (p.state_index * p.batch + original_row(s)) * p.state + j;
 }

@@ -5,9 +5,17 @@
 // storing the gate gradients the cell returns. The cell's own derivative
 // comes from `cell_backward` in shaders/cells/<cell>.wgsl.
 //   recurrent_step_backward        reads W_hh and dG one float at a time (any H)
-//   recurrent_step_backward_vec4   reads them as vec4 (H % 4 == 0)
+//   recurrent_step_backward_vec4   reads them as vec4 (H % 4 == 0 and S % 4 == 0)
+//   recurrent_step_backward_projected   with a projection: dh per packed row
+//   recurrent_cell_backward        then dh̃ = W_hrᵀ·dh and the cell's
+//                                  derivative, for every unit of H
 //   recurrent_grad_initial_state   grad_h0 = dG_h(first step)·W_hh, finished
 //                                  by `cell_grad_initial_state`
+//
+// h has S features: H, or P with a projection. Then
+// `recurrent_step_backward_projected` runs over the S features of h and
+// stores dh per packed row (dh_rows, for dW_hr and for
+// `recurrent_cell_backward`, which runs next) instead of calling the cell.
 //
 // Steps run in reverse of the forward order. The hidden-side gate gradients
 // dG_h of the step processed just before come from a dense (B, G) buffer in
@@ -18,19 +26,21 @@
 // dgs_out); they differ only for GRU, which also saves its own per row.
 //
 // Bindings (after recurrent.wgsl's 0 p, 1 info; the cell's own from 20):
-//   2 w_hh      read        (G, H)                   scalar kernels
+//   2 w_hh      read        (G, S)                   scalar kernels
 //   3 gates     read_write  (N, G) what the cell saved (read_write because
 //                           the cell's forward code in this module writes it)
-//   4 h_prev    read        (N, H) h_{t-1} per packed row
-//   5 grad_out  read        (N, D·H) gradient of the layer output
-//   6 grad_h_n  read        (L·D, B, H)
+//   4 h_prev    read        (N, S) h_{t-1} per packed row
+//   5 grad_out  read        (N, D·S) gradient of the layer output
+//   6 grad_h_n  read        (L·D, B, S)
 //   7 dgs_in    read        (B, G) dG_h of the step processed before, sorted
 //                           rows                     scalar step kernel
 //   8 dgates    read_write  (N, G) input-side dG per packed row
 //   9 dgs_out   read_write  (B, G) this step's dG_h, sorted rows
-//   10 grad_h0  read_write  (L·D, B, H)              initial-state kernel
-//   11 w_hh4    read        (G, H/4) vec4            vec4 step kernel
+//   10 grad_h0  read_write  (L·D, B, S)              initial-state kernel
+//   11 w_hh4    read        (G, S/4) vec4            vec4 step kernel
 //   12 dgs_in4  read        (B, G/4) vec4            vec4 step kernel
+//   14 dh_rows  read_write  (N, S) dh per packed row (projected kernels)
+//   15 w_hr     read        (S, H) the projection (projected kernels)
 // Workgroup mapping: step kernels: WG invocations, each owning UNITS
 // consecutive hidden units for a tile of ROWS active rows (workgroup y):
 // every W_hh load serves ROWS rows and every dG load UNITS units.
@@ -54,69 +64,103 @@ override WG: u32 = 64u;
 // Declared only so the cell's forward code, part of this module, compiles;
 // no kernel here uses it.
 @group(0) @binding(13) var<storage, read> b_hh: array<f32>;
+@group(0) @binding(14) var<storage, read_write> dh_rows: array<f32>;
+@group(0) @binding(15) var<storage, read> w_hr: array<f32>;
+
+// Stores a cell's gate gradients for (row, unit j).
+fn store_cell_grad(s: u32, row: u32, j: u32, d: CellGrad) {
+    let g = GATES * p.hidden;
+    for (var q = 0u; q < GATES; q++) {
+        dgates[row * g + q * p.hidden + j] = d.input[q];
+        dgs_out[s * g + q * p.hidden + j] = d.hidden[q];
+    }
+}
 
 // Finishes units j0.. for the live rows of the tile starting at s0, given
 // the recurrent gradient dG_next·W_hh of each (row, unit).
 fn backward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
-    let h = p.hidden;
-    let g = GATES * h;
     for (var r = 0u; r < ROWS; r++) {
         let s = s0 + r;
         if (s >= live) { break; }
         let row = step_offset(p.t) + s;
-        let is_last = next_row(s) == NO_ROW;
         for (var u = 0u; u < UNITS; u++) {
             let j = j0 + u;
-            if (j >= h) { break; }
-            var dh = grad_out[row * p.out_stride + p.out_offset + j] + acc[r][u];
-            if (is_last) { dh += grad_h_n[state_at(s, j)]; }
-            let d = cell_backward(s, row, j, dh);
-            for (var q = 0u; q < GATES; q++) {
-                dgates[row * g + q * h + j] = d.input[q];
-                dgs_out[s * g + q * h + j] = d.hidden[q];
-            }
+            if (j >= p.state) { break; }
+            store_cell_grad(s, row, j, cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u])));
         }
     }
 }
 
-@compute @workgroup_size(WG)
-fn recurrent_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let h = p.hidden;
-    let j0 = (wg.x * WG + lid) * UNITS;
-    if (j0 >= h) { return; }
-    let g = GATES * h;
-    let live = batch_size(p.t);
-    let s0 = wg.y * ROWS;
-    // acc[r][u] = Σ_q dG_next[s0 + r, q] · W_hh[q, j0 + u]; rows past the
-    // live ones and units past H repeat in-bounds values, stored nowhere.
+// acc[r][u] = Σ_q dG_next[s0 + r, q] · W_hh[q, j0 + u], reading W_hh and
+// dG one float at a time; rows past the live ones and features past S
+// repeat in-bounds values, stored nowhere.
+fn product_scalar(s0: u32, live: u32, j0: u32) -> array<vec4<f32>, ROWS> {
+    let sz = p.state;
+    let g = GATES * p.hidden;
     var acc: array<vec4<f32>, ROWS>;
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         base[r] = min(s0 + r, live - 1u) * g;
         acc[r] = vec4<f32>(0.0);
     }
-    let last = h - 1u;
+    let last = sz - 1u;
     for (var q = 0u; q < g; q++) {
-        let w = vec4<f32>(w_hh[q * h + j0], w_hh[q * h + min(j0 + 1u, last)],
-                          w_hh[q * h + min(j0 + 2u, last)], w_hh[q * h + min(j0 + 3u, last)]);
+        let w = vec4<f32>(w_hh[q * sz + j0], w_hh[q * sz + min(j0 + 1u, last)],
+                          w_hh[q * sz + min(j0 + 2u, last)], w_hh[q * sz + min(j0 + 3u, last)]);
         for (var r = 0u; r < ROWS; r++) {
             acc[r] = fma(vec4<f32>(dgs_in[base[r] + q]), w, acc[r]);
         }
     }
-    backward_finish(s0, live, j0, acc);
+    return acc;
 }
 
-// H % 4 == 0, so a row of dG (G = GATES·H) is G/4 whole vec4s and units
-// j0..j0+3 of a W_hh row are one vec4.
+// dh of (row, feature j): the output gradient, the recurrent gradient, and
+// grad_h_n at the row's last step.
+fn incoming_dh(s: u32, row: u32, j: u32, recurrent: f32) -> f32 {
+    var dh = grad_out[row * p.out_stride + p.out_offset + j] + recurrent;
+    if (next_row(s) == NO_ROW) { dh += grad_h_n[hstate_at(s, j)]; }
+    return dh;
+}
+
 @compute @workgroup_size(WG)
-fn recurrent_step_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let h = p.hidden;
+fn recurrent_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j0 = (wg.x * WG + lid) * UNITS;
-    if (j0 >= h) { return; }
+    if (j0 >= p.state) { return; }
+    let live = batch_size(p.t);
+    backward_finish(wg.y * ROWS, live, j0, product_scalar(wg.y * ROWS, live, j0));
+}
+
+// With a projection: dh (S features) per packed row, for
+// `recurrent_cell_backward`, which runs next, and for dW_hr.
+@compute @workgroup_size(WG)
+fn recurrent_step_backward_projected(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j0 = (wg.x * WG + lid) * UNITS;
+    if (j0 >= p.state) { return; }
     let live = batch_size(p.t);
     let s0 = wg.y * ROWS;
-    let h4 = h / 4u;
-    let g4 = GATES * h4;
+    let acc = product_scalar(s0, live, j0);
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        for (var u = 0u; u < UNITS; u++) {
+            let j = j0 + u;
+            if (j >= p.state) { break; }
+            dh_rows[row * p.state + j] = incoming_dh(s, row, j, acc[r][u]);
+        }
+    }
+}
+
+// H % 4 == 0 and S % 4 == 0, so a row of dG (G = GATES·H) is G/4 whole
+// vec4s and features j0..j0+3 of a W_hh row (S wide) are one vec4.
+@compute @workgroup_size(WG)
+fn recurrent_step_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j0 = (wg.x * WG + lid) * UNITS;
+    if (j0 >= p.state) { return; }
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    let h4 = p.state / 4u;
+    let g4 = GATES * p.hidden / 4u;
     let j4 = j0 / 4u;
     var acc: array<vec4<f32>, ROWS>;
     var base: array<u32, ROWS>;
@@ -142,9 +186,44 @@ fn recurrent_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(l
     if (j >= p.hidden || s >= p.batch) { return; }
     let row = first_row(s);
     let g = GATES * p.hidden;
+    // h0 has S features; the cell's own initial state (LSTM's c0) has H.
     var acc = 0.0;
-    for (var q = 0u; q < g; q++) {
-        acc += cell_hidden_grad(row, q, dgates[row * g + q]) * w_hh[q * p.hidden + j];
+    if (j < p.state) {
+        for (var q = 0u; q < g; q++) {
+            acc += cell_hidden_grad(row, q, dgates[row * g + q]) * w_hh[q * p.state + j];
+        }
     }
-    grad_h0[state_at(s, j)] = cell_grad_initial_state(s, j, acc);
+    let dh0 = cell_grad_initial_state(s, j, acc);
+    if (j < p.state) { grad_h0[hstate_at(s, j)] = dh0; }
+}
+
+// With a projection, after `recurrent_step_backward_projected` stored dh (S) per row:
+// dh̃ = W_hrᵀ·dh for unit j of H, then the cell's derivative. Invocation j
+// owns unit j for a tile of ROWS live rows (one W_hr load serves ROWS rows).
+@compute @workgroup_size(WG)
+fn recurrent_cell_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j = wg.x * WG + lid;
+    let h = p.hidden;
+    if (j >= h) { return; }
+    let sz = p.state;
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    var acc: array<f32, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base[r] = (step_offset(p.t) + min(s0 + r, live - 1u)) * sz;
+        acc[r] = 0.0;
+    }
+    for (var q = 0u; q < sz; q++) {
+        let w = w_hr[q * h + j];
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = fma(dh_rows[base[r] + q], w, acc[r]);
+        }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        store_cell_grad(s, row, j, cell_backward(s, row, j, acc[r]));
+    }
 }

@@ -6,7 +6,9 @@
 // `cell_forward` in shaders/cells/<cell>.wgsl, which the registry prepends
 // (after the prelude, the constants from Rust and recurrent.wgsl).
 //   recurrent_step_forward        reads W_hh and h_{t-1} one float at a time (any H)
-//   recurrent_step_forward_vec4   reads them as vec4 along k (H % 4 == 0)
+//   recurrent_step_forward_vec4   reads them as vec4 along k (H % 4 == 0 and S % 4 == 0)
+//   recurrent_step_forward_projected   the same with a projection: stores h̃
+//   recurrent_project_forward     then h = W_hr·h̃ for the live rows
 //
 // Lanes: an invocation accumulates, for each of its rows, a vec4 whose lane
 // l is the recurrent product of W_hh row (l % GATES)·H + j0 + l / GATES:
@@ -14,22 +16,27 @@
 // unit; GRU: 3 gates of 1 unit; RNN: 1 gate of 4 units). `cell_forward`
 // gets the lanes of one unit as a vec4 in gate order (unused lanes zero).
 //
-// State: h_{t-1} comes from a dense (B, H) buffer in sorted row order
+// State: h_{t-1} comes from a dense (B, S) buffer in sorted row order
 // (state_in) and h_t goes to another (state_out); the two swap every step
 // and both start as h0, so a row that has not started yet (reverse
-// direction) still reads h0.
+// direction) still reads h0. S = H, or P with a projection (LSTM's
+// proj_size): then `recurrent_step_forward_projected` stores the cell's
+// output h̃ (N, H) and `recurrent_project_forward` computes h = W_hr·h̃
+// and does h's bookkeeping.
 //
 // Bindings (after recurrent.wgsl's 0 p, 1 info; the cell's own from 20):
-//   2 w_hh        read        (G, H)              scalar kernel
+//   2 w_hh        read        (G, S)              scalar kernel
 //   3 b_hh        read        (G)                 read by the cell
-//   4 state_in    read        (B, H) h_{t-1}      scalar kernel
+//   4 state_in    read        (B, S) h_{t-1}      step kernels
 //   5 gates       read_write  (N, G): in xW_ihᵀ + b_ih, out what the cell saves
-//   6 out         read_write  (N, D·H): h of both directions (next layer's input)
-//   7 h_prev      read_write  (N, H): h_{t-1} per packed row (for dW_hh)
-//   8 h_n         read_write  (L·D, B, H)
-//   9 state_out   read_write  (B, H) h_t, sorted rows
-//   10 w_hh4      read        (G, H/4) vec4       vec4 kernel
-//   11 state_in4  read        (B, H/4) vec4       vec4 kernel
+//   6 out         read_write  (N, D·S): h of both directions (next layer's input)
+//   7 h_prev      read_write  (N, S): h_{t-1} per packed row (for dW_hh)
+//   8 h_n         read_write  (L·D, B, S)
+//   9 state_out   read_write  (B, S) h_t, sorted rows
+//   10 w_hh4      read        (G, S/4) vec4       vec4 kernel
+//   11 state_in4  read        (B, S/4) vec4       vec4 kernel
+//   14 h_tilde    read_write  (N, H) the cell's output h̃ (projected kernels; for dW_hr)
+//   15 w_hr       read        (S, H) the projection (projected kernels)
 // Workgroup mapping: WG invocations along the units, UNITS_PER_INVOCATION
 // each; workgroup y is a tile of ROWS active rows, so every W_hh load
 // serves ROWS rows.
@@ -52,11 +59,19 @@ const LANES: u32 = GATES * UNITS_PER_INVOCATION;
 @group(0) @binding(9) var<storage, read_write> state_out: array<f32>;
 @group(0) @binding(10) var<storage, read> w_hh4: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> state_in4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> h_tilde: array<f32>;
+@group(0) @binding(15) var<storage, read> w_hr: array<f32>;
 
 // W_hh row of lane l for the invocation whose first unit is j0 (a unit past
 // H repeats the last one: in bounds, and its result is stored nowhere).
 fn lane_row(l: u32, j0: u32) -> u32 {
     return (l % GATES) * p.hidden + min(j0 + l / GATES, p.hidden - 1u);
+}
+
+// h_{t-1}[s, j] for a unit j (a unit past S, under a projection, reads
+// the last feature: in bounds, and only h_prev below j < S keeps it).
+fn own_state_index(row_base: u32, j: u32) -> u32 {
+    return row_base + min(j, p.state - 1u);
 }
 
 // The lanes of unit u (0-based within the invocation), in gate order.
@@ -84,45 +99,80 @@ fn forward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>, h_ow
             h_prev[row * h + j] = h_own[r][u];
             out[row * p.out_stride + p.out_offset + j] = hv;
             state_out[s * h + j] = hv;
-            if (is_last) { h_n[state_at(s, j)] = hv; }
+            if (is_last) { h_n[hstate_at(s, j)] = hv; }
         }
     }
 }
 
-@compute @workgroup_size(WG)
-fn recurrent_step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let h = p.hidden;
-    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
-    if (j0 >= h) { return; }
-    let live = batch_size(p.t);
-    let s0 = wg.y * ROWS;
+// The recurrent products and h_{t-1} of the tile (s0, j0), reading W_hh
+// and h_{t-1} one float at a time.
+struct Tile {
+    acc: array<vec4<f32>, ROWS>,
+    h_own: array<vec4<f32>, ROWS>,
+}
+
+fn product_scalar(s0: u32, live: u32, j0: u32) -> Tile {
     // Rows past the live ones repeat the last live row (in bounds); the
     // epilogue stores nothing for them.
-    var acc: array<vec4<f32>, ROWS>;
-    var h_own: array<vec4<f32>, ROWS>;
+    var tile: Tile;
     var base: array<u32, ROWS>;
+    let sz = p.state;
     for (var r = 0u; r < ROWS; r++) {
-        base[r] = min(s0 + r, live - 1u) * h;
-        acc[r] = vec4<f32>(0.0);
+        base[r] = min(s0 + r, live - 1u) * sz;
+        tile.acc[r] = vec4<f32>(0.0);
         for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
-            h_own[r][u] = state_in[base[r] + min(j0 + u, h - 1u)];
+            tile.h_own[r][u] = state_in[own_state_index(base[r], j0 + u)];
         }
     }
-    let w0 = lane_row(0u, j0) * h;
-    let w1 = lane_row(1u, j0) * h;
-    let w2 = lane_row(2u, j0) * h;
-    let w3 = lane_row(3u, j0) * h;
-    for (var k = 0u; k < h; k++) {
+    let w0 = lane_row(0u, j0) * sz;
+    let w1 = lane_row(1u, j0) * sz;
+    let w2 = lane_row(2u, j0) * sz;
+    let w3 = lane_row(3u, j0) * sz;
+    for (var k = 0u; k < sz; k++) {
         // Lanes past LANES stay zero (LANES is a constant: no branch survives).
         var w = vec4<f32>(w_hh[w0 + k], 0.0, 0.0, 0.0);
         if (LANES > 1u) { w.y = w_hh[w1 + k]; }
         if (LANES > 2u) { w.z = w_hh[w2 + k]; }
         if (LANES > 3u) { w.w = w_hh[w3 + k]; }
         for (var r = 0u; r < ROWS; r++) {
-            acc[r] = fma(vec4<f32>(state_in[base[r] + k]), w, acc[r]);
+            tile.acc[r] = fma(vec4<f32>(state_in[base[r] + k]), w, tile.acc[r]);
         }
     }
-    forward_finish(s0, live, j0, acc, h_own);
+    return tile;
+}
+
+@compute @workgroup_size(WG)
+fn recurrent_step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
+    if (j0 >= p.hidden) { return; }
+    let live = batch_size(p.t);
+    let tile = product_scalar(wg.y * ROWS, live, j0);
+    forward_finish(wg.y * ROWS, live, j0, tile.acc, tile.h_own);
+}
+
+// With a projection: the cell's output h̃ is stored per packed row (for
+// `recurrent_project_forward`, which runs next, and for dW_hr), and
+// h_{t-1} (S features) per packed row for dW_hh.
+@compute @workgroup_size(WG)
+fn recurrent_step_forward_projected(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = p.hidden;
+    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
+    if (j0 >= h) { return; }
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    let tile = product_scalar(s0, live, j0);
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+            let j = j0 + u;
+            if (j >= h) { break; }
+            h_tilde[row * h + j] = cell_forward(s, row, j, unit_lanes(tile.acc[r], u), tile.h_own[r][u], is_last);
+            if (j < p.state) { h_prev[row * p.state + j] = tile.h_own[r][u]; }
+        }
+    }
 }
 
 // Per 4 steps of k, LANES + ROWS vec4 loads feed 4·LANES·ROWS multiply-adds
@@ -134,23 +184,23 @@ fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
     if (j0 >= h) { return; }
     let live = batch_size(p.t);
     let s0 = wg.y * ROWS;
-    let h4 = h / 4u;
+    let sz4 = p.state / 4u;
     var acc: array<vec4<f32>, ROWS>;
     var h_own: array<vec4<f32>, ROWS>;
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        base[r] = min(s0 + r, live - 1u) * h4;
+        base[r] = min(s0 + r, live - 1u) * sz4;
         acc[r] = vec4<f32>(0.0);
         for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
-            let j = min(j0 + u, h - 1u);
+            let j = own_state_index(0u, j0 + u);
             h_own[r][u] = state_in4[base[r] + j / 4u][j % 4u];
         }
     }
-    let w0 = lane_row(0u, j0) * h4;
-    let w1 = lane_row(1u, j0) * h4;
-    let w2 = lane_row(2u, j0) * h4;
-    let w3 = lane_row(3u, j0) * h4;
-    for (var c = 0u; c < h4; c++) {
+    let w0 = lane_row(0u, j0) * sz4;
+    let w1 = lane_row(1u, j0) * sz4;
+    let w2 = lane_row(2u, j0) * sz4;
+    let w3 = lane_row(3u, j0) * sz4;
+    for (var c = 0u; c < sz4; c++) {
         let wa = w_hh4[w0 + c];
         var wb = vec4<f32>(0.0);
         var wc = vec4<f32>(0.0);
@@ -164,4 +214,36 @@ fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
         }
     }
     forward_finish(s0, live, j0, acc, h_own);
+}
+
+// h = W_hr·h̃: invocation q owns feature q of h for a tile of ROWS
+// live rows (one W_hr load serves ROWS rows), and does the bookkeeping
+// forward_finish does without a projection.
+@compute @workgroup_size(WG)
+fn recurrent_project_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let q = wg.x * WG + lid;
+    if (q >= p.state) { return; }
+    let h = p.hidden;
+    let live = batch_size(p.t);
+    let s0 = wg.y * ROWS;
+    var acc: array<f32, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base[r] = (step_offset(p.t) + min(s0 + r, live - 1u)) * h;
+        acc[r] = 0.0;
+    }
+    for (var j = 0u; j < h; j++) {
+        let w = w_hr[q * h + j];
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = fma(h_tilde[base[r] + j], w, acc[r]);
+        }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        out[row * p.out_stride + p.out_offset + q] = acc[r];
+        state_out[s * p.state + q] = acc[r];
+        if (next_row(s) == NO_ROW) { h_n[hstate_at(s, q)] = acc[r]; }
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, device, random};
 use wgrnn::reference::rnn::{rnn_backward, rnn_forward, DropoutSpec, LayerWeights, RnnInputs};
-use wgrnn::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
+use wgrnn::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
 use wgrnn::rnn::{RnnConfig, RnnMode};
 use wgrnn::{Error, Tensor};
 
@@ -54,6 +54,8 @@ struct Case {
     lengths: Vec<usize>,
     max_len: usize,
     dropout: f32,
+    /// LSTM projections (proj_size); 0 = none.
+    proj: usize,
 }
 
 fn run(case: &Case, seed: u64) {
@@ -62,10 +64,12 @@ fn run(case: &Case, seed: u64) {
         .with_num_layers(case.layers)
         .with_bidirectional(case.bidirectional)
         .with_dropout(case.dropout)
+        .with_proj_size(case.proj)
         .with_seed(seed);
     let rnn = config.init(dev).unwrap();
     let spec = *rnn.spec();
-    let (b, t, d, h) = (case.lengths.len(), case.max_len, spec.directions(), case.hidden);
+    // h has S features (P with a projection), the cell state H.
+    let (b, t, d, h, s) = (case.lengths.len(), case.max_len, spec.directions(), case.hidden, spec.state_size());
     let weights: Vec<LayerWeights> = rnn
         .params()
         .iter()
@@ -76,18 +80,18 @@ fn run(case: &Case, seed: u64) {
                 w_hh: v(p.weight_hh()),
                 b_ih: v(p.bias_ih()),
                 b_hh: v(p.bias_hh()),
-                w_hr: Vec::new(),
+                w_hr: p.weight_hr().map(v).unwrap_or_default(),
             }
         })
         .collect();
-    let state = spec.num_layers * d * b * h;
+    let (hstate, cstate) = (spec.num_layers * d * b * s, spec.num_layers * d * b * h);
     let x = random(b * t * case.input, seed + 1);
-    let h0 = random(state, seed + 2);
-    let c0 = random(state, seed + 3);
+    let h0 = random(hstate, seed + 2);
+    let c0 = random(cstate, seed + 3);
     let train_seed = (case.dropout > 0.0).then_some(seed + 77);
 
     let tx = Tensor::from_slice(dev, &x, &[b, t, case.input]).unwrap();
-    let th0 = Tensor::from_slice(dev, &h0, &[spec.num_layers * d, b, h]).unwrap();
+    let th0 = Tensor::from_slice(dev, &h0, &[spec.num_layers * d, b, s]).unwrap();
     let tc0 = Tensor::from_slice(dev, &c0, &[spec.num_layers * d, b, h]).unwrap();
     let lstm = case.mode == RnnMode::Lstm;
     let fwd = rnn.forward(&tx, &case.lengths, Some(&th0), lstm.then_some(&tc0), train_seed).unwrap();
@@ -103,8 +107,8 @@ fn run(case: &Case, seed: u64) {
     };
     let trace = rnn_forward(&spec, &weights, &inputs);
     let tag = format!(
-        "{:?} I={} H={h} L={} bidir={} lengths={:?} T={t} dropout={}",
-        case.mode, case.input, case.layers, case.bidirectional, case.lengths, case.dropout
+        "{:?} I={} H={h} P={} L={} bidir={} lengths={:?} T={t} dropout={}",
+        case.mode, case.input, case.proj, case.layers, case.bidirectional, case.lengths, case.dropout
     );
     let check = |name: &str, got: &Tensor, want: &[f64], tol: f32| {
         let want = to32(want);
@@ -116,11 +120,11 @@ fn run(case: &Case, seed: u64) {
         check("c_n", fwd.c_n.as_ref().unwrap(), &trace.c_n, FORWARD_TOL);
     }
 
-    let go = random(b * t * d * h, seed + 4);
-    let ghn = random(state, seed + 5);
-    let gcn = random(state, seed + 6);
-    let tgo = Tensor::from_slice(dev, &go, &[b, t, d * h]).unwrap();
-    let tghn = Tensor::from_slice(dev, &ghn, &[spec.num_layers * d, b, h]).unwrap();
+    let go = random(b * t * d * s, seed + 4);
+    let ghn = random(hstate, seed + 5);
+    let gcn = random(cstate, seed + 6);
+    let tgo = Tensor::from_slice(dev, &go, &[b, t, d * s]).unwrap();
+    let tghn = Tensor::from_slice(dev, &ghn, &[spec.num_layers * d, b, s]).unwrap();
     let tgcn = Tensor::from_slice(dev, &gcn, &[spec.num_layers * d, b, h]).unwrap();
     let grads = rnn.backward(&fwd, &tgo, Some(&tghn), lstm.then_some(&tgcn)).unwrap();
     let want = rnn_backward(&spec, &weights, &trace, &to64(&go), &to64(&ghn), &to64(&gcn));
@@ -130,11 +134,14 @@ fn run(case: &Case, seed: u64) {
         check("grad_c0", grads.c0.as_ref().unwrap(), &want.c0, GRAD_TOL);
     }
     for (i, (g, w)) in grads.params.iter().zip(&want.weights).enumerate() {
-        assert_eq!(g.len(), 4, "one gradient per parameter");
+        assert_eq!(g.len(), if case.proj > 0 { 5 } else { 4 }, "one gradient per parameter");
         check(&format!("grad_weight_ih[{i}]"), &g[WEIGHT_IH], &w.w_ih, GRAD_TOL);
         check(&format!("grad_weight_hh[{i}]"), &g[WEIGHT_HH], &w.w_hh, GRAD_TOL);
         check(&format!("grad_bias_ih[{i}]"), &g[BIAS_IH], &w.b_ih, GRAD_TOL);
         check(&format!("grad_bias_hh[{i}]"), &g[BIAS_HH], &w.b_hh, GRAD_TOL);
+        if case.proj > 0 {
+            check(&format!("grad_weight_hr[{i}]"), &g[WEIGHT_HR], &w.w_hr, GRAD_TOL);
+        }
     }
 }
 
@@ -149,7 +156,23 @@ fn case(
     lengths: &[usize],
     max_len: usize,
 ) -> Case {
-    Case { mode, input, hidden, layers, bidirectional, lengths: lengths.to_vec(), max_len, dropout: 0.0 }
+    Case { mode, input, hidden, layers, bidirectional, lengths: lengths.to_vec(), max_len, dropout: 0.0, proj: 0 }
+}
+
+/// LSTM with projections (`torch.nn.LSTM(proj_size=P)`), through the same
+/// shared kernels plus the projection ones: P from 1 to H − 1, stacked,
+/// bidirectional, unsorted lengths, with dropout, H = 4·k and not.
+#[test]
+fn lstm_projections() {
+    let proj = |hidden, proj, layers, bidirectional, lengths: &[usize], t, dropout| Case {
+        proj,
+        dropout,
+        ..case(RnnMode::Lstm, 5, hidden, layers, bidirectional, lengths, t)
+    };
+    run(&proj(4, 3, 1, false, &[3, 1, 2], 3, 0.0), 31);
+    run(&proj(7, 2, 2, true, &[4, 6, 1, 5], 6, 0.0), 32);
+    run(&proj(12, 8, 2, true, &[9, 2, 7], 9, 0.25), 33);
+    run(&proj(17, 1, 3, false, &[5, 5], 5, 0.0), 34);
 }
 
 #[test]

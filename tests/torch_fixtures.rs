@@ -22,7 +22,8 @@ use wgrnn::Error;
 /// fixtures are small, and tests/rnn_gpu.rs covers the larger sizes.)
 const TOL: f64 = 3e-6;
 
-const FIXTURES: [&str; 5] = ["lstm_l2_bi", "gru_l2_bi", "rnn_tanh_l1", "rnn_relu_l3_bi", "lstm_l1_h31"];
+const FIXTURES: [&str; 6] =
+    ["lstm_l2_bi", "lstm_proj_l2_bi", "gru_l2_bi", "rnn_tanh_l1", "rnn_relu_l3_bi", "lstm_l1_h31"];
 
 /// The f64 CPU reference against torch in float64 on the same values:
 /// rounding only. Measured worst: 6.7e-16 over 26 tensors; this

@@ -14,7 +14,7 @@ use crate::kernels::{Access, Kernel, Pass, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
 use crate::rnn::layer::Rnn;
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
+use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup along H (the shaders' `WG` override).
@@ -41,6 +41,8 @@ crate::kernels::shader_params! {
         out_stride: u32,
         out_offset: u32,
         state_index: u32,
+        state: u32,
+        _pad: [u32; 3],
     }
 }
 
@@ -58,6 +60,35 @@ const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6,
 const BACKWARD_VEC4: &[(u32, Access)] = &[(1, R), (11, R), (3, W), (4, R), (5, R), (6, R), (12, R), (8, W), (9, W)];
 /// Shared bindings of `recurrent_grad_initial_state`: info, w_hh, dgates, grad_h0.
 const INITIAL_STATE: &[(u32, Access)] = &[(1, R), (2, R), (8, W), (10, W)];
+
+/// `recurrent_step_forward_projected`: the shared bindings, then h_tilde.
+const FORWARD_PROJECTED: &[(u32, Access)] =
+    &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W), (14, W)];
+/// `recurrent_project_forward`: info, w_hr, h_tilde, out, h_n, state_out.
+const PROJECT_FORWARD: &[(u32, Access)] = &[(1, R), (15, R), (14, W), (6, W), (8, W), (9, W)];
+/// `recurrent_step_backward_projected`: the shared bindings, then dh_rows.
+const BACKWARD_PROJECTED: &[(u32, Access)] =
+    &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W), (14, W)];
+/// `recurrent_cell_backward`: info, w_hr, dh_rows, gates, h_prev, dgates, dgs_out.
+const CELL_BACKWARD: &[(u32, Access)] = &[(1, R), (15, R), (14, W), (3, W), (4, R), (8, W), (9, W)];
+
+/// The kernels of a projected LSTM step (proj_size): the cell's step,
+/// storing h̃, then h = W_hr·h̃; backward, dh per row, then the cell.
+fn projected_kernels(cell: &'static Cell) -> [Kernel; 4] {
+    let (fwd, bwd) =
+        (Shader::Recurrent { cell, pass: Pass::Forward }, Shader::Recurrent { cell, pass: Pass::Backward });
+    [
+        Kernel {
+            shader: fwd,
+            entry: "recurrent_step_forward_projected",
+            storage: FORWARD_PROJECTED,
+            cell: cell.forward,
+        },
+        Kernel { shader: fwd, entry: "recurrent_project_forward", storage: PROJECT_FORWARD, cell: &[] },
+        Kernel { shader: bwd, entry: "recurrent_step_backward_projected", storage: BACKWARD_PROJECTED, cell: &[] },
+        Kernel { shader: bwd, entry: "recurrent_cell_backward", storage: CELL_BACKWARD, cell: cell.backward },
+    ]
+}
 
 /// The forward step kernel of `cell` (vec4 reads when H % 4 == 0).
 fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
@@ -112,22 +143,21 @@ struct DirSaved {
     gates: Tensor,
     /// (N, H): the cell's [`CellTensor::Saved`] (LSTM's c, GRU's W_hn h + b_hn).
     saved: Option<Tensor>,
-    /// (N, H) h_{t-1} per packed row.
+    /// (N, S) h_{t-1} per packed row.
     h_prev: Tensor,
+    /// (N, H) the cell's output before the projection (proj_size only).
+    h_tilde: Option<Tensor>,
 }
 
 /// Checks the device can bind what `mode`'s recurrent kernels need.
 pub(crate) fn check_device(device: &Device, spec: &crate::rnn::RnnSpec) -> Result<()> {
-    if spec.proj_size > 0 {
-        return Err(Error::Config("proj_size: the GPU kernels do not run projections yet (branch proj-size)".into()));
-    }
     let mode = spec.mode;
     let cell = mode.cell();
-    let needed = [forward_kernel(cell, false), backward_kernel(cell, false), initial_state_kernel(cell)]
-        .iter()
-        .map(Kernel::binding_count)
-        .max()
-        .unwrap_or(0) as u32;
+    let mut kernels = vec![forward_kernel(cell, false), backward_kernel(cell, false), initial_state_kernel(cell)];
+    if spec.proj_size > 0 {
+        kernels.extend(projected_kernels(cell));
+    }
+    let needed = kernels.iter().map(Kernel::binding_count).max().unwrap_or(0) as u32;
     let have = device.info().max_storage_buffers_per_shader_stage;
     if have < needed {
         return Err(Error::Config(format!(
@@ -227,15 +257,19 @@ pub(crate) fn forward(
             message: format!("packed input must be f32 ({n}, {}), got {:?}", spec.input_size, x.shape()),
         });
     }
-    let state_shape = [spec.num_layers * dirs, b, h];
-    let h0 = state_or_zeros(OP, "h0", h0, &state_shape, dev)?;
-    let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &state_shape, dev)?;
-    let h_n = Tensor::uninit(dev, &state_shape, DType::F32)?;
-    let c_n = c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
+    // h has S features (P with a projection), the cell state H.
+    let sz = spec.state_size();
+    let (h_shape, c_shape) = ([spec.num_layers * dirs, b, sz], [spec.num_layers * dirs, b, h]);
+    let h0 = state_or_zeros(OP, "h0", h0, &h_shape, dev)?;
+    let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &c_shape, dev)?;
+    let h_n = Tensor::uninit(dev, &h_shape, DType::F32)?;
+    let c_n = c0.as_ref().map(|_| Tensor::uninit(dev, &c_shape, DType::F32)).transpose()?;
+    let projected = spec.proj_size > 0;
     let steps = batch.longest();
     let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
-    let kernel = forward_kernel(cell, h % 4 == 0);
+    let [projected_step, project, _, _] = projected_kernels(cell);
+    let kernel = if projected { projected_step } else { forward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
     // Each invocation owns every gate of max(1, 4 / gates) units.
     let units_per_invocation = (4 / cell.gates).max(1) as u32;
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
@@ -247,7 +281,7 @@ pub(crate) fn forward(
         if let (true, Some((p, seed))) = (layer > 0, dropout) {
             layer_input = crate::ops::dropout_packed(&layer_input, &batch.pack_index, layer, p, seed)?;
         }
-        let out = Tensor::uninit(dev, &[n, dirs * h], DType::F32)?;
+        let out = Tensor::uninit(dev, &[n, dirs * sz], DType::F32)?;
         let mut saved = Vec::with_capacity(dirs);
         for dir in 0..dirs {
             let params = &rnn.params()[layer * dirs + dir];
@@ -256,9 +290,10 @@ pub(crate) fn forward(
             gemm(&layer_input, &params.weight_ih().value, Some(&params.bias_ih().value), &gates, proj)?;
             let cell_saved =
                 cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
-            let h_prev = Tensor::uninit(dev, &[n, h], DType::F32)?;
-            // Dense (B, H) states in sorted row order: h double-buffered
-            // (both start as h0), then the cell state.
+            let h_prev = Tensor::uninit(dev, &[n, sz], DType::F32)?;
+            let h_tilde = projected.then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
+            // Dense (B, S) states in sorted row order: h double-buffered
+            // (both start as h0), then the cell state (B, H).
             let state_index = layer * dirs + dir;
             let h_a = sorted_state(batch, &h0, state_index)?;
             let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
@@ -290,10 +325,24 @@ pub(crate) fn forward(
                     h_n.buffer(),
                     s_out.buffer(),
                 ];
+                if let Some(ht) = &h_tilde {
+                    bufs.push(ht.buffer());
+                }
                 bufs.extend(&own);
                 rt.launch(kernel, &constants, &sp, &bufs, [unit_groups, tiles, 1])?;
+                if let (Some(ht), Some(w_hr)) = (&h_tilde, params.weight_hr()) {
+                    let bufs = [
+                        batch.info.buffer(),
+                        w_hr.value.buffer(),
+                        ht.buffer(),
+                        out.buffer(),
+                        h_n.buffer(),
+                        s_out.buffer(),
+                    ];
+                    rt.launch(project, &constants, &sp, &bufs, [sp.state.div_ceil(WG), tiles, 1])?;
+                }
             }
-            saved.push(DirSaved { gates, saved: cell_saved, h_prev });
+            saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde });
         }
         layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
@@ -317,16 +366,18 @@ fn step_params(
     t: usize,
 ) -> Result<StepParams> {
     const OP: &str = "recurrent step";
-    let (h, dirs) = (spec.hidden_size, spec.directions());
+    let (h, s, dirs) = (spec.hidden_size, spec.state_size(), spec.directions());
     Ok(StepParams {
         t: u32_of(OP, t)?,
         reverse: u32_of(OP, dir)?,
         hidden: u32_of(OP, h)?,
         batch: u32_of(OP, batch.batch())?,
         steps: u32_of(OP, batch.max_len())?,
-        out_stride: u32_of(OP, dirs * h)?,
-        out_offset: u32_of(OP, dir * h)?,
+        out_stride: u32_of(OP, dirs * s)?,
+        out_offset: u32_of(OP, dir * s)?,
         state_index: u32_of(OP, layer * dirs + dir)?,
+        state: u32_of(OP, s)?,
+        _pad: [0; 3],
     })
 }
 
@@ -355,20 +406,24 @@ pub(crate) fn backward(
     let batch = &fwd.batch;
     let dev = grad_output.device();
     let (n, b, h, dirs, g) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions(), spec.gate_size());
-    if grad_output.shape() != [n, dirs * h] {
+    let sz = spec.state_size();
+    if grad_output.shape() != [n, dirs * sz] {
         return Err(Error::Shape {
             op: OP,
-            message: format!("packed grad_output must be ({n}, {}), got {:?}", dirs * h, grad_output.shape()),
+            message: format!("packed grad_output must be ({n}, {}), got {:?}", dirs * sz, grad_output.shape()),
         });
     }
-    let state_shape = [spec.num_layers * dirs, b, h];
-    let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &state_shape, dev)?;
-    let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &state_shape, dev)?;
-    let grad_h0 = Tensor::uninit(dev, &state_shape, DType::F32)?;
-    let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &state_shape, DType::F32)).transpose()?;
+    let (h_shape, c_shape) = ([spec.num_layers * dirs, b, sz], [spec.num_layers * dirs, b, h]);
+    let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &h_shape, dev)?;
+    let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &c_shape, dev)?;
+    let grad_h0 = Tensor::uninit(dev, &h_shape, DType::F32)?;
+    let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &c_shape, DType::F32)).transpose()?;
     let steps = batch.longest();
     let constants = mode_constants(spec.mode);
-    let (step_kernel, initial_kernel) = (backward_kernel(cell, h % 4 == 0), initial_state_kernel(cell));
+    let [_, _, projected_step, cell_step] = projected_kernels(cell);
+    let projected = spec.proj_size > 0;
+    let step_kernel = if projected { projected_step } else { backward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
+    let initial_kernel = initial_state_kernel(cell);
     let rt = &dev.rt;
 
     let fits = param_grads.len() == rnn.params().len()
@@ -387,7 +442,10 @@ pub(crate) fn backward(
         });
     }
     let beta_acc = if accumulate { 1.0 } else { 0.0 };
-    let unit_groups = u32_of(OP, h)?.div_ceil(UNITS).div_ceil(WG);
+    // The step kernels run over the S features of h, UNITS each; with a
+    // projection the cell kernel then runs over the H units, one each.
+    let unit_groups = u32_of(OP, sz)?.div_ceil(UNITS).div_ceil(WG);
+    let cell_groups = u32_of(OP, h)?.div_ceil(WG);
     let mut d_out = grad_output.clone();
     for layer in (0..spec.num_layers).rev() {
         let saved = &fwd.layers[layer];
@@ -421,7 +479,9 @@ pub(crate) fn backward(
             let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
                 bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
             };
-            let step_own = own(cell.backward)?;
+            let step_own = if projected { Vec::new() } else { own(cell.backward)? };
+            let cell_own = own(cell.backward)?;
+            let dh_rows = projected.then(|| Tensor::uninit(dev, &[n, sz], DType::F32)).transpose()?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
@@ -438,8 +498,24 @@ pub(crate) fn backward(
                     dgx.buffer(),
                     dg_out.buffer(),
                 ];
+                if let Some(dh) = &dh_rows {
+                    bufs.push(dh.buffer());
+                }
                 bufs.extend(&step_own);
                 rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;
+                if let (Some(dh), Some(w_hr)) = (&dh_rows, params.weight_hr()) {
+                    let mut bufs = vec![
+                        batch.info.buffer(),
+                        w_hr.value.buffer(),
+                        dh.buffer(),
+                        s.gates.buffer(),
+                        s.h_prev.buffer(),
+                        dgx.buffer(),
+                        dg_out.buffer(),
+                    ];
+                    bufs.extend(&cell_own);
+                    rt.launch(cell_step, &constants, &sp, &bufs, [cell_groups, tiles[1], 1])?;
+                }
             }
             // Initial-state gradient: every row, at its first step.
             let sp = step_params(batch, &spec, layer, dir, 0)?;
@@ -456,6 +532,10 @@ pub(crate) fn backward(
             gemm(dgh_t, &s.h_prev, None, &grads[WEIGHT_HH], at)?;
             sum_cols(&dgx, &grads[BIAS_IH], beta_acc)?;
             sum_cols(dgh_t, &grads[BIAS_HH], beta_acc)?;
+            if let (Some(dh), Some(ht)) = (&dh_rows, &s.h_tilde) {
+                // dW_hr (P, H) = dhᵀ·h̃ over all packed rows.
+                gemm(dh, ht, None, &grads[WEIGHT_HR], at)?;
+            }
             // Input gradient, both directions summed.
             let beta = if dir == 0 { 0.0 } else { 1.0 };
             gemm(&dgx, &params.weight_ih().value, None, &d_in, GemmOptions { beta, ..GemmOptions::default() })?;

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::nn::Parameter;
 use crate::rnn::gpu;
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::spec::{RnnMode, RnnSpec, BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_IH};
+use crate::rnn::spec::{RnnMode, RnnSpec, BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
 use crate::tensor::{DType, Tensor};
 
 /// Configuration of a recurrent stack, like the arguments of
@@ -90,6 +90,10 @@ impl LayerParams {
     /// `bias_hh_l{k}`: (G).
     pub fn bias_hh(&self) -> &Parameter {
         &self.0[BIAS_HH]
+    }
+    /// `weight_hr_l{k}`: (P, H), with a projection.
+    pub fn weight_hr(&self) -> Option<&Parameter> {
+        self.0.get(WEIGHT_HR)
     }
     /// Every parameter, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Parameter> {

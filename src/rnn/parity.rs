@@ -119,7 +119,8 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let rnn = Rnn::from_host(device, RnnConfig { spec, dropout: 0.0, seed: 0 }, &weights)?;
 
     let lengths = read_lengths(&st)?;
-    let state_shape = [num_layers * dirs, b, h];
+    // h has S features (P with a projection), the cell state H.
+    let (state_shape, cell_shape) = ([num_layers * dirs, b, spec.state_size()], [num_layers * dirs, b, h]);
     let upload = |name: &str, shape: &[usize]| -> Result<Tensor> {
         let t = read_f32(&st, name)?;
         expect_shape(name, &t, shape)?;
@@ -128,10 +129,10 @@ pub fn torch_parity(device: &Device, input_file: &[u8]) -> Result<Vec<u8>> {
     let lstm = mode.has_cell_state();
     let x = Tensor::from_slice(device, &input.data, &input.shape)?;
     let h0 = upload("h0", &state_shape)?;
-    let c0 = lstm.then(|| upload("c0", &state_shape)).transpose()?;
-    let grad_output = upload("grad_output", &[b, t, dirs * h])?;
+    let c0 = lstm.then(|| upload("c0", &cell_shape)).transpose()?;
+    let grad_output = upload("grad_output", &[b, t, dirs * spec.state_size()])?;
     let grad_h_n = upload("grad_h_n", &state_shape)?;
-    let grad_c_n = lstm.then(|| upload("grad_c_n", &state_shape)).transpose()?;
+    let grad_c_n = lstm.then(|| upload("grad_c_n", &cell_shape)).transpose()?;
 
     let fwd = rnn.forward(&x, &lengths, Some(&h0), c0.as_ref(), None)?;
     let grads = rnn.backward(&fwd, &grad_output, Some(&grad_h_n), grad_c_n.as_ref())?;

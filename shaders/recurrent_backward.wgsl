@@ -83,10 +83,11 @@ fn backward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
         let s = s0 + r;
         if (s >= live) { break; }
         let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
         for (var u = 0u; u < UNITS; u++) {
             let j = j0 + u;
             if (j >= p.state) { break; }
-            store_cell_grad(s, row, j, cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u])));
+            store_cell_grad(s, row, j, cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u], is_last)));
         }
     }
 }
@@ -115,10 +116,11 @@ fn product_scalar(s0: u32, live: u32, j0: u32) -> array<vec4<f32>, ROWS> {
 }
 
 // dh of (row, feature j): the output gradient, the recurrent gradient, and
-// grad_h_n at the row's last step.
-fn incoming_dh(s: u32, row: u32, j: u32, recurrent: f32) -> f32 {
+// grad_h_n at the row's last step (`is_last`, found once per row: it costs
+// storage loads).
+fn incoming_dh(s: u32, row: u32, j: u32, recurrent: f32, is_last: bool) -> f32 {
     var dh = grad_out[row * p.out_stride + p.out_offset + j] + recurrent;
-    if (next_row(s) == NO_ROW) { dh += grad_h_n[hstate_at(s, j)]; }
+    if (is_last) { dh += grad_h_n[hstate_at(s, j)]; }
     return dh;
 }
 
@@ -143,10 +145,11 @@ fn recurrent_step_backward_projected(@builtin(workgroup_id) wg: vec3<u32>, @buil
         let s = s0 + r;
         if (s >= live) { break; }
         let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
         for (var u = 0u; u < UNITS; u++) {
             let j = j0 + u;
             if (j >= p.state) { break; }
-            dh_rows[row * p.state + j] = incoming_dh(s, row, j, acc[r][u]);
+            dh_rows[row * p.state + j] = incoming_dh(s, row, j, acc[r][u], is_last);
         }
     }
 }

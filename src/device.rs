@@ -33,6 +33,11 @@ pub struct DeviceOptions {
     /// undefined. Slower; CI runs the GPU tests once this way so a kernel
     /// that indexes past a buffer cannot pass on a lenient driver.
     pub checked: bool,
+    /// Most bytes of free buffers the pool keeps for reuse
+    /// (`WGRNN_POOL_BUDGET`, in bytes); past it, free buffers are released
+    /// to the driver, largest first. `None` keeps every buffer (fastest when
+    /// shapes repeat; memory grows with every new shape).
+    pub pool_budget: Option<u64>,
 }
 
 impl DeviceOptions {
@@ -43,7 +48,12 @@ impl DeviceOptions {
         let backend = std::env::var("WGRNN_BACKEND").ok();
         let adapter = std::env::var("WGRNN_ADAPTER").ok();
         let checked = std::env::var("WGRNN_CHECKED").ok();
-        Ok(Self { checked: parse_checked(checked.as_deref())?, ..Self::parse(backend.as_deref(), adapter.as_deref())? })
+        let budget = std::env::var("WGRNN_POOL_BUDGET").ok();
+        Ok(Self {
+            checked: parse_checked(checked.as_deref())?,
+            pool_budget: parse_budget(budget.as_deref())?,
+            ..Self::parse(backend.as_deref(), adapter.as_deref())?
+        })
     }
 
     /// Options from the string values the environment variables would hold.
@@ -67,7 +77,13 @@ impl DeviceOptions {
             }
         };
         let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Self { backend, adapter, checked: false })
+        Ok(Self { backend, adapter, checked: false, pool_budget: None })
+    }
+
+    /// These options with a cap on the pool's cached bytes.
+    pub fn with_pool_budget(mut self, bytes: Option<u64>) -> Self {
+        self.pool_budget = bytes;
+        self
     }
 
     /// These options with shader bounds checks on or off.
@@ -111,6 +127,16 @@ pub struct DeviceInfo {
     /// Whether shaders are built with runtime bounds checks
     /// ([`DeviceOptions::checked`]).
     pub checked_shaders: bool,
+}
+
+/// `WGRNN_POOL_BUDGET`: unset or empty = no cap; else a number of bytes.
+fn parse_budget(value: Option<&str>) -> Result<Option<u64>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            Error::Config(format!("WGRNN_POOL_BUDGET={v:?}: expected a number of bytes, e.g. 268435456"))
+        }),
+    }
 }
 
 /// `WGRNN_CHECKED`: unset, empty, `0` or `false` = off; `1` or `true` = on.
@@ -209,7 +235,7 @@ impl Device {
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
             checked_shaders: options.checked,
         };
-        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info)) })
+        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options.pool_budget)) })
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -254,6 +280,12 @@ impl Device {
     /// pool misses); a training loop past its first step adds none.
     pub fn buffers_created(&self) -> u64 {
         self.rt.buffers_created()
+    }
+
+    /// Device memory held by the buffer pool: bytes lent to tensors, bytes
+    /// cached for reuse, the peak of their sum, and the budget.
+    pub fn memory_stats(&self) -> crate::runtime::MemoryStats {
+        self.rt.memory_stats()
     }
 
     /// The underlying wgpu device, for callers that mix in their own work.
@@ -315,7 +347,16 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::parse_checked;
+    use super::{parse_budget, parse_checked};
+
+    #[test]
+    fn budget_values() {
+        assert_eq!(parse_budget(None).unwrap(), None);
+        assert_eq!(parse_budget(Some(" ")).unwrap(), None);
+        assert_eq!(parse_budget(Some("268435456")).unwrap(), Some(268_435_456));
+        let err = parse_budget(Some("256M")).unwrap_err().to_string();
+        assert!(err.contains("WGRNN_POOL_BUDGET") && err.contains("number of bytes"), "{err}");
+    }
 
     #[test]
     fn checked_values() {

@@ -55,6 +55,9 @@ pub(crate) struct Runtime {
     /// First GPU error no error scope caught (wgpu's default handler would
     /// panic); reported by the next flush or readback.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Most bytes the pool keeps cached for reuse; past it, free buffers are
+    /// dropped (largest first) at the next release or submission.
+    budget: Option<u64>,
 }
 
 pub(crate) struct CachedPipeline {
@@ -74,6 +77,25 @@ struct State {
     quarantine: Vec<wgpu::Buffer>,
     staging_free: HashMap<u64, Vec<wgpu::Buffer>>,
     bind_groups: HashMap<(Kernel, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    /// Bytes of storage buffers lent to tensors.
+    in_use: u64,
+    /// Bytes of buffers the pool holds for reuse (free, quarantined, staging).
+    cached: u64,
+    /// Highest `in_use + cached` so far.
+    peak: u64,
+}
+
+/// Device memory held by the runtime's buffer pool ([`crate::Device::memory_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Bytes of buffers lent to live tensors.
+    pub in_use: u64,
+    /// Bytes of buffers kept for reuse (free, awaiting submission, readback staging).
+    pub cached: u64,
+    /// Highest `in_use + cached` since the device was created.
+    pub peak: u64,
+    /// The cap on `cached` ([`crate::DeviceOptions::pool_budget`]); `None` keeps everything.
+    pub budget: Option<u64>,
 }
 
 /// Pool size class for a request of `bytes`: powers of two up to 1 MiB, then
@@ -89,7 +111,13 @@ fn bucket(bytes: u64) -> u64 {
 }
 
 impl Runtime {
-    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, limits: wgpu::Limits, info: DeviceInfo) -> Self {
+    pub(crate) fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        limits: wgpu::Limits,
+        info: DeviceInfo,
+        budget: Option<u64>,
+    ) -> Self {
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -118,13 +146,49 @@ impl Runtime {
                 quarantine: Vec::new(),
                 staging_free: HashMap::new(),
                 bind_groups: HashMap::new(),
+                in_use: 0,
+                cached: 0,
+                peak: 0,
             }),
             dispatches: AtomicU64::new(0),
             buffers_created: AtomicU64::new(0),
             submissions: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             uncaptured,
+            budget,
         }
+    }
+
+    /// The pool's memory figures.
+    pub(crate) fn memory_stats(&self) -> MemoryStats {
+        let st = self.lock_state();
+        MemoryStats { in_use: st.in_use, cached: st.cached, peak: st.peak, budget: self.budget }
+    }
+
+    /// Drops free buffers, largest first, until the cache fits the budget;
+    /// bind groups that name a dropped buffer go with it (they would keep
+    /// its memory alive). Quarantined buffers wait for the submission.
+    fn trim(&self, st: &mut State) {
+        let Some(budget) = self.budget else { return };
+        while st.cached > budget {
+            let Some(size) = st.free.iter().filter(|(_, v)| !v.is_empty()).map(|(&s, _)| s).max() else { break };
+            let Some(buffer) = st.free.get_mut(&size).and_then(Vec::pop) else { break };
+            st.cached -= size;
+            // Dropped, not destroyed: work already recorded with it keeps it
+            // alive until the GPU is done.
+            st.bind_groups.retain(|(_, buffers), _| !buffers.contains(&buffer));
+            drop(buffer);
+        }
+        if st.cached > budget {
+            // Readback staging buffers are the last resort.
+            for (size, buffers) in st.staging_free.drain() {
+                st.cached -= size * buffers.len() as u64;
+            }
+        }
+    }
+
+    fn note_peak(st: &mut State) {
+        st.peak = st.peak.max(st.in_use + st.cached);
     }
 
     /// Takes the error the uncaptured-error handler stored, if any.
@@ -177,9 +241,14 @@ impl Runtime {
         let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         // Rounding up must not push a legal request past the limit.
         let size = bucket(bytes).min(limit & !3).max(bytes.next_multiple_of(4));
-        if let Some(buf) = self.lock_state().free.get_mut(&size).and_then(Vec::pop) {
+        let mut st = self.lock_state();
+        st.in_use += size;
+        if let Some(buf) = st.free.get_mut(&size).and_then(Vec::pop) {
+            st.cached -= size;
             return Ok(buf);
         }
+        Self::note_peak(&mut st);
+        drop(st);
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn tensor"),
@@ -192,10 +261,13 @@ impl Runtime {
     /// Returns a buffer to the pool (see the reuse rule in the module doc).
     pub(crate) fn release(&self, buffer: wgpu::Buffer) {
         let mut st = self.lock_state();
+        st.in_use -= buffer.size();
+        st.cached += buffer.size();
         if st.encoder.is_some() {
             st.quarantine.push(buffer);
         } else {
             st.free.entry(buffer.size()).or_default().push(buffer);
+            self.trim(&mut st);
         }
     }
 
@@ -384,6 +456,7 @@ impl Runtime {
         for buf in std::mem::take(&mut st.quarantine) {
             st.free.entry(buf.size()).or_default().push(buf);
         }
+        self.trim(st);
         Some(index)
     }
 
@@ -418,7 +491,11 @@ impl Runtime {
         let size = bucket(bytes);
         let staging = {
             let mut st = self.lock_state();
-            let staging = st.staging_free.get_mut(&size).and_then(Vec::pop).unwrap_or_else(|| {
+            let reused = st.staging_free.get_mut(&size).and_then(Vec::pop);
+            if reused.is_some() {
+                st.cached -= size;
+            }
+            let staging = reused.unwrap_or_else(|| {
                 self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgrnn readback"),
                     size,
@@ -441,7 +518,11 @@ impl Runtime {
         let data =
             staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?.to_vec();
         staging.unmap();
-        self.lock_state().staging_free.entry(size).or_default().push(staging);
+        let mut st = self.lock_state();
+        st.staging_free.entry(size).or_default().push(staging);
+        st.cached += size;
+        Self::note_peak(&mut st);
+        self.trim(&mut st);
         Ok(data)
     }
 }

@@ -16,7 +16,8 @@ fn step(dev: &Device, w: &Tensor) -> f32 {
 
 #[test]
 fn steady_state_loop_allocates_no_buffers() {
-    let dev = Device::new().unwrap();
+    // No pool budget, whatever WGRNN_POOL_BUDGET says: this is about reuse.
+    let dev = Device::with_options(&wgrnn::DeviceOptions::from_env().unwrap().with_pool_budget(None)).unwrap();
     let w = Tensor::from_slice(&dev, &[0.25; 32 * 16], &[32, 16]).unwrap();
     let first = step(&dev, &w);
     let after_warm_up = dev.buffers_created();
@@ -88,4 +89,42 @@ fn training_step_is_one_submission() {
     let value = tape.value(loss.loss).unwrap().to_vec().unwrap()[0];
     assert!(value.is_finite());
     assert_eq!(dev.submission_count(), before + 1);
+}
+
+/// Memory accounting and the pool budget: tensors of ever-new shapes (as
+/// with random batch sizes) leave the pool's cache within the budget once
+/// they are dropped and the work submitted, bytes in use return to what the
+/// live tensors hold, and the peak covers both. Without a budget the cache
+/// keeps every size class it has seen.
+#[test]
+fn pool_budget_bounds_cached_memory() {
+    let run = |budget: Option<u64>| {
+        let options = wgrnn::DeviceOptions::from_env().unwrap().with_pool_budget(budget);
+        let dev = Device::with_options(&options).unwrap();
+        let keep = Tensor::zeros(&dev, &[1000]).unwrap();
+        let baseline = dev.memory_stats();
+        assert!(baseline.in_use >= 4000, "{baseline:?}");
+        for n in 1..13usize {
+            // A new size class every time: n MiB (classes are whole MiB past 1 MiB).
+            let a = Tensor::zeros(&dev, &[n << 18]).unwrap();
+            let b = Tensor::zeros(&dev, &[n * 100]).unwrap();
+            wgrnn::ops::elementwise_fill(&a, n as f32).unwrap();
+            wgrnn::ops::elementwise_fill(&b, 1.0).unwrap();
+            assert_eq!(b.to_vec().unwrap()[0], 1.0);
+        }
+        dev.synchronize().unwrap();
+        let stats = dev.memory_stats();
+        assert_eq!(stats.in_use, baseline.in_use, "only `keep` is alive: {stats:?}");
+        assert!(stats.peak >= stats.in_use + stats.cached, "{stats:?}");
+        assert!(stats.peak >= 12 << 20, "a 12 MiB tensor was alive: {stats:?}");
+        drop(keep);
+        stats
+    };
+    let budget = 4 << 20;
+    let bounded = run(Some(budget));
+    assert!(bounded.cached <= budget, "cache past the budget: {bounded:?}");
+    assert_eq!(bounded.budget, Some(budget));
+    let unbounded = run(None);
+    // 1 + 2 + … + 12 MiB of tensors, plus the small ones and staging.
+    assert!(unbounded.cached >= 78 << 20, "without a budget every size class stays cached: {unbounded:?}");
 }

@@ -133,9 +133,10 @@ pub struct DeviceInfo {
 fn parse_budget(value: Option<&str>) -> Result<Option<u64>> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| {
-            Error::Config(format!("WGRNN_POOL_BUDGET={v:?}: expected a number of bytes, e.g. 268435456"))
-        }),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Config(format!("WGRNN_POOL_BUDGET={v:?}: expected a number of bytes, e.g. 268435456"))),
     }
 }
 

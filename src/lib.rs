@@ -47,6 +47,6 @@ pub mod tensor;
 pub mod train;
 
 pub use device::{Device, DeviceInfo, DeviceOptions};
-pub use runtime::MemoryStats;
 pub use error::{Error, Result};
+pub use runtime::MemoryStats;
 pub use tensor::{DType, Tensor};

@@ -269,7 +269,8 @@ pub(crate) fn forward(
     let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
     let [projected_step, project, _, _] = projected_kernels(cell);
-    let kernel = if projected { projected_step } else { forward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
+    let kernel =
+        if projected { projected_step } else { forward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
     // Each invocation owns every gate of max(1, 4 / gates) units.
     let units_per_invocation = (4 / cell.gates).max(1) as u32;
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
@@ -422,7 +423,8 @@ pub(crate) fn backward(
     let constants = mode_constants(spec.mode);
     let [_, _, projected_step, cell_step] = projected_kernels(cell);
     let projected = spec.proj_size > 0;
-    let step_kernel = if projected { projected_step } else { backward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
+    let step_kernel =
+        if projected { projected_step } else { backward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
     let initial_kernel = initial_state_kernel(cell);
     let rt = &dev.rt;
 

@@ -2,7 +2,9 @@
 //!
 //! Runs one recurrent stack forward and backward on PyTorch-written inputs
 //! and writes the outputs and gradients under PyTorch's names (the contract
-//! in ../shared/DESIGN.md §3.1, implemented by `wgrnn::rnn::parity`).
+//! in ../shared/DESIGN.md §3.1, implemented by `wgrnn::rnn::parity`, plus
+//! the optional metadata `proj_size`: an LSTM with projections, whose h0,
+//! grad_h_n and output have P features and which has `weight_hr_l{k}`).
 //! Bad input exits non-zero with a message naming the problem.
 
 use std::process::ExitCode;

@@ -2,9 +2,10 @@
 //! carry their gradients) and the choice of initializer.
 
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::{join, Init, Module, Parameter};
 use crate::rng::Rng;
+use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
 use crate::rnn::{Rnn, RnnConfig, RnnMode, RnnSpec};
 
 /// Initializers of a recurrent stack.
@@ -107,22 +108,19 @@ pub(crate) fn initial_values(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result
         for dir in 0..spec.directions() {
             let i = spec.layer_input_size(layer);
             let mut values = Vec::new();
-            for (name, shape) in spec.parameter_shapes(layer, dir) {
+            for (k, (_, shape)) in spec.parameter_shapes(layer, dir).into_iter().enumerate() {
                 // Keras counts fans on its (in, G) kernel: fan_in = in, fan_out = G.
-                let (which, fan_in, fan_out) = if name.starts_with("weight_ih") {
-                    (input, i, g)
-                } else if name.starts_with("weight_hh") {
-                    (recurrent, spec.state_size(), g)
-                } else if name.starts_with("weight_hr") {
+                let (which, fan_in, fan_out) = match k {
+                    WEIGHT_IH => (input, i, g),
+                    WEIGHT_HH => (recurrent, spec.state_size(), g),
+                    BIAS_IH => (bias, i, g),
+                    BIAS_HH => (bias, h, g),
                     // The projection (P, H) maps h̃ to h like an input map.
-                    (input, h, spec.state_size())
-                } else if name.starts_with("bias_ih") {
-                    (bias, i, g)
-                } else {
-                    (bias, h, g)
+                    WEIGHT_HR => (input, h, spec.state_size()),
+                    _ => return Err(Error::Config(format!("no initializer for parameter {k} of a recurrent layer"))),
                 };
                 let mut v = which.values(&shape, fan_in, fan_out, &mut rng)?;
-                if unit_forget && spec.mode == RnnMode::Lstm && name.starts_with("bias_ih") {
+                if unit_forget && spec.mode == RnnMode::Lstm && k == BIAS_IH {
                     v[h..2 * h].fill(1.0);
                 }
                 values.push(v);

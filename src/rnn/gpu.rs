@@ -481,8 +481,10 @@ pub(crate) fn backward(
             let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
                 bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
             };
-            let step_own = if projected { Vec::new() } else { own(cell.backward)? };
+            // The cell's backward buffers: bound by the step kernel, or with a
+            // projection by the cell kernel that follows it.
             let cell_own = own(cell.backward)?;
+            let step_own: &[&wgpu::Buffer] = if projected { &[] } else { &cell_own };
             let dh_rows = projected.then(|| Tensor::uninit(dev, &[n, sz], DType::F32)).transpose()?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);
@@ -503,7 +505,7 @@ pub(crate) fn backward(
                 if let Some(dh) = &dh_rows {
                     bufs.push(dh.buffer());
                 }
-                bufs.extend(&step_own);
+                bufs.extend(step_own);
                 rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;
                 if let (Some(dh), Some(w_hr)) = (&dh_rows, params.weight_hr()) {
                     let mut bufs = vec![

@@ -7,8 +7,8 @@ use crate::autograd::{Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::nn::Recurrent;
 use crate::ops::elementwise_axpy;
-use crate::rnn::{PackedBatch, PackedForward, Rnn};
-use crate::tensor::Tensor;
+use crate::rnn::{LayerParams, PackedBatch, PackedForward, Rnn};
+use crate::tensor::{DType, Tensor};
 
 /// Outputs of [`Tape::recurrent`].
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +54,14 @@ impl Tape {
             return Err(Error::Config(format!("weight drop probability must be in [0, 1), got {p}")));
         }
         let params = module.layer.params();
-        for (name, p) in module.layer.named_parameters() {
-            crate::autograd::check_parameter("recurrent", &name, &p, p.shape().len())?;
+        // Names are formatted only to report a bad parameter (this runs every step).
+        let consistent = params.iter().flat_map(LayerParams::iter).all(|p| {
+            p.value.shape() == p.grad.shape() && p.value.dtype() == DType::F32 && p.grad.dtype() == DType::F32
+        });
+        if !consistent {
+            for (name, p) in module.layer.named_parameters() {
+                crate::autograd::check_parameter("recurrent", &name, &p, p.shape().len())?;
+            }
         }
         let (mut layer, mut weight_drop) = (module.layer.clone(), None);
         if self.is_training() && p > 0.0 {

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -20,9 +21,14 @@ const BACKEND_NAMES: &[(&str, wgpu::Backend)] = &[
     ("gl", wgpu::Backend::Gl),
 ];
 
-/// How to pick an adapter. [`DeviceOptions::from_env`] reads the
-/// `WGRNN_BACKEND` and `WGRNN_ADAPTER` environment variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How long a readback waits for the GPU unless told otherwise: far longer
+/// than any step on a software driver, short enough that a hung GPU ends in
+/// an `Err` instead of a process that never returns.
+pub const DEFAULT_READBACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How to pick an adapter and run it. [`DeviceOptions::from_env`] reads the
+/// `WGRNN_*` environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceOptions {
     /// Only consider adapters of this backend; `None` = all of them.
     pub backend: Option<wgpu::Backend>,
@@ -38,6 +44,29 @@ pub struct DeviceOptions {
     /// to the driver, largest first. `None` keeps every buffer (fastest when
     /// shapes repeat; memory grows with every new shape).
     pub pool_budget: Option<u64>,
+    /// Most bytes of device memory the pool may hold, lent and cached
+    /// together (`WGRNN_MEMORY_LIMIT`, in bytes). An allocation past it
+    /// first releases cached buffers, then fails with
+    /// [`Error::OutOfMemory`] naming the tensor. `None`: only the driver's
+    /// own limits apply.
+    pub memory_limit: Option<u64>,
+    /// Longest a readback or [`Device::synchronize`] waits for the GPU
+    /// before returning an [`Error::Gpu`] (`WGRNN_READBACK_TIMEOUT`, in
+    /// seconds). Default [`DEFAULT_READBACK_TIMEOUT`].
+    pub readback_timeout: Duration,
+}
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        Self {
+            backend: None,
+            adapter: None,
+            checked: false,
+            pool_budget: None,
+            memory_limit: None,
+            readback_timeout: DEFAULT_READBACK_TIMEOUT,
+        }
+    }
 }
 
 impl DeviceOptions {
@@ -49,9 +78,13 @@ impl DeviceOptions {
         let adapter = std::env::var("WGRNN_ADAPTER").ok();
         let checked = std::env::var("WGRNN_CHECKED").ok();
         let budget = std::env::var("WGRNN_POOL_BUDGET").ok();
+        let limit = std::env::var("WGRNN_MEMORY_LIMIT").ok();
+        let timeout = std::env::var("WGRNN_READBACK_TIMEOUT").ok();
         Ok(Self {
             checked: parse_checked(checked.as_deref())?,
-            pool_budget: parse_budget(budget.as_deref())?,
+            pool_budget: parse_bytes("WGRNN_POOL_BUDGET", budget.as_deref())?,
+            memory_limit: parse_bytes("WGRNN_MEMORY_LIMIT", limit.as_deref())?,
+            readback_timeout: parse_timeout(timeout.as_deref())?,
             ..Self::parse(backend.as_deref(), adapter.as_deref())?
         })
     }
@@ -77,12 +110,24 @@ impl DeviceOptions {
             }
         };
         let adapter = adapter.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Self { backend, adapter, checked: false, pool_budget: None })
+        Ok(Self { backend, adapter, ..Self::default() })
     }
 
     /// These options with a cap on the pool's cached bytes.
     pub fn with_pool_budget(mut self, bytes: Option<u64>) -> Self {
         self.pool_budget = bytes;
+        self
+    }
+
+    /// These options with a cap on all device memory the pool holds.
+    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// These options with another readback timeout.
+    pub fn with_readback_timeout(mut self, timeout: Duration) -> Self {
+        self.readback_timeout = timeout;
         self
     }
 
@@ -129,14 +174,29 @@ pub struct DeviceInfo {
     pub checked_shaders: bool,
 }
 
-/// `WGRNN_POOL_BUDGET`: unset or empty = no cap; else a number of bytes.
-fn parse_budget(value: Option<&str>) -> Result<Option<u64>> {
+/// `WGRNN_POOL_BUDGET` / `WGRNN_MEMORY_LIMIT`: unset or empty = no cap;
+/// else a number of bytes.
+fn parse_bytes(var: &str, value: Option<&str>) -> Result<Option<u64>> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| Error::Config(format!("WGRNN_POOL_BUDGET={v:?}: expected a number of bytes, e.g. 268435456"))),
+            .map_err(|_| Error::Config(format!("{var}={v:?}: expected a number of bytes, e.g. 268435456"))),
+    }
+}
+
+/// `WGRNN_READBACK_TIMEOUT`: unset or empty = the default; else seconds > 0
+/// (fractions allowed).
+fn parse_timeout(value: Option<&str>) -> Result<Duration> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_READBACK_TIMEOUT),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| Error::Config(format!("WGRNN_READBACK_TIMEOUT={v:?}: expected seconds > 0, e.g. 60"))),
     }
 }
 
@@ -236,7 +296,7 @@ impl Device {
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
             checked_shaders: options.checked,
         };
-        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options.pool_budget)) })
+        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options)) })
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -287,6 +347,35 @@ impl Device {
     /// cached for reuse, the peak of their sum, and the budget.
     pub fn memory_stats(&self) -> crate::runtime::MemoryStats {
         self.rt.memory_stats()
+    }
+
+    /// Releases the GPU device now, as a driver reset or an unplugged GPU
+    /// would: every later call that touches it (allocating, launching,
+    /// reading) returns [`Error::Gpu`] saying the device was lost. Tensors
+    /// made on it can still be dropped. Lets a program (or a test) check
+    /// that it survives losing its GPU.
+    pub fn destroy(&self) {
+        self.rt.destroy();
+    }
+
+    /// Changes the readback timeout ([`DeviceOptions::readback_timeout`])
+    /// from now on, e.g. for one known-long evaluation.
+    pub fn set_readback_timeout(&self, timeout: Duration) {
+        self.rt.set_readback_timeout(timeout);
+    }
+
+    /// `Err` if the device was lost (by [`Device::destroy`] or the driver).
+    pub fn check_alive(&self) -> Result<()> {
+        self.rt.check_alive()
+    }
+
+    /// `Err` naming `what` when a tensor of `shape` could not be made on
+    /// this device (a zero or overflowing dimension, or more bytes than a
+    /// storage buffer may hold), without allocating anything. Model
+    /// constructors call it before filling host memory with initial values.
+    pub fn check_tensor(&self, what: &str, shape: &[usize]) -> Result<()> {
+        let numel = crate::tensor::numel_checked("Device::check_tensor", shape)?;
+        self.rt.check_size(&format!("{what} {shape:?}"), (numel as u64).saturating_mul(4))
     }
 
     /// The underlying wgpu device, for callers that mix in their own work.

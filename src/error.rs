@@ -67,6 +67,21 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// An allocation would take the pool past its memory limit
+    /// ([`crate::DeviceOptions::memory_limit`]), or the driver ran out of
+    /// memory creating the buffer.
+    #[error("out of device memory allocating {what}: {bytes} bytes requested with {in_use} bytes in use{}", limit.map(|l| format!(" and a limit of {l} bytes (WGRNN_MEMORY_LIMIT)")).unwrap_or_default())]
+    OutOfMemory {
+        /// What was being allocated.
+        what: String,
+        /// Requested size.
+        bytes: u64,
+        /// Bytes lent to live tensors at the time.
+        in_use: u64,
+        /// The configured limit, if that is what refused it.
+        limit: Option<u64>,
+    },
+
     /// A dtype did not match what the operation needs.
     #[error("{op}: expected a {expected} tensor, got {got}")]
     DType {

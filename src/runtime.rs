@@ -17,8 +17,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use crate::device::DeviceInfo;
+use crate::device::{DeviceInfo, DeviceOptions};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernel, PipelineKey};
 
@@ -58,6 +59,15 @@ pub(crate) struct Runtime {
     /// Most bytes the pool keeps cached for reuse; past it, free buffers are
     /// dropped (largest first) at the next release or submission.
     budget: Option<u64>,
+    /// Most bytes lent and cached together; past it an allocation is an
+    /// [`Error::OutOfMemory`].
+    memory_limit: Option<u64>,
+    /// Longest a wait for the GPU may take before it is an error, in
+    /// nanoseconds (atomic: [`crate::Device::set_readback_timeout`]).
+    readback_timeout_ns: AtomicU64,
+    /// Why the device was lost, once it is: every later entry point fails
+    /// with this instead of calling into a dead device.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 pub(crate) struct CachedPipeline {
@@ -98,6 +108,11 @@ pub struct MemoryStats {
     pub budget: Option<u64>,
 }
 
+/// A duration in whole nanoseconds, saturating (u64 nanoseconds last 584 years).
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Pool size class for a request of `bytes`: powers of two up to 1 MiB, then
 /// whole MiB, so recurring shapes land in the same class.
 fn bucket(bytes: u64) -> u64 {
@@ -116,7 +131,7 @@ impl Runtime {
         queue: wgpu::Queue,
         limits: wgpu::Limits,
         info: DeviceInfo,
-        budget: Option<u64>,
+        options: &DeviceOptions,
     ) -> Self {
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
@@ -124,6 +139,12 @@ impl Runtime {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("{reason:?}: {message}"));
+        });
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn params arena"),
             size: PARAM_SLOT * ARENA_SLOTS,
@@ -155,8 +176,41 @@ impl Runtime {
             submissions: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             uncaptured,
-            budget,
+            budget: options.pool_budget,
+            memory_limit: options.memory_limit,
+            readback_timeout_ns: AtomicU64::new(duration_ns(options.readback_timeout)),
+            lost,
         }
+    }
+
+    /// `Err` once the device is lost.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
+            None => Ok(()),
+            Some(reason) => Err(Error::Gpu(format!(
+                "the device was lost ({reason}); its tensors are gone: make a new Device and reload the model \
+                 from a checkpoint"
+            ))),
+        }
+    }
+
+    /// Sets the readback timeout.
+    pub(crate) fn set_readback_timeout(&self, timeout: Duration) {
+        self.readback_timeout_ns.store(duration_ns(timeout), Ordering::Relaxed);
+    }
+
+    /// Loses the device on purpose ([`crate::Device::destroy`]).
+    pub(crate) fn destroy(&self) {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| "Device::destroy was called".into());
+        {
+            // Recorded work can never run now; drop it with the pool.
+            let mut st = self.lock_state();
+            st.pass = None;
+            st.encoder = None;
+            st.params.clear();
+            st.bind_groups.clear();
+        }
+        self.device.destroy();
     }
 
     /// The pool's memory figures.
@@ -169,7 +223,14 @@ impl Runtime {
     /// bind groups that name a dropped buffer go with it (they would keep
     /// its memory alive). Quarantined buffers wait for the submission.
     fn trim(&self, st: &mut State) {
-        let Some(budget) = self.budget else { return };
+        if let Some(budget) = self.budget {
+            Self::trim_to(st, budget);
+        }
+    }
+
+    /// Drops free buffers, largest first, until at most `budget` bytes are
+    /// cached (or nothing more can be dropped).
+    fn trim_to(st: &mut State, budget: u64) {
         while st.cached > budget {
             let Some(size) = st.free.iter().filter(|(_, v)| !v.is_empty()).map(|(&s, _)| s).max() else { break };
             let Some(buffer) = st.free.get_mut(&size).and_then(Vec::pop) else { break };
@@ -238,24 +299,54 @@ impl Runtime {
     /// A storage buffer of at least `bytes`, from the pool when one is free.
     pub(crate) fn alloc(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_size(what, bytes)?;
+        self.check_alive()?;
         let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         // Rounding up must not push a legal request past the limit.
         let size = bucket(bytes).min(limit & !3).max(bytes.next_multiple_of(4));
         let mut st = self.lock_state();
-        st.in_use += size;
         if let Some(buf) = st.free.get_mut(&size).and_then(Vec::pop) {
+            // Reuse moves bytes from cached to lent: the total is unchanged.
             st.cached -= size;
+            st.in_use += size;
             return Ok(buf);
         }
+        if let Some(cap) = self.memory_limit {
+            // Make room by releasing cached buffers before giving up; those
+            // quarantined behind unsubmitted work are freed by submitting it.
+            let room = |st: &State| cap.saturating_sub(st.in_use.saturating_add(size));
+            let keep = room(&st);
+            Self::trim_to(&mut st, keep);
+            if st.in_use.saturating_add(st.cached).saturating_add(size) > cap && !st.quarantine.is_empty() {
+                self.submit_locked(&mut st);
+                let keep = room(&st);
+                Self::trim_to(&mut st, keep);
+            }
+            if st.in_use.saturating_add(st.cached).saturating_add(size) > cap {
+                return Err(Error::OutOfMemory {
+                    what: what.to_string(),
+                    bytes: size,
+                    in_use: st.in_use,
+                    limit: Some(cap),
+                });
+            }
+        }
+        st.in_use += size;
         Self::note_peak(&mut st);
         drop(st);
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn tensor"),
             size,
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
-        }))
+        });
+        if pollster::block_on(scope.pop()).is_some() {
+            let mut st = self.lock_state();
+            st.in_use -= size;
+            return Err(Error::OutOfMemory { what: what.to_string(), bytes: size, in_use: st.in_use, limit: None });
+        }
+        Ok(buffer)
     }
 
     /// Returns a buffer to the pool (see the reuse rule in the module doc).
@@ -275,6 +366,7 @@ impl Runtime {
     /// work: if any is pending it is submitted first, so the write lands
     /// after it in queue order.
     pub(crate) fn write(&self, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+        self.check_alive()?;
         let pending = self.lock_state().encoder.is_some();
         if pending {
             self.flush()?;
@@ -367,6 +459,7 @@ impl Runtime {
         workgroups: [u32; 3],
     ) -> Result<()> {
         debug_assert_eq!(buffers.len(), kernel.binding_count(), "{}: binding count", kernel.entry);
+        self.check_alive()?;
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(Error::TooLarge {
@@ -462,6 +555,7 @@ impl Runtime {
 
     /// Submits everything recorded so far; returns its submission index.
     pub(crate) fn flush(&self) -> Result<Option<wgpu::SubmissionIndex>> {
+        self.check_alive()?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let index = self.submit_locked(&mut self.lock_state());
         if let Some(err) = pollster::block_on(scope.pop()) {
@@ -477,16 +571,27 @@ impl Runtime {
         self.wait(index)
     }
 
+    /// Waits for submission `index` (everything, for `None`), at most the
+    /// readback timeout.
     fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: index, timeout: None })
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+        let timeout = Duration::from_nanos(self.readback_timeout_ns.load(Ordering::Relaxed));
+        let result = self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) });
+        // A device lost while waiting says so, rather than "timed out".
+        self.check_alive()?;
+        match result {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(Error::Gpu(format!(
+                "the GPU did not finish within {timeout:?} (the readback timeout; raise it with \
+                 DeviceOptions::with_readback_timeout or WGRNN_READBACK_TIMEOUT=SECONDS)"
+            ))),
+            Err(e) => Err(Error::Gpu(format!("waiting for the GPU: {e}"))),
+        }
     }
 
     /// Copies the first `bytes` bytes of `src` back to the host. Submits the
     /// pending work, then waits only for that submission.
     pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.check_alive()?;
         self.readbacks.fetch_add(1, Ordering::Relaxed);
         let size = bucket(bytes);
         let staging = {
@@ -512,8 +617,11 @@ impl Runtime {
             let _ = tx.send(r);
         });
         self.wait(index)?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+        // The mapping completes with the submission; the bound only guards
+        // a driver that never calls back.
+        let timeout = Duration::from_nanos(self.readback_timeout_ns.load(Ordering::Relaxed));
+        rx.recv_timeout(timeout)
+            .map_err(|_| Error::Gpu(format!("the readback buffer was not mapped within {timeout:?}")))?
             .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
         let data =
             staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?.to_vec();

@@ -67,7 +67,7 @@ impl fmt::Debug for Tensor {
 }
 
 /// Number of elements of `shape`, checking that no dimension is zero.
-fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
+pub(crate) fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
         return Err(Error::Empty { op, what: format!("shape {shape:?}") });
     }
@@ -81,7 +81,7 @@ impl Tensor {
     /// Uninitialised tensor for a kernel to fill completely.
     pub(crate) fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<Self> {
         let numel = numel_checked("Tensor::uninit", shape)?;
-        let bytes = numel as u64 * 4;
+        let bytes = (numel as u64).saturating_mul(4);
         let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
         Ok(Self {
             device: device.clone(),

@@ -83,6 +83,8 @@ impl RecurrentConfig {
 
     /// The module, weights on `device`.
     pub fn init(&self, device: &Device) -> Result<Recurrent> {
+        self.rnn.spec.validate()?;
+        crate::rnn::gpu::check_device(device, &self.rnn.spec)?;
         let values = initial_values(&self.rnn.spec, self.init, self.rnn.seed)?;
         Ok(Recurrent { layer: Rnn::from_host(device, self.rnn, &values)? })
     }

@@ -34,6 +34,8 @@ impl Tape {
         if ids.is_empty() {
             return Err(Error::Empty { op: "embedding", what: "ids".into() });
         }
+        self.device()
+            .check_tensor(&format!("embedding output ({} ids × {})", ids.len(), emb.dim()), &[ids.len(), emb.dim()])?;
         let idx = Tensor::from_u32(self.device(), ids, &[ids.len()])?;
         let value = crate::ops::gather_rows(&emb.weight.value, &idx)?;
         if !self.is_training() {

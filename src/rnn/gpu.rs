@@ -166,6 +166,13 @@ pub(crate) fn check_device(device: &Device, spec: &crate::rnn::RnnSpec) -> Resul
             device.info().name
         )));
     }
+    // Every weight must fit a storage binding; checked before the caller
+    // fills host memory with initial values.
+    for layer in 0..spec.num_layers {
+        for (name, shape) in spec.parameter_shapes(layer, 0) {
+            device.check_tensor(&format!("{} parameter {name}", mode.name()), &shape)?;
+        }
+    }
     Ok(())
 }
 
@@ -251,6 +258,7 @@ pub(crate) fn forward(
     let cell = spec.mode.cell();
     let dev = x.device();
     let (n, b, h, dirs) = (batch.total(), batch.batch(), spec.hidden_size, spec.directions());
+    let g = spec.gate_size();
     if x.shape() != [n, spec.input_size] || x.dtype() != DType::F32 {
         return Err(Error::Shape {
             op: OP,
@@ -259,6 +267,11 @@ pub(crate) fn forward(
     }
     // h has S features (P with a projection), the cell state H.
     let sz = spec.state_size();
+    // The activations grow with the data (packed steps = Σ lengths): name
+    // the largest before anything is recorded.
+    let mode_name = spec.mode.name();
+    dev.check_tensor(&format!("{mode_name} gate activations ({n} packed steps × {g})"), &[n, g])?;
+    dev.check_tensor(&format!("{mode_name} layer output ({n} packed steps)"), &[n, dirs * sz])?;
     let (h_shape, c_shape) = ([spec.num_layers * dirs, b, sz], [spec.num_layers * dirs, b, h]);
     let h0 = state_or_zeros(OP, "h0", h0, &h_shape, dev)?;
     let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &c_shape, dev)?;
@@ -266,7 +279,6 @@ pub(crate) fn forward(
     let c_n = c0.as_ref().map(|_| Tensor::uninit(dev, &c_shape, DType::F32)).transpose()?;
     let projected = spec.proj_size > 0;
     let steps = batch.longest();
-    let g = spec.gate_size();
     let constants = mode_constants(spec.mode);
     let [projected_step, project, _, _] = projected_kernels(cell);
     let kernel =

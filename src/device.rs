@@ -437,15 +437,31 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_budget, parse_checked};
+    use std::time::Duration;
+
+    use super::{parse_bytes, parse_checked, parse_timeout, DEFAULT_READBACK_TIMEOUT};
 
     #[test]
-    fn budget_values() {
-        assert_eq!(parse_budget(None).unwrap(), None);
-        assert_eq!(parse_budget(Some(" ")).unwrap(), None);
-        assert_eq!(parse_budget(Some("268435456")).unwrap(), Some(268_435_456));
-        let err = parse_budget(Some("256M")).unwrap_err().to_string();
+    fn byte_values() {
+        let parse = |v| parse_bytes("WGRNN_POOL_BUDGET", v);
+        assert_eq!(parse(None).unwrap(), None);
+        assert_eq!(parse(Some(" ")).unwrap(), None);
+        assert_eq!(parse(Some("268435456")).unwrap(), Some(268_435_456));
+        let err = parse(Some("256M")).unwrap_err().to_string();
         assert!(err.contains("WGRNN_POOL_BUDGET") && err.contains("number of bytes"), "{err}");
+        let err = parse_bytes("WGRNN_MEMORY_LIMIT", Some("-1")).unwrap_err().to_string();
+        assert!(err.contains("WGRNN_MEMORY_LIMIT"), "{err}");
+    }
+
+    #[test]
+    fn timeout_values() {
+        assert_eq!(parse_timeout(None).unwrap(), DEFAULT_READBACK_TIMEOUT);
+        assert_eq!(parse_timeout(Some("")).unwrap(), DEFAULT_READBACK_TIMEOUT);
+        assert_eq!(parse_timeout(Some("2.5")).unwrap(), Duration::from_millis(2500));
+        for bad in ["0", "-3", "NaN", "inf", "ten"] {
+            let err = parse_timeout(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("WGRNN_READBACK_TIMEOUT") && err.contains("seconds"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,26 +1,41 @@
 // optim.wgsl — fused optimizer updates (PyTorch's formulas and defaults),
-// and global gradient-norm clipping without a readback:
+// global gradient-norm clipping and the non-finite guard, all without a
+// readback:
 //   grad_sumsq_partial   partials[offset + i] = Σ grad[i·CHUNK .. (i+1)·CHUNK]²
-//   clip_coefficient     clip[0] = ‖all grads‖₂ = sqrt(Σ partials),
-//                        clip[1] = min(1, max_norm / (clip[0] + 1e-6)) or 1
+//   clip_coefficient     guard.norm = ‖all grads‖₂ = sqrt(Σ partials),
+//                        guard.coef = min(1, max_norm / (norm + 1e-6)) or 1
+//   check_finite         guard.pending = 1 if any grad[i] is NaN or ±inf
+//   guard_step           guard.skip = pending (then pending = 0); a skipped
+//                        step is counted, the first one's step number kept
+//   guard_clear          guard.skip = 0, pending = 0 (the guard turned off)
+//   accumulate_unless_skipped
+//                        param[i] += lr·grad[i] (i < n) unless guard.skip;
+//                        a skipped step adds lr to param[n] instead, so a
+//                        running sum (of losses, say) leaves out exactly the
+//                        steps the optimizer skipped and counts them
 //   sgd_step             torch.optim.SGD (momentum, dampening, nesterov,
 //                        weight_decay)
 //   adam_step            torch.optim.Adam, or AdamW when DECOUPLED
 //   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered); EPS_IN_SQRT = Keras
-// Every update reads its gradient as clip[1]·grad, so clipping costs two
-// small dispatches and no host round trip.
+// Every update reads its gradient as coef·grad when the step clips (p.use_clip),
+// so clipping costs two small dispatches and no host round trip. Every update
+// does nothing when guard.skip is set (PyTorch's GradScaler skipping a step
+// with found_inf), and counts its step as p.step − guard.skipped, so the
+// steps it skipped do not advance bias correction or first-step momentum.
 //
 // Bindings:
 //   0 p         uniform     OptimParams
-//   1 grad      read        (n)
+//   1 grad      read        (n) the gradient (check_finite: any tensor)
 //   2 partials  read_write  (P) partial sums of squares
-//   3 clip      read_write  (2) norm, coefficient
+//   3 guard     read_write  StepState (8 words)
 //   4 param     read_write  (n)
 //   5 state1    read_write  (n) momentum_buffer / exp_avg / square_avg
 //   6 state2    read_write  (n) exp_avg_sq / grad_avg (centered RMSprop)
 //   7 state3    read_write  (n) momentum_buffer (RMSprop)
 // Workgroup mapping: one invocation per element (per chunk for
-// grad_sumsq_partial; one invocation for clip_coefficient), grids over x, y.
+// grad_sumsq_partial; one invocation for clip_coefficient, guard_step and
+// guard_clear),
+// grids over x, y.
 // Saves nothing.
 
 override WG: u32 = 256u;
@@ -32,9 +47,9 @@ override EPS_IN_SQRT: bool = false;
 // Mirrors `OptimParams` in src/optim.rs.
 struct OptimParams {
     n: u32,
-    step: u32,         // 1-based step count (bias correction, first momentum step)
+    step: u32,         // 1-based step count, skipped steps included
     offset: u32,       // grad_sumsq_partial: first slot; clip_coefficient: slot count
-    _pad: u32,
+    use_clip: u32,     // 1: scale gradients by guard.coef
     lr: f32,
     beta1: f32,        // Adam β1 / SGD and RMSprop momentum
     beta2: f32,        // Adam β2 / RMSprop alpha
@@ -45,10 +60,22 @@ struct OptimParams {
     _pad1: u32,
 }
 
+// Mirrors `StepState` in src/optim.rs.
+struct StepState {
+    norm: f32,              // ‖g‖₂ from the last clip_coefficient
+    coef: f32,              // its clip coefficient
+    skip: u32,              // 1: this step's updates do nothing
+    skipped: u32,           // steps skipped so far
+    first_bad: u32,         // p.step of the first skipped step; 0 = none
+    pending: atomic<u32>,   // a checked tensor held NaN/inf since guard_step
+    _pad0: u32,
+    _pad1: u32,
+}
+
 @group(0) @binding(0) var<uniform> p: OptimParams;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(3) var<storage, read_write> clip: array<f32>;
+@group(0) @binding(3) var<storage, read_write> guard: StepState;
 @group(0) @binding(4) var<storage, read_write> param: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state1: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state2: array<f32>;
@@ -74,19 +101,69 @@ fn clip_coefficient() {
     var acc = 0.0;
     for (var i = 0u; i < p.offset; i++) { acc += partials[i]; }
     let norm = sqrt(acc);
-    clip[0] = norm;
-    clip[1] = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+    guard.norm = norm;
+    guard.coef = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn check_finite(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    // All-ones exponent bits = inf or NaN. A bit test, because a compiler
+    // may assume no NaNs and fold `x != x` away.
+    if ((bitcast<u32>(grad[i]) & 0x7f800000u) == 0x7f800000u) { atomicStore(&guard.pending, 1u); }
+}
+
+@compute @workgroup_size(1)
+fn guard_step() {
+    let bad = atomicLoad(&guard.pending);
+    atomicStore(&guard.pending, 0u);
+    guard.skip = bad;
+    if (bad != 0u) {
+        guard.skipped += 1u;
+        if (guard.first_bad == 0u) { guard.first_bad = p.step; }
+    }
+}
+
+@compute @workgroup_size(1)
+fn guard_clear() {
+    atomicStore(&guard.pending, 0u);
+    guard.skip = 0u;
+}
+
+@compute @workgroup_size(WG)
+fn accumulate_unless_skipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i > p.n) { return; }
+    let skipped = guard.skip != 0u;
+    if (i == p.n) {
+        if (skipped) { param[p.n] += p.lr; }
+    } else if (!skipped) {
+        param[i] += p.lr * grad[i];
+    }
+}
+
+// The gradient scale of this step: the clip coefficient when it clips.
+fn grad_scale() -> f32 {
+    return select(1.0, guard.coef, p.use_clip != 0u);
+}
+
+// The step number the update rules see: skipped steps do not count.
+fn applied_step() -> u32 {
+    return p.step - guard.skipped;
 }
 
 @compute @workgroup_size(WG)
 fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let i = invocation(wg, nwg, lid);
-    if (i >= p.n) { return; }
-    var g = clip[1] * grad[i] + p.weight_decay * param[i];
+    if (i >= p.n || guard.skip != 0u) { return; }
+    var g = grad_scale() * grad[i] + p.weight_decay * param[i];
     if (p.beta1 != 0.0) {
         var buf: f32;
-        if (p.step == 1u) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
+        if (applied_step() == 1u) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
         state1[i] = buf;
         if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
     }
@@ -97,15 +174,15 @@ fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
     let i = invocation(wg, nwg, lid);
-    if (i >= p.n) { return; }
-    var g = clip[1] * grad[i];
+    if (i >= p.n || guard.skip != 0u) { return; }
+    var g = grad_scale() * grad[i];
     var w = param[i];
     if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
     let m = p.beta1 * state1[i] + (1.0 - p.beta1) * g;
     let v = p.beta2 * state2[i] + (1.0 - p.beta2) * g * g;
     state1[i] = m;
     state2[i] = v;
-    let t = f32(p.step);
+    let t = f32(applied_step());
     let bias1 = 1.0 - pow(p.beta1, t);
     let bias2 = 1.0 - pow(p.beta2, t);
     // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
@@ -117,8 +194,8 @@ fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = invocation(wg, nwg, lid);
-    if (i >= p.n) { return; }
-    let g = clip[1] * grad[i] + p.weight_decay * param[i];
+    if (i >= p.n || guard.skip != 0u) { return; }
+    let g = grad_scale() * grad[i] + p.weight_decay * param[i];
     let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
     state1[i] = sq;
     var variance = sq;

@@ -70,7 +70,7 @@ pub fn save_with_state(
     meta.insert("format".to_string(), FORMAT.to_string());
     if let Some(opt) = optimizer {
         meta.insert("optimizer".into(), opt.algorithm().name().into());
-        meta.insert("optimizer_step".into(), opt.steps().to_string());
+        meta.insert("optimizer_step".into(), opt.applied_steps()?.to_string());
         meta.insert("optimizer_lr".into(), opt.lr().to_string());
         for (name, t) in opt.named_state()? {
             tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), t));
@@ -191,7 +191,7 @@ pub fn load(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut 
         t.write(values)?;
     }
     if let Some((opt, s, lr)) = step {
-        opt.set_steps(s);
+        opt.set_steps(s)?;
         opt.set_lr(lr)?;
     }
     Ok(())

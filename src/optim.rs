@@ -4,6 +4,14 @@
 //!
 //! A step records its dispatches into the device's open command buffer like
 //! everything else: nothing is read back.
+//!
+//! The non-finite guard ([`Optimizer::with_non_finite_guard`]) is PyTorch's
+//! `GradScaler` skip without the scaling: before each update a kernel looks
+//! for NaN or ±inf in every gradient (and in whatever
+//! [`Optimizer::check_finite`] was given, such as the loss); if it finds
+//! one, that step's updates do nothing and the step is counted, all on the
+//! GPU. [`Optimizer::non_finite_steps`] reads the count when the caller
+//! wants it.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -18,6 +26,12 @@ const GRAD_SUMSQ_PARTIAL: Kernel =
     Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W)], cell: &[] };
 const CLIP_COEFFICIENT: Kernel =
     Kernel { shader: Shader::Optim, entry: "clip_coefficient", storage: &[(2, W), (3, W)], cell: &[] };
+const CHECK_FINITE: Kernel =
+    Kernel { shader: Shader::Optim, entry: "check_finite", storage: &[(1, R), (3, W)], cell: &[] };
+const GUARD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "guard_step", storage: &[(3, W)], cell: &[] };
+const GUARD_CLEAR: Kernel = Kernel { shader: Shader::Optim, entry: "guard_clear", storage: &[(3, W)], cell: &[] };
+const ACCUMULATE_UNLESS_SKIPPED: Kernel =
+    Kernel { shader: Shader::Optim, entry: "accumulate_unless_skipped", storage: &[(1, R), (3, W), (4, W)], cell: &[] };
 const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W), (7, W)];
 const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS, cell: &[] };
 const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS, cell: &[] };
@@ -35,7 +49,7 @@ crate::kernels::shader_params! {
         n: u32,
         step: u32,
         offset: u32,
-        _pad: u32,
+        use_clip: u32,
         lr: f32,
         beta1: f32,
         beta2: f32,
@@ -45,6 +59,63 @@ crate::kernels::shader_params! {
         max_norm: f32,
         _pad1: u32,
     }
+}
+
+/// Words of the `StepState` the kernels share (shaders/optim.wgsl): norm,
+/// coefficient, skip, skipped, first_bad, pending, two pads.
+const STEP_STATE_WORDS: usize = 8;
+
+/// The step state of a fresh optimizer: coefficient 1, nothing skipped.
+/// Kept in an f32 tensor (so it can be copied like any other) whose words
+/// the kernels read as the `StepState` struct: the u32 fields travel as
+/// f32 bit patterns, never as float values.
+fn initial_step_state() -> [f32; STEP_STATE_WORDS] {
+    [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+}
+
+/// What the non-finite guard has done so far ([`Optimizer::non_finite_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NonFiniteSteps {
+    /// Steps whose updates were skipped because a checked tensor held NaN
+    /// or ±inf.
+    pub skipped: u32,
+    /// The optimizer step number ([`Optimizer::steps`] after it) of the
+    /// first skipped step.
+    pub first: Option<u32>,
+}
+
+/// A step state that never skips (for sums no optimizer guards).
+pub(crate) fn never_skipping_step_state(device: &Device) -> Result<Tensor> {
+    Tensor::from_slice(device, &initial_step_state(), &[STEP_STATE_WORDS])
+}
+
+/// `sums[..n] += alpha · x` unless the step `step_state` describes was
+/// skipped, in which case `sums[n] += alpha` (n = x's length; `sums` has
+/// n + 1 elements): running metrics that leave out, and count, what the
+/// non-finite guard skipped.
+pub(crate) fn accumulate_unless_skipped(step_state: &Tensor, alpha: f32, x: &Tensor, sums: &Tensor) -> Result<()> {
+    const OP: &str = "accumulate_unless_skipped";
+    if sums.numel() != x.numel() + 1 || x.dtype() != DType::F32 || sums.dtype() != DType::F32 {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!(
+                "sums must be f32 with {} elements (x's and a count), got {}",
+                x.numel() + 1,
+                sums.numel()
+            ),
+        });
+    }
+    let n = dim_u32(OP, "elements", x.numel())?;
+    let rt = &x.device().rt;
+    let g = grid((n + 1).div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+    let params = OptimParams { n, lr: alpha, ..Default::default() };
+    rt.launch(
+        ACCUMULATE_UNLESS_SKIPPED,
+        &[("WG", f64::from(WG))],
+        &params,
+        &[x.buffer(), step_state.buffer(), sums.buffer()],
+        g,
+    )
 }
 
 /// The update rule and its hyper-parameters (PyTorch's names and defaults).
@@ -200,9 +271,14 @@ pub struct Optimizer {
     state: Vec<[Tensor; 3]>,
     step: u32,
     partials: Tensor,
-    clip: Tensor,
-    unit_clip: Tensor,
+    /// The `StepState` (clip norm and coefficient, skip flag and counters).
+    guard: Tensor,
+    /// Whether `clip_grad_norm` ran since the last step.
     clip_pending: bool,
+    /// Whether each step checks its gradients for NaN/inf first.
+    guard_non_finite: bool,
+    /// Whether the guard was ever on (else nothing can have been skipped).
+    guard_used: bool,
 }
 
 impl Optimizer {
@@ -232,9 +308,10 @@ impl Optimizer {
             state: Vec::new(),
             step: 0,
             partials: Tensor::zeros(&device, &[chunks])?,
-            clip: Tensor::from_slice(&device, &[0.0, 1.0], &[2])?,
-            unit_clip: Tensor::from_slice(&device, &[0.0, 1.0], &[2])?,
+            guard: never_skipping_step_state(&device)?,
             clip_pending: false,
+            guard_non_finite: false,
+            guard_used: false,
             params,
             device,
         })
@@ -382,11 +459,11 @@ impl Optimizer {
         }
         let params =
             OptimParams { offset: dim_u32("clip_grad_norm", "chunks", offset)?, max_norm, ..Default::default() };
-        rt.launch(CLIP_COEFFICIENT, &[], &params, &[self.partials.buffer(), self.clip.buffer()], [1, 1, 1])?;
+        rt.launch(CLIP_COEFFICIENT, &[], &params, &[self.partials.buffer(), self.guard.buffer()], [1, 1, 1])?;
         self.clip_pending = true;
-        // Its own copy: the next call overwrites `clip`.
-        let norm = Tensor::uninit(&self.device, &[2], DType::F32)?;
-        crate::ops::elementwise_copy(&self.clip, &norm)?;
+        // Its own copy: the next call overwrites the step state.
+        let norm = Tensor::uninit(&self.device, &[STEP_STATE_WORDS], DType::F32)?;
+        crate::ops::elementwise_copy(&self.guard, &norm)?;
         Ok(GradNorm(norm))
     }
 
@@ -412,6 +489,73 @@ impl Optimizer {
         Ok(())
     }
 
+    /// These options with the non-finite guard on or off: when on, each
+    /// [`Optimizer::step`] first checks every gradient (and what
+    /// [`Optimizer::check_finite`] was given since the last step) for NaN
+    /// and ±inf on the GPU, and skips its updates if it finds any: the
+    /// parameters and the optimizer state stay as they were, and the
+    /// skipped step does not count towards bias correction. Costs one pass
+    /// over the gradients per step; nothing is read back.
+    pub fn with_non_finite_guard(mut self, on: bool) -> Result<Self> {
+        self.set_non_finite_guard(on)?;
+        Ok(self)
+    }
+
+    /// Turns the non-finite guard on or off ([`Optimizer::with_non_finite_guard`]).
+    pub fn set_non_finite_guard(&mut self, on: bool) -> Result<()> {
+        if self.guard_non_finite && !on {
+            // A skip decided by the last guarded step must not stick; the
+            // counters stay for `non_finite_steps`.
+            let params = OptimParams::default();
+            self.device.rt.launch(GUARD_CLEAR, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;
+        }
+        self.guard_non_finite = on;
+        self.guard_used |= on;
+        Ok(())
+    }
+
+    /// Whether the non-finite guard is on.
+    pub fn non_finite_guard(&self) -> bool {
+        self.guard_non_finite
+    }
+
+    /// Adds `tensor` (f32, e.g. the loss) to what the next guarded step
+    /// checks for NaN and ±inf. Does nothing while the guard is off.
+    pub fn check_finite(&self, tensor: &Tensor) -> Result<()> {
+        if !self.guard_non_finite {
+            return Ok(());
+        }
+        tensor.expect_dtype("Optimizer::check_finite", DType::F32)?;
+        let n = dim_u32("check_finite", "elements", tensor.numel())?;
+        let rt = &self.device.rt;
+        let g = grid(n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+        let params = OptimParams { n, ..Default::default() };
+        rt.launch(CHECK_FINITE, &[("WG", f64::from(WG))], &params, &[tensor.buffer(), self.guard.buffer()], g)
+    }
+
+    /// How many steps the guard skipped and the first of them (a readback).
+    pub fn non_finite_steps(&self) -> Result<NonFiniteSteps> {
+        let words = self.guard.to_vec()?;
+        let (skipped, first) = (words[3].to_bits(), words[4].to_bits());
+        Ok(NonFiniteSteps { skipped, first: (first != 0).then_some(first) })
+    }
+
+    /// Steps whose updates were applied: [`Optimizer::steps`] less those the
+    /// guard skipped (a readback when the guard has been used). This is the
+    /// step count a checkpoint stores, as the update rules see it.
+    pub fn applied_steps(&self) -> Result<u32> {
+        if !self.guard_used {
+            return Ok(self.step);
+        }
+        Ok(self.step - self.non_finite_steps()?.skipped)
+    }
+
+    /// The step state the kernels share (clip coefficient, skip flag and
+    /// counters), on the GPU.
+    pub(crate) fn step_state(&self) -> &Tensor {
+        &self.guard
+    }
+
     /// One update of every parameter from its gradient.
     pub fn step(&mut self) -> Result<()> {
         self.ensure_state()?;
@@ -435,15 +579,23 @@ impl Optimizer {
         };
         let mut constants = constants;
         constants.push(("WG", f64::from(WG)));
-        let clip = if self.clip_pending { &self.clip } else { &self.unit_clip };
         let rt = &self.device.rt;
+        if self.guard_non_finite {
+            for (_, p) in &self.params {
+                self.check_finite(&p.grad)?;
+            }
+            let params = OptimParams { step: self.step, ..Default::default() };
+            rt.launch(GUARD_STEP, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;
+        }
+        let use_clip = u32::from(self.clip_pending);
         for ((_, p), state) in self.params.iter().zip(&self.state) {
             let n = p.value.numel();
-            let params = OptimParams { n: dim_u32("optimizer", "elements", n)?, step: self.step, lr: self.lr, ..base };
+            let params =
+                OptimParams { n: dim_u32("optimizer", "elements", n)?, step: self.step, lr: self.lr, use_clip, ..base };
             let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
             let bufs = [
                 p.grad.buffer(),
-                clip.buffer(),
+                self.guard.buffer(),
                 p.value.buffer(),
                 state[0].buffer(),
                 state[1].buffer(),
@@ -473,8 +625,10 @@ impl Optimizer {
     }
 
     /// Restores the step count (checkpoint loading).
-    pub(crate) fn set_steps(&mut self, step: u32) {
+    pub(crate) fn set_steps(&mut self, step: u32) -> Result<()> {
         self.step = step;
+        // The count restored is of applied steps: nothing skipped before it.
+        self.guard.write(&initial_step_state())
     }
 }
 

@@ -42,9 +42,11 @@ fn one_submission_per_step_and_no_per_step_readback() {
     let (steps_b, submits_b, reads_b) = run(256);
     assert_eq!((steps_a, steps_b), (16, 64));
     // Readbacks depend on epochs, not steps: the same for 4× the steps
-    // (per epoch: the last step's display reading and the epoch summary).
+    // (per epoch: the last step's display reading and the epoch summary,
+    // each reading the loss sums, the metric sums and the non-finite
+    // guard's counters).
     assert_eq!(reads_a, reads_b, "readbacks grew with the number of steps");
-    assert!(reads_a <= 8, "{reads_a} readbacks for 2 epochs");
+    assert!(reads_a <= 12, "{reads_a} readbacks for 2 epochs");
     // One command buffer per step; each readback submits its copy.
     assert_eq!(submits_a, steps_a + reads_a);
     assert_eq!(submits_b, steps_b + reads_b);

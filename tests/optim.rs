@@ -200,3 +200,83 @@ fn schedules() {
     let warm = LrSchedule::LinearWarmup { warmup: 4, after: Box::new(LrSchedule::Constant) };
     assert_eq!([0, 1, 3, 4, 100].map(|t| warm.lr_at(2.0, t)), [0.5, 1.0, 2.0, 2.0, 2.0]);
 }
+
+/// The non-finite guard, for every update rule: a step whose gradients (or
+/// a tensor given to `check_finite`) hold NaN or ±inf changes nothing —
+/// parameters and optimizer state stay bitwise as they were — and is
+/// counted on the GPU with no readback; the steps after it land bitwise
+/// where an optimizer that never saw the bad steps puts them (bias
+/// correction and first-step momentum count applied steps only).
+#[test]
+fn non_finite_steps_are_skipped_and_counted() {
+    // Its own device: readbacks are counted per device.
+    let dev = &wgrnn::Device::new().unwrap();
+    for (alg, name) in algorithms() {
+        let shapes = [vec![7usize, 5], vec![300]];
+        let make = || -> Vec<(String, Parameter)> {
+            shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (format!("p{i}"), Parameter::new(dev, &random(s.iter().product(), 70 + i as u64), s).unwrap())
+                })
+                .collect()
+        };
+        let (guarded_params, plain_params) = (make(), make());
+        let mut guarded = Optimizer::sgd(guarded_params.clone(), 1e-2)
+            .unwrap()
+            .with_algorithm(alg)
+            .unwrap()
+            .with_non_finite_guard(true)
+            .unwrap();
+        let mut plain = Optimizer::sgd(plain_params.clone(), 1e-2).unwrap().with_algorithm(alg).unwrap();
+        let loss = Tensor::from_slice(dev, &[0.5], &[1]).unwrap();
+        let bad_loss = Tensor::from_slice(dev, &[f32::INFINITY], &[1]).unwrap();
+        // Step 1 is bad (NaN gradient), 2 good, 3 bad (infinite loss), 4 good.
+        for step in 1..=4u64 {
+            let grads: Vec<Vec<f32>> =
+                shapes.iter().enumerate().map(|(i, s)| random(s.iter().product(), 10 * step + i as u64)).collect();
+            for ((_, p), g) in guarded_params.iter().zip(&grads) {
+                p.grad.write(g).unwrap();
+            }
+            let before: Vec<Vec<f32>> = guarded_params.iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+            let state_before: Vec<Vec<f32>> =
+                guarded.named_state().unwrap().iter().map(|(_, t)| t.to_vec().unwrap()).collect();
+            let readbacks = dev.readback_count();
+            match step {
+                1 => {
+                    let mut g = grads[1].clone();
+                    g[123] = f32::NAN;
+                    guarded_params[1].1.grad.write(&g).unwrap();
+                    guarded.check_finite(&loss).unwrap();
+                }
+                3 => guarded.check_finite(&bad_loss).unwrap(),
+                _ => guarded.check_finite(&loss).unwrap(),
+            }
+            guarded.step().unwrap();
+            assert_eq!(dev.readback_count(), readbacks, "{name}: the guard reads nothing back");
+            let after: Vec<Vec<f32>> = guarded_params.iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+            if step % 2 == 1 {
+                assert_eq!(after, before, "{name}: skipped step {step} changed the parameters");
+                let state: Vec<Vec<f32>> =
+                    guarded.named_state().unwrap().iter().map(|(_, t)| t.to_vec().unwrap()).collect();
+                assert_eq!(state, state_before, "{name}: skipped step {step} changed the optimizer state");
+            } else {
+                for ((_, p), g) in plain_params.iter().zip(&grads) {
+                    p.grad.write(g).unwrap();
+                }
+                plain.step().unwrap();
+                let want: Vec<Vec<f32>> = plain_params.iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+                assert_eq!(after, want, "{name}: step {step} differs from an optimizer that never saw the bad steps");
+            }
+        }
+        let report = guarded.non_finite_steps().unwrap();
+        assert_eq!((report.skipped, report.first), (2, Some(1)), "{name}");
+        assert_eq!((guarded.steps(), guarded.applied_steps().unwrap()), (4, 2), "{name}");
+        // Off again: a NaN gradient goes through, as in PyTorch.
+        guarded.set_non_finite_guard(false).unwrap();
+        guarded_params[0].1.grad.write(&[f32::NAN; 35]).unwrap();
+        guarded.step().unwrap();
+        assert!(guarded_params[0].1.value.to_vec().unwrap().iter().all(|v| v.is_nan()), "{name}");
+    }
+}

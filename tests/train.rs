@@ -245,13 +245,94 @@ fn early_stopping_max_steps_and_divergence() {
         Err(Error::Config(_))
     ));
 
-    // A NaN weight makes the loss NaN: fit stops with an error naming the step.
+    // A NaN weight makes the loss NaN: fit stops with an error naming the
+    // first bad step, having applied none of the NaN updates.
     let w = &model.model.fc.weight.value;
     let mut values = w.to_vec().unwrap();
     values[0] = f32::NAN;
     w.write(&values).unwrap();
+    let before = weights(&model);
     let err = fit(&mut model, &mut opt, &train, None, &quiet(1, 1e-3)).unwrap_err();
-    assert!(matches!(err, Error::NonFinite(ref m) if m.contains("step")), "{err}");
+    assert!(matches!(err, Error::NonFinite(ref m) if m.contains("step 1 (epoch 1)")), "{err}");
+    let after = weights(&model);
+    assert!(after.iter().flatten().zip(before.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// A task whose loss is infinite at the given (1-based) calls.
+struct PoisonAt {
+    inner: TextClassifier,
+    calls: usize,
+    at: Vec<usize>,
+}
+
+impl Module for PoisonAt {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+        self.inner.visit(prefix, f);
+    }
+}
+
+impl Task for PoisonAt {
+    type Batch = TextBatch;
+    fn loss(&mut self, tape: &mut Tape, batch: &TextBatch) -> wgrnn::Result<LossVars> {
+        self.calls += 1;
+        let mut vars = self.inner.loss(tape, batch)?;
+        if self.at.contains(&self.calls) {
+            let inf = tape.input(wgrnn::Tensor::from_slice(tape.device(), &[f32::INFINITY], &[1])?);
+            vars.loss = tape.add(vars.loss, inf)?;
+            vars.objective = vars.loss;
+        }
+        Ok(vars)
+    }
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.inner.metadata()
+    }
+    fn batch_tokens(&self, batch: &TextBatch) -> usize {
+        batch.tokens()
+    }
+}
+
+/// `NonFinite::SkipStep`: steps with an infinite loss are skipped on the
+/// GPU and counted; the run ends with the weights of a loop that never took
+/// those steps (bitwise), and finite metrics. `NonFinite::Stop` (the
+/// default) names the first bad step.
+#[test]
+fn non_finite_steps_are_skipped_or_stop_the_run() {
+    use wgrnn::train::NonFinite;
+    let train = TextBatches::new(task_data(&vectorizer(), 64, 21), BatchConfig::new(16).shuffled(3)).unwrap();
+    let poisoned = [3usize, 6];
+
+    let mut skipping = PoisonAt { inner: classifier(5), calls: 0, at: poisoned.to_vec() };
+    let mut opt = Optimizer::adam(skipping.inner.parameters(), 1e-2).unwrap();
+    let config = quiet(2, 1e-2).with_non_finite(NonFinite::SkipStep);
+    let report = fit(&mut skipping, &mut opt, &train, None, &config).unwrap();
+    assert_eq!(report.skipped_steps, 2);
+    assert_eq!(report.history.iter().map(|r| r.skipped_steps).collect::<Vec<_>>(), [1, 1]);
+    assert!(report.history.iter().all(|r| r.train_loss.is_finite()), "{:?}", report.history);
+    assert!(!opt.non_finite_guard(), "fit restores the caller's guard setting");
+
+    // The same batches by hand, leaving the poisoned ones out.
+    let mut by_hand = classifier(5);
+    let mut opt = Optimizer::adam(by_hand.parameters(), 1e-2).unwrap();
+    let mut call = 0;
+    for epoch in 0..2 {
+        for batch in train.epoch(epoch) {
+            call += 1;
+            if poisoned.contains(&call) {
+                continue;
+            }
+            let mut tape = Tape::train(device(), 0);
+            let vars = by_hand.loss(&mut tape, &batch).unwrap();
+            opt.zero_grad().unwrap();
+            tape.backward(vars.objective).unwrap();
+            opt.step().unwrap();
+        }
+    }
+    assert_eq!(weights(&skipping.inner), weights(&by_hand), "skipped steps left a trace");
+
+    let mut stopping = PoisonAt { inner: classifier(5), calls: 0, at: vec![3] };
+    let mut opt = Optimizer::adam(stopping.inner.parameters(), 1e-2).unwrap();
+    let err = fit(&mut stopping, &mut opt, &train, None, &quiet(2, 1e-2)).unwrap_err();
+    assert!(matches!(err, Error::NonFinite(ref m) if m.contains("step 3 (epoch 1)")), "{err}");
 }
 
 #[test]

@@ -8,48 +8,69 @@ use std::path::{Path, PathBuf};
 use crate::autograd::{LossVars, Tape};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::ops::elementwise_axpy;
+use crate::optim::{accumulate_unless_skipped, never_skipping_step_state, Optimizer};
 use crate::tensor::Tensor;
 
 /// Loss and correct-prediction sums over a run of steps, kept on the GPU.
 /// Each step adds `count × mean loss` and its correct count; reading them
 /// is the only readback, and the fit loop does it at most every ~250 ms.
+/// A step the optimizer's non-finite guard skipped adds nothing but its
+/// row count to element 1 of `loss`, so one NaN loss does not poison the
+/// sums and the means stay over the steps that were applied.
 #[derive(Debug)]
 pub(crate) struct MetricSums {
-    /// (1) Σ count·loss.
+    /// (2) Σ count·loss, Σ count of skipped steps.
     loss: Tensor,
-    /// (2) Σ correct (element 0; element 1 sums perplexities, unused).
+    /// (3) Σ correct, Σ perplexities (unused), skipped steps.
     metrics: Tensor,
-    /// Rows (or tokens, for a language model) the losses averaged over.
+    /// Rows (or tokens, for a language model) of every step added.
     pub(crate) count: u64,
+    /// The step state of sums no optimizer guards (evaluations).
+    unguarded: Tensor,
 }
 
 impl MetricSums {
     /// Zero sums.
     pub(crate) fn new(device: &Device) -> Result<Self> {
-        Ok(Self { loss: Tensor::zeros(device, &[1])?, metrics: Tensor::zeros(device, &[2])?, count: 0 })
+        Ok(Self {
+            loss: Tensor::zeros(device, &[2])?,
+            metrics: Tensor::zeros(device, &[3])?,
+            count: 0,
+            unguarded: never_skipping_step_state(device)?,
+        })
     }
 
     /// Sums restored from a reading (a resumed, half-done epoch).
     pub(crate) fn from_reading(device: &Device, r: &Reading) -> Result<Self> {
         Ok(Self {
-            loss: Tensor::from_slice(device, &[r.loss_sum], &[1])?,
-            metrics: Tensor::from_slice(device, &[r.correct, 0.0], &[2])?,
+            loss: Tensor::from_slice(device, &[r.loss_sum, 0.0], &[2])?,
+            metrics: Tensor::from_slice(device, &[r.correct, 0.0, 0.0], &[3])?,
             count: r.count,
+            unguarded: never_skipping_step_state(device)?,
         })
     }
 
-    /// Adds one step's loss (recorded on `tape`) and metrics.
-    pub(crate) fn add(&mut self, tape: &Tape, loss: &LossVars) -> Result<()> {
-        elementwise_axpy(loss.count as f32, tape.value(loss.loss)?, &self.loss)?;
-        elementwise_axpy(1.0, &loss.metrics, &self.metrics)?;
+    /// Adds one step's loss (recorded on `tape`) and metrics, unless
+    /// `optimizer` skipped the step (evaluations pass `None`).
+    pub(crate) fn add(&mut self, tape: &Tape, loss: &LossVars, optimizer: Option<&Optimizer>) -> Result<()> {
+        let state = optimizer.map_or(&self.unguarded, Optimizer::step_state);
+        accumulate_unless_skipped(state, loss.count as f32, tape.value(loss.loss)?, &self.loss)?;
+        accumulate_unless_skipped(state, 1.0, &loss.metrics, &self.metrics)?;
         self.count += loss.count as u64;
         Ok(())
     }
 
-    /// Reads the sums (submits pending work and waits for it).
+    /// Reads the sums (submits pending work and waits for it). The count
+    /// leaves out the rows of skipped steps.
     pub(crate) fn read(&self) -> Result<Reading> {
-        Ok(Reading { loss_sum: self.loss.to_vec()?[0], correct: self.metrics.to_vec()?[0], count: self.count })
+        let loss = self.loss.to_vec()?;
+        // Row counts summed in f32 are exact up to 2^24 rows skipped.
+        let skipped_rows = loss[1] as u64;
+        Ok(Reading {
+            loss_sum: loss[0],
+            correct: self.metrics.to_vec()?[0],
+            count: self.count.saturating_sub(skipped_rows),
+        })
     }
 }
 

@@ -159,6 +159,25 @@ pub struct FitConfig {
     /// Print the validation perplexity exp(val_loss) in the epoch lines
     /// (language models).
     pub show_perplexity: bool,
+    /// What a NaN or ±inf in a step's loss or gradients does.
+    pub non_finite: NonFinite,
+}
+
+/// What [`fit`] does with a step whose loss or gradients hold NaN or ±inf.
+/// Either way the step is caught on the GPU by the optimizer's non-finite
+/// guard ([`Optimizer::with_non_finite_guard`], which `fit` turns on for
+/// its run) and its update is not applied, without a per-step readback;
+/// `fit` learns of it at its next metrics reading (at most every
+/// [`FitConfig::refresh`], and at the end of every epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinite {
+    /// Return an [`Error::NonFinite`] naming the first such step (the
+    /// default: a diverging run should not go on unnoticed).
+    #[default]
+    Stop,
+    /// Skip such steps and go on, like PyTorch's `GradScaler`; the count
+    /// is in [`EpochRecord::skipped_steps`] and [`FitReport::skipped_steps`].
+    SkipStep,
 }
 
 impl FitConfig {
@@ -182,6 +201,7 @@ impl FitConfig {
             refresh: Duration::from_millis(250),
             stop: None,
             show_perplexity: false,
+            non_finite: NonFinite::Stop,
         }
     }
 
@@ -241,6 +261,12 @@ impl FitConfig {
         self.show_perplexity = show;
         self
     }
+    /// What a step with a NaN or ±inf loss or gradient does.
+    pub fn with_non_finite(mut self, policy: NonFinite) -> Self {
+        self.non_finite = policy;
+        self
+    }
+
     /// Stop request.
     pub fn with_stop(mut self, stop: StopFlag) -> Self {
         self.stop = Some(stop);
@@ -269,6 +295,10 @@ pub struct EpochRecord {
     pub tokens_per_s: f64,
     /// Seconds of training and evaluation in this epoch.
     pub seconds: f64,
+    /// Steps of this epoch skipped for a NaN or ±inf loss or gradient
+    /// ([`NonFinite::SkipStep`]).
+    #[serde(default)]
+    pub skipped_steps: u64,
 }
 
 /// How a [`fit`] ended.
@@ -288,6 +318,9 @@ pub struct FitReport {
     pub seconds: f64,
     /// Training tokens per second over this call.
     pub tokens_per_s: f64,
+    /// Steps of this call skipped for a NaN or ±inf loss or gradient
+    /// ([`NonFinite::SkipStep`]).
+    pub skipped_steps: u64,
 }
 
 impl FitReport {
@@ -319,10 +352,10 @@ pub fn evaluate<T: Task, B: Batches<Batch = T::Batch>>(task: &mut T, batches: &B
         let mut tape = Tape::eval(&device);
         let loss = task.loss(&mut tape, &batch)?;
         match &mut sums {
-            Some(s) => s.add(&tape, &loss)?,
+            Some(s) => s.add(&tape, &loss, None)?,
             None => {
                 let mut s = MetricSums::new(tape.device())?;
-                s.add(&tape, &loss)?;
+                s.add(&tape, &loss, None)?;
                 sums = Some(s);
             }
         }
@@ -392,6 +425,27 @@ where
     T: Task,
     B: Batches<Batch = T::Batch>,
 {
+    // The guard is what catches a NaN step on the GPU; the caller's
+    // setting comes back afterwards, whatever the outcome.
+    let guarded = optimizer.non_finite_guard();
+    optimizer.set_non_finite_guard(true)?;
+    let report = fit_guarded(task, optimizer, train, valid, config);
+    optimizer.set_non_finite_guard(guarded)?;
+    report
+}
+
+/// [`fit`] with the optimizer's non-finite guard on.
+fn fit_guarded<T, B>(
+    task: &mut T,
+    optimizer: &mut Optimizer,
+    train: &B,
+    valid: Option<&B>,
+    config: &FitConfig,
+) -> Result<FitReport>
+where
+    T: Task,
+    B: Batches<Batch = T::Batch>,
+{
     if config.epochs == 0 {
         return Err(Error::Config("fit needs at least one epoch".into()));
     }
@@ -414,6 +468,7 @@ where
     let started = Instant::now();
     let elapsed_before = state.elapsed;
     let (mut run_tokens, mut interrupted, mut stopped_early) = (0u64, false, false);
+    let mut skips = SkipWatch::default();
 
     'epochs: while state.epoch < config.epochs {
         if config.max_steps.is_some_and(|m| state.step >= m) {
@@ -459,8 +514,9 @@ where
             if let Some(max_norm) = config.clip {
                 optimizer.clip_grad_norm(max_norm)?;
             }
+            optimizer.check_finite(tape.value(loss.loss)?)?;
             optimizer.step()?;
-            sums.add(&tape, &loss)?;
+            sums.add(&tape, &loss, Some(optimizer))?;
             drop(tape);
             device.flush()?;
             let n = task.batch_tokens(batch) as u64;
@@ -471,6 +527,7 @@ where
             let stop = config.stop.as_ref().is_some_and(StopFlag::is_requested);
             if shown.1.elapsed() >= config.refresh || state.batch == batches.len() || stop {
                 let reading = sums.read()?;
+                skips.update(optimizer, config.non_finite, state.step, epoch)?;
                 let (loss, accuracy) = reading.since(&shown.0);
                 if !loss.is_finite() {
                     return Err(Error::NonFinite(format!(
@@ -529,6 +586,7 @@ where
         let running = if partial_epoch { task.running_state() } else { Vec::new() };
         // The epoch's numbers.
         let reading = sums.read()?;
+        let skipped_steps = skips.update(optimizer, config.non_finite, state.step, epoch)?;
         let (train_loss, train_accuracy) = reading.means();
         let train_seconds = epoch_clock.seconds();
         let tokens_per_s = tokens as f64 / train_seconds.max(1e-9);
@@ -549,6 +607,7 @@ where
             lr: optimizer.lr(),
             tokens_per_s,
             seconds: epoch_clock.seconds(),
+            skipped_steps,
         };
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         let progress = epoch as f64 + state.batch as f64 / batches.len() as f64;
@@ -570,6 +629,7 @@ where
             log_row(&mut csv, &mut state.rows, r)?;
         }
         bar.finish(&epoch_line(&record, config.epochs, config.show_perplexity));
+        skips.next_epoch();
         state.history.push(record.clone());
 
         // Best checkpoint and early stopping on the monitored value.
@@ -630,7 +690,50 @@ where
         stopped_early,
         seconds,
         tokens_per_s: run_tokens as f64 / seconds.max(1e-9),
+        skipped_steps: u64::from(skips.seen),
     })
+}
+
+/// Follows the optimizer's count of skipped (non-finite) steps across the
+/// metric readings of one [`fit`] call.
+#[derive(Debug, Default)]
+struct SkipWatch {
+    /// Skips seen at the last reading.
+    seen: u32,
+    /// Skips seen at the end of the last epoch.
+    at_epoch_start: u32,
+}
+
+impl SkipWatch {
+    /// Reads the guard's counters (one small readback). Under
+    /// [`NonFinite::Stop`], new skips are an error naming the first one's
+    /// step; otherwise returns the skips of this epoch so far. `step` is the
+    /// loop's step count, `epoch` 0-based.
+    fn update(&mut self, opt: &Optimizer, policy: NonFinite, step: u64, epoch: usize) -> Result<u64> {
+        let steps = opt.non_finite_steps()?;
+        if steps.skipped > self.seen {
+            if policy == NonFinite::Stop {
+                // The optimizer and the loop count the same steps, so the
+                // first skip is as many steps back as their difference.
+                let back = steps.first.map_or(0, |f| u64::from(opt.steps().saturating_sub(f)));
+                return Err(Error::NonFinite(format!(
+                    "step {} (epoch {}) had a NaN or infinite loss or gradient; its update was not applied, and \
+                     the run stopped at step {step}. Lower the learning rate or clip gradients, or pass \
+                     FitConfig::with_non_finite(NonFinite::SkipStep) to skip such steps and go on",
+                    step.saturating_sub(back),
+                    epoch + 1
+                )));
+            }
+            self.seen = steps.skipped;
+        }
+        let this_epoch = self.seen - self.at_epoch_start;
+        Ok(u64::from(this_epoch))
+    }
+
+    /// Starts counting a new epoch.
+    fn next_epoch(&mut self) {
+        self.at_epoch_start = self.seen;
+    }
 }
 
 use progress::EpochBar;
@@ -677,7 +780,11 @@ fn epoch_line(r: &EpochRecord, epochs: usize, perplexity: bool) -> String {
             line += &format!(" val_ppl={:.2}", l.exp());
         }
     }
-    line + &format!(" lr={:.3e} tokens_per_s={:.0} seconds={:.1}", r.lr, r.tokens_per_s, r.seconds)
+    line += &format!(" lr={:.3e} tokens_per_s={:.0} seconds={:.1}", r.lr, r.tokens_per_s, r.seconds);
+    if r.skipped_steps > 0 {
+        line += &format!(" skipped_steps={}", r.skipped_steps);
+    }
+    line
 }
 
 /// Writes a checkpoint with the task's metadata and the loop state.

@@ -3,7 +3,8 @@
 //! schedules the learning rate per step, clips gradients, keeps best/last
 //! checkpoints, stops early, logs metrics as CSV and an SVG plot, and stops
 //! cleanly on request (Ctrl-C) with a checkpoint that `resume` continues
-//! from bit for bit.
+//! from bit for bit. With [`FitConfig::with_checkpoint_every`] it writes
+//! that checkpoint every N steps too, so a killed process loses at most N.
 //!
 //! Speed: each step is recorded into one command buffer and submitted; the
 //! loss and accuracy are summed on the GPU and read at most every

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use common::device;
@@ -48,6 +49,10 @@ const CHILD_ENV: &str = "WGRNN_CRASH_CHILD";
 const KILLS_ENV: &str = "WGRNN_CRASH_KILLS";
 /// The line the child prints as a checkpoint write begins.
 const SAVE_MARKER: &str = "wgrnn-crash: checkpoint";
+/// A child that neither announces a checkpoint nor ends for this long is
+/// hung: the test fails instead of waiting forever (a whole child run
+/// takes a few seconds).
+const CHILD_TIMEOUT: Duration = Duration::from_secs(300);
 /// Seed of the kill moments.
 const KILL_SEED: u64 = 11;
 /// The learning rate of the run.
@@ -279,6 +284,21 @@ struct Tally {
     finished: usize,
 }
 
+/// Waits for `child` to end, at most [`CHILD_TIMEOUT`].
+fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > CHILD_TIMEOUT {
+            child.kill().ok();
+            panic!("the child did not end within {CHILD_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Where in a child's life a kill is aimed.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -337,7 +357,14 @@ fn kill_at_random(
         }
         _ => {
             for _ in 0..nth {
-                let Ok(t) = announced.recv() else { break };
+                let t = match announced.recv_timeout(CHILD_TIMEOUT) {
+                    Ok(t) => t,
+                    Err(RecvTimeoutError::Disconnected) => break, // it ended
+                    Err(RecvTimeoutError::Timeout) => {
+                        child.kill().ok();
+                        panic!("the child announced no checkpoint for {CHILD_TIMEOUT:?}");
+                    }
+                };
                 match last {
                     None => timing.startup = (t - spawned).as_secs_f64(),
                     Some(before) => timing.interval = (t - before).as_secs_f64(),
@@ -450,7 +477,7 @@ fn sigkill_at_random_moments_then_resume_is_bitwise() {
                 aim = kill_at_random(&mut child, &rx, spawned, kind, &mut rng, &mut timing, &dir, before.len());
                 tally.kinds[kind as usize] += 1;
             }
-            let status = child.wait().unwrap();
+            let status = wait(&mut child);
             // One line per child (shown with --nocapture or on failure).
             eprintln!(
                 "round {round} child {child_number}: {aim}: {status}, {} temporary files, last at (epoch, batch, \

@@ -5,7 +5,7 @@
 //! weights under `optimizer.<param>.<state>` with the step count in the
 //! metadata, so a resumed run continues as if it never stopped.
 //!
-//! Writes are atomic (temporary file, then rename). A truncated or corrupt
+//! Writes are atomic and durable (see [`save`]). A truncated or corrupt
 //! file, a missing tensor, a wrong shape or dtype is an [`Error::Format`]
 //! naming the problem, and nothing is modified when loading fails.
 
@@ -35,6 +35,14 @@ fn err(path: &Path, message: impl std::fmt::Display) -> Error {
 const RESERVED_KEYS: [&str; 4] = ["format", "optimizer", "optimizer_step", "optimizer_lr"];
 
 /// Writes the module's parameters (and the optimizer's state) to `path`.
+///
+/// The write survives a crash at any moment: the bytes go to a temporary
+/// file beside `path` (`<name>.<pid>-<n>.tmp`, created exclusively, so two
+/// writers never share one), which is flushed to disk, renamed over `path`,
+/// and the folder is flushed so the rename itself lasts (on unix). A
+/// process killed mid-write leaves the previous `path` whole, plus at most
+/// that temporary file, which no load ever reads; a write that fails
+/// removes its temporary file.
 pub fn save(path: impl AsRef<Path>, module: &dyn Module, optimizer: Option<&mut Optimizer>) -> Result<()> {
     save_with_metadata(path, module, optimizer, &BTreeMap::new())
 }
@@ -78,9 +86,59 @@ pub fn save_with_state(
     }
     tensors.extend(state.iter().map(|(name, t)| (format!("{STATE_PREFIX}{name}"), t.clone())));
     let bytes = write_f32_tensors_with_metadata(&tensors, Some(meta))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| err(path, format!("writing {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(path, format!("renaming {}: {e}", tmp.display())))
+    write_durably(path, &bytes)
+}
+
+/// Replaces `path` with `bytes` so that a crash or power loss at any moment
+/// leaves either the old file or the new one (see [`save`]).
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Makes temporary names unique within the process; the pid separates
+    // processes, and `create_new` skips a name a dead process left behind.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| err(path, "not a file name"))?.to_string_lossy();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!("{name}.{}-{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(path, format!("creating {}: {e}", tmp.display()))),
+        }
+    };
+    // sync_all before the rename: otherwise a power loss can leave the new
+    // name pointing at a file whose data never reached the disk.
+    let written =
+        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| format!("writing {}: {e}", tmp.display()));
+    drop(file);
+    let renamed =
+        written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("renaming {}: {e}", tmp.display())));
+    if let Err(message) = renamed {
+        std::fs::remove_file(&tmp).ok();
+        return Err(err(path, message));
+    }
+    sync_dir(dir).map_err(|e| err(path, format!("flushing the folder {}: {e}", dir.display())))
+}
+
+/// Flushes a folder's entries (a rename) to disk.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        // Some file systems cannot flush a folder; the rename stands.
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Unsupported) => Ok(()),
+        other => other,
+    }
+}
+
+/// Elsewhere a folder cannot be opened as a file: the rename is all there is.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// The string metadata of a checkpoint (what [`save_with_metadata`] stored,

@@ -3,7 +3,8 @@
 //! schedules the learning rate per step, clips gradients, keeps best/last
 //! checkpoints, stops early, logs metrics as CSV and an SVG plot, and stops
 //! cleanly on request (Ctrl-C) with a checkpoint that `resume` continues
-//! from bit for bit.
+//! from bit for bit. With [`FitConfig::with_checkpoint_every`] it writes
+//! that checkpoint every N steps too, so a killed process loses at most N.
 //!
 //! Speed: each step is recorded into one command buffer and submitted; the
 //! loss and accuracy are summed on the GPU and read at most every
@@ -144,6 +145,10 @@ pub struct FitConfig {
     /// Writes `last.safetensors` after every epoch (and on a stop request)
     /// and `best.safetensors` when `monitor` improves.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Also writes `last.safetensors` inside an epoch after every this
+    /// many optimizer steps (counted over the whole run), so a crash loses
+    /// at most that many steps. See [`FitConfig::with_checkpoint_every`].
+    pub checkpoint_every: Option<u64>,
     /// Metrics log (CSV).
     pub metrics_csv: Option<PathBuf>,
     /// SVG plot of the curves, redrawn after every epoch.
@@ -194,6 +199,7 @@ impl FitConfig {
             patience: None,
             min_delta: 0.0,
             checkpoint_dir: None,
+            checkpoint_every: None,
             metrics_csv: None,
             plot: None,
             resume: None,
@@ -234,6 +240,19 @@ impl FitConfig {
     /// Best/last checkpoints in `dir`.
     pub fn with_checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.checkpoint_dir = Some(dir.into());
+        self
+    }
+    /// Writes `last.safetensors` every `steps` optimizer steps inside an
+    /// epoch too (at steps that are multiples of `steps`, counted over the
+    /// whole run), with the same loop and running state a stop request
+    /// saves, so `resume` from it continues bit for bit. A process killed
+    /// at any moment then loses at most `steps` steps: the write is atomic
+    /// and durable (see [`crate::checkpoint::save`]). Each such checkpoint
+    /// costs one readback of the weights, optimizer state and metric sums;
+    /// the steps in between read nothing back. Needs a checkpoint folder;
+    /// `fit` rejects `steps == 0` with [`Error::Config`].
+    pub fn with_checkpoint_every(mut self, steps: u64) -> Self {
+        self.checkpoint_every = Some(steps);
         self
     }
     /// CSV metrics log.
@@ -452,6 +471,11 @@ where
     if config.patience.is_some() && valid.is_none() {
         return Err(Error::Config("early stopping needs a validation set".into()));
     }
+    match (config.checkpoint_every, &config.checkpoint_dir) {
+        (Some(0), _) => return Err(Error::Config("checkpoint_every must be at least 1 step".into())),
+        (Some(_), None) => return Err(Error::Config("checkpoint_every needs a checkpoint folder".into())),
+        _ => {}
+    }
     if let Some(dir) = &config.checkpoint_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::Data {
             file: dir.display().to_string(),
@@ -555,15 +579,27 @@ where
                 bar.show(mean_loss, mean_acc, tokens as f64 / epoch_clock.seconds().max(1e-9));
                 shown = (reading, Instant::now(), tokens);
             }
+            // A periodic checkpoint; not at the epoch's end or the step
+            // limit, where the checkpoint after the epoch follows anyway.
+            let due = !stop
+                && config.checkpoint_every.is_some_and(|n| state.step % n == 0)
+                && state.batch < batches.len()
+                && config.max_steps != Some(state.step);
+            if stop || due {
+                // What resume needs to continue this epoch exactly.
+                state.partial = sums.read()?;
+                state.partial_tokens = tokens;
+                state.partial_seconds = epoch_clock.seconds();
+                state.elapsed = elapsed_before + started.elapsed().as_secs_f64();
+            }
+            if due {
+                save(config, "last.safetensors", task, optimizer, &state, &task.running_state())?;
+            }
             if stop {
                 // Consume the request so a later fit with the same flag runs.
                 if let Some(flag) = &config.stop {
                     flag.clear();
                 }
-                state.partial = sums.read()?;
-                state.partial_tokens = tokens;
-                state.partial_seconds = epoch_clock.seconds();
-                state.elapsed = elapsed_before + started.elapsed().as_secs_f64();
                 bar.finish(&format!(
                     "stopped at step {} (epoch {}, batch {}/{}){}",
                     state.step,
@@ -662,10 +698,13 @@ where
             state.partial_tokens = 0;
             state.partial_seconds = 0.0;
         }
-        save(config, "last.safetensors", task, optimizer, &state, &running)?;
+        // Best before last: a crash between the two resumes from the older
+        // `last`, redoes this epoch and rewrites the same `best`; the other
+        // order could lose this epoch's `best` for good.
         if improved {
             save(config, "best.safetensors", task, optimizer, &state, &running)?;
         }
+        save(config, "last.safetensors", task, optimizer, &state, &running)?;
         if let Some(path) = &config.plot {
             plot::write_svg(path, &state.rows, "wgrnn training")?;
         }

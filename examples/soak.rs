@@ -225,9 +225,8 @@ fn run(cli: &Cli) -> wgrnn::Result<()> {
     let words: Vec<String> = (1..VOCAB).map(|i| format!("t{i}")).collect();
     let vectorizer = TextVectorizer::from_vocabulary(TextVectorizerConfig::words(), words)?;
     let labels = LabelSet::from_labels(["0", "1", "2", "3"])?;
-    let config = SequenceClassifierConfig::new(vectorizer.vocab_size(), 64, 64, CLASSES)
-        .with_padding_idx(0)
-        .with_seed(cli.seed);
+    let config =
+        SequenceClassifierConfig::new(vectorizer.vocab_size(), 64, 64, CLASSES).with_padding_idx(0).with_seed(cli.seed);
     let inner = TextClassifier::new(&device, vectorizer, labels, config)?;
     std::fs::create_dir_all(&cli.out)
         .map_err(|e| Error::Config(format!("cannot create {}: {e}", cli.out.display())))?;

@@ -128,3 +128,56 @@ fn pool_budget_bounds_cached_memory() {
     // 1 + 2 + … + 12 MiB of tensors, plus the small ones and staging.
     assert!(unbounded.cached >= 78 << 20, "without a budget every size class stays cached: {unbounded:?}");
 }
+
+/// Steady state over many shapes, with a budget: training steps that cycle
+/// through eight packed batch shapes (batch sizes 1–17, lengths 1–23)
+/// create buffers in the first cycle only, while the cache stays within a
+/// budget big enough for the cycle's size classes; and the bytes lent at
+/// the start of every step are the same. Its own device: counts are per
+/// device.
+#[test]
+fn many_shapes_reach_a_steady_state_within_the_budget() {
+    use wgrnn::autograd::Tape;
+    use wgrnn::models::SequenceClassifierConfig;
+    use wgrnn::nn::named_parameters;
+    use wgrnn::optim::Optimizer;
+    let budget = 32 << 20;
+    let dev = Device::with_options(&wgrnn::DeviceOptions::from_env().unwrap().with_pool_budget(Some(budget))).unwrap();
+    let model = SequenceClassifierConfig::new(50, 16, 24, 3).with_layers(2).init(&dev).unwrap();
+    let mut opt = Optimizer::adam(named_parameters(&model), 1e-3).unwrap().with_non_finite_guard(true).unwrap();
+    let shapes: Vec<Vec<usize>> = (0..8)
+        .map(|s| {
+            let rows = 1 + (s * 7) % 17;
+            (0..rows).map(|r| 1 + (r * 5 + s * 3) % 23).collect()
+        })
+        .collect();
+    let step = |opt: &mut Optimizer, lengths: &[usize]| {
+        let t = *lengths.iter().max().unwrap();
+        let ids: Vec<u32> = (0..lengths.len() * t).map(|i| (i % 50) as u32).collect();
+        let labels: Vec<u32> = (0..lengths.len()).map(|r| (r % 3) as u32).collect();
+        let mut tape = Tape::train(&dev, 1);
+        let logits = model.forward(&mut tape, &ids, lengths, t).unwrap();
+        let loss = tape.cross_entropy(logits, &labels, None, 0.0).unwrap();
+        opt.zero_grad().unwrap();
+        tape.backward(loss.loss).unwrap();
+        opt.clip_grad_norm(1.0).unwrap();
+        opt.step().unwrap();
+        dev.flush().unwrap();
+    };
+    for lengths in &shapes {
+        step(&mut opt, lengths); // first cycle: pipelines and buffers
+    }
+    dev.synchronize().unwrap();
+    let (created, lent) = (dev.buffers_created(), dev.memory_stats().in_use);
+    for cycle in 0..3 {
+        for lengths in &shapes {
+            assert_eq!(dev.memory_stats().in_use, lent, "cycle {cycle}: bytes lent at a step's start changed");
+            step(&mut opt, lengths);
+        }
+    }
+    dev.synchronize().unwrap();
+    assert_eq!(dev.buffers_created(), created, "steps after the first cycle created buffers");
+    let stats = dev.memory_stats();
+    assert!(stats.cached <= budget, "{stats:?}");
+    assert!(opt.non_finite_steps().unwrap().skipped == 0);
+}

@@ -175,10 +175,10 @@ impl Task for Watched {
         self.evaluating = false;
         if epoch > 0 {
             // The checkpoint of the epoch just ended must load on its own.
-            let config = self.inner.model.config().clone();
-            let mut fresh =
+            let config = *self.inner.model.config();
+            let fresh =
                 TextClassifier::new(&self.device, self.inner.vectorizer.clone(), self.inner.labels.clone(), config)?;
-            checkpoint::load(&self.checkpoint, &mut fresh, None)?;
+            checkpoint::load(&self.checkpoint, &fresh, None)?;
             self.reloaded += 1;
         }
         Ok(())

@@ -91,7 +91,7 @@ pub fn save_with_state(
 
 /// Replaces `path` with `bytes` so that a crash or power loss at any moment
 /// leaves either the old file or the new one (see [`save`]).
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     // Makes temporary names unique within the process; the pid separates

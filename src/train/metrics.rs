@@ -119,6 +119,25 @@ pub struct MetricRow {
     pub elapsed_s: f64,
 }
 
+/// The header and the complete rows of a metrics log whose step is at most
+/// `step`, as text. A row is complete when it has the header's number of
+/// fields and ends with a newline.
+fn rows_up_to(text: &str, step: u64) -> String {
+    let mut lines = text.split_inclusive('\n');
+    let Some(header) = lines.next().filter(|h| h.ends_with('\n')) else { return String::new() };
+    let fields = header.split(',').count();
+    let step_column = header.trim_end().split(',').position(|f| f == "step");
+    let mut out = header.to_string();
+    for line in lines {
+        let values: Vec<&str> = line.trim_end().split(',').collect();
+        let row_step = step_column.and_then(|c| values.get(c)).and_then(|v| v.parse::<u64>().ok());
+        if line.ends_with('\n') && values.len() == fields && row_step.is_some_and(|s| s <= step) {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Appends [`MetricRow`]s to a CSV file (header written once).
 pub(crate) struct MetricsCsv {
     writer: csv::Writer<File>,
@@ -126,13 +145,23 @@ pub(crate) struct MetricsCsv {
 }
 
 impl MetricsCsv {
-    /// Opens `path`; a resumed run appends, a new one starts the file over.
-    pub(crate) fn open(path: &Path, append: bool) -> Result<Self> {
+    /// Opens `path`. A new run starts the file over; a run resumed at
+    /// step `resumed_at` appends, after dropping the rows past that step
+    /// (written after its checkpoint by a run that was then killed, and
+    /// about to be written again) and any line a kill cut short.
+    pub(crate) fn open(path: &Path, resumed_at: Option<u64>) -> Result<Self> {
         let io = |e: std::io::Error| Error::Data {
             file: path.display().to_string(),
             line: None,
             message: format!("cannot write the metrics log: {e}"),
         };
+        if let (Some(step), Ok(text)) = (resumed_at, std::fs::read_to_string(path)) {
+            let kept = rows_up_to(&text, step);
+            if kept.len() != text.len() {
+                crate::checkpoint::write_durably(path, kept.as_bytes())?;
+            }
+        }
+        let append = resumed_at.is_some();
         let exists = append && path.exists();
         let file = std::fs::OpenOptions::new().create(true).append(exists).write(true).truncate(!exists).open(path);
         let writer = csv::WriterBuilder::new().has_headers(!exists).from_writer(file.map_err(io)?);
@@ -144,5 +173,23 @@ impl MetricsCsv {
         let e = |m: String| Error::Data { file: self.path.display().to_string(), line: None, message: m };
         self.writer.serialize(row).map_err(|x| e(format!("cannot write the metrics log: {x}")))?;
         self.writer.flush().map_err(|x| e(format!("cannot write the metrics log: {x}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_up_to;
+
+    #[test]
+    fn a_resumed_log_keeps_the_rows_up_to_its_checkpoint() {
+        let header = "kind,epoch,step,loss\n";
+        let log = format!("{header}train,1,4,0.9\ntrain,1,8,0.8\nepoch,1,8,0.85\ntrain,2,12,0.7\ntrain,2,1");
+        assert_eq!(rows_up_to(&log, 8), format!("{header}train,1,4,0.9\ntrain,1,8,0.8\nepoch,1,8,0.85\n"));
+        assert_eq!(
+            rows_up_to(&log, 100),
+            format!("{header}train,1,4,0.9\ntrain,1,8,0.8\nepoch,1,8,0.85\ntrain,2,12,0.7\n")
+        );
+        assert_eq!(rows_up_to(&log, 0), header);
+        assert_eq!(rows_up_to("kind,ep", 5), "");
     }
 }

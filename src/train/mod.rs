@@ -488,7 +488,8 @@ where
         Some(path) => resume(path, task, optimizer)?,
         None => (LoopState::default(), Vec::new()),
     };
-    let mut csv = config.metrics_csv.as_deref().map(|p| MetricsCsv::open(p, config.resume.is_some())).transpose()?;
+    let resumed_at = config.resume.as_ref().map(|_| state.step);
+    let mut csv = config.metrics_csv.as_deref().map(|p| MetricsCsv::open(p, resumed_at)).transpose()?;
     let started = Instant::now();
     let elapsed_before = state.elapsed;
     let (mut run_tokens, mut interrupted, mut stopped_early) = (0u64, false, false);

@@ -16,14 +16,20 @@ pub(crate) fn write_svg(path: &Path, rows: &[MetricRow], title: &str) -> Result<
         line: None,
         message: format!("cannot draw the training plot: {e}"),
     };
-    let root = SVGBackend::new(path, (1100, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let root = root.titled(title, ("sans-serif", 20)).map_err(|e| fail(e.to_string()))?;
-    let (left, right) = root.split_horizontally(550);
-    // Loss falls and accuracy rises: keep each legend out of its curves' way.
-    panel(&left, rows, "loss", SeriesLabelPosition::UpperRight, |r| r.loss).map_err(fail)?;
-    panel(&right, rows, "accuracy", SeriesLabelPosition::LowerRight, |r| r.accuracy).map_err(fail)?;
-    root.present().map_err(|e| fail(e.to_string()))
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(|e| fail(e.to_string()))?;
+        let (left, right) = root.split_horizontally(550);
+        // Loss falls and accuracy rises: keep each legend out of its curves' way.
+        panel(&left, rows, "loss", SeriesLabelPosition::UpperRight, |r| r.loss).map_err(fail)?;
+        panel(&right, rows, "accuracy", SeriesLabelPosition::LowerRight, |r| r.accuracy).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    // Drawn in memory and swapped in whole: a run killed while plotting
+    // leaves the previous plot, not half a file.
+    crate::checkpoint::write_durably(path, svg.as_bytes())
 }
 
 fn panel<DB: DrawingBackend>(

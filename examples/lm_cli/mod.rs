@@ -79,6 +79,10 @@ pub struct LmArgs {
     /// Write OUT/training.svg.
     #[arg(long)]
     pub plot: bool,
+    /// Also write OUT/last.safetensors every N steps inside an epoch, so a
+    /// crash or kill loses at most N steps (resume with --resume).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
     /// Continue from OUT/last.safetensors.
     #[arg(long)]
     pub resume: bool,
@@ -176,6 +180,9 @@ impl LmArgs {
         c.max_steps = self.steps;
         if self.plot {
             c = c.with_plot(out.join("training.svg"));
+        }
+        if let Some(n) = self.checkpoint_every {
+            c = c.with_checkpoint_every(n);
         }
         if self.resume {
             c = c.with_resume(out.join("last.safetensors"));

@@ -127,6 +127,10 @@ pub struct TrainArgs {
     /// Also draw the training curves to OUT/training.svg.
     #[arg(long)]
     pub plot: bool,
+    /// Also write OUT/last.safetensors every N steps inside an epoch, so a
+    /// crash or kill loses at most N steps (resume with --resume).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
     /// Continue an interrupted run from OUT/last.safetensors.
     #[arg(long)]
     pub resume: bool,
@@ -225,6 +229,9 @@ impl TrainArgs {
         }
         if self.plot {
             c = c.with_plot(out.join("training.svg"));
+        }
+        if let Some(n) = self.checkpoint_every {
+            c = c.with_checkpoint_every(n);
         }
         if let Some(path) = &self.resume_from {
             c = c.with_resume(path);

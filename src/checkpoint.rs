@@ -121,7 +121,35 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::remove_file(&tmp).ok();
         return Err(err(path, message));
     }
-    sync_dir(dir).map_err(|e| err(path, format!("flushing the folder {}: {e}", dir.display())))
+    sync_dir(dir).map_err(|e| err(path, format!("flushing the folder {}: {e}", dir.display())))?;
+    remove_orphaned_temporaries(dir, &name);
+    Ok(())
+}
+
+/// Removes the temporary files of `name` that killed writers left in `dir`:
+/// those whose process is gone (Linux: no `/proc/<pid>`). A live writer's
+/// file is never touched, and failures are ignored: an orphan costs disk
+/// space, never correctness.
+fn remove_orphaned_temporaries(dir: &Path, name: &str) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split_once('-').and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
 }
 
 /// Flushes a folder's entries (a rename) to disk.

@@ -554,7 +554,8 @@ fn a_failed_write_leaves_no_temporary_file() {
 }
 
 /// Temporary files left by killed writers (any name a writer could have
-/// used, even garbage) neither block a save nor get read by a load.
+/// used, even garbage) neither block a save nor get read by a load; the
+/// next save removes those whose writer is gone (Linux), and no other.
 #[test]
 fn stale_temporary_files_are_never_read() {
     let dir = temp_dir("stale");
@@ -577,6 +578,14 @@ fn stale_temporary_files_are_never_read() {
     assert_eq!(values(&loaded), values(&saved));
     for name in &stale {
         assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"half a checkpoint", "{name} is left alone");
+    }
+    // No process can have this pid (Linux caps pids at 2^22).
+    let orphan = dir.join("last.safetensors.4194305-3.tmp");
+    std::fs::write(&orphan, b"half a checkpoint").unwrap();
+    checkpoint::save(&path, &saved, None).unwrap();
+    assert_eq!(orphan.exists(), !cfg!(target_os = "linux"), "an orphan of a dead writer is removed");
+    for name in &stale {
+        assert!(dir.join(name).exists(), "{name} is left alone");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

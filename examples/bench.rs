@@ -9,7 +9,10 @@
 //! Timed steps end with the device idle (the queue is waited for), after
 //! warm-up steps that compile every pipeline. `--json` prints one line:
 //! `{"impl":"wgrnn","adapter":…,"backend":…,"cell":…,"ms_per_step":…,
-//! "tokens_per_s":…,"loss":…, …configuration}`.
+//! "tokens_per_s":…,"loss":…,"dispatches_per_step":…,"submits_per_step":…,
+//! …configuration}`. Dispatches and submits are counted on the device over
+//! the timed steps; a submit comes from the arena filling up or from a
+//! readback, and the timed loop reads nothing back.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -111,6 +114,7 @@ fn run(a: &Args) -> Result<(), String> {
         step(i as u64)?;
     }
     dev.synchronize().map_err(|e| e.to_string())?;
+    let (dispatches, submits) = (dev.dispatch_count(), dev.submission_count());
     let start = Instant::now();
     let mut last = None;
     for i in 0..a.steps {
@@ -118,6 +122,9 @@ fn run(a: &Args) -> Result<(), String> {
     }
     dev.synchronize().map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs_f64();
+    let per_step = |n: u64| n as f64 / a.steps as f64;
+    let dispatches = per_step(dev.dispatch_count() - dispatches);
+    let submits = per_step(dev.submission_count() - submits);
     // Read after timing: the loss stays on the GPU during the timed steps.
     let (tape, loss) = last.ok_or("no steps")?;
     let loss_value = loss.value(&tape).map_err(|e| e.to_string())?;
@@ -126,13 +133,13 @@ fn run(a: &Args) -> Result<(), String> {
     let info = dev.info();
     if a.json {
         println!(
-            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}}}",
+            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"dispatches_per_step\":{dispatches:.1},\"submits_per_step\":{submits:.2},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}}}",
             info.name, info.backend, a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, a.steps
         );
     } else {
         println!("adapter: {info}");
         println!(
-            "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}",
+            "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}, {dispatches:.1} dispatches and {submits:.2} submits per step",
             a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes
         );
     }

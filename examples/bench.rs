@@ -4,7 +4,12 @@
 //!
 //! `cargo run --release --example bench -- --cell lstm --vocab 20000 --input 128
 //! --hidden 128 --layers 1 [--bidirectional] --batch 64 --seq 40 --classes 4
-//! --steps 20 [--warmup 3] [--json]`
+//! --steps 20 [--warmup 3] [--json] [--profile]`
+//!
+//! `--profile` then runs the steps once more under the step profile
+//! (`wgrnn::profile`): every dispatch attributed to a kernel family and
+//! timed alone (timestamp queries where the adapter has them), printed as
+//! a per-step table (and as `"profile"` in the JSON).
 //!
 //! Timed steps end with the device idle (the queue is waited for), after
 //! warm-up steps that compile every pipeline. `--json` prints one line:
@@ -39,6 +44,7 @@ struct Args {
     steps: usize,
     warmup: usize,
     json: bool,
+    profile: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -55,6 +61,7 @@ fn parse() -> Result<Args, String> {
         steps: 20,
         warmup: 3,
         json: false,
+        profile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +85,7 @@ fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = value("--warmup")?,
             "--bidirectional" => a.bidirectional = true,
             "--json" => a.json = true,
+            "--profile" => a.profile = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -128,12 +136,31 @@ fn run(a: &Args) -> Result<(), String> {
     // Read after timing: the loss stays on the GPU during the timed steps.
     let (tape, loss) = last.ok_or("no steps")?;
     let loss_value = loss.value(&tape).map_err(|e| e.to_string())?;
+    let profile = if a.profile {
+        dev.start_profile().map_err(|e| e.to_string())?;
+        for i in 0..a.steps {
+            step((a.warmup + a.steps + i) as u64)?;
+        }
+        Some(dev.finish_profile().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
     let ms = secs * 1e3 / a.steps as f64;
     let tokens = (a.batch * a.seq) as f64 / (ms / 1e3);
     let info = dev.info();
     if a.json {
+        let profile_json = profile.as_ref().map_or(String::new(), |p| {
+            let families: Vec<String> = p
+                .per_step(a.steps)
+                .iter()
+                .map(|(f, n, t)| {
+                    format!("\"{}\":{{\"dispatches\":{n:.1},\"ms\":{:.3}}}", f.name(), t.as_secs_f64() * 1e3)
+                })
+                .collect();
+            format!(",\"profile\":{{\"timing\":\"{:?}\",{}}}", p.timing, families.join(","))
+        });
         println!(
-            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"dispatches_per_step\":{dispatches:.1},\"submits_per_step\":{submits:.2},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}}}",
+            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"dispatches_per_step\":{dispatches:.1},\"submits_per_step\":{submits:.2},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}{profile_json}}}",
             info.name, info.backend, a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, a.steps
         );
     } else {
@@ -142,6 +169,15 @@ fn run(a: &Args) -> Result<(), String> {
             "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}, {dispatches:.1} dispatches and {submits:.2} submits per step",
             a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes
         );
+        if let Some(p) = &profile {
+            println!("step profile ({:?}), per step:", p.timing);
+            println!("{:<20} {:>10} {:>10} {:>7}", "family", "dispatches", "ms", "share");
+            let total: f64 = p.per_step(a.steps).iter().map(|(_, _, t)| t.as_secs_f64()).sum();
+            for (family, n, t) in p.per_step(a.steps) {
+                let share = t.as_secs_f64() / total.max(1e-12) * 100.0;
+                println!("{:<20} {n:>10.1} {:>10.3} {share:>6.1}%", family.name(), t.as_secs_f64() * 1e3);
+            }
+        }
     }
     Ok(())
 }

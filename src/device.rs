@@ -271,10 +271,13 @@ impl Device {
         // Ask for everything the adapter offers: the kernels bind many
         // storage buffers and large tensors need the biggest bindings.
         let limits = adapter.limits();
+        // Timestamps only serve the step profile; ask for them where offered.
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgrnn"),
-                required_features: wgpu::Features::empty(),
+                required_features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -296,7 +299,7 @@ impl Device {
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
             checked_shaders: options.checked,
         };
-        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options)) })
+        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options, timestamps)) })
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -347,6 +350,20 @@ impl Device {
     /// cached for reuse, the peak of their sum, and the budget.
     pub fn memory_stats(&self) -> crate::runtime::MemoryStats {
         self.rt.memory_stats()
+    }
+
+    /// Starts a profile: from now on every dispatch is attributed to a
+    /// kernel family and timed alone (see [`crate::profile`]), until
+    /// [`Device::finish_profile`]. Pending work is finished first. Returns
+    /// how the dispatches will be timed. Profiling is slow: it is for
+    /// finding where time goes, not for measuring throughput.
+    pub fn start_profile(&self) -> Result<crate::profile::Timing> {
+        self.rt.start_profile()
+    }
+
+    /// Ends the profile and returns its table.
+    pub fn finish_profile(&self) -> Result<crate::profile::Profile> {
+        self.rt.finish_profile()
     }
 
     /// Releases the GPU device now, as a driver reset or an unplugged GPU

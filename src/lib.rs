@@ -39,6 +39,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod profile;
 pub mod reference;
 pub mod rng;
 pub mod rnn;

@@ -419,6 +419,7 @@ impl Optimizer {
 
     /// Sets every gradient to zero (`optimizer.zero_grad()`).
     pub fn zero_grad(&self) -> Result<()> {
+        let _family = crate::profile::scope(crate::profile::Family::Optimizer);
         for (_, p) in &self.params {
             elementwise_fill(&p.grad, 0.0)?;
         }

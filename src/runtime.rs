@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::device::{DeviceInfo, DeviceOptions};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernel, PipelineKey};
+use crate::profile::{Family, FamilyTime, Profile, Timing};
 
 /// Bytes reserved per dispatch in the uniform arena (≥ any params struct and
 /// a multiple of every adapter's `min_uniform_buffer_offset_alignment`).
@@ -68,6 +69,57 @@ pub(crate) struct Runtime {
     /// Why the device was lost, once it is: every later entry point fails
     /// with this instead of calling into a dead device.
     lost: Arc<Mutex<Option<String>>>,
+    /// Whether the device was created with timestamp queries.
+    timestamps: bool,
+    /// The profile being recorded ([`crate::Device::start_profile`]).
+    profiler: Mutex<Option<Profiler>>,
+}
+
+/// One dispatch, ready to record into a compute pass.
+struct Dispatch<'a> {
+    kernel: Kernel,
+    pipeline: &'a wgpu::ComputePipeline,
+    bind_group: &'a wgpu::BindGroup,
+    /// Its parameters' offset in the uniform arena.
+    offset: u32,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch<'_> {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(self.pipeline);
+        pass.set_bind_group(0, self.bind_group, &[self.offset]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+    }
+}
+
+/// Dispatches timed by one batch of timestamp queries before they are
+/// resolved and read.
+const PROFILE_BATCH: u32 = 1024;
+
+/// A profile in the making: time and dispatches per family so far, and in
+/// timestamp mode the queries not yet read.
+struct Profiler {
+    timing: Timing,
+    totals: [(u64, Duration); Family::ALL.len()],
+    queries: Option<TimestampQueries>,
+}
+
+/// A query set with a begin and an end slot per dispatch, and the families
+/// of the dispatches whose slots are written but not yet read.
+struct TimestampQueries {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    pending: Vec<Family>,
+}
+
+impl Profiler {
+    fn add(&mut self, family: Family, time: Duration) {
+        let slot = &mut self.totals[Family::ALL.iter().position(|&f| f == family).unwrap_or(Family::ALL.len() - 1)];
+        slot.0 += 1;
+        slot.1 += time;
+    }
 }
 
 pub(crate) struct CachedPipeline {
@@ -132,6 +184,7 @@ impl Runtime {
         limits: wgpu::Limits,
         info: DeviceInfo,
         options: &DeviceOptions,
+        timestamps: bool,
     ) -> Self {
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
@@ -180,7 +233,125 @@ impl Runtime {
             memory_limit: options.memory_limit,
             readback_timeout_ns: AtomicU64::new(duration_ns(options.readback_timeout)),
             lost,
+            timestamps,
+            profiler: Mutex::new(None),
         }
+    }
+
+    /// Starts attributing and timing every dispatch (see [`crate::profile`]).
+    pub(crate) fn start_profile(&self) -> Result<Timing> {
+        // Work recorded before belongs to nobody's profile.
+        self.synchronize()?;
+        let timing = if self.timestamps { Timing::Timestamps } else { Timing::Isolated };
+        let queries = self.timestamps.then(|| {
+            let slots = u64::from(2 * PROFILE_BATCH);
+            let buffer = |label, usage| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: slots * 8,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            };
+            TimestampQueries {
+                set: self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("wgrnn profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2 * PROFILE_BATCH,
+                }),
+                resolve: buffer(
+                    "wgrnn profile resolve",
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                ),
+                staging: buffer("wgrnn profile staging", STAGING_USAGE),
+                pending: Vec::new(),
+            }
+        });
+        let profiler = Profiler { timing, totals: [(0, Duration::ZERO); Family::ALL.len()], queries };
+        *self.profiler.lock().unwrap_or_else(|p| p.into_inner()) = Some(profiler);
+        Ok(timing)
+    }
+
+    /// Stops profiling and returns what was measured since the start.
+    pub(crate) fn finish_profile(&self) -> Result<Profile> {
+        let mut st = self.lock_state();
+        let mut guard = self.profiler.lock().unwrap_or_else(|p| p.into_inner());
+        let mut profiler = guard.take().ok_or_else(|| Error::Config("no profile was started".into()))?;
+        self.read_timestamps(&mut st, &mut profiler)?;
+        let families = Family::ALL
+            .iter()
+            .zip(profiler.totals)
+            .map(|(&family, (dispatches, time))| FamilyTime { family, dispatches, time })
+            .collect();
+        Ok(Profile { timing: profiler.timing, families })
+    }
+
+    /// Resolves the pending timestamp queries and adds their durations.
+    fn read_timestamps(&self, st: &mut State, profiler: &mut Profiler) -> Result<()> {
+        let Some(q) = profiler.queries.as_mut() else { return Ok(()) };
+        if q.pending.is_empty() {
+            return Ok(());
+        }
+        let slots = 2 * q.pending.len() as u32;
+        let bytes = u64::from(slots) * 8;
+        let encoder = self.encoder_for_copy(st);
+        encoder.resolve_query_set(&q.set, 0..slots, &q.resolve, 0);
+        encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.staging, 0, bytes);
+        let index = self.submit_locked(st);
+        let (tx, rx) = mpsc::channel();
+        q.staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(index)?;
+        rx.recv_timeout(Duration::from_secs(1))
+            .map_err(|_| Error::Gpu("the profile's timestamps were not mapped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the profile's timestamps: {e}")))?;
+        let ticks: Vec<u64> = {
+            let view =
+                q.staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("reading timestamps: {e}")))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        q.staging.unmap();
+        let period = f64::from(self.queue.get_timestamp_period());
+        let pending = std::mem::take(&mut q.pending);
+        for (family, pair) in pending.into_iter().zip(ticks.chunks_exact(2)) {
+            let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
+            profiler.add(family, Duration::from_nanos(ns as u64));
+        }
+        Ok(())
+    }
+
+    /// Records one dispatch under the profiler: in its own timestamped pass,
+    /// or submitted alone and waited for.
+    fn profiled_dispatch(&self, st: &mut State, profiler: &mut Profiler, dispatch: &Dispatch<'_>) -> Result<()> {
+        let kernel = dispatch.kernel;
+        let family = crate::profile::current().or(Family::of_kernel(kernel)).unwrap_or(Family::Other);
+        let full = profiler.queries.as_ref().is_some_and(|q| q.pending.len() as u32 >= PROFILE_BATCH);
+        if full {
+            self.read_timestamps(st, profiler)?;
+        }
+        if let Some(q) = profiler.queries.as_mut() {
+            let slot = 2 * q.pending.len() as u32;
+            let encoder = self.encoder_for_copy(st);
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &q.set,
+                    beginning_of_pass_write_index: Some(slot),
+                    end_of_pass_write_index: Some(slot + 1),
+                }),
+            });
+            dispatch.record(&mut pass);
+            drop(pass);
+            q.pending.push(family);
+            return Ok(());
+        }
+        dispatch.record(self.open_pass(st));
+        let start = std::time::Instant::now();
+        let index = self.submit_locked(st);
+        self.wait(index)?;
+        profiler.add(family, start.elapsed());
+        Ok(())
     }
 
     /// `Err` once the device is lost.
@@ -508,10 +679,12 @@ impl Runtime {
             st.bind_groups.insert(key.clone(), bg);
         }
         let bind_group = st.bind_groups[&key].clone();
-        let pass = self.open_pass(&mut st);
-        pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &bind_group, &[offset]);
-        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        let dispatch = Dispatch { kernel, pipeline: &pipeline.pipeline, bind_group: &bind_group, offset, workgroups };
+        if let Some(profiler) = self.profiler.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            self.profiled_dispatch(&mut st, profiler, &dispatch)?;
+        } else {
+            dispatch.record(self.open_pass(&mut st));
+        }
         self.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

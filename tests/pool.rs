@@ -181,3 +181,56 @@ fn many_shapes_reach_a_steady_state_within_the_budget() {
     assert!(stats.cached <= budget, "{stats:?}");
     assert!(opt.non_finite_steps().unwrap().skipped == 0);
 }
+
+/// The step profile (`Device::start_profile`): every dispatch of a training
+/// step lands in its kernel family — T step kernels forward, T + 1
+/// backward (the steps and the initial-state gradient), one input
+/// projection per layer, the embedding's lookup and gradient — the counts
+/// add up to the device's dispatch counter, and a profiled step computes
+/// bitwise what an unprofiled one does. Its own device: counts are per
+/// device.
+#[test]
+fn step_profile_attributes_every_dispatch() {
+    use wgrnn::autograd::Tape;
+    use wgrnn::models::SequenceClassifierConfig;
+    use wgrnn::nn::named_parameters;
+    use wgrnn::optim::Optimizer;
+    use wgrnn::profile::Family;
+    let dev = Device::new().unwrap();
+    let (t, lengths) = (6, [6usize, 4, 5]);
+    let ids: Vec<u32> = (0..3 * t).map(|i| (i % 20) as u32).collect();
+    let run = |profiled: bool| {
+        let model = SequenceClassifierConfig::new(20, 8, 12, 3).with_seed(3).init(&dev).unwrap();
+        let mut opt = Optimizer::adam(named_parameters(&model), 1e-2).unwrap();
+        let step = |opt: &mut Optimizer| {
+            let mut tape = Tape::train(&dev, 1);
+            let logits = model.forward(&mut tape, &ids, &lengths, t).unwrap();
+            let loss = tape.cross_entropy(logits, &[0, 1, 2], None, 0.0).unwrap();
+            opt.zero_grad().unwrap();
+            tape.backward(loss.loss).unwrap();
+            opt.step().unwrap();
+        };
+        step(&mut opt); // compiles every pipeline, makes the optimizer state
+        let before = dev.dispatch_count();
+        let profile = profiled.then(|| dev.start_profile().unwrap());
+        step(&mut opt);
+        let profile = profile.map(|_| dev.finish_profile().unwrap());
+        let dispatched = dev.dispatch_count() - before;
+        let weights: Vec<Vec<f32>> = named_parameters(&model).iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+        (profile, dispatched, weights)
+    };
+    let (profile, dispatched, profiled_weights) = run(true);
+    let (_, _, plain_weights) = run(false);
+    assert_eq!(profiled_weights, plain_weights, "profiling changed what a step computes");
+    let profile = profile.unwrap();
+    let count = |f: Family| profile.families.iter().find(|x| x.family == f).unwrap().dispatches;
+    assert_eq!(profile.total().0, dispatched, "{profile}");
+    assert_eq!(count(Family::RecurrentForward), t as u64, "{profile}");
+    assert_eq!(count(Family::RecurrentBackward), t as u64 + 1, "{profile}");
+    assert_eq!(count(Family::InputProjection), 1, "{profile}");
+    assert_eq!(count(Family::Embedding), 2, "{profile}");
+    assert!(count(Family::WeightGradients) >= 5 && count(Family::Optimizer) >= 5, "{profile}");
+    assert!(count(Family::HeadLoss) >= 3, "{profile}");
+    assert!(profile.total().1 > std::time::Duration::ZERO, "{profile}");
+    assert!(dev.finish_profile().is_err(), "a second finish has no profile");
+}

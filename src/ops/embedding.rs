@@ -37,6 +37,7 @@ impl Tape {
         self.device()
             .check_tensor(&format!("embedding output ({} ids × {})", ids.len(), emb.dim()), &[ids.len(), emb.dim()])?;
         let idx = Tensor::from_u32(self.device(), ids, &[ids.len()])?;
+        let _family = crate::profile::scope(crate::profile::Family::Embedding);
         let value = crate::ops::gather_rows(&emb.weight.value, &idx)?;
         if !self.is_training() {
             return Ok(self.push(value, None));

@@ -36,6 +36,7 @@ impl Tape {
             });
         }
         let out = Tensor::uninit(self.device(), &[m, layer.out_features()], DType::F32)?;
+        let _family = crate::profile::scope(crate::profile::Family::HeadLoss);
         let opts = GemmOptions { trans_b: true, ..GemmOptions::default() };
         gemm(xv, &layer.weight.value, layer.bias.as_ref().map(|b| &b.value), &out, opts)?;
         Ok(self.record(out, LinearBackward { x, weight: layer.weight.clone(), bias: layer.bias.clone() }))
@@ -52,6 +53,7 @@ struct LinearBackward {
 
 impl Backward for LinearBackward {
     fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
+        let _family = crate::profile::scope(crate::profile::Family::HeadLoss);
         let xv = ctx.value(self.x);
         let dx = Tensor::uninit(ctx.device(), xv.shape(), DType::F32)?;
         gemm(g, &self.weight.value, None, &dx, GemmOptions::default())?;

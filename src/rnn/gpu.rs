@@ -12,6 +12,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Pass, Shader};
 use crate::ops::{gemm, sum_cols, GemmOptions};
+use crate::profile::{self, Family};
 use crate::rnn::layer::Rnn;
 use crate::rnn::packed::PackedBatch;
 use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
@@ -300,7 +301,10 @@ pub(crate) fn forward(
             let params = &rnn.params()[layer * dirs + dir];
             let gates = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let proj = GemmOptions { trans_b: true, ..GemmOptions::default() };
-            gemm(&layer_input, &params.weight_ih().value, Some(&params.bias_ih().value), &gates, proj)?;
+            {
+                let _family = profile::scope(Family::InputProjection);
+                gemm(&layer_input, &params.weight_ih().value, Some(&params.bias_ih().value), &gates, proj)?;
+            }
             let cell_saved =
                 cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
             let h_prev = Tensor::uninit(dev, &[n, sz], DType::F32)?;
@@ -541,6 +545,7 @@ pub(crate) fn backward(
             bufs.extend(own(cell.initial_state)?);
             rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             // Parameter gradients over all steps at once.
+            let _family = profile::scope(Family::WeightGradients);
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
             let grads = &param_grads[idx];
             let at = GemmOptions { trans_a: true, beta: beta_acc, ..GemmOptions::default() };

@@ -449,8 +449,11 @@ where
     let guarded = optimizer.non_finite_guard();
     optimizer.set_non_finite_guard(true)?;
     let report = fit_guarded(task, optimizer, train, valid, config);
-    optimizer.set_non_finite_guard(guarded)?;
-    report
+    // The run's own error, if any, is the one to report.
+    let restored = optimizer.set_non_finite_guard(guarded);
+    let report = report?;
+    restored?;
+    Ok(report)
 }
 
 /// [`fit`] with the optimizer's non-finite guard on.

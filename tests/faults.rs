@@ -153,3 +153,56 @@ fn tensors_past_the_adapter_limits_are_named_before_any_gpu_work() {
     assert!(dev.dispatch_count() - dispatches <= 1, "{} dispatches", dev.dispatch_count() - dispatches);
     dev.synchronize().unwrap();
 }
+
+/// A device lost in the middle of `fit` ends the run with an `Err` from the
+/// next call that touches it, never a panic or a hang.
+#[test]
+fn a_device_lost_during_fit_is_an_error() {
+    use std::collections::BTreeMap;
+    use wgrnn::autograd::{LossVars, Tape};
+    use wgrnn::classify::TextClassifier;
+    use wgrnn::data::TextVectorizerConfig;
+    use wgrnn::data::{BatchConfig, EncodedTexts, LabelSet, TextBatch, TextBatches, TextVectorizer};
+    use wgrnn::models::SequenceClassifierConfig;
+    use wgrnn::nn::{Module, Parameter};
+    use wgrnn::optim::Optimizer;
+    use wgrnn::train::{fit, FitConfig, Progress, Task};
+
+    /// Destroys the device during its third loss.
+    struct LoseDevice(TextClassifier, usize);
+    impl Module for LoseDevice {
+        fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+            self.0.visit(prefix, f);
+        }
+    }
+    impl Task for LoseDevice {
+        type Batch = TextBatch;
+        fn loss(&mut self, tape: &mut Tape, batch: &TextBatch) -> wgrnn::Result<LossVars> {
+            self.1 += 1;
+            if self.1 == 3 {
+                tape.device().destroy();
+            }
+            self.0.loss(tape, batch)
+        }
+        fn metadata(&self) -> BTreeMap<String, String> {
+            self.0.metadata()
+        }
+        fn batch_tokens(&self, batch: &TextBatch) -> usize {
+            batch.tokens()
+        }
+    }
+
+    let dev = new_device(env_options());
+    let words: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+    let v = TextVectorizer::from_vocabulary(TextVectorizerConfig::words(), words).unwrap();
+    let labels = LabelSet::from_labels(["x", "y"]).unwrap();
+    let model = TextClassifier::new(&dev, v, labels, SequenceClassifierConfig::new(12, 8, 8, 2)).unwrap();
+    let ids: Vec<Vec<u32>> = (0..40).map(|i| vec![2 + (i % 10) as u32; 1 + i % 4]).collect();
+    let data = EncodedTexts::new(ids, (0..40).map(|i| (i % 2) as u32).collect()).unwrap();
+    let train = TextBatches::new(data, BatchConfig::new(8)).unwrap();
+    let mut task = LoseDevice(model, 0);
+    let mut opt = Optimizer::adam(task.0.parameters(), 1e-3).unwrap();
+    let err =
+        fit(&mut task, &mut opt, &train, None, &FitConfig::new(2, 1e-3).with_progress(Progress::Quiet)).unwrap_err();
+    assert!(matches!(err, Error::Gpu(_)) && err.to_string().contains("device was lost"), "{err}");
+}

@@ -70,7 +70,8 @@ const VOCAB: usize = 5000;
 const CLASSES: usize = 4;
 
 /// Batches of random shape: every batch a new (batch size, lengths) draw.
-/// The label is the first token's id mod 4, so there is something to learn.
+/// The label is the last token's id mod 4, so there is something to learn
+/// (the classifier reads the last hidden state).
 struct RandomShapes {
     batches: usize,
     max_batch: usize,
@@ -95,7 +96,7 @@ impl Batches for RandomShapes {
                         ids[r * max_len + t] = draw(VOCAB - 1) as u32;
                     }
                 }
-                let labels = (0..rows).map(|r| ids[r * max_len] % CLASSES as u32).collect();
+                let labels = (0..rows).map(|r| ids[r * max_len + lengths[r] - 1] % CLASSES as u32).collect();
                 TextBatch { ids, lengths, labels, max_len }
             })
             .collect())

@@ -56,6 +56,7 @@ impl EmbeddingConfig {
         if let Some(p) = self.padding_idx.filter(|&p| p as usize >= self.vocab) {
             return Err(Error::Config(format!("padding_idx {p} is outside the vocabulary of {}", self.vocab)));
         }
+        crate::nn::check_buffer_size(device, "embedding weight", &[self.vocab, self.dim])?;
         let mut values = self.init.values(&[self.vocab, self.dim], self.vocab, self.dim, &mut Rng::new(self.seed))?;
         if let Some(p) = self.padding_idx {
             values[p as usize * self.dim..(p as usize + 1) * self.dim].fill(0.0);

@@ -50,6 +50,7 @@ impl LinearConfig {
         if i == 0 || o == 0 {
             return Err(Error::Config(format!("linear layer needs in ≥ 1 and out ≥ 1, got {i} and {o}")));
         }
+        crate::nn::check_buffer_size(device, "linear weight", &[o, i])?;
         let mut rng = Rng::new(self.seed);
         // PyTorch: kaiming_uniform(a=√5) on the weight is U(±1/√in); bias U(±1/√in).
         let k = 1.0 / (i as f32).sqrt();

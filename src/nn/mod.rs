@@ -13,10 +13,10 @@ pub(crate) mod recurrent;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use init::Init;
 pub use linear::{Linear, LinearConfig};
-pub use recurrent::{Recurrent, RecurrentConfig, RnnInit};
+pub use recurrent::{Recurrent, RecurrentConfig, RnnInit, MAX_LAYERS};
 
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// A trainable tensor and its gradient (same shape). Cloning shares both
@@ -69,4 +69,25 @@ pub fn named_parameters(module: &dyn Module) -> Vec<(String, Parameter)> {
     let mut out = Vec::new();
     module.visit("", &mut |name, p| out.push((name, p.clone())));
     out
+}
+
+/// Checks that a tensor of `shape` fits one buffer of `device`, before
+/// anything of that size is built on the host: a size from a corrupt
+/// checkpoint or a typo must be an [`Error::TooLarge`], not gigabytes of
+/// initial values drawn on the host first (an allocation failure there
+/// aborts the process).
+pub(crate) fn check_buffer_size(device: &Device, what: &str, shape: &[usize]) -> Result<()> {
+    let limits = device.limits();
+    let (binding, buffer) = (limits.max_storage_buffer_binding_size, limits.max_buffer_size);
+    let limit = binding.min(buffer);
+    let bytes = shape.iter().try_fold(4u64, |acc, &d| u64::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
+    match bytes {
+        Some(b) if b <= limit => Ok(()),
+        _ => Err(Error::TooLarge {
+            what: format!("{what} of shape {shape:?}"),
+            bytes: bytes.unwrap_or(u64::MAX),
+            limit,
+            limit_name: if binding <= buffer { "max_storage_buffer_binding_size" } else { "max_buffer_size" },
+        }),
+    }
 }

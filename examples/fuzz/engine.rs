@@ -625,8 +625,9 @@ fn run_one(target: &Target, config: &RunConfig) -> Summary {
         if seen.insert(key) {
             if corpus.len() < MAX_CORPUS {
                 corpus.push(input);
-            } else {
-                let i = mutator.below(corpus.len());
+            } else if corpus.len() > seed_count as usize {
+                // The seeds stay: they are the valid inputs the rest derive from.
+                let i = seed_count as usize + mutator.below(corpus.len() - seed_count as usize);
                 corpus[i] = input;
             }
         }

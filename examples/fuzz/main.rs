@@ -57,6 +57,9 @@ struct Cli {
     /// and its time.
     #[arg(long, num_args = 1..)]
     replay: Vec<PathBuf>,
+    /// Run the target's seed inputs once and print each verdict.
+    #[arg(long)]
+    seeds: bool,
     /// List the targets.
     #[arg(long)]
     list: bool,
@@ -76,6 +79,15 @@ fn main() {
         std::process::exit(2);
     };
     engine::quiet_panics();
+    if cli.seeds {
+        for (k, input) in (target.seeds)().iter().enumerate() {
+            match engine::execute(target, input) {
+                Ok(v) => println!("seed {k}: {v:?}"),
+                Err(panic) => println!("seed {k}: panic: {panic}"),
+            }
+        }
+        return;
+    }
     if !cli.replay.is_empty() {
         for path in &cli.replay {
             let input = std::fs::read(path).unwrap_or_else(|e| {

@@ -24,7 +24,7 @@ use wgrnn::data::{
     open_reader, read_csv_from, read_lines_from, read_text_from, Cleanup, Column, CsvFormat, EmptyText, LabelSet,
     Split, Standardize, TextVectorizer, TextVectorizerConfig, Truncate,
 };
-use wgrnn::lm::{LanguageModelConfig, TextLm};
+use wgrnn::lm::{AwdConfig, LanguageModelConfig, TextLm, IGNORE};
 use wgrnn::models::SequenceClassifierConfig;
 use wgrnn::nn::{EmbeddingConfig, LinearConfig, RecurrentConfig};
 use wgrnn::optim::Optimizer;
@@ -74,8 +74,8 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "tape",
-        about: "Embedding/Recurrent/Linear/pooling/losses on the Tape, backward, Rnn::forward/backward: any \
-                shapes (0 included), ids, lengths, NaN/inf inputs",
+        about: "Embedding/Recurrent/Linear/pooling/dropouts/losses on the Tape, backward, Rnn::forward/backward, \
+                LanguageModel::forward (AWD, carried state): any shapes (0 included), ids, lengths, NaN/inf",
         run: tape_target,
         seeds: tape_seeds,
         max_len: 512,
@@ -85,6 +85,18 @@ pub const TARGETS: &[Target] = &[
 /// The target called `name`.
 pub fn target(name: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.name == name)
+}
+
+/// Runs target `name` on one libFuzzer input (`fuzz/`): a rejection is
+/// fine; a GPU error or a wrong result panics, which libFuzzer reports as
+/// a crash with the input saved, as it does a panic of the target itself.
+pub fn libfuzzer(name: &str, data: &[u8]) {
+    let Some(t) = target(name) else { panic!("no fuzz target {name}") };
+    match (t.run)(data) {
+        Verdict::Accepted(_) | Verdict::Rejected(_) => {}
+        Verdict::Gpu(m) => panic!("GPU error: {m}"),
+        Verdict::Wrong(m) => panic!("wrong result: {m}"),
+    }
 }
 
 /// Bytes of free buffers the fuzzing device keeps for reuse (unless
@@ -854,12 +866,13 @@ fn finite(values: &[f32]) -> bool {
 
 fn tape_target(data: &[u8]) -> Verdict {
     let mut input = Input::new(data);
-    let path = input.u8() % 4;
+    let path = input.u8() % 5;
     let dispatches = device().dispatch_count();
     let result = match path {
         0 | 1 => classifier_step(&mut input),
         2 => rnn_direct(&mut input),
-        _ => tape_misuse(&mut input),
+        3 => tape_misuse(&mut input),
+        _ => lm_step(&mut input),
     };
     // Submit what was recorded (a failed op may leave dispatches behind)
     // and wait for it, so a validation error or a kernel that runs for
@@ -1020,6 +1033,60 @@ fn rnn_direct(input: &mut Input<'_>) -> wgrnn::Result<Verdict> {
     Ok(Verdict::Accepted("rnn".into()))
 }
 
+/// A language-model step: embedding (and AWD's embedding and locked
+/// dropout, weight drop, AR/TAR penalties), stacked layers with carried
+/// state of any shape, the decoder, cross-entropy with ignored targets,
+/// backward.
+fn lm_step(input: &mut Input<'_>) -> wgrnn::Result<Verdict> {
+    let dev = device();
+    let (vocab, embed, hidden) = (input.size(5), input.size(3), input.size(3));
+    let mut config = LanguageModelConfig::new(vocab, embed, hidden)
+        .with_layers(input.size(2))
+        .with_mode(mode(input))
+        .with_tied_weights(input.u8() < 64);
+    match input.u8() % 3 {
+        0 => config = config.with_dropout(if input.u8() < 200 { 0.25 } else { input.f32() }),
+        1 => {
+            let mut awd = AwdConfig::fastai(1.0);
+            if input.u8() > 200 {
+                awd.weight_p = input.f32();
+                awd.beta = input.f32();
+            }
+            config = config.with_awd(awd);
+        }
+        _ => {}
+    }
+    let model = config.init(dev)?;
+    let batch = input.size(3);
+    let max_len = input.size(4);
+    let lengths: Vec<usize> = (0..batch.min(64)).map(|_| input.size(max_len.min(6) + 1)).collect();
+    let packed = PackedBatch::new(dev, &lengths, max_len)?;
+    let n = packed.total();
+    let ids: Vec<u32> = (0..n + usize::from(input.u8() > 240)).map(|_| input.below(vocab.min(64) + 1) as u32).collect();
+    let targets: Vec<u32> =
+        (0..n).map(|_| if input.u8() < 32 { IGNORE } else { input.below(vocab.min(64) + 1) as u32 }).collect();
+    let state = match input.u8() % 3 {
+        0 => None,
+        1 => Some(model.zero_state(dev, batch)?),
+        _ => Some(model.zero_state(dev, batch + 1)?),
+    };
+    let mut tape = Tape::train(dev, u64::from(input.u8()));
+    let fwd = model.forward(&mut tape, &ids, &packed, state.as_deref())?;
+    if ids.iter().any(|&i| i as usize >= vocab) || ids.len() != n {
+        return Ok(Verdict::Wrong(format!("LanguageModel::forward accepted ids {ids:?} for V = {vocab}, N = {n}")));
+    }
+    let mut loss = tape.cross_entropy(fwd.logits, &targets, Some(IGNORE), 0.0)?;
+    if let Some(p) = fwd.penalty {
+        loss = loss.with_penalty(&mut tape, p)?;
+    }
+    tape.backward(loss.objective)?;
+    let value = loss.value(&tape)?;
+    if !value.is_finite() && targets.iter().any(|&t| t != IGNORE) {
+        return Ok(Verdict::Wrong(format!("a language-model step gave loss {value}")));
+    }
+    Ok(Verdict::Accepted("lm".into()))
+}
+
 /// Misuse of the tape: mismatched shapes to linear/add, a var of another
 /// tape, backward twice, backward on a non-scalar or an eval tape,
 /// dropout probabilities outside [0, 1).
@@ -1095,5 +1162,16 @@ fn tape_seeds() -> Vec<Vec<u8>> {
         vec![3, 0, 2, 2, 1, 2, 3, 2, 2, 0, 1, 1],
         vec![3, 250, 1, 1, 9, 1, 1, 1, 0],
     ]);
+    // lm_step: V 5, E 3, H 2, one layer, each cell, plain / AWD / none,
+    // B 2, T 3, lengths 3 and 2, ids, targets, carried zero state.
+    for cell in 0..4 {
+        for reg in 0..3 {
+            let mut s = vec![4, 5, 3, 2, 1, cell, 200, reg, 0, 2, 3, 3, 2, 0];
+            s.extend([1, 2, 3, 4, 1]); // ids (N = 5)
+            s.extend([64, 2, 64, 3, 64, 4, 64, 1, 0]); // targets, the last ignored
+            s.extend([1, 9]); // zero state, tape seed
+            seeds.push(s);
+        }
+    }
     seeds
 }

@@ -14,29 +14,41 @@ mod targets;
 
 use std::time::Duration;
 
-/// Executions per target per CI pass (the time cap below usually ends
-/// the GPU targets first on lavapipe).
+/// Executions per target per CI pass (the time caps below end the GPU
+/// targets first on lavapipe).
 const CI_EXECS: u64 = 20_000;
 
-/// Wall-time cap per target; six targets on parallel test threads stay
-/// within about 20 s per pass on the 2-core CI machine.
-const CI_SECONDS: f64 = 3.0;
+/// Wall-time cap of a host-only target (they reach `CI_EXECS` in about a
+/// second on the 2-core CI machine).
+const CPU_SECONDS: f64 = 2.0;
+
+/// Wall-time caps of the GPU targets. Their seeds run first and compile
+/// every kernel they reach (seconds on lavapipe, more with bounds-checked
+/// shaders), so they get longer. The six caps add up to 20 s of test
+/// threads; on two threads a pass spends about 10 s here.
+const CHECKPOINT_SECONDS: f64 = 4.0;
+/// See [`CHECKPOINT_SECONDS`].
+const TAPE_SECONDS: f64 = 8.0;
 
 /// One execution longer than this fails the test as a hang.
 const HANG_SECONDS: f64 = 10.0;
 
-fn fuzz(name: &str) {
+/// Runs target `name` from the fixed seed for at most `CI_EXECS`
+/// executions or `seconds`, on `jobs` threads (GPU targets mostly wait on
+/// the adapter, so two jobs nearly double their executions), and fails on
+/// any panic, hang, GPU error or wrong result, showing the inputs.
+fn fuzz(name: &str, seconds: f64, jobs: usize) {
     engine::quiet_panics();
     let target = targets::target(name).unwrap_or_else(|| panic!("no target {name}"));
     let config = engine::RunConfig {
         seed: 0x5eed,
         execs: CI_EXECS,
-        time: Duration::from_secs_f64(CI_SECONDS),
+        time: Duration::from_secs_f64(seconds),
         hang_after: Duration::from_secs_f64(HANG_SECONDS),
         out_dir: None,
         progress_every: 0,
     };
-    let summary = engine::run(target, &config);
+    let summary = engine::run_parallel(target, &config, jobs);
     eprintln!("{}", summary.line());
     let failures: Vec<String> = summary
         .failures
@@ -50,32 +62,32 @@ fn fuzz(name: &str) {
 
 #[test]
 fn fuzz_csv() {
-    fuzz("csv");
+    fuzz("csv", CPU_SECONDS, 1);
 }
 
 #[test]
 fn fuzz_text() {
-    fuzz("text");
+    fuzz("text", CPU_SECONDS, 1);
 }
 
 #[test]
 fn fuzz_vectorizer() {
-    fuzz("vectorizer");
+    fuzz("vectorizer", CPU_SECONDS, 1);
 }
 
 #[test]
 fn fuzz_checkpoint() {
-    fuzz("checkpoint");
+    fuzz("checkpoint", CHECKPOINT_SECONDS, 2);
 }
 
 #[test]
 fn fuzz_packed() {
-    fuzz("packed");
+    fuzz("packed", CPU_SECONDS, 1);
 }
 
 #[test]
 fn fuzz_tape() {
-    fuzz("tape");
+    fuzz("tape", TAPE_SECONDS, 2);
 }
 
 // ---------------------------------------------------------------- regressions

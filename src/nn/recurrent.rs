@@ -91,7 +91,9 @@ impl RecurrentConfig {
 
 /// Every parameter of the stack must fit a device buffer before its
 /// initial values are drawn on the host (see [`crate::nn::check_buffer_size`]).
-fn check_sizes(device: &Device, spec: &RnnSpec) -> Result<()> {
+/// `RnnConfig::init` (src/rnn/layer.rs) should call this too: it still
+/// draws the values first.
+pub(crate) fn check_sizes(device: &Device, spec: &RnnSpec) -> Result<()> {
     check_spec(spec)?;
     for layer in 0..spec.num_layers.min(2) {
         for (name, shape) in spec.parameter_shapes(layer, 0) {

@@ -636,7 +636,8 @@ fn run_one(target: &Target, config: &RunConfig) -> Summary {
             summary.wall = start.elapsed();
             summary.outcomes = seen.len();
             summary.corpus = corpus.len();
-            eprintln!("progress: {}", summary.line());
+            // With several jobs only the first reports, its own counts.
+            eprintln!("progress (first job): {}", summary.line());
         }
     }
     done.store(true, Ordering::Relaxed);

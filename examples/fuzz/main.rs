@@ -2,10 +2,15 @@
 //!
 //! ```sh
 //! cargo run --release --example fuzz -- --list
-//! cargo run --release --example fuzz -- --target csv --execs 1000000
-//! cargo run --release --example fuzz -- --target tape --execs 1000000 --seed 7 --out fuzz-out
+//! cargo run --release --example fuzz -- --target csv --execs 1000000 --jobs 2
+//! cargo run --release --example fuzz -- --target tape --execs 1000000 --jobs 4 --seed 7 --out fuzz-out
+//! cargo run --release --example fuzz -- --target tape --seeds
 //! cargo run --release --example fuzz -- --target csv --replay fuzz-out/csv-panic-12.bin
 //! ```
+//!
+//! The GPU targets (`checkpoint`, `packed`, `tape`) spend most of an
+//! execution waiting for the adapter; `--jobs 4` runs four generators on
+//! one shared device and multiplies their rate even on two cores.
 //!
 //! Each execution feeds one generated or mutated input to the target
 //! (`examples/fuzz/targets.rs`, the same functions `tests/fuzz.rs` runs in

@@ -1,4 +1,4 @@
-//! Bounded fuzzing in CI: every target of `examples/fuzz/targets.rs` (the
+//! Bounded fuzzing in CI: every target of `examples/fuzz/targets/` (the
 //! long-run driver's targets, shared, not copied) runs a fixed number of
 //! executions from a fixed seed, capped in time so that one pass of the
 //! suite spends at most about 20 s here, and must end with no panic, hang,
@@ -9,7 +9,7 @@
 
 #[path = "../examples/fuzz/engine.rs"]
 mod engine;
-#[path = "../examples/fuzz/targets.rs"]
+#[path = "../examples/fuzz/targets/mod.rs"]
 mod targets;
 
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! one shared device and multiplies their rate even on two cores.
 //!
 //! Each execution feeds one generated or mutated input to the target
-//! (`examples/fuzz/targets.rs`, the same functions `tests/fuzz.rs` runs in
+//! (`examples/fuzz/targets/`, the same functions `tests/fuzz.rs` runs in
 //! CI); panics are caught and counted, an execution over `--hang-secs`
 //! stops the run as a hang, `Error::Gpu` counts as a GPU error, and a
 //! result a target's checks find wrong counts as wrong. Failing inputs go

@@ -118,6 +118,7 @@ fn main() {
         progress_every: cli.progress,
     };
     let summary = engine::run_parallel(target, &config, cli.jobs);
+    targets::remove_scratch();
     if let Some(path) = config.out_dir.as_ref().map(|d| d.join(format!("{}-slowest.bin", target.name))) {
         if std::fs::create_dir_all(path.parent().unwrap_or(&path)).is_ok()
             && std::fs::write(&path, &summary.slowest.1).is_ok()

@@ -113,9 +113,19 @@ pub fn device() -> &'static Device {
     })
 }
 
+/// This process's scratch directory.
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("wgrnn-fuzz-{}", std::process::id()))
+}
+
+/// Removes this process's scratch files (call when no target runs).
+pub fn remove_scratch() {
+    let _ = std::fs::remove_dir_all(scratch_dir());
+}
+
 /// A scratch file for this thread (targets that only take paths).
 pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgrnn-fuzz-{}", std::process::id()));
+    let dir = scratch_dir();
     let _ = std::fs::create_dir_all(&dir);
     dir.join(format!("{:?}-{name}", std::thread::current().id()).replace(['(', ')'], ""))
 }

@@ -184,6 +184,34 @@ pub fn metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
     }
 }
 
+/// Checks from the header alone that the file holds a tensor of each
+/// expected name and shape (an architecture read from the file's own
+/// metadata), before a model of that size is built: a corrupt size in the
+/// metadata is then an error naming the tensor, not an allocation of
+/// whatever size it says. Tensors beyond `expected` are allowed.
+pub fn check_shapes(path: impl AsRef<Path>, expected: &[(String, Vec<usize>)]) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("reading: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    for (name, shape) in expected {
+        match meta.info(name) {
+            None => return Err(err(path, format!("missing tensor `{name}`"))),
+            Some(info) if info.shape != *shape => {
+                return Err(err(
+                    path,
+                    format!(
+                        "tensor `{name}` has shape {:?}, the architecture in the metadata expects {shape:?}",
+                        info.shape
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// A tensor read back to the host: what [`running_state`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {

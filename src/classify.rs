@@ -92,6 +92,10 @@ impl TextClassifier {
         let vectorizer = TextVectorizer::from_json(get(VECTORIZER_KEY)?)?;
         let labels = LabelSet::from_json(get(LABELS_KEY)?)?;
         let config = SequenceClassifierConfig::from_json(get(MODEL_KEY)?)?;
+        check_fits(&vectorizer, &labels, &config)?;
+        // The sizes come from the file: check them against its tensors
+        // before allocating a model that large.
+        checkpoint::check_shapes(path, &config.parameter_shapes()?)?;
         let classifier = Self::new(device, vectorizer, labels, config)?;
         checkpoint::load(path, &classifier, None)?;
         Ok(classifier)

@@ -391,8 +391,12 @@ impl Device {
     /// storage buffer may hold), without allocating anything. Model
     /// constructors call it before filling host memory with initial values.
     pub fn check_tensor(&self, what: &str, shape: &[usize]) -> Result<()> {
-        let numel = crate::tensor::numel_checked("Device::check_tensor", shape)?;
-        self.rt.check_size(&format!("{what} {shape:?}"), (numel as u64).saturating_mul(4))
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Empty { op: "Device::check_tensor", what: format!("{what} {shape:?}") });
+        }
+        // A product past u64 is as much too large as any other.
+        let bytes = shape.iter().try_fold(4u64, |acc, &d| u64::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
+        self.rt.check_size(&format!("{what} {shape:?}"), bytes.unwrap_or(u64::MAX))
     }
 
     /// The underlying wgpu device, for callers that mix in their own work.

@@ -144,6 +144,23 @@ impl SequenceClassifierConfig {
         Ok(c)
     }
 
+    /// The name and shape of every parameter (`embedding.weight`,
+    /// `rnn.weight_ih_l0`, …, `fc.bias`) without building the model; an
+    /// unusable configuration is an error.
+    pub fn parameter_shapes(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        let rnn = RecurrentConfig::new(self.mode, self.embed_dim, self.hidden)
+            .with_num_layers(self.layers)
+            .with_bidirectional(self.bidirectional);
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let mut out = vec![("embedding.weight".to_string(), vec![self.vocab, self.embed_dim])];
+        out.extend(
+            crate::nn::recurrent::parameter_shapes(&rnn.rnn.spec)?.into_iter().map(|(n, s)| (join("rnn", &n), s)),
+        );
+        out.push(("fc.weight".into(), vec![self.classes, dirs * self.hidden]));
+        out.push(("fc.bias".into(), vec![self.classes]));
+        Ok(out)
+    }
+
     /// Embedding initializer (Keras: `Init::Uniform(-0.05, 0.05)`).
     pub fn with_embedding_init(mut self, init: Init) -> Self {
         self.embedding_init = Some(init);

@@ -67,7 +67,7 @@ impl fmt::Debug for Tensor {
 }
 
 /// Number of elements of `shape`, checking that no dimension is zero.
-pub(crate) fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
+fn numel_checked(op: &'static str, shape: &[usize]) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
         return Err(Error::Empty { op, what: format!("shape {shape:?}") });
     }

@@ -14,6 +14,7 @@ mod vectorizer;
 
 pub use batch::{BatchConfig, EncodedTexts, TextBatch, TextBatches};
 pub use labels::{LabelSet, AG_NEWS_CLASSES};
-pub use reader::{open, read_csv, read_lines, read_text, split_every_fifth, split_fraction};
+pub use reader::{open, open_reader, read_csv, read_csv_from, read_lines, read_lines_from, read_text, read_text_from};
+pub use reader::{split_every_fifth, split_fraction};
 pub use reader::{Cleanup, Column, CsvFormat, EmptyText, Example, LabelledTexts};
 pub use vectorizer::{Split, Standardize, TextVectorizer, TextVectorizerConfig, Truncate};

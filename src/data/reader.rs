@@ -179,15 +179,20 @@ pub fn open(path: impl AsRef<Path>) -> Result<Box<dyn Read>> {
     let path = path.as_ref();
     let file = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|e| data_err(&file, None, format!("cannot open: {e}")))?;
-    let mut reader = BufReader::new(f);
+    open_reader(BufReader::new(f), &file)
+}
+
+/// [`open`] over any byte stream (stdin, a network stream, bytes in
+/// memory); `file` names it in error messages.
+pub fn open_reader(mut reader: impl Read + 'static, file: &str) -> Result<Box<dyn Read>> {
     let mut magic = [0u8; 2];
     let mut got = 0;
     while got < 2 {
-        match reader.get_mut().read(&mut magic[got..]) {
+        match reader.read(&mut magic[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(data_err(&file, None, format!("cannot read: {e}"))),
+            Err(e) => return Err(data_err(file, None, format!("cannot read: {e}"))),
         }
     }
     let head = std::io::Cursor::new(magic[..got].to_vec());
@@ -202,23 +207,33 @@ pub fn open(path: impl AsRef<Path>) -> Result<Box<dyn Read>> {
 /// The whole file as UTF-8 text (gzip decompressed transparently).
 pub fn read_text(path: impl AsRef<Path>) -> Result<String> {
     let path = path.as_ref();
-    let file = path.display().to_string();
+    read_text_from(open(path)?, &path.display().to_string())
+}
+
+/// [`read_text`] from an opened stream ([`open`], [`open_reader`]); `file`
+/// names it in error messages.
+pub fn read_text_from(mut reader: impl Read, file: &str) -> Result<String> {
     let mut bytes = Vec::new();
-    open(path)?.read_to_end(&mut bytes).map_err(|e| data_err(&file, None, format!("cannot read: {e}")))?;
+    reader.read_to_end(&mut bytes).map_err(|e| data_err(file, None, format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u64;
-        data_err(&file, Some(line), "is not valid UTF-8 text")
+        data_err(file, Some(line), "is not valid UTF-8 text")
     })
 }
 
 /// The non-empty, trimmed lines of a text file (e.g. class names).
 pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<String>> {
     let path = path.as_ref();
+    read_lines_from(open(path)?, &path.display().to_string())
+}
+
+/// [`read_lines`] from an opened stream; `file` names it in error messages.
+pub fn read_lines_from(reader: impl Read, file: &str) -> Result<Vec<String>> {
     let lines: Vec<String> =
-        read_text(path)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        read_text_from(reader, file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if lines.is_empty() {
-        return Err(data_err(&path.display().to_string(), None, "has no non-empty line"));
+        return Err(data_err(file, None, "has no non-empty line"));
     }
     Ok(lines)
 }
@@ -226,15 +241,21 @@ pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<String>> {
 /// Reads labelled texts from a CSV file as `format` says.
 pub fn read_csv(path: impl AsRef<Path>, format: &CsvFormat) -> Result<LabelledTexts> {
     let path = path.as_ref();
-    let file = path.display().to_string();
     if format.text.is_empty() {
         return Err(Error::Config("a CSV format needs at least one text column".into()));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(format.delimiter)
-        .from_reader(open(path)?);
+    read_csv_from(open(path)?, &path.display().to_string(), format)
+}
+
+/// [`read_csv`] from an opened stream ([`open`], [`open_reader`]); `file`
+/// names it in error messages and in [`LabelledTexts::file`].
+pub fn read_csv_from(reader: impl Read, file: &str, format: &CsvFormat) -> Result<LabelledTexts> {
+    let file = file.to_string();
+    if format.text.is_empty() {
+        return Err(Error::Config("a CSV format needs at least one text column".into()));
+    }
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(format.delimiter).from_reader(reader);
     let mut records = reader.byte_records();
     let mut header: Option<Vec<String>> = None;
     if format.has_header {
@@ -267,7 +288,9 @@ pub fn read_csv(path: impl AsRef<Path>, format: &CsvFormat) -> Result<LabelledTe
     };
     let text_cols = format.text.iter().map(resolve).collect::<Result<Vec<_>>>()?;
     let label_col = resolve(&format.label)?;
-    let needed = text_cols.iter().copied().chain([label_col]).max().unwrap_or(0) + 1;
+    // Saturating: a column index of usize::MAX (parsed from the command
+    // line, say) must give "row has too few fields", not wrap to 0.
+    let needed = text_cols.iter().copied().chain([label_col]).max().unwrap_or(0).saturating_add(1);
 
     let (mut examples, mut skipped_empty) = (Vec::new(), 0);
     for (n, record) in records.enumerate() {
@@ -281,11 +304,11 @@ pub fn read_csv(path: impl AsRef<Path>, format: &CsvFormat) -> Result<LabelledTe
             return Err(data_err(
                 &file,
                 Some(line),
-                format!("row has {} fields, column {which} needs at least {}", record.len(), which + 1),
+                format!("row has {} fields, column {which} needs at least {}", record.len(), which.saturating_add(1)),
             ));
         }
         let field = |c: usize| -> Result<&str> {
-            let raw = &record[c];
+            let raw = record.get(c).ok_or_else(|| data_err(&file, Some(line), format!("row has no column {c}")))?;
             let raw = if c == 0 && line == 1 { raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw) } else { raw };
             utf8(&file, Some(line), raw)
         };

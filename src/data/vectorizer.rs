@@ -173,8 +173,13 @@ impl TextVectorizer {
         if counts.is_empty() {
             return Err(Error::Config("the training texts hold no tokens to learn a vocabulary from".into()));
         }
-        let mut ranked: Vec<(String, u64)> =
-            counts.into_iter().filter(|(t, c)| *c >= config.min_count && !config.specials.contains(t)).collect();
+        // A text may hold the OOV entry's own spelling ("[UNK]" with no
+        // standardization): it encodes to the OOV id anyway, so it gets no
+        // id of its own (a second "[UNK]" entry would be rejected).
+        let mut ranked: Vec<(String, u64)> = counts
+            .into_iter()
+            .filter(|(t, c)| *c >= config.min_count && !config.specials.contains(t) && t != OOV_TOKEN)
+            .collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
         let mut tokens = config.specials.clone();
         tokens.extend(ranked.into_iter().map(|(t, _)| t));

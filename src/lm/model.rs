@@ -158,6 +158,33 @@ impl LanguageModelConfig {
         }
     }
 
+    /// The name and shape of every parameter (`embedding.weight`,
+    /// `rnns.0.weight_ih_l0`, …, `decoder.bias`) without building the
+    /// model; an unusable configuration is an error.
+    pub fn parameter_shapes(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        if self.layers < 1 || self.layers > crate::nn::MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "a language model needs 1..={} layers, got {}",
+                crate::nn::MAX_LAYERS,
+                self.layers
+            )));
+        }
+        let mut out = vec![("embedding.weight".to_string(), vec![self.vocab, self.embed_dim])];
+        for k in 0..self.layers {
+            let input = if k == 0 { self.embed_dim } else { self.layer_hidden(k - 1) };
+            let rnn = RecurrentConfig::new(self.mode, input, self.layer_hidden(k));
+            let prefix = format!("rnns.{k}");
+            out.extend(
+                crate::nn::recurrent::parameter_shapes(&rnn.rnn.spec)?.into_iter().map(|(n, s)| (join(&prefix, &n), s)),
+            );
+        }
+        if !self.tie_weights {
+            out.push(("decoder.weight".into(), vec![self.vocab, self.layer_hidden(self.layers - 1)]));
+        }
+        out.push(("decoder.bias".into(), vec![self.vocab]));
+        Ok(out)
+    }
+
     /// The architecture as JSON (checkpoint metadata).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -170,10 +197,19 @@ impl LanguageModelConfig {
 
     /// The model on `device`.
     pub fn init(&self, device: &Device) -> Result<LanguageModel> {
-        if self.vocab < 1 || self.embed_dim < 1 || self.hidden < 1 || self.layers < 1 {
+        if self.vocab < 1
+            || self.embed_dim < 1
+            || self.hidden < 1
+            || self.layers < 1
+            || self.layers > crate::nn::MAX_LAYERS
+        {
             return Err(Error::Config(format!(
-                "a language model needs vocab, embed_dim, hidden and layers ≥ 1, got {}, {}, {}, {}",
-                self.vocab, self.embed_dim, self.hidden, self.layers
+                "a language model needs vocab, embed_dim, hidden ≥ 1 and 1..={} layers, got {}, {}, {}, {}",
+                crate::nn::MAX_LAYERS,
+                self.vocab,
+                self.embed_dim,
+                self.hidden,
+                self.layers
             )));
         }
         if !(0.0..1.0).contains(&self.dropout) {

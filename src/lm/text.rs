@@ -70,6 +70,17 @@ impl TextLm {
         }
         let vectorizer = TextVectorizer::from_json(get(VECTORIZER_KEY)?)?;
         let config = LanguageModelConfig::from_json(get(MODEL_KEY)?)?;
+        if config.vocab != vectorizer.vocab_size() {
+            return Err(Error::Format(format!(
+                "checkpoint {}: the model's vocabulary ({}) differs from the vectorizer's ({})",
+                path.display(),
+                config.vocab,
+                vectorizer.vocab_size()
+            )));
+        }
+        // The sizes come from the file: check them against its tensors
+        // before allocating a model that large.
+        checkpoint::check_shapes(path, &config.parameter_shapes()?)?;
         let lm = Self::new(device, vectorizer, config)?;
         checkpoint::load(path, &lm, None)?;
         Ok(lm)

@@ -13,7 +13,7 @@ pub(crate) mod recurrent;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use init::Init;
 pub use linear::{Linear, LinearConfig};
-pub use recurrent::{Recurrent, RecurrentConfig, RnnInit};
+pub use recurrent::{Recurrent, RecurrentConfig, RnnInit, MAX_LAYERS};
 
 use crate::device::Device;
 use crate::error::Result;

@@ -83,18 +83,69 @@ impl RecurrentConfig {
 
     /// The module, weights on `device`.
     pub fn init(&self, device: &Device) -> Result<Recurrent> {
-        self.rnn.spec.validate()?;
-        crate::rnn::gpu::check_device(device, &self.rnn.spec)?;
+        check_sizes(device, &self.rnn.spec)?;
         let values = initial_values(&self.rnn.spec, self.init, self.rnn.seed)?;
         Ok(Recurrent { layer: Rnn::from_host(device, self.rnn, &values)? })
     }
+}
+
+/// Every parameter of the stack must fit a device buffer before its
+/// initial values are drawn on the host ([`Device::check_tensor`]); layers
+/// past the second have the second's shapes.
+pub(crate) fn check_sizes(device: &Device, spec: &RnnSpec) -> Result<()> {
+    check_spec(spec)?;
+    for layer in 0..spec.num_layers.min(2) {
+        for (name, shape) in spec.parameter_shapes(layer, 0) {
+            device.check_tensor(&format!("{} parameter {name}", spec.mode.name()), &shape)?;
+        }
+    }
+    Ok(())
+}
+
+/// Most stacked layers a recurrent module accepts. Initialising a stack
+/// costs time and buffers per layer, so a layer count from a corrupt
+/// configuration (2^32, say) would run for hours instead of failing; real
+/// stacks have a handful of layers.
+pub const MAX_LAYERS: usize = 1024;
+
+/// [`RnnSpec::validate`] plus what initialising needs: a layer count up
+/// to [`MAX_LAYERS`], and G = gates·H and D·S that do not overflow.
+fn check_spec(spec: &RnnSpec) -> Result<()> {
+    spec.validate()?;
+    if spec.num_layers > MAX_LAYERS {
+        return Err(Error::Config(format!(
+            "num_layers = {} is more than the {MAX_LAYERS} a recurrent stack may have",
+            spec.num_layers
+        )));
+    }
+    let g = spec.mode.gates().checked_mul(spec.hidden_size);
+    let d_s = spec.directions().checked_mul(spec.state_size());
+    if g.is_none() || d_s.is_none() {
+        return Err(Error::Config(format!("hidden_size = {} overflows the gate count", spec.hidden_size)));
+    }
+    Ok(())
+}
+
+/// The name and shape of every parameter of a stack, in visiting order
+/// (`weight_ih_l0`, …, `bias_hh_l1_reverse`), without building it; an
+/// unusable spec is an error. Loaders compare these with a file's tensors
+/// before allocating a model from an architecture read from that file.
+pub(crate) fn parameter_shapes(spec: &RnnSpec) -> Result<Vec<(String, Vec<usize>)>> {
+    check_spec(spec)?;
+    let mut out = Vec::new();
+    for layer in 0..spec.num_layers {
+        for dir in 0..spec.directions() {
+            out.extend(spec.parameter_shapes(layer, dir));
+        }
+    }
+    Ok(out)
 }
 
 /// Initial values of every parameter of a stack, per (layer, dir) in
 /// `layer·D + dir` order and [`RnnSpec::parameter_shapes`] order: the one
 /// init path of every [`RnnInit`], drawn from one generator seeded `seed`.
 pub(crate) fn initial_values(spec: &RnnSpec, init: RnnInit, seed: u64) -> Result<Vec<Vec<Vec<f32>>>> {
-    spec.validate()?;
+    check_spec(spec)?;
     let (g, h) = (spec.gate_size(), spec.hidden_size);
     let k = 1.0 / (h as f32).sqrt();
     let (input, recurrent, bias, unit_forget) = match init {

@@ -63,8 +63,7 @@ impl RnnConfig {
 
     /// Parameters initialised as PyTorch does: uniform(−1/√H, 1/√H).
     pub fn init(&self, device: &Device) -> Result<Rnn> {
-        self.spec.validate()?;
-        gpu::check_device(device, &self.spec)?;
+        crate::nn::recurrent::check_sizes(device, &self.spec)?;
         let values = crate::nn::recurrent::initial_values(&self.spec, crate::nn::RnnInit::PyTorch, self.seed)?;
         Rnn::from_host(device, *self, &values)
     }

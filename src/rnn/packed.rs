@@ -45,6 +45,11 @@ impl PackedBatch {
         }
         validate_lengths(lengths, lengths.len(), max_len)?;
         let batch = lengths.len();
+        // The (B·T) unpack index must fit one buffer, and every padded
+        // position a u32, before any host table of T or B·T entries is
+        // built (T = usize::MAX would overflow or abort the allocation).
+        device.check_tensor("PackedBatch unpack index", &[batch, max_len])?;
+        to_u32(batch * max_len)?;
         let mut sorted_rows: Vec<usize> = (0..batch).collect();
         sorted_rows.sort_by_key(|&b| std::cmp::Reverse(lengths[b])); // stable
         let batch_sizes: Vec<usize> = (0..max_len).map(|t| lengths.iter().filter(|&&l| l > t).count()).collect();

@@ -1,0 +1,9 @@
+//! libFuzzer entry for the `tape` target of examples/fuzz/targets/.
+#![no_main]
+
+#[path = "../../examples/fuzz/engine.rs"]
+mod engine;
+#[path = "../../examples/fuzz/targets/mod.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::libfuzzer("tape", data));

@@ -1,7 +1,8 @@
 // optim.wgsl — fused optimizer updates (PyTorch's formulas and defaults),
 // global gradient-norm clipping and the non-finite guard, all without a
 // readback:
-//   grad_sumsq_partial   partials[offset + i] = Σ grad[i·CHUNK .. (i+1)·CHUNK]²
+//   grad_sumsq_partial   partials[offset + i] = Σ grad[i·CHUNK .. (i+1)·CHUNK]²,
+//                        and guard.pending = 1 if any of them is NaN or ±inf
 //   clip_coefficient     guard.norm = ‖all grads‖₂ = sqrt(Σ partials),
 //                        guard.coef = min(1, max_norm / (norm + 1e-6)) or 1
 //   check_finite         guard.pending = 1 if any grad[i] is NaN or ±inf
@@ -92,8 +93,16 @@ fn grad_sumsq_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     let start = i * CHUNK;
     if (start >= p.n) { return; }
     var acc = 0.0;
-    for (var k = start; k < min(start + CHUNK, p.n); k++) { acc += grad[k] * grad[k]; }
+    var bad = false;
+    for (var k = start; k < min(start + CHUNK, p.n); k++) {
+        let g = grad[k];
+        acc += g * g;
+        bad = bad || (bitcast<u32>(g) & 0x7f800000u) == 0x7f800000u;
+    }
     partials[p.offset + i] = acc;
+    // The non-finite guard's check, done here while the gradient is read
+    // anyway: a step that clips needs no separate check_finite pass.
+    if (bad) { atomicStore(&guard.pending, 1u); }
 }
 
 @compute @workgroup_size(1)

@@ -23,7 +23,7 @@ use crate::tensor::{DType, Tensor};
 use Access::{Read as R, ReadWrite as W};
 
 const GRAD_SUMSQ_PARTIAL: Kernel =
-    Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W)], cell: &[] };
+    Kernel { shader: Shader::Optim, entry: "grad_sumsq_partial", storage: &[(1, R), (2, W), (3, W)], cell: &[] };
 const CLIP_COEFFICIENT: Kernel =
     Kernel { shader: Shader::Optim, entry: "clip_coefficient", storage: &[(2, W), (3, W)], cell: &[] };
 const CHECK_FINITE: Kernel =
@@ -453,7 +453,7 @@ impl Optimizer {
                 GRAD_SUMSQ_PARTIAL,
                 &[("WG", f64::from(WG))],
                 &params,
-                &[p.grad.buffer(), self.partials.buffer()],
+                &[p.grad.buffer(), self.partials.buffer(), self.guard.buffer()],
                 g,
             )?;
             offset += chunks;
@@ -496,7 +496,9 @@ impl Optimizer {
     /// and ±inf on the GPU, and skips its updates if it finds any: the
     /// parameters and the optimizer state stay as they were, and the
     /// skipped step does not count towards bias correction. Costs one pass
-    /// over the gradients per step; nothing is read back.
+    /// over the gradients per step, none when [`Optimizer::clip_grad_norm`]
+    /// ran (its pass over the gradients does the check); nothing is read
+    /// back.
     pub fn with_non_finite_guard(mut self, on: bool) -> Result<Self> {
         self.set_non_finite_guard(on)?;
         Ok(self)
@@ -504,9 +506,10 @@ impl Optimizer {
 
     /// Turns the non-finite guard on or off ([`Optimizer::with_non_finite_guard`]).
     pub fn set_non_finite_guard(&mut self, on: bool) -> Result<()> {
-        if self.guard_non_finite && !on {
-            // A skip decided by the last guarded step must not stick; the
-            // counters stay for `non_finite_steps`.
+        if self.guard_non_finite != on {
+            // A skip decided by the last guarded step must not stick, nor a
+            // pending flag that clipping raised while the guard was off;
+            // the counters stay for `non_finite_steps`.
             let params = OptimParams::default();
             self.device.rt.launch(GUARD_CLEAR, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;
         }
@@ -582,8 +585,11 @@ impl Optimizer {
         constants.push(("WG", f64::from(WG)));
         let rt = &self.device.rt;
         if self.guard_non_finite {
-            for (_, p) in &self.params {
-                self.check_finite(&p.grad)?;
+            // After clip_grad_norm the gradients were checked by its pass.
+            if !self.clip_pending {
+                for (_, p) in &self.params {
+                    self.check_finite(&p.grad)?;
+                }
             }
             let params = OptimParams { step: self.step, ..Default::default() };
             rt.launch(GUARD_STEP, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;

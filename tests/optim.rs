@@ -270,9 +270,21 @@ fn non_finite_steps_are_skipped_and_counted() {
                 assert_eq!(after, want, "{name}: step {step} differs from an optimizer that never saw the bad steps");
             }
         }
+        // With clipping, the norm's pass does the check.
+        let mut g = random(300, 99);
+        g[7] = f32::NEG_INFINITY;
+        guarded_params[1].1.grad.write(&g).unwrap();
+        let before: Vec<Vec<f32>> = guarded_params.iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+        let dispatches = dev.dispatch_count();
+        guarded.clip_grad_norm(1.0).unwrap();
+        guarded.step().unwrap();
+        let after: Vec<Vec<f32>> = guarded_params.iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
+        assert_eq!(after, before, "{name}: a clipped step with an infinite gradient changed the parameters");
+        // 2 partial sums + coefficient + norm copy + guard + 2 updates: no check pass.
+        assert_eq!(dev.dispatch_count() - dispatches, 7, "{name}");
         let report = guarded.non_finite_steps().unwrap();
-        assert_eq!((report.skipped, report.first), (2, Some(1)), "{name}");
-        assert_eq!((guarded.steps(), guarded.applied_steps().unwrap()), (4, 2), "{name}");
+        assert_eq!((report.skipped, report.first), (3, Some(1)), "{name}");
+        assert_eq!((guarded.steps(), guarded.applied_steps().unwrap()), (5, 2), "{name}");
         // Off again: a NaN gradient goes through, as in PyTorch.
         guarded.set_non_finite_guard(false).unwrap();
         guarded_params[0].1.grad.write(&[f32::NAN; 35]).unwrap();

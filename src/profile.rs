@@ -2,7 +2,7 @@
 //! ([`crate::Device::start_profile`], `bench --profile`).
 //!
 //! Every dispatch recorded while profiling is attributed to a [`Family`]:
-//! the one an op declared with [`scope`] around its launches (a GEMM is an
+//! the one an op declared with `scope` around its launches (a GEMM is an
 //! input projection, a weight gradient or the head depending on who calls
 //! it), else the one its shader implies (recurrent steps, optimizer, loss,
 //! embedding gradient), else [`Family::Other`]. Each dispatch is timed

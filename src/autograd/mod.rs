@@ -1,7 +1,7 @@
 //! The autograd engine: a tape that records nodes in creation order and
 //! runs backward over them, and nothing op-specific. Each op lives in its
 //! own module with its forward (an `impl Tape` method), its backward rule
-//! (a [`Backward`] implementation recorded with the node), its launchers and
+//! (a `Backward` implementation recorded with the node), its launchers and
 //! its CPU reference: `crate::ops::{embedding, linear, dropout, elementwise,
 //! pooling, loss, regularize}` and `crate::rnn::tape`.
 //!

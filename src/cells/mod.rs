@@ -190,7 +190,7 @@ pub struct Cell {
     pub gates: usize,
     /// Whether the cell carries a state besides h (LSTM's c): c0 in, c_n out.
     pub has_state: bool,
-    /// Its equations: shaders/cells/<name>.wgsl.
+    /// Its equations: `shaders/cells/<name>.wgsl`.
     pub wgsl: &'static str,
     /// Its own bindings of the forward step kernels.
     pub forward: &'static [CellBinding],

@@ -262,7 +262,7 @@ fn tape_misuse(input: &mut Input<'_>) -> wgrnn::Result<Verdict> {
     let mut tape = if train { Tape::train(dev, 1) } else { Tape::eval(dev) };
     let mut other = Tape::train(dev, 2);
     let (m, k) = (input.size(3), input.size(3));
-    let values: Vec<f32> = (0..(m * k).min(4096)).map(|_| input.f32()).collect();
+    let values: Vec<f32> = (0..m.saturating_mul(k).min(4096)).map(|_| input.f32()).collect();
     let x = tape.input(Tensor::from_slice(dev, &values, &[m, k])?);
     let y = other.input(Tensor::from_slice(dev, &[1.0], &[1])?);
     let layer = LinearConfig::new(input.size(3), input.size(3)).init(dev)?;

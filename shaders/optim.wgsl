@@ -59,10 +59,6 @@ struct OptimParams {
     dampening: f32,
     max_norm: f32,     // ≤ 0: no clipping
     _pad1: u32,
-    ln_beta1: f32,     // Adam: ln β1 and ln β2, from the host in f64, for
-    ln_beta2: f32,     // the bias corrections (one_minus_pow)
-    _pad2: u32,
-    _pad3: u32,
 }
 
 // Mirrors `StepState` in src/optim.rs.
@@ -158,26 +154,6 @@ fn accumulate_unless_skipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
     }
 }
 
-// 1 − β^t = −expm1(t·ln β), to a few ulps. `1 − pow(β, t)` loses most of
-// its digits when β^t is near 1 (β2 = 0.999, small t): pow is only as
-// good as exp2(t·log2 β), a few 1e-7 absolute against a result ≈ 1e-3.
-// t is counted on the GPU (skipped steps left out), so the host cannot
-// compute it.
-fn one_minus_pow(ln_beta: f32, t: f32) -> f32 {
-    let x = t * ln_beta; // ≤ 0
-    if (x > -0.5) {
-        // −expm1(x) by its Taylor series: 12 terms reach 1e-11 at |x| = 0.5.
-        var term = x;
-        var sum = x;
-        for (var k = 2.0; k <= 12.0; k += 1.0) {
-            term *= x / k;
-            sum += term;
-        }
-        return -sum;
-    }
-    return 1.0 - exp(x);
-}
-
 // The gradient scale of this step: the clip coefficient when it clips.
 fn grad_scale() -> f32 {
     return select(1.0, guard.coef, p.use_clip != 0u);
@@ -216,8 +192,8 @@ fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     state1[i] = m;
     state2[i] = v;
     let t = f32(applied_step());
-    let bias1 = one_minus_pow(p.ln_beta1, t);
-    let bias2 = one_minus_pow(p.ln_beta2, t);
+    let bias1 = 1.0 - pow(p.beta1, t);
+    let bias2 = 1.0 - pow(p.beta2, t);
     // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
     let denom = sqrt(v) / sqrt(bias2) + p.eps;
     param[i] = w - (p.lr / bias1) * m / denom;

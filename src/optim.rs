@@ -58,10 +58,6 @@ crate::kernels::shader_params! {
         dampening: f32,
         max_norm: f32,
         _pad1: u32,
-        ln_beta1: f32,
-        ln_beta2: f32,
-        _pad2: u32,
-        _pad3: u32,
     }
 }
 
@@ -576,15 +572,7 @@ impl Optimizer {
             ),
             Algorithm::Adam { beta1, beta2, eps, weight_decay, decoupled } => (
                 ADAM_STEP,
-                OptimParams {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                    ln_beta1: f64::from(beta1).ln() as f32,
-                    ln_beta2: f64::from(beta2).ln() as f32,
-                    ..Default::default()
-                },
+                OptimParams { beta1, beta2, eps, weight_decay, ..Default::default() },
                 vec![("DECOUPLED", f64::from(u8::from(decoupled)))],
             ),
             Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay, eps_in_sqrt } => (

@@ -160,8 +160,7 @@ impl Task for Watched {
             self.max_cached = self.max_cached.max(stats.cached);
             if self.steps == 1 {
                 self.baseline = Some(stats.in_use);
-            } else if let Some(base) = self.baseline.filter(|&b| b != stats.in_use) {
-                let _ = base;
+            } else if self.baseline.is_some_and(|b| b != stats.in_use) {
                 self.leaks.push((self.steps + 1, stats.in_use));
             }
             if self.report_at.contains(&self.steps) {

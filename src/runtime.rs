@@ -15,7 +15,7 @@
 //! commands) can never overwrite data an earlier recorded command reads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,11 +68,30 @@ pub(crate) struct Runtime {
     readback_timeout_ns: AtomicU64,
     /// Why the device was lost, once it is: every later entry point fails
     /// with this instead of calling into a dead device.
-    lost: Arc<Mutex<Option<String>>>,
+    lost: Arc<Lost>,
     /// Whether the device was created with timestamp queries.
     timestamps: bool,
     /// The profile being recorded ([`crate::Device::start_profile`]).
     profiler: Mutex<Option<Profiler>>,
+    /// Whether `profiler` holds a profile: launches read this flag, not the
+    /// lock, when nobody profiles.
+    profiling: AtomicBool,
+}
+
+/// Why the device was lost, shared with wgpu's device-lost callback. The
+/// flag keeps the check every entry point makes to one atomic load.
+#[derive(Default)]
+struct Lost {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Lost {
+    /// Records the first reason given.
+    fn set(&self, reason: impl FnOnce() -> String) {
+        self.reason.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(reason);
+        self.flag.store(true, Ordering::Release);
+    }
 }
 
 /// One dispatch, ready to record into a compute pass.
@@ -192,12 +211,9 @@ impl Runtime {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
-        let lost = Arc::new(Mutex::new(None));
+        let lost = Arc::new(Lost::default());
         let sink = lost.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| format!("{reason:?}: {message}"));
-        });
+        device.set_device_lost_callback(move |reason, message| sink.set(|| format!("{reason:?}: {message}")));
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrnn params arena"),
             size: PARAM_SLOT * ARENA_SLOTS,
@@ -235,6 +251,7 @@ impl Runtime {
             lost,
             timestamps,
             profiler: Mutex::new(None),
+            profiling: AtomicBool::new(false),
         }
     }
 
@@ -269,6 +286,7 @@ impl Runtime {
         });
         let profiler = Profiler { timing, totals: [(0, Duration::ZERO); Family::ALL.len()], queries };
         *self.profiler.lock().unwrap_or_else(|p| p.into_inner()) = Some(profiler);
+        self.profiling.store(true, Ordering::Release);
         Ok(timing)
     }
 
@@ -277,6 +295,7 @@ impl Runtime {
         let mut st = self.lock_state();
         let mut guard = self.profiler.lock().unwrap_or_else(|p| p.into_inner());
         let mut profiler = guard.take().ok_or_else(|| Error::Config("no profile was started".into()))?;
+        self.profiling.store(false, Ordering::Release);
         self.read_timestamps(&mut st, &mut profiler)?;
         let families = Family::ALL
             .iter()
@@ -356,7 +375,10 @@ impl Runtime {
 
     /// `Err` once the device is lost.
     pub(crate) fn check_alive(&self) -> Result<()> {
-        match self.lost.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
+        if !self.lost.flag.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.lost.reason.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
             None => Ok(()),
             Some(reason) => Err(Error::Gpu(format!(
                 "the device was lost ({reason}); its tensors are gone: make a new Device and reload the model \
@@ -372,7 +394,7 @@ impl Runtime {
 
     /// Loses the device on purpose ([`crate::Device::destroy`]).
     pub(crate) fn destroy(&self) {
-        self.lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| "Device::destroy was called".into());
+        self.lost.set(|| "Device::destroy was called".into());
         {
             // Recorded work can never run now; drop it with the pool.
             let mut st = self.lock_state();
@@ -680,10 +702,13 @@ impl Runtime {
         }
         let bind_group = st.bind_groups[&key].clone();
         let dispatch = Dispatch { kernel, pipeline: &pipeline.pipeline, bind_group: &bind_group, offset, workgroups };
-        if let Some(profiler) = self.profiler.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            self.profiled_dispatch(&mut st, profiler, &dispatch)?;
-        } else {
-            dispatch.record(self.open_pass(&mut st));
+        let mut profiler = match self.profiling.load(Ordering::Acquire) {
+            true => Some(self.profiler.lock().unwrap_or_else(|p| p.into_inner())),
+            false => None,
+        };
+        match profiler.as_mut().and_then(|p| p.as_mut()) {
+            Some(profiler) => self.profiled_dispatch(&mut st, profiler, &dispatch)?,
+            None => dispatch.record(self.open_pass(&mut st)),
         }
         self.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())

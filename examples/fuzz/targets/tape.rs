@@ -276,9 +276,7 @@ fn tape_misuse(input: &mut Input<'_>) -> wgrnn::Result<Verdict> {
     if input.bool() {
         let layer2 = LinearConfig::new(tape.value(v)?.shape()[1], 1).init(dev)?;
         v = tape.linear(&layer2, v)?;
-        let rows = tape.value(v)?.shape()[0];
         v = tape.pool_last(v, input.size(2))?;
-        let _ = rows;
     }
     tape.backward(v)?;
     if input.bool() {

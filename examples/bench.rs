@@ -4,7 +4,11 @@
 //!
 //! `cargo run --release --example bench -- --cell lstm --vocab 20000 --input 128
 //! --hidden 128 --layers 1 [--bidirectional] --batch 64 --seq 40 --classes 4
-//! --steps 20 [--warmup 3] [--json] [--profile]`
+//! --steps 20 [--warmup 3] [--json] [--profile] [--tune]`
+//!
+//! `--tune` first prints what the autotuner compares for this model's
+//! recurrent layer: forward + backward time of every kernel variant the
+//! adapter can run (`wgrnn::rnn::tune`).
 //!
 //! `--profile` then runs the steps once more under the step profile
 //! (`wgrnn::profile`): every dispatch attributed to a kernel family and
@@ -45,6 +49,7 @@ struct Args {
     warmup: usize,
     json: bool,
     profile: bool,
+    tune: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -62,6 +67,7 @@ fn parse() -> Result<Args, String> {
         warmup: 3,
         json: false,
         profile: false,
+        tune: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -86,6 +92,7 @@ fn parse() -> Result<Args, String> {
             "--bidirectional" => a.bidirectional = true,
             "--json" => a.json = true,
             "--profile" => a.profile = true,
+            "--tune" => a.tune = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -97,6 +104,14 @@ fn parse() -> Result<Args, String> {
 
 fn run(a: &Args) -> Result<(), String> {
     let dev = Device::new().map_err(|e| e.to_string())?;
+    if a.tune {
+        let timings = wgrnn::rnn::tune::time_recurrent_kernels(&dev, a.cell, a.hidden, a.batch, a.seq)
+            .map_err(|e| e.to_string())?;
+        println!("recurrent kernels, {} H={} B={} T={} forward + backward:", a.cell.name(), a.hidden, a.batch, a.seq);
+        for (kernel, time) in &timings {
+            println!("  {:<12} {:>9.3} ms", kernel.to_string(), time.as_secs_f64() * 1e3);
+        }
+    }
     let model = SequenceClassifierConfig::new(a.vocab, a.input, a.hidden, a.classes)
         .with_mode(a.cell)
         .with_layers(a.layers)

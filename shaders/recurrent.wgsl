@@ -36,6 +36,11 @@ struct StepParams {
 
 const NO_ROW: u32 = 0xffffffffu;
 
+// The time step being processed: p.t in the per-step kernels, which set it
+// first; the loop's step in the sequence kernels. The row helpers below
+// read it, so the cells' equations work unchanged in both.
+var<private> cur_t: u32;
+
 // A cell's gate gradients for one (row, unit), in gate order: `input` is
 // the gradient of the input-side pre-activations (xW_ihᵀ + b_ih: for dW_ih,
 // db_ih, dX), `hidden` that of the hidden-side ones (h·W_hhᵀ + b_hh: for
@@ -50,26 +55,26 @@ fn batch_size(t: u32) -> u32 { return info[p.steps + 1u + t]; }
 fn row_length(s: u32) -> u32 { return info[2u * p.steps + 1u + s]; }
 fn original_row(s: u32) -> u32 { return info[2u * p.steps + 1u + p.batch + s]; }
 
-// Packed row of sorted row s at the step processed just before p.t in this
+// Packed row of sorted row s at the step processed just before cur_t in this
 // direction (t−1 forward, t+1 reverse), or NO_ROW at the row's first step.
 fn previous_row(s: u32) -> u32 {
     if (p.reverse == 0u) {
-        if (p.t == 0u) { return NO_ROW; }
-        return step_offset(p.t - 1u) + s;
+        if (cur_t == 0u) { return NO_ROW; }
+        return step_offset(cur_t - 1u) + s;
     }
-    if (p.t + 1u >= row_length(s)) { return NO_ROW; }
-    return step_offset(p.t + 1u) + s;
+    if (cur_t + 1u >= row_length(s)) { return NO_ROW; }
+    return step_offset(cur_t + 1u) + s;
 }
 
-// Packed row of sorted row s at the step processed just after p.t, or
+// Packed row of sorted row s at the step processed just after cur_t, or
 // NO_ROW at the row's last step.
 fn next_row(s: u32) -> u32 {
     if (p.reverse == 0u) {
-        if (p.t + 1u >= row_length(s)) { return NO_ROW; }
-        return step_offset(p.t + 1u) + s;
+        if (cur_t + 1u >= row_length(s)) { return NO_ROW; }
+        return step_offset(cur_t + 1u) + s;
     }
-    if (p.t == 0u) { return NO_ROW; }
-    return step_offset(p.t - 1u) + s;
+    if (cur_t == 0u) { return NO_ROW; }
+    return step_offset(cur_t - 1u) + s;
 }
 
 // Packed row of sorted row s at its first step in this direction.

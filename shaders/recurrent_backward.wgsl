@@ -126,6 +126,7 @@ fn incoming_dh(s: u32, row: u32, j: u32, recurrent: f32, is_last: bool) -> f32 {
 
 @compute @workgroup_size(WG)
 fn recurrent_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j0 = (wg.x * WG + lid) * UNITS;
     if (j0 >= p.state) { return; }
     let live = batch_size(p.t);
@@ -136,6 +137,7 @@ fn recurrent_step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
 // `recurrent_cell_backward`, which runs next, and for dW_hr.
 @compute @workgroup_size(WG)
 fn recurrent_step_backward_projected(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j0 = (wg.x * WG + lid) * UNITS;
     if (j0 >= p.state) { return; }
     let live = batch_size(p.t);
@@ -158,6 +160,7 @@ fn recurrent_step_backward_projected(@builtin(workgroup_id) wg: vec3<u32>, @buil
 // vec4s and features j0..j0+3 of a W_hh row (S wide) are one vec4.
 @compute @workgroup_size(WG)
 fn recurrent_step_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j0 = (wg.x * WG + lid) * UNITS;
     if (j0 >= p.state) { return; }
     let live = batch_size(p.t);
@@ -184,6 +187,7 @@ fn recurrent_step_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(l
 
 @compute @workgroup_size(WG)
 fn recurrent_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j = wg.x * WG + lid;
     let s = wg.z * 65535u + wg.y;
     if (j >= p.hidden || s >= p.batch) { return; }
@@ -205,6 +209,7 @@ fn recurrent_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(l
 // owns unit j for a tile of ROWS live rows (one W_hr load serves ROWS rows).
 @compute @workgroup_size(WG)
 fn recurrent_cell_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j = wg.x * WG + lid;
     let h = p.hidden;
     if (j >= h) { return; }
@@ -228,5 +233,128 @@ fn recurrent_cell_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
         if (s >= live) { break; }
         let row = step_offset(p.t) + s;
         store_cell_grad(s, row, j, cell_backward(s, row, j, acc[r]));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sequence-resident backward: one dispatch runs every step of one layer and
+// direction, in reverse of the forward order, and then the initial-state
+// gradient. A workgroup owns SEQ_ROWS consecutive sorted rows and every
+// hidden unit (invocation i owns units 4i..4i+3 of each row, as in the step
+// kernels) and keeps the hidden-side gate gradients dG_h of the step
+// processed before in workgroup memory (SEQ_ROWS·G floats; two barriers per
+// step: every invocation reads all of a row's dG_h before any is
+// overwritten). They start at zero, so a row at its last step reads zero;
+// a row that is done (reverse direction) keeps its last dG_h, that of its
+// first forward step, which the initial-state gradient then reads.
+//   recurrent_sequence_backward   no projection: S = H
+// Each (row, unit) does exactly the arithmetic of the step kernels and the
+// initial-state kernel, in the same order, so both give the same bits.
+// Needs ⌈H / UNITS⌉ ≤ SEQ_WG invocations and SEQ_ROWS·G floats of
+// workgroup memory.
+// Bindings: the backward bindings above (info, w_hh, gates, h_prev,
+// grad_out, grad_h_n, dgates, grad_h0) and the cell's, including what
+// `cell_sequence_backward_start` reads (LSTM's grad_c_n).
+
+override SEQ_WG: u32 = 64u;
+// H of the launched layer: sizes the workgroup tile.
+override SEQ_HIDDEN: u32 = 4u;
+// 1 when H % 4 == 0: the products read 4 gates at a time, as the vec4 step kernel.
+override SEQ_VEC4: bool = false;
+
+// The tile's step count, read once and shared so every invocation loops
+// (and reaches each barrier) the same number of times.
+var<workgroup> seq_steps: u32;
+var<workgroup> seq_dg: array<f32, SEQ_ROWS * GATES * SEQ_HIDDEN>;
+
+@compute @workgroup_size(SEQ_WG)
+fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = p.hidden;
+    let g = GATES * h;
+    let s0 = wg.x * SEQ_ROWS;
+    let rows = min(SEQ_ROWS, p.batch - s0);
+    let j0 = lid * UNITS;
+    let last = h - 1u;
+    for (var i = lid; i < SEQ_ROWS * g; i += SEQ_WG) { seq_dg[i] = 0.0; }
+    for (var r = 0u; r < SEQ_ROWS; r++) {
+        if (r >= rows) { break; }
+        for (var u = 0u; u < UNITS; u++) {
+            if (j0 + u < h) { cell_sequence_backward_start(s0 + r, j0 + u); }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) { seq_steps = row_length(s0); }
+    let steps = workgroupUniformLoad(&seq_steps);
+    for (var k = 0u; k < steps; k++) {
+        // Backward runs each direction in reverse: forward t descending.
+        var t = steps - 1u - k;
+        if (p.reverse == 1u) { t = k; }
+        cur_t = t;
+        // acc[r][u] = Σ_q dG_h[r, q]·W_hh[q, j0 + u]; rows past the tile
+        // and units past H repeat in-bounds values, stored nowhere.
+        var acc: array<vec4<f32>, SEQ_ROWS>;
+        var base: array<u32, SEQ_ROWS>;
+        for (var r = 0u; r < SEQ_ROWS; r++) {
+            acc[r] = vec4<f32>(0.0);
+            base[r] = min(r, rows - 1u) * g;
+        }
+        if (SEQ_VEC4) {
+            let jc = min(j0, h - 4u);
+            for (var q = 0u; q < g; q += 4u) {
+                let w = mat4x4<f32>(
+                    vec4<f32>(w_hh[q * h + jc], w_hh[q * h + jc + 1u], w_hh[q * h + jc + 2u], w_hh[q * h + jc + 3u]),
+                    vec4<f32>(w_hh[(q + 1u) * h + jc], w_hh[(q + 1u) * h + jc + 1u], w_hh[(q + 1u) * h + jc + 2u],
+                              w_hh[(q + 1u) * h + jc + 3u]),
+                    vec4<f32>(w_hh[(q + 2u) * h + jc], w_hh[(q + 2u) * h + jc + 1u], w_hh[(q + 2u) * h + jc + 2u],
+                              w_hh[(q + 2u) * h + jc + 3u]),
+                    vec4<f32>(w_hh[(q + 3u) * h + jc], w_hh[(q + 3u) * h + jc + 1u], w_hh[(q + 3u) * h + jc + 2u],
+                              w_hh[(q + 3u) * h + jc + 3u]));
+                for (var r = 0u; r < SEQ_ROWS; r++) {
+                    acc[r] += w * vec4<f32>(seq_dg[base[r] + q], seq_dg[base[r] + q + 1u], seq_dg[base[r] + q + 2u],
+                                            seq_dg[base[r] + q + 3u]);
+                }
+            }
+        } else {
+            for (var q = 0u; q < g; q++) {
+                let w = vec4<f32>(w_hh[q * h + min(j0, last)], w_hh[q * h + min(j0 + 1u, last)],
+                                  w_hh[q * h + min(j0 + 2u, last)], w_hh[q * h + min(j0 + 3u, last)]);
+                for (var r = 0u; r < SEQ_ROWS; r++) {
+                    acc[r] = fma(vec4<f32>(seq_dg[base[r] + q]), w, acc[r]);
+                }
+            }
+        }
+        // Every invocation has read dG_h; now this step's replace it.
+        workgroupBarrier();
+        for (var r = 0u; r < SEQ_ROWS; r++) {
+            if (r >= rows) { break; }
+            let s = s0 + r;
+            if (t >= row_length(s)) { continue; }
+            let row = step_offset(t) + s;
+            let is_last = next_row(s) == NO_ROW;
+            for (var u = 0u; u < UNITS; u++) {
+                let j = j0 + u;
+                if (j >= h) { break; }
+                let d = cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u], is_last));
+                for (var q = 0u; q < GATES; q++) {
+                    dgates[row * g + q * h + j] = d.input[q];
+                    seq_dg[r * g + q * h + j] = d.hidden[q];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    // grad_h0 (and the cell's own initial-state gradient) from each row's
+    // first-step dG_h, summed as `recurrent_grad_initial_state` does.
+    for (var r = 0u; r < SEQ_ROWS; r++) {
+        if (r >= rows) { break; }
+        for (var u = 0u; u < UNITS; u++) {
+            let j = j0 + u;
+            if (j >= h) { break; }
+            var dh0 = 0.0;
+            for (var q = 0u; q < g; q++) {
+                dh0 += seq_dg[r * g + q] * w_hh[q * h + j];
+            }
+            grad_h0[hstate_at(s0 + r, j)] = cell_grad_initial_state(s0 + r, j, dh0);
+        }
     }
 }

@@ -143,6 +143,7 @@ fn product_scalar(s0: u32, live: u32, j0: u32) -> Tile {
 
 @compute @workgroup_size(WG)
 fn recurrent_step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
     if (j0 >= p.hidden) { return; }
     let live = batch_size(p.t);
@@ -155,6 +156,7 @@ fn recurrent_step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
 // h_{t-1} (S features) per packed row for dW_hh.
 @compute @workgroup_size(WG)
 fn recurrent_step_forward_projected(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let h = p.hidden;
     let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
     if (j0 >= h) { return; }
@@ -179,6 +181,7 @@ fn recurrent_step_forward_projected(@builtin(workgroup_id) wg: vec3<u32>, @built
 // (the scalar kernel needs 4× the loads).
 @compute @workgroup_size(WG)
 fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let h = p.hidden;
     let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
     if (j0 >= h) { return; }
@@ -221,6 +224,7 @@ fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
 // forward_finish does without a projection.
 @compute @workgroup_size(WG)
 fn recurrent_project_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
     let q = wg.x * WG + lid;
     if (q >= p.state) { return; }
     let h = p.hidden;
@@ -245,5 +249,133 @@ fn recurrent_project_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loca
         out[row * p.out_stride + p.out_offset + q] = acc[r];
         state_out[s * p.state + q] = acc[r];
         if (next_row(s) == NO_ROW) { h_n[hstate_at(s, q)] = acc[r]; }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sequence-resident forward: one dispatch runs every time step of one layer
+// and direction. A workgroup owns SEQ_ROWS consecutive sorted rows and every
+// hidden unit (invocation i owns the units the step kernels give it, for
+// each of its rows) and loops over the steps of its longest row, keeping h
+// in workgroup memory (double-buffered: one barrier per step). Rows are
+// independent, so workgroups never wait for each other. A row takes part
+// from its first step to its last (forward: t < length; reverse: from
+// t = length − 1 down) and keeps its h while inactive, so a reverse row
+// that has not started still holds h0.
+//   recurrent_sequence_forward    the steps (no projection: S = H)
+// Each (row, unit) does exactly the arithmetic of the step kernels, in the
+// same order (`dot` over 4 k at a time when H % 4 == 0, else one `fma` per
+// k), so both give the same bits and choosing one never changes a result.
+// Needs ⌈H / UNITS_PER_INVOCATION⌉ ≤ SEQ_WG invocations (the launcher checks
+// the adapter's limits) and 2·SEQ_ROWS·H floats of workgroup memory.
+// Bindings: 17 h0 read (L·D, B, S); the forward bindings above (info,
+// w_hh and w_hh4 (the same buffer), b_hh, gates, out, h_prev, h_n) and the
+// cell's, including what `cell_sequence_start` reads (LSTM's c0).
+
+override SEQ_WG: u32 = 64u;
+// H of the launched layer: sizes the workgroup tile.
+override SEQ_HIDDEN: u32 = 4u;
+// 1 when H % 4 == 0: the products read 4 k at a time, as the vec4 step kernel.
+override SEQ_VEC4: bool = false;
+
+@group(0) @binding(17) var<storage, read> h0: array<f32>;
+
+// The tile's step count, read once and shared so every invocation loops
+// (and reaches each barrier) the same number of times.
+var<workgroup> seq_steps: u32;
+var<workgroup> seq_h: array<f32, 2u * SEQ_ROWS * SEQ_HIDDEN>;
+
+@compute @workgroup_size(SEQ_WG)
+fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = p.hidden;
+    let s0 = wg.x * SEQ_ROWS;
+    let rows = min(SEQ_ROWS, p.batch - s0);
+    // Invocations past H idle through every step (they must reach each
+    // barrier); lane_row keeps their loads in bounds.
+    let j0 = lid * UNITS_PER_INVOCATION;
+    for (var r = 0u; r < SEQ_ROWS; r++) {
+        if (r >= rows) { break; }
+        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+            let j = j0 + u;
+            if (j < h) {
+                seq_h[r * h + j] = h0[hstate_at(s0 + r, j)];
+                cell_sequence_start(s0 + r, j);
+            }
+        }
+    }
+    workgroupBarrier();
+    // Sorted rows: the tile's first row is its longest.
+    if (lid == 0u) { seq_steps = row_length(s0); }
+    let steps = workgroupUniformLoad(&seq_steps);
+    for (var k = 0u; k < steps; k++) {
+        var t = k;
+        if (p.reverse == 1u) { t = steps - 1u - k; }
+        cur_t = t;
+        let h_in = (k % 2u) * SEQ_ROWS * h;
+        let h_out = ((k + 1u) % 2u) * SEQ_ROWS * h;
+        // Rows past the tile's repeat its last one (stored nowhere).
+        var acc: array<vec4<f32>, SEQ_ROWS>;
+        var base: array<u32, SEQ_ROWS>;
+        for (var r = 0u; r < SEQ_ROWS; r++) {
+            acc[r] = vec4<f32>(0.0);
+            base[r] = h_in + min(r, rows - 1u) * h;
+        }
+        if (SEQ_VEC4) {
+            let h4 = h / 4u;
+            let w0 = lane_row(0u, j0) * h4;
+            let w1 = lane_row(1u, j0) * h4;
+            let w2 = lane_row(2u, j0) * h4;
+            let w3 = lane_row(3u, j0) * h4;
+            for (var c = 0u; c < h; c += 4u) {
+                let wa = w_hh4[w0 + c / 4u];
+                var wb = vec4<f32>(0.0);
+                var wc = vec4<f32>(0.0);
+                var wd = vec4<f32>(0.0);
+                if (LANES > 1u) { wb = w_hh4[w1 + c / 4u]; }
+                if (LANES > 2u) { wc = w_hh4[w2 + c / 4u]; }
+                if (LANES > 3u) { wd = w_hh4[w3 + c / 4u]; }
+                for (var r = 0u; r < SEQ_ROWS; r++) {
+                    let x = vec4<f32>(seq_h[base[r] + c], seq_h[base[r] + c + 1u], seq_h[base[r] + c + 2u],
+                                      seq_h[base[r] + c + 3u]);
+                    acc[r] += vec4<f32>(dot(x, wa), dot(x, wb), dot(x, wc), dot(x, wd));
+                }
+            }
+        } else {
+            let w0 = lane_row(0u, j0) * h;
+            let w1 = lane_row(1u, j0) * h;
+            let w2 = lane_row(2u, j0) * h;
+            let w3 = lane_row(3u, j0) * h;
+            for (var kk = 0u; kk < h; kk++) {
+                var w = vec4<f32>(w_hh[w0 + kk], 0.0, 0.0, 0.0);
+                if (LANES > 1u) { w.y = w_hh[w1 + kk]; }
+                if (LANES > 2u) { w.z = w_hh[w2 + kk]; }
+                if (LANES > 3u) { w.w = w_hh[w3 + kk]; }
+                for (var r = 0u; r < SEQ_ROWS; r++) {
+                    acc[r] = fma(vec4<f32>(seq_h[base[r] + kk]), w, acc[r]);
+                }
+            }
+        }
+        for (var r = 0u; r < SEQ_ROWS; r++) {
+            if (r >= rows) { break; }
+            let s = s0 + r;
+            let live = t < row_length(s);
+            let is_last = live && next_row(s) == NO_ROW;
+            for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+                let j = j0 + u;
+                if (j >= h) { break; }
+                let h_own = seq_h[h_in + r * h + j];
+                if (!live) {
+                    seq_h[h_out + r * h + j] = h_own;
+                    continue;
+                }
+                let row = step_offset(t) + s;
+                let hv = cell_forward(s, row, j, unit_lanes(acc[r], u), h_own, is_last);
+                h_prev[row * h + j] = h_own;
+                out[row * p.out_stride + p.out_offset + j] = hv;
+                seq_h[h_out + r * h + j] = hv;
+                if (is_last) { h_n[hstate_at(s, j)] = hv; }
+            }
+        }
+        workgroupBarrier();
     }
 }

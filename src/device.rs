@@ -54,6 +54,10 @@ pub struct DeviceOptions {
     /// before returning an [`Error::Gpu`] (`WGRNN_READBACK_TIMEOUT`, in
     /// seconds). Default [`DEFAULT_READBACK_TIMEOUT`].
     pub readback_timeout: Duration,
+    /// Forces the recurrent kernel variant (`WGRNN_KERNEL=recurrent=step`,
+    /// `recurrent=sequence` or `recurrent=sequence/ROWS`); `None` lets
+    /// wgrnn choose. Every variant computes the same bits.
+    pub recurrent_kernel: Option<crate::rnn::RecurrentKernel>,
 }
 
 impl Default for DeviceOptions {
@@ -65,6 +69,7 @@ impl Default for DeviceOptions {
             pool_budget: None,
             memory_limit: None,
             readback_timeout: DEFAULT_READBACK_TIMEOUT,
+            recurrent_kernel: None,
         }
     }
 }
@@ -80,7 +85,12 @@ impl DeviceOptions {
         let budget = std::env::var("WGRNN_POOL_BUDGET").ok();
         let limit = std::env::var("WGRNN_MEMORY_LIMIT").ok();
         let timeout = std::env::var("WGRNN_READBACK_TIMEOUT").ok();
+        let kernel = std::env::var("WGRNN_KERNEL").ok();
         Ok(Self {
+            recurrent_kernel: match kernel.as_deref() {
+                Some(value) => crate::rnn::RecurrentKernel::from_env_value(value)?,
+                None => None,
+            },
             checked: parse_checked(checked.as_deref())?,
             pool_budget: parse_bytes("WGRNN_POOL_BUDGET", budget.as_deref())?,
             memory_limit: parse_bytes("WGRNN_MEMORY_LIMIT", limit.as_deref())?,
@@ -379,6 +389,13 @@ impl Device {
     /// from now on, e.g. for one known-long evaluation.
     pub fn set_readback_timeout(&self, timeout: Duration) {
         self.rt.set_readback_timeout(timeout);
+    }
+
+    /// Forces the recurrent kernel variant from now on, as `WGRNN_KERNEL`
+    /// does ([`DeviceOptions::recurrent_kernel`]); `None` lets wgrnn choose.
+    /// A sequence variant a layer cannot use falls back to one it can.
+    pub fn set_recurrent_kernel(&self, kernel: Option<crate::rnn::RecurrentKernel>) {
+        self.rt.kernels.force(kernel);
     }
 
     /// `Err` if the device was lost (by [`Device::destroy`] or the driver).

@@ -70,6 +70,10 @@ pub enum Shader {
         cell: &'static crate::cells::Cell,
         /// Forward or backward module.
         pass: Pass,
+        /// Rows per workgroup of the module's sequence kernels (its
+        /// `SEQ_ROWS`; the step kernels ignore it). Launchers of step
+        /// kernels use [`crate::rnn::gpu::SEQUENCE_ROWS`].
+        rows: u32,
     },
 }
 
@@ -96,8 +100,10 @@ impl Shader {
     pub fn all() -> Vec<Shader> {
         let mut all = Shader::PLAIN.to_vec();
         for cell in crate::cells::all_cells() {
-            all.push(Shader::Recurrent { cell, pass: Pass::Forward });
-            all.push(Shader::Recurrent { cell, pass: Pass::Backward });
+            for rows in crate::rnn::gpu::SEQUENCE_ROW_CHOICES {
+                all.push(Shader::Recurrent { cell, pass: Pass::Forward, rows });
+                all.push(Shader::Recurrent { cell, pass: Pass::Backward, rows });
+            }
         }
         all
     }
@@ -127,7 +133,7 @@ impl Shader {
     /// The module's label: the file name, and the cell for a cell's module.
     pub fn label(self) -> String {
         match self {
-            Shader::Recurrent { cell, .. } => format!("{} ({})", self.file_name(), cell.name),
+            Shader::Recurrent { cell, rows, .. } => format!("{} ({}, {rows} rows)", self.file_name(), cell.name),
             _ => self.file_name().to_string(),
         }
     }
@@ -169,7 +175,9 @@ impl Shader {
     pub fn constants(self) -> Vec<(&'static str, u32)> {
         use crate::rnn::gpu::{ROWS, UNITS};
         match self {
-            Shader::Recurrent { cell, .. } => vec![("ROWS", ROWS), ("UNITS", UNITS), ("GATES", cell.gates as u32)],
+            Shader::Recurrent { cell, rows, .. } => {
+                vec![("ROWS", ROWS), ("UNITS", UNITS), ("GATES", cell.gates as u32), ("SEQ_ROWS", rows)]
+            }
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
             Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
             Shader::Optim => vec![("CHUNK", crate::optim::CHUNK as u32)],

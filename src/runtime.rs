@@ -76,6 +76,8 @@ pub(crate) struct Runtime {
     /// Whether `profiler` holds a profile: launches read this flag, not the
     /// lock, when nobody profiles.
     profiling: AtomicBool,
+    /// Which kernel variants run the recurrent layers.
+    pub(crate) kernels: crate::rnn::tune::KernelChoices,
 }
 
 /// Why the device was lost, shared with wgpu's device-lost callback. The
@@ -252,6 +254,7 @@ impl Runtime {
             timestamps,
             profiler: Mutex::new(None),
             profiling: AtomicBool::new(false),
+            kernels: crate::rnn::tune::KernelChoices::new(options.recurrent_kernel),
         }
     }
 

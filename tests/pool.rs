@@ -29,33 +29,44 @@ fn steady_state_loop_allocates_no_buffers() {
     assert_eq!(dev.buffers_created(), after_warm_up, "the pool missed after warm-up");
 }
 
-/// Dispatches per recurrent layer and direction, as the README states:
-/// forward = 1 input-projection GEMM + 3 to set up the dense states (h0
-/// gathered into sorted order, copied for double buffering, c0 gathered) +
-/// one fused step kernel per time step; backward = 3 state set-ups (two
-/// zeroed dG buffers, grad_c_n gathered) + one step kernel per time step +
-/// 1 initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums. Plus
-/// one gather to pack the input and one to unpack the output (padded API),
-/// and the same two for the gradients. Its own device: counts are per device.
+/// Dispatches per recurrent layer and direction, as the README states.
+/// Step kernels: forward = 1 input-projection GEMM + 3 to set up the dense
+/// states (h0 gathered into sorted order, copied for double buffering, c0
+/// gathered) + one fused step kernel per time step; backward = 3 state
+/// set-ups (two zeroed dG buffers, grad_c_n gathered) + one step kernel
+/// per time step + 1 initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) +
+/// 2 bias sums. Sequence kernels: forward = the GEMM + 1; backward = 1 + the
+/// 3 GEMMs and 2 sums, whatever T. Plus one gather to pack the input and
+/// one to unpack the output (padded API), and the same two for the
+/// gradients. Its own device: counts (and the forced variant) are per
+/// device.
 #[test]
 fn recurrent_dispatch_budget() {
-    use wgrnn::rnn::{RnnConfig, RnnMode};
+    use wgrnn::rnn::{RecurrentKernel, RnnConfig, RnnMode};
     let dev = Device::new().unwrap();
     let (b, t, layers, dirs) = (3, 7, 2, 2);
     let rnn = RnnConfig::new(RnnMode::Lstm, 4, 8).with_num_layers(layers).with_bidirectional(true).init(&dev).unwrap();
     let x = Tensor::zeros(&dev, &[b, t, 4]).unwrap();
     let go = Tensor::zeros(&dev, &[b, t, 16]).unwrap();
     let lengths = [7, 3, 5];
-    let before = dev.dispatch_count();
-    let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
-    let forward = dev.dispatch_count() - before;
-    // h0 and c0 default to zeros: one fill each.
-    assert_eq!(forward, (layers * dirs * (1 + 3 + t)) as u64 + 2 + 2);
-    let before = dev.dispatch_count();
-    rnn.backward(&fwd, &go, None, None).unwrap();
-    let backward = dev.dispatch_count() - before;
-    // grad_h_n and grad_c_n default to zeros: one fill each.
-    assert_eq!(backward, (layers * dirs * (3 + t + 1 + 3 + 2)) as u64 + 2 + 2);
+    let count = |kernel| {
+        dev.set_recurrent_kernel(Some(kernel));
+        let before = dev.dispatch_count();
+        let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
+        let forward = dev.dispatch_count() - before;
+        let before = dev.dispatch_count();
+        rnn.backward(&fwd, &go, None, None).unwrap();
+        (forward, dev.dispatch_count() - before)
+    };
+    let pairs = (layers * dirs) as u64;
+    // h0 and c0 default to zeros (one fill each), as do grad_h_n and
+    // grad_c_n; then the pack and unpack gathers.
+    let (forward, backward) = count(RecurrentKernel::Step);
+    assert_eq!(forward, pairs * (1 + 3 + t as u64) + 2 + 2);
+    assert_eq!(backward, pairs * (3 + t as u64 + 1 + 3 + 2) + 2 + 2);
+    let (forward, backward) = count(RecurrentKernel::Sequence { rows: 4 });
+    assert_eq!(forward, pairs * (1 + 1) + 2 + 2);
+    assert_eq!(backward, pairs * (1 + 3 + 2) + 2 + 2);
 }
 
 /// A whole training step (forward, loss, backward, clipping, Adam) is
@@ -183,12 +194,13 @@ fn many_shapes_reach_a_steady_state_within_the_budget() {
 }
 
 /// The step profile (`Device::start_profile`): every dispatch of a training
-/// step lands in its kernel family — T step kernels forward, T + 1
-/// backward (the steps and the initial-state gradient), one input
-/// projection per layer, the embedding's lookup and gradient — the counts
-/// add up to the device's dispatch counter, and a profiled step computes
-/// bitwise what an unprofiled one does. Its own device: counts are per
-/// device.
+/// step lands in its kernel family — with the step kernels T forward and
+/// T + 1 backward (the steps and the initial-state gradient), with the
+/// sequence kernels one each; one input projection per layer, the
+/// embedding's lookup and gradient — the counts add up to the device's
+/// dispatch counter, and a profiled step computes bitwise what an
+/// unprofiled one does, with either variant. Its own device: counts (and
+/// the forced variant) are per device.
 #[test]
 fn step_profile_attributes_every_dispatch() {
     use wgrnn::autograd::Tape;
@@ -196,6 +208,7 @@ fn step_profile_attributes_every_dispatch() {
     use wgrnn::nn::named_parameters;
     use wgrnn::optim::Optimizer;
     use wgrnn::profile::Family;
+    use wgrnn::rnn::RecurrentKernel;
     let dev = Device::new().unwrap();
     let (t, lengths) = (6, [6usize, 4, 5]);
     let ids: Vec<u32> = (0..3 * t).map(|i| (i % 20) as u32).collect();
@@ -219,18 +232,23 @@ fn step_profile_attributes_every_dispatch() {
         let weights: Vec<Vec<f32>> = named_parameters(&model).iter().map(|(_, p)| p.value.to_vec().unwrap()).collect();
         (profile, dispatched, weights)
     };
-    let (profile, dispatched, profiled_weights) = run(true);
-    let (_, _, plain_weights) = run(false);
-    assert_eq!(profiled_weights, plain_weights, "profiling changed what a step computes");
-    let profile = profile.unwrap();
-    let count = |f: Family| profile.families.iter().find(|x| x.family == f).unwrap().dispatches;
-    assert_eq!(profile.total().0, dispatched, "{profile}");
-    assert_eq!(count(Family::RecurrentForward), t as u64, "{profile}");
-    assert_eq!(count(Family::RecurrentBackward), t as u64 + 1, "{profile}");
-    assert_eq!(count(Family::InputProjection), 1, "{profile}");
-    assert_eq!(count(Family::Embedding), 2, "{profile}");
-    assert!(count(Family::WeightGradients) >= 5 && count(Family::Optimizer) >= 5, "{profile}");
-    assert!(count(Family::HeadLoss) >= 3, "{profile}");
-    assert!(profile.total().1 > std::time::Duration::ZERO, "{profile}");
+    for (kernel, forward, backward) in
+        [(RecurrentKernel::Step, t as u64, t as u64 + 1), (RecurrentKernel::Sequence { rows: 4 }, 1, 1)]
+    {
+        dev.set_recurrent_kernel(Some(kernel));
+        let (profile, dispatched, profiled_weights) = run(true);
+        let (_, _, plain_weights) = run(false);
+        assert_eq!(profiled_weights, plain_weights, "{kernel}: profiling changed what a step computes");
+        let profile = profile.unwrap();
+        let count = |f: Family| profile.families.iter().find(|x| x.family == f).unwrap().dispatches;
+        assert_eq!(profile.total().0, dispatched, "{kernel}: {profile}");
+        assert_eq!(count(Family::RecurrentForward), forward, "{kernel}: {profile}");
+        assert_eq!(count(Family::RecurrentBackward), backward, "{kernel}: {profile}");
+        assert_eq!(count(Family::InputProjection), 1, "{kernel}: {profile}");
+        assert_eq!(count(Family::Embedding), 2, "{kernel}: {profile}");
+        assert!(count(Family::WeightGradients) >= 5 && count(Family::Optimizer) >= 5, "{kernel}: {profile}");
+        assert!(count(Family::HeadLoss) >= 3, "{kernel}: {profile}");
+        assert!(profile.total().1 > std::time::Duration::ZERO, "{kernel}: {profile}");
+    }
     assert!(dev.finish_profile().is_err(), "a second finish has no profile");
 }

@@ -20,6 +20,14 @@
 @group(0) @binding(21) var<storage, read_write> dgh: array<f32>;
 @group(0) @binding(22) var<storage, read_write> dcarry: array<f32>;
 
+// Sequence kernels, before the first step: nothing to set forward; the
+// carried gradient starts at zero.
+fn cell_sequence_start(s: u32, j: u32) {}
+
+fn cell_sequence_backward_start(s: u32, j: u32) {
+    dcarry[s * p.hidden + j] = 0.0;
+}
+
 fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: bool) -> f32 {
     let h = p.hidden;
     let g3 = 3u * h;

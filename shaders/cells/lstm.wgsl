@@ -18,6 +18,7 @@
 //   23 c0          read        (L·D, B, H)                  backward
 //   24 dcarry      read_write  (B, H) dc, sorted rows; starts as grad_c_n
 //   25 grad_c0     read_write  (L·D, B, H)                  initial-state kernel
+//   26 grad_c_n    read        (L·D, B, H)                  sequence backward kernel
 // Workgroup mapping: that of the step kernels (one call per row and unit).
 // Saves for backward: the activations i, f, g, o in `gates`, and `cell`.
 
@@ -27,6 +28,17 @@
 @group(0) @binding(23) var<storage, read> c0: array<f32>;
 @group(0) @binding(24) var<storage, read_write> dcarry: array<f32>;
 @group(0) @binding(25) var<storage, read_write> grad_c0: array<f32>;
+@group(0) @binding(26) var<storage, read> grad_c_n: array<f32>;
+
+// Sequence kernels, before the first step: c starts as c0 ...
+fn cell_sequence_start(s: u32, j: u32) {
+    cell_state[s * p.hidden + j] = c0[state_at(s, j)];
+}
+
+// ... and its gradient as grad_c_n.
+fn cell_sequence_backward_start(s: u32, j: u32) {
+    dcarry[s * p.hidden + j] = grad_c_n[state_at(s, j)];
+}
 
 fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: bool) -> f32 {
     let h = p.hidden;

@@ -11,6 +11,11 @@
 
 override RELU: bool = false;
 
+// Sequence kernels, before the first step: the cell has no state of its own.
+fn cell_sequence_start(s: u32, j: u32) {}
+
+fn cell_sequence_backward_start(s: u32, j: u32) {}
+
 fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: bool) -> f32 {
     let h = p.hidden;
     let a = rec.x + b_hh[j] + gates[row * h + j];

@@ -21,6 +21,12 @@ pub static GRU: Cell = Cell {
         CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
         CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },
     ],
+    sequence_forward: &[CellBinding { binding: 20, access: W, tensor: CellTensor::Saved }],
+    sequence_backward: &[
+        CellBinding { binding: 20, access: W, tensor: CellTensor::Saved },
+        CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
+        CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },
+    ],
     reference_forward: gru_reference_forward,
     reference_backward: gru_reference_backward,
 };

@@ -24,6 +24,19 @@ pub static LSTM: Cell = Cell {
         CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
         CellBinding { binding: 25, access: W, tensor: CellTensor::InitialStateGrad },
     ],
+    sequence_forward: &[
+        CellBinding { binding: 20, access: W, tensor: CellTensor::State },
+        CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
+        CellBinding { binding: 22, access: W, tensor: CellTensor::FinalState },
+        CellBinding { binding: 23, access: R, tensor: CellTensor::InitialState },
+    ],
+    sequence_backward: &[
+        CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
+        CellBinding { binding: 23, access: R, tensor: CellTensor::InitialState },
+        CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
+        CellBinding { binding: 25, access: W, tensor: CellTensor::InitialStateGrad },
+        CellBinding { binding: 26, access: R, tensor: CellTensor::FinalStateGrad },
+    ],
     reference_forward: lstm_reference_forward,
     reference_backward: lstm_reference_backward,
 };

@@ -122,6 +122,9 @@ pub enum CellTensor {
     HiddenGrads,
     /// (L·D, B, H) the gradient of the initial cell state (initial-state kernel).
     InitialStateGrad,
+    /// (L·D, B, H) the gradient of the final cell state, grad_c_n (the
+    /// sequence backward kernel starts its carry from it).
+    FinalStateGrad,
 }
 
 /// One of a cell's own storage bindings (numbers from 20 up; the shared
@@ -198,6 +201,12 @@ pub struct Cell {
     pub backward: &'static [CellBinding],
     /// Its own bindings of the initial-state gradient kernel.
     pub initial_state: &'static [CellBinding],
+    /// Its own bindings of the sequence forward kernel: the step kernels'
+    /// and what `cell_sequence_start` reads.
+    pub sequence_forward: &'static [CellBinding],
+    /// Its own bindings of the sequence backward kernel: the step and
+    /// initial-state kernels' and what `cell_sequence_backward_start` reads.
+    pub sequence_backward: &'static [CellBinding],
     /// CPU reference step forward.
     pub reference_forward: ReferenceForward,
     /// CPU reference step backward.
@@ -207,7 +216,9 @@ pub struct Cell {
 impl Cell {
     /// Whether the cell binds a tensor of this kind anywhere.
     pub fn uses(&self, tensor: CellTensor) -> bool {
-        [self.forward, self.backward, self.initial_state].iter().any(|b| b.iter().any(|c| c.tensor == tensor))
+        [self.forward, self.backward, self.initial_state, self.sequence_forward, self.sequence_backward]
+            .iter()
+            .any(|b| b.iter().any(|c| c.tensor == tensor))
     }
 }
 

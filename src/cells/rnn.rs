@@ -13,6 +13,8 @@ pub static RNN: Cell = Cell {
     forward: &[],
     backward: &[],
     initial_state: &[],
+    sequence_forward: &[],
+    sequence_backward: &[],
     reference_forward: rnn_reference_forward,
     reference_backward: rnn_reference_backward,
 };

@@ -16,6 +16,7 @@ use crate::profile::{self, Family};
 use crate::rnn::layer::Rnn;
 use crate::rnn::packed::PackedBatch;
 use crate::rnn::spec::{BIAS_HH, BIAS_IH, WEIGHT_HH, WEIGHT_HR, WEIGHT_IH};
+use crate::rnn::variant::RecurrentKernel;
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup along H (the shaders' `WG` override).
@@ -27,12 +28,19 @@ pub(crate) const ROWS: u32 = 8;
 /// dG loads across them (their `UNITS`).
 pub(crate) const UNITS: u32 = 4;
 
+/// Rows per workgroup the sequence kernels can be built with (`SEQ_ROWS`).
+pub(crate) const SEQUENCE_ROW_CHOICES: [u32; 4] = [1, 2, 4, 8];
+/// The `SEQ_ROWS` of the modules the step kernels are taken from (they
+/// ignore it; one value keeps them to one module per cell and pass).
+pub(crate) const SEQUENCE_ROWS: u32 = 8;
+
 crate::kernels::shader_params! {
     /// Mirrors `StepParams` in shaders/recurrent.wgsl.
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
     pub(crate) struct StepParams mirrors "StepParams" in (Shader::Recurrent {
         cell: &crate::cells::lstm::LSTM,
         pass: Pass::Forward,
+        rows: SEQUENCE_ROWS,
     }) {
         t: u32,
         reverse: u32,
@@ -48,6 +56,13 @@ crate::kernels::shader_params! {
 }
 
 use Access::{Read as R, ReadWrite as W};
+
+/// `recurrent_sequence_forward`: info, w_hh (as floats and as vec4), b_hh,
+/// h0, gates, out, h_prev, h_n.
+const SEQUENCE_FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (10, R), (3, R), (17, R), (5, W), (6, W), (7, W), (8, W)];
+/// `recurrent_sequence_backward`: info, w_hh, gates, h_prev, grad_out,
+/// grad_h_n, dgates, grad_h0.
+const SEQUENCE_BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (8, W), (10, W)];
 
 /// Shared bindings of `recurrent_step_forward`, in launch order: info, w_hh,
 /// b_hh, state_in, gates, out, h_prev, h_n, state_out.
@@ -76,8 +91,7 @@ const CELL_BACKWARD: &[(u32, Access)] = &[(1, R), (15, R), (14, W), (3, W), (4, 
 /// The kernels of a projected LSTM step (proj_size): the cell's step,
 /// storing h̃, then h = W_hr·h̃; backward, dh per row, then the cell.
 fn projected_kernels(cell: &'static Cell) -> [Kernel; 4] {
-    let (fwd, bwd) =
-        (Shader::Recurrent { cell, pass: Pass::Forward }, Shader::Recurrent { cell, pass: Pass::Backward });
+    let (fwd, bwd) = (step_shader(cell, Pass::Forward), step_shader(cell, Pass::Backward));
     [
         Kernel {
             shader: fwd,
@@ -91,9 +105,45 @@ fn projected_kernels(cell: &'static Cell) -> [Kernel; 4] {
     ]
 }
 
+/// The module of `cell`'s step kernels for `pass`.
+fn step_shader(cell: &'static Cell, pass: Pass) -> Shader {
+    Shader::Recurrent { cell, pass, rows: SEQUENCE_ROWS }
+}
+
+/// The sequence kernels of `cell` with `rows` rows per workgroup: forward,
+/// backward.
+fn sequence_kernels(cell: &'static Cell, rows: u32) -> [Kernel; 2] {
+    let (fwd, bwd) =
+        (Shader::Recurrent { cell, pass: Pass::Forward, rows }, Shader::Recurrent { cell, pass: Pass::Backward, rows });
+    [
+        Kernel {
+            shader: fwd,
+            entry: "recurrent_sequence_forward",
+            storage: SEQUENCE_FORWARD,
+            cell: cell.sequence_forward,
+        },
+        Kernel {
+            shader: bwd,
+            entry: "recurrent_sequence_backward",
+            storage: SEQUENCE_BACKWARD,
+            cell: cell.sequence_backward,
+        },
+    ]
+}
+
+/// The override constants of a sequence kernel for `spec` with `threads`
+/// invocations per workgroup.
+fn sequence_constants(spec: &crate::rnn::RnnSpec, threads: u32) -> Vec<(&'static str, f64)> {
+    let mut c = mode_constants(spec.mode);
+    c.push(("SEQ_WG", f64::from(threads)));
+    c.push(("SEQ_HIDDEN", spec.hidden_size as f64));
+    c.push(("SEQ_VEC4", if spec.hidden_size.is_multiple_of(4) { 1.0 } else { 0.0 }));
+    c
+}
+
 /// The forward step kernel of `cell` (vec4 reads when H % 4 == 0).
 fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
-    let shader = Shader::Recurrent { cell, pass: Pass::Forward };
+    let shader = step_shader(cell, Pass::Forward);
     let (entry, storage) =
         if vec4 { ("recurrent_step_forward_vec4", FORWARD_VEC4) } else { ("recurrent_step_forward", FORWARD) };
     Kernel { shader, entry, storage, cell: cell.forward }
@@ -101,7 +151,7 @@ fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
 
 /// The backward step kernel of `cell` (vec4 reads when H % 4 == 0).
 fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
-    let shader = Shader::Recurrent { cell, pass: Pass::Backward };
+    let shader = step_shader(cell, Pass::Backward);
     let (entry, storage) =
         if vec4 { ("recurrent_step_backward_vec4", BACKWARD_VEC4) } else { ("recurrent_step_backward", BACKWARD) };
     Kernel { shader, entry, storage, cell: cell.backward }
@@ -109,7 +159,7 @@ fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
 
 /// The initial-state gradient kernel of `cell`.
 fn initial_state_kernel(cell: &'static Cell) -> Kernel {
-    let shader = Shader::Recurrent { cell, pass: Pass::Backward };
+    let shader = step_shader(cell, Pass::Backward);
     Kernel { shader, entry: "recurrent_grad_initial_state", storage: INITIAL_STATE, cell: cell.initial_state }
 }
 
@@ -129,6 +179,8 @@ pub struct PackedForward {
     c0: Option<Tensor>,
     layers: Vec<LayerSaved>,
     dropout: Option<(f32, u64)>,
+    /// The recurrent kernels forward ran with; backward uses the same.
+    variant: RecurrentKernel,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +298,7 @@ pub(crate) fn forward(
     h0: Option<&Tensor>,
     c0: Option<&Tensor>,
     dropout: Option<(f32, u64)>,
+    forced: Option<RecurrentKernel>,
 ) -> Result<PackedForward> {
     const OP: &str = "Rnn::forward";
     let spec = *rnn.spec();
@@ -281,6 +334,10 @@ pub(crate) fn forward(
     let units_per_invocation = (4 / cell.gates).max(1) as u32;
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
     let rt = &dev.rt;
+    let variant = match forced {
+        Some(variant) => variant,
+        None => crate::rnn::tune::recurrent_kernel(dev, &spec, batch)?,
+    };
 
     let mut layer_input = x.clone();
     let mut layers = Vec::with_capacity(spec.num_layers);
@@ -302,6 +359,26 @@ pub(crate) fn forward(
                 cell.uses(CellTensor::Saved).then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
             let h_prev = Tensor::uninit(dev, &[n, sz], DType::F32)?;
             let h_tilde = projected.then(|| Tensor::uninit(dev, &[n, h], DType::F32)).transpose()?;
+            if let RecurrentKernel::Sequence { rows } = variant {
+                let bufs = SequenceForward {
+                    batch,
+                    spec: &spec,
+                    layer,
+                    dir,
+                    params,
+                    h0: &h0,
+                    c0: c0.as_ref(),
+                    gates: &gates,
+                    saved: cell_saved.as_ref(),
+                    out: &out,
+                    h_prev: &h_prev,
+                    h_n: &h_n,
+                    c_n: c_n.as_ref(),
+                };
+                sequence_forward(&bufs, rows)?;
+                saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde });
+                continue;
+            }
             // Dense (B, S) states in sorted row order: h double-buffered
             // (both start as h0), then the cell state (B, H).
             let state_index = layer * dirs + dir;
@@ -357,7 +434,118 @@ pub(crate) fn forward(
         layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
     }
-    Ok(PackedForward { spec, batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout })
+    Ok(PackedForward { spec, batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout, variant })
+}
+
+/// What the sequence forward kernel of one layer and direction binds.
+struct SequenceForward<'a> {
+    batch: &'a PackedBatch,
+    spec: &'a crate::rnn::RnnSpec,
+    layer: usize,
+    dir: usize,
+    params: &'a crate::rnn::LayerParams,
+    h0: &'a Tensor,
+    c0: Option<&'a Tensor>,
+    gates: &'a Tensor,
+    saved: Option<&'a Tensor>,
+    out: &'a Tensor,
+    h_prev: &'a Tensor,
+    h_n: &'a Tensor,
+    c_n: Option<&'a Tensor>,
+}
+
+/// Every step of one layer and direction in one dispatch: the
+/// sequence-resident forward, `rows` batch rows per workgroup.
+fn sequence_forward(f: &SequenceForward, rows: u32) -> Result<()> {
+    const OP: &str = "Rnn::forward";
+    let (spec, cell) = (f.spec, f.spec.mode.cell());
+    let dev = f.gates.device();
+    let rt = &dev.rt;
+    let [forward, _] = sequence_kernels(cell, rows);
+    let sp = step_params(f.batch, spec, f.layer, f.dir, 0)?;
+    let h = spec.hidden_size;
+    let w_hh = &f.params.weight_hh().value;
+    let cell_state = f.c0.map(|_| Tensor::uninit(dev, &[f.batch.batch(), h], DType::F32)).transpose()?;
+    let have = [
+        (CellTensor::State, cell_state.as_ref()),
+        (CellTensor::Saved, f.saved),
+        (CellTensor::FinalState, f.c_n),
+        (CellTensor::InitialState, f.c0),
+    ];
+    let mut bufs = vec![
+        f.batch.info.buffer(),
+        w_hh.buffer(),
+        w_hh.buffer(),
+        f.params.bias_hh().value.buffer(),
+        f.h0.buffer(),
+        f.gates.buffer(),
+        f.out.buffer(),
+        f.h_prev.buffer(),
+        f.h_n.buffer(),
+    ];
+    for b in cell.sequence_forward {
+        bufs.push(cell_tensor(cell, b.tensor, &have)?.buffer());
+    }
+    let (threads, _) = crate::rnn::variant::sequence_threads(spec);
+    let tiles = u32_of(OP, f.batch.batch())?.div_ceil(rows);
+    rt.launch(forward, &sequence_constants(spec, threads), &sp, &bufs, [tiles, 1, 1])
+}
+
+/// What the sequence backward kernel of one layer and direction binds.
+struct SequenceBackward<'a> {
+    batch: &'a PackedBatch,
+    spec: &'a crate::rnn::RnnSpec,
+    layer: usize,
+    dir: usize,
+    params: &'a crate::rnn::LayerParams,
+    saved: &'a DirSaved,
+    c0: Option<&'a Tensor>,
+    grad_out: &'a Tensor,
+    grad_h_n: &'a Tensor,
+    grad_c_n: Option<&'a Tensor>,
+    dgates: &'a Tensor,
+    hidden_grads: Option<&'a Tensor>,
+    grad_h0: &'a Tensor,
+    grad_c0: Option<&'a Tensor>,
+}
+
+/// Every step of one layer and direction backward, and the initial-state
+/// gradient, in one dispatch: the sequence-resident backward.
+fn sequence_backward(f: &SequenceBackward, rows: u32) -> Result<()> {
+    const OP: &str = "Rnn::backward";
+    let (spec, cell) = (f.spec, f.spec.mode.cell());
+    let dev = f.dgates.device();
+    let [_, backward] = sequence_kernels(cell, rows);
+    let sp = step_params(f.batch, spec, f.layer, f.dir, 0)?;
+    // The carried gradient (B, H), sorted rows: the kernel starts it.
+    let carry = cell
+        .uses(CellTensor::Carry)
+        .then(|| Tensor::uninit(dev, &[f.batch.batch(), spec.hidden_size], DType::F32))
+        .transpose()?;
+    let have = [
+        (CellTensor::Saved, f.saved.saved.as_ref()),
+        (CellTensor::InitialState, f.c0),
+        (CellTensor::Carry, carry.as_ref()),
+        (CellTensor::HiddenGrads, f.hidden_grads),
+        (CellTensor::InitialStateGrad, f.grad_c0),
+        (CellTensor::FinalStateGrad, f.grad_c_n),
+    ];
+    let mut bufs = vec![
+        f.batch.info.buffer(),
+        f.params.weight_hh().value.buffer(),
+        f.saved.gates.buffer(),
+        f.saved.h_prev.buffer(),
+        f.grad_out.buffer(),
+        f.grad_h_n.buffer(),
+        f.dgates.buffer(),
+        f.grad_h0.buffer(),
+    ];
+    for b in cell.sequence_backward {
+        bufs.push(cell_tensor(cell, b.tensor, &have)?.buffer());
+    }
+    let (_, threads) = crate::rnn::variant::sequence_threads(spec);
+    let tiles = u32_of(OP, f.batch.batch())?.div_ceil(rows);
+    dev.rt.launch(backward, &sequence_constants(spec, threads), &sp, &bufs, [tiles, 1, 1])
 }
 
 /// Rows of `state_index` of an (L·D, B, H) state, in sorted row order: (B, H).
@@ -436,6 +624,7 @@ pub(crate) fn backward(
         if projected { projected_step } else { backward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
     let initial_kernel = initial_state_kernel(cell);
     let rt = &dev.rt;
+    let variant = fwd.variant;
 
     let fits = param_grads.len() == rnn.params().len()
         && param_grads
@@ -469,74 +658,95 @@ pub(crate) fn backward(
             let dgx = Tensor::uninit(dev, &[n, g], DType::F32)?;
             let dgh =
                 cell.uses(CellTensor::HiddenGrads).then(|| Tensor::uninit(dev, &[n, g], DType::F32)).transpose()?;
-            // Dense state in sorted row order: the hidden-side dG
-            // double-buffered from zero, and the cell's carried gradient
-            // (from grad_c_n for a cell with a state, else from zero).
-            let state_index = layer * dirs + dir;
-            let dg_a = Tensor::zeros(dev, &[b, g])?;
-            let dg_b = Tensor::zeros(dev, &[b, g])?;
-            let carry = match (cell.uses(CellTensor::Carry), &grad_c_n) {
-                (false, _) => None,
-                (true, Some(gc)) => Some(sorted_state(batch, gc, state_index)?),
-                (true, None) => Some(Tensor::zeros(dev, &[b, h])?),
-            };
-            let have = [
-                (CellTensor::Saved, s.saved.as_ref()),
-                (CellTensor::InitialState, fwd.c0.as_ref()),
-                (CellTensor::Carry, carry.as_ref()),
-                (CellTensor::HiddenGrads, dgh.as_ref()),
-                (CellTensor::InitialStateGrad, grad_c0.as_ref()),
-            ];
-            let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
-                bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
-            };
-            // The cell's backward buffers: bound by the step kernel, or with a
-            // projection by the cell kernel that follows it.
-            let cell_own = own(cell.backward)?;
-            let step_own: &[&wgpu::Buffer] = if projected { &[] } else { &cell_own };
             let dh_rows = projected.then(|| Tensor::uninit(dev, &[n, sz], DType::F32)).transpose()?;
-            for k in 0..steps {
-                let t = step_time(dir, k, steps, true);
-                let sp = step_params(batch, &spec, layer, dir, t)?;
-                let tiles = [unit_groups, u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS), 1];
-                let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
-                let mut bufs = vec![
-                    batch.info.buffer(),
-                    params.weight_hh().value.buffer(),
-                    s.gates.buffer(),
-                    s.h_prev.buffer(),
-                    d_out.buffer(),
-                    grad_h_n.buffer(),
-                    dg_in.buffer(),
-                    dgx.buffer(),
-                    dg_out.buffer(),
+            if let RecurrentKernel::Sequence { rows } = variant {
+                let bufs = SequenceBackward {
+                    batch,
+                    spec: &spec,
+                    layer,
+                    dir,
+                    params,
+                    saved: s,
+                    c0: fwd.c0.as_ref(),
+                    grad_out: &d_out,
+                    grad_h_n: &grad_h_n,
+                    grad_c_n: grad_c_n.as_ref(),
+                    dgates: &dgx,
+                    hidden_grads: dgh.as_ref(),
+                    grad_h0: &grad_h0,
+                    grad_c0: grad_c0.as_ref(),
+                };
+                sequence_backward(&bufs, rows)?;
+            } else {
+                // Dense state in sorted row order: the hidden-side dG
+                // double-buffered from zero, and the cell's carried gradient
+                // (from grad_c_n for a cell with a state, else from zero).
+                let state_index = layer * dirs + dir;
+                let dg_a = Tensor::zeros(dev, &[b, g])?;
+                let dg_b = Tensor::zeros(dev, &[b, g])?;
+                let carry = match (cell.uses(CellTensor::Carry), &grad_c_n) {
+                    (false, _) => None,
+                    (true, Some(gc)) => Some(sorted_state(batch, gc, state_index)?),
+                    (true, None) => Some(Tensor::zeros(dev, &[b, h])?),
+                };
+                let have = [
+                    (CellTensor::Saved, s.saved.as_ref()),
+                    (CellTensor::InitialState, fwd.c0.as_ref()),
+                    (CellTensor::Carry, carry.as_ref()),
+                    (CellTensor::HiddenGrads, dgh.as_ref()),
+                    (CellTensor::InitialStateGrad, grad_c0.as_ref()),
                 ];
-                if let Some(dh) = &dh_rows {
-                    bufs.push(dh.buffer());
-                }
-                bufs.extend(step_own);
-                rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;
-                if let (Some(dh), Some(w_hr)) = (&dh_rows, params.weight_hr()) {
+                let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
+                    bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
+                };
+                // The cell's backward buffers: bound by the step kernel, or with a
+                // projection by the cell kernel that follows it.
+                let cell_own = own(cell.backward)?;
+                let step_own: &[&wgpu::Buffer] = if projected { &[] } else { &cell_own };
+                for k in 0..steps {
+                    let t = step_time(dir, k, steps, true);
+                    let sp = step_params(batch, &spec, layer, dir, t)?;
+                    let tiles = [unit_groups, u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS), 1];
+                    let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
                     let mut bufs = vec![
                         batch.info.buffer(),
-                        w_hr.value.buffer(),
-                        dh.buffer(),
+                        params.weight_hh().value.buffer(),
                         s.gates.buffer(),
                         s.h_prev.buffer(),
+                        d_out.buffer(),
+                        grad_h_n.buffer(),
+                        dg_in.buffer(),
                         dgx.buffer(),
                         dg_out.buffer(),
                     ];
-                    bufs.extend(&cell_own);
-                    rt.launch(cell_step, &constants, &sp, &bufs, [cell_groups, tiles[1], 1])?;
+                    if let Some(dh) = &dh_rows {
+                        bufs.push(dh.buffer());
+                    }
+                    bufs.extend(step_own);
+                    rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;
+                    if let (Some(dh), Some(w_hr)) = (&dh_rows, params.weight_hr()) {
+                        let mut bufs = vec![
+                            batch.info.buffer(),
+                            w_hr.value.buffer(),
+                            dh.buffer(),
+                            s.gates.buffer(),
+                            s.h_prev.buffer(),
+                            dgx.buffer(),
+                            dg_out.buffer(),
+                        ];
+                        bufs.extend(&cell_own);
+                        rt.launch(cell_step, &constants, &sp, &bufs, [cell_groups, tiles[1], 1])?;
+                    }
                 }
+                // Initial-state gradient: every row, at its first step.
+                let sp = step_params(batch, &spec, layer, dir, 0)?;
+                // One workgroup row per batch row, over y then z (≤ 65535 each).
+                let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
+                let mut bufs =
+                    vec![batch.info.buffer(), params.weight_hh().value.buffer(), dgx.buffer(), grad_h0.buffer()];
+                bufs.extend(own(cell.initial_state)?);
+                rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             }
-            // Initial-state gradient: every row, at its first step.
-            let sp = step_params(batch, &spec, layer, dir, 0)?;
-            // One workgroup row per batch row, over y then z (≤ 65535 each).
-            let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
-            let mut bufs = vec![batch.info.buffer(), params.weight_hh().value.buffer(), dgx.buffer(), grad_h0.buffer()];
-            bufs.extend(own(cell.initial_state)?);
-            rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             // Parameter gradients over all steps at once.
             let _family = profile::scope(Family::WeightGradients);
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);

@@ -241,6 +241,29 @@ impl Rnn {
         c0: Option<&Tensor>,
         train_seed: Option<u64>,
     ) -> Result<RnnOutput> {
+        self.forward_with(input, lengths, h0, c0, train_seed, None)
+    }
+
+    /// [`Rnn::forward`] (no initial state, evaluation) with the recurrent
+    /// kernel variant given, not chosen: for the autotuner's timings.
+    pub(crate) fn forward_as(
+        &self,
+        input: &Tensor,
+        lengths: &[usize],
+        kernel: crate::rnn::RecurrentKernel,
+    ) -> Result<RnnOutput> {
+        self.forward_with(input, lengths, None, None, None, Some(kernel))
+    }
+
+    fn forward_with(
+        &self,
+        input: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train_seed: Option<u64>,
+        kernel: Option<crate::rnn::RecurrentKernel>,
+    ) -> Result<RnnOutput> {
         let &[batch, max_len, features] = input.shape() else {
             return Err(Error::Shape {
                 op: "Rnn::forward",
@@ -256,7 +279,8 @@ impl Rnn {
         crate::rnn::spec::validate_lengths(lengths, batch, max_len)?;
         let packed_batch = PackedBatch::new(input.device(), lengths, max_len)?;
         let x = packed_batch.pack(input)?;
-        let packed = self.forward_packed(&x, &packed_batch, h0, c0, train_seed)?;
+        let dropout = train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed));
+        let packed = gpu::forward(self, &x, &packed_batch, h0, c0, dropout, kernel)?;
         Ok(RnnOutput {
             output: packed_batch.unpack(&packed.output)?,
             h_n: packed.h_n.clone(),
@@ -276,7 +300,7 @@ impl Rnn {
         train_seed: Option<u64>,
     ) -> Result<gpu::PackedForward> {
         let dropout = train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed));
-        gpu::forward(self, x, batch, h0, c0, dropout)
+        gpu::forward(self, x, batch, h0, c0, dropout, None)
     }
 
     /// Gradients of `Σ output·grad_output + Σ h_n·grad_h_n (+ Σ c_n·grad_c_n)`

@@ -10,7 +10,10 @@ pub mod layer;
 pub mod packed;
 pub mod parity;
 pub mod tape;
+pub mod tune;
+pub mod variant;
 
 pub use gpu::PackedForward;
 pub use layer::{LayerParams, Rnn, RnnConfig, RnnGrads, RnnOutput};
 pub use packed::PackedBatch;
+pub use variant::RecurrentKernel;

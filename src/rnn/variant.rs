@@ -1,0 +1,132 @@
+//! Which kernels run the recurrence of a layer: the step kernels (one
+//! dispatch per time step, any size) or the sequence-resident ones (one
+//! dispatch per layer and direction that loops over every step inside,
+//! for hidden sizes the adapter's workgroup limits allow), and with how
+//! many batch rows per workgroup.
+//!
+//! Every variant computes the same bits (the sequence kernels repeat the
+//! step kernels' arithmetic in the same order), so the choice changes speed
+//! only, never a result. `WGRNN_KERNEL=recurrent=step`,
+//! `recurrent=sequence` or `recurrent=sequence/ROWS` (or
+//! [`crate::Device::set_recurrent_kernel`]) forces one; otherwise the
+//! autotuner picks ([`crate::rnn::tune`]).
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::rnn::gpu::{SEQUENCE_ROW_CHOICES, UNITS};
+use crate::rnn::RnnSpec;
+
+/// How the recurrent steps of a layer run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecurrentKernel {
+    /// One dispatch per time step (`recurrent_step_*`): any hidden size,
+    /// projections included.
+    Step,
+    /// One dispatch per layer and direction (`recurrent_sequence_*`), a
+    /// workgroup owning `rows` batch rows (1, 2, 4 or 8) and every unit.
+    Sequence {
+        /// Batch rows per workgroup.
+        rows: u32,
+    },
+}
+
+impl fmt::Display for RecurrentKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecurrentKernel::Step => write!(f, "step"),
+            RecurrentKernel::Sequence { rows } => write!(f, "sequence/{rows}"),
+        }
+    }
+}
+
+impl RecurrentKernel {
+    /// Parses [`RecurrentKernel`]'s display form: `step`, `sequence/ROWS`,
+    /// or `sequence` (rows chosen per batch, [`RecurrentKernel::Sequence`]
+    /// with rows 0 until resolved).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Config(format!(
+                "unknown recurrent kernel {text:?}; accepted: step, sequence, sequence/ROWS with ROWS in {SEQUENCE_ROW_CHOICES:?}"
+            ))
+        };
+        match text.trim() {
+            "step" => Ok(RecurrentKernel::Step),
+            "sequence" => Ok(RecurrentKernel::Sequence { rows: 0 }),
+            other => {
+                let rows: u32 = other.strip_prefix("sequence/").and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+                if !SEQUENCE_ROW_CHOICES.contains(&rows) {
+                    return Err(bad());
+                }
+                Ok(RecurrentKernel::Sequence { rows })
+            }
+        }
+    }
+
+    /// The recurrent choice of a `WGRNN_KERNEL` value: comma-separated
+    /// `family=variant` pairs (today only `recurrent=...`).
+    pub fn from_env_value(value: &str) -> Result<Option<Self>> {
+        let mut found = None;
+        for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+            match pair.split_once('=') {
+                Some((family, variant)) if family.trim() == "recurrent" => found = Some(Self::parse(variant)?),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "WGRNN_KERNEL: {pair:?} is not family=variant with a known family (recurrent)"
+                    )))
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Workgroup threads of the sequence kernels for `spec`: forward (an
+/// invocation owns every gate of `4 / gates` units, at least one) and
+/// backward (`UNITS` units each).
+pub(crate) fn sequence_threads(spec: &RnnSpec) -> (u32, u32) {
+    let per_invocation = (4 / spec.mode.gates()).max(1);
+    let h = spec.hidden_size;
+    (h.div_ceil(per_invocation) as u32, h.div_ceil(UNITS as usize) as u32)
+}
+
+/// Why the sequence kernels with `rows` rows per workgroup cannot run
+/// `spec` on a device with these limits, or `None` if they can.
+pub(crate) fn sequence_unfit(limits: &wgpu::Limits, spec: &RnnSpec, rows: u32) -> Option<String> {
+    if spec.proj_size > 0 {
+        return Some("the sequence kernels have no projection (proj_size)".into());
+    }
+    let (forward, backward) = sequence_threads(spec);
+    let threads = forward.max(backward);
+    let max_threads = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+    if threads > max_threads {
+        return Some(format!(
+            "hidden size {} needs {threads} invocations per workgroup, the adapter allows {max_threads}",
+            spec.hidden_size
+        ));
+    }
+    // Workgroup memory: h double-buffered forward, dG_h backward, plus the
+    // shared step count.
+    let h = spec.hidden_size as u64;
+    let bytes = 4 * (u64::from(rows) * h * (2u64).max(spec.mode.gates() as u64) + 1);
+    let limit = u64::from(limits.max_compute_workgroup_storage_size);
+    if bytes > limit {
+        return Some(format!(
+            "{rows} rows of hidden size {} need {bytes} bytes of workgroup memory, the adapter allows {limit}",
+            spec.hidden_size
+        ));
+    }
+    None
+}
+
+/// The largest row count the sequence kernels can use for `spec` and a
+/// batch of `batch` rows: no more than the batch needs (rounded up to a
+/// power of two), none past the adapter's workgroup memory.
+pub(crate) fn sequence_rows(limits: &wgpu::Limits, spec: &RnnSpec, batch: usize) -> Option<u32> {
+    SEQUENCE_ROW_CHOICES
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&rows| rows == 1 || (rows as usize) / 2 < batch)
+        .find(|&rows| sequence_unfit(limits, spec, rows).is_none())
+}

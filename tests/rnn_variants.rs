@@ -1,0 +1,178 @@
+//! Every recurrent kernel variant computes the same bits: the step kernels
+//! (one dispatch per time step) and the sequence-resident kernels (one
+//! dispatch per layer and direction) with 1, 2, 4 and 8 rows per workgroup,
+//! forward and backward, for every mode, on the scalar (H % 4 ≠ 0) and vec4
+//! paths, stacked, bidirectional, ragged, with dropout. The step kernels
+//! are checked against the f64 CPU reference in rnn_gpu.rs; equal bits
+//! carry that check to every variant. Its own binary: forcing a variant
+//! applies to the whole device, which no other test here shares.
+
+mod common;
+
+use common::{device, random};
+use wgrnn::rnn::{RecurrentKernel, RnnConfig, RnnMode};
+use wgrnn::Tensor;
+
+const MODES: [RnnMode; 4] = [RnnMode::Lstm, RnnMode::Gru, RnnMode::RnnTanh, RnnMode::RnnRelu];
+
+const VARIANTS: [RecurrentKernel; 5] = [
+    RecurrentKernel::Step,
+    RecurrentKernel::Sequence { rows: 1 },
+    RecurrentKernel::Sequence { rows: 2 },
+    RecurrentKernel::Sequence { rows: 4 },
+    RecurrentKernel::Sequence { rows: 8 },
+];
+
+struct Case {
+    input: usize,
+    hidden: usize,
+    layers: usize,
+    bidirectional: bool,
+    lengths: Vec<usize>,
+    max_len: usize,
+    dropout: f32,
+}
+
+/// Every output and gradient of one forward and backward, as bit patterns,
+/// with their names.
+fn run(mode: RnnMode, case: &Case, seed: u64) -> Vec<(String, Vec<u32>)> {
+    let dev = device();
+    let rnn = RnnConfig::new(mode, case.input, case.hidden)
+        .with_num_layers(case.layers)
+        .with_bidirectional(case.bidirectional)
+        .with_dropout(case.dropout)
+        .with_seed(seed)
+        .init(dev)
+        .unwrap();
+    let spec = *rnn.spec();
+    let (b, t, d, h) = (case.lengths.len(), case.max_len, spec.directions(), case.hidden);
+    let states = [spec.num_layers * d, b, h];
+    let lstm = mode == RnnMode::Lstm;
+    let x = Tensor::from_slice(dev, &random(b * t * case.input, seed + 1), &[b, t, case.input]).unwrap();
+    let h0 = Tensor::from_slice(dev, &random(states.iter().product(), seed + 2), &states).unwrap();
+    let c0 = Tensor::from_slice(dev, &random(states.iter().product(), seed + 3), &states).unwrap();
+    let train_seed = (case.dropout > 0.0).then_some(seed + 77);
+    let fwd = rnn.forward(&x, &case.lengths, Some(&h0), lstm.then_some(&c0), train_seed).unwrap();
+    let go = Tensor::from_slice(dev, &random(b * t * d * h, seed + 4), &[b, t, d * h]).unwrap();
+    let ghn = Tensor::from_slice(dev, &random(states.iter().product(), seed + 5), &states).unwrap();
+    let gcn = Tensor::from_slice(dev, &random(states.iter().product(), seed + 6), &states).unwrap();
+    let grads = rnn.backward(&fwd, &go, Some(&ghn), lstm.then_some(&gcn)).unwrap();
+    let bits = |t: &Tensor| t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let mut all = vec![
+        ("output".to_string(), bits(&fwd.output)),
+        ("h_n".to_string(), bits(&fwd.h_n)),
+        ("grad_input".to_string(), bits(&grads.input)),
+        ("grad_h0".to_string(), bits(&grads.h0)),
+    ];
+    if lstm {
+        all.push(("c_n".to_string(), bits(fwd.c_n.as_ref().unwrap())));
+        all.push(("grad_c0".to_string(), bits(grads.c0.as_ref().unwrap())));
+    }
+    for (i, layer) in grads.params.iter().enumerate() {
+        for (k, g) in layer.iter().enumerate() {
+            all.push((format!("param grad [{i}][{k}]"), bits(g)));
+        }
+    }
+    all
+}
+
+#[test]
+fn every_variant_computes_the_same_bits() {
+    let cases = [
+        // vec4 path, stacked, bidirectional, ragged (5 rows: the 8-row
+        // workgroup is part empty).
+        Case {
+            input: 3,
+            hidden: 8,
+            layers: 2,
+            bidirectional: true,
+            lengths: vec![3, 6, 2, 6, 1],
+            max_len: 6,
+            dropout: 0.0,
+        },
+        // Scalar path (H = 5), lengths unsorted, 13 steps.
+        Case {
+            input: 7,
+            hidden: 5,
+            layers: 2,
+            bidirectional: true,
+            lengths: vec![4, 13, 9],
+            max_len: 13,
+            dropout: 0.0,
+        },
+        // Wide batch (17 rows: tiles of every size end part full), H = 31
+        // (RNN's 4 units per invocation end past H).
+        Case {
+            input: 2,
+            hidden: 31,
+            layers: 1,
+            bidirectional: true,
+            lengths: (0..17).map(|i| 1 + (i * 7) % 3).collect(),
+            max_len: 3,
+            dropout: 0.0,
+        },
+        // Padding beyond the longest row, dropout between layers, H = 100.
+        Case {
+            input: 7,
+            hidden: 100,
+            layers: 3,
+            bidirectional: false,
+            lengths: vec![5, 11, 1],
+            max_len: 13,
+            dropout: 0.3,
+        },
+    ];
+    let dev = device();
+    for mode in MODES {
+        for (c, case) in cases.iter().enumerate() {
+            let mut reference = None;
+            for variant in VARIANTS {
+                dev.set_recurrent_kernel(Some(variant));
+                let got = run(mode, case, 40 + c as u64);
+                match &reference {
+                    None => reference = Some(got),
+                    Some(want) => {
+                        for ((name, got), (_, want)) in got.iter().zip(want) {
+                            let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+                            assert_eq!(
+                                differ, 0,
+                                "{mode:?} case {c} {name}: {variant} differs from the step kernels in {differ} of {} values",
+                                got.len()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dev.set_recurrent_kernel(None);
+    sequence_kernels_do_not_grow_with_the_sequence();
+}
+
+/// One dispatch per layer and direction forward (after the input GEMM and
+/// W_hhᵀ) and backward: the dispatch count does not grow with T. (Called
+/// from the test above: forcing a variant applies to the whole device, so
+/// the two must not run at once.)
+fn sequence_kernels_do_not_grow_with_the_sequence() {
+    let dev = device();
+    let rnn = RnnConfig::new(RnnMode::Lstm, 8, 16).with_seed(3).init(dev).unwrap();
+    let count = |steps: usize| {
+        let b = 4;
+        let x = Tensor::from_slice(dev, &random(b * steps * 8, 1), &[b, steps, 8]).unwrap();
+        let lengths = vec![steps; b];
+        dev.synchronize().unwrap();
+        let before = dev.dispatch_count();
+        let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
+        let go = Tensor::from_slice(dev, &random(b * steps * 16, 2), &[b, steps, 16]).unwrap();
+        rnn.backward(&fwd, &go, None, None).unwrap();
+        dev.dispatch_count() - before
+    };
+    dev.set_recurrent_kernel(Some(RecurrentKernel::Sequence { rows: 4 }));
+    let (short, long) = (count(5), count(40));
+    dev.set_recurrent_kernel(Some(RecurrentKernel::Step));
+    let (step_short, step_long) = (count(5), count(40));
+    dev.set_recurrent_kernel(None);
+    assert_eq!(short, long, "sequence kernels: dispatches for T = 5 and T = 40");
+    assert_eq!(step_long - step_short, 2 * 35, "step kernels: one forward and one backward dispatch per step");
+    assert!(long + 60 < step_long, "sequence {long} vs step {step_long} dispatches at T = 40");
+}

@@ -147,6 +147,7 @@ fn every_variant_computes_the_same_bits() {
     }
     dev.set_recurrent_kernel(None);
     sequence_kernels_do_not_grow_with_the_sequence();
+    the_tuner_times_once_and_caches_on_disk();
 }
 
 /// One dispatch per layer and direction forward (after the input GEMM and
@@ -175,4 +176,46 @@ fn sequence_kernels_do_not_grow_with_the_sequence() {
     assert_eq!(short, long, "sequence kernels: dispatches for T = 5 and T = 40");
     assert_eq!(step_long - step_short, 2 * 35, "step kernels: one forward and one backward dispatch per step");
     assert!(long + 60 < step_long, "sequence {long} vs step {step_long} dispatches at T = 40");
+}
+
+/// The autotuner: a shape big enough to time (B·T·G·H ≥ `TUNE_MIN_WORK`)
+/// is timed on its first forward, and the choice lands in the cache file
+/// under this adapter; a corrupt cache file is only a cache miss. (Called
+/// from the test above, which owns the device and the environment.)
+fn the_tuner_times_once_and_caches_on_disk() {
+    let dir = std::env::temp_dir().join(format!("wgrnn-tune-test-{}", std::process::id()));
+    let path = dir.join("tune.json");
+    // This binary runs one test, on this thread: nothing else reads the
+    // environment meanwhile.
+    std::env::set_var("WGRNN_TUNE_CACHE", &path);
+    let (b, t, h) = (64, 16, 64);
+    assert!((b * t * h * 4 * h) as u64 >= wgrnn::rnn::tune::TUNE_MIN_WORK);
+    let train = |dev: &wgrnn::Device| {
+        let rnn = RnnConfig::new(RnnMode::Lstm, 8, h).with_seed(5).init(dev).unwrap();
+        let x = Tensor::from_slice(dev, &random(b * t * 8, 1), &[b, t, 8]).unwrap();
+        let fwd = rnn.forward(&x, &vec![t; b], None, None, None).unwrap();
+        let go = Tensor::from_slice(dev, &random(b * t * h, 2), &[b, t, h]).unwrap();
+        rnn.backward(&fwd, &go, None, None).unwrap().input.to_vec().unwrap()
+    };
+    let first = train(device());
+    let text = std::fs::read_to_string(&path).expect("the tuner wrote its cache file");
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let adapter = file.as_object().unwrap().values().next().expect("an entry for this adapter");
+    let choice = adapter["lstm H64 B64 T16"].as_str().expect("the tuned shape");
+    RecurrentKernel::parse(choice).unwrap();
+
+    // Every variant that fits was timed, the step kernels included.
+    let timings = wgrnn::rnn::tune::time_recurrent_kernels(device(), RnnMode::Lstm, h, b, t).unwrap();
+    let timed: Vec<String> = timings.iter().map(|(k, _)| k.to_string()).collect();
+    for want in ["step", "sequence/1", "sequence/8"] {
+        assert!(timed.iter().any(|k| k == want), "{want} not timed: {timed:?}");
+    }
+
+    // A fresh device reads the file; a corrupt one is re-timed and rewritten.
+    std::fs::write(&path, "not json").unwrap();
+    let dev = wgrnn::Device::new().unwrap();
+    assert_eq!(train(&dev), first, "the tuned variant computed other bits");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "cache file not rewritten: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -250,10 +250,11 @@ fn recurrent_cell_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
 //   recurrent_sequence_backward   no projection: S = H
 // Each (row, unit) does exactly the arithmetic of the step kernels and the
 // initial-state kernel, in the same order, so both give the same bits.
-// Needs ⌈H / UNITS⌉ ≤ SEQ_WG invocations and SEQ_ROWS·G floats of
+// Needs ⌈H / UNITS⌉ ≤ SEQ_WG invocations and SEQ_ROWS·⌈G/4⌉ vec4s of
 // workgroup memory.
 // Bindings: the backward bindings above (info, w_hh, gates, h_prev,
-// grad_out, grad_h_n, dgates, grad_h0) and the cell's, including what
+// w_hh4 (the same buffer as w_hh), grad_out, grad_h_n, dgates, grad_h0)
+// and the cell's, including what
 // `cell_sequence_backward_start` reads (LSTM's grad_c_n).
 
 override SEQ_WG: u32 = 64u;
@@ -265,7 +266,21 @@ override SEQ_VEC4: bool = false;
 // The tile's step count, read once and shared so every invocation loops
 // (and reaches each barrier) the same number of times.
 var<workgroup> seq_steps: u32;
-var<workgroup> seq_dg: array<f32, SEQ_ROWS * GATES * SEQ_HIDDEN>;
+// dG_h of the tile's rows, each row ⌈G/4⌉ vec4s: a vec4 load feeds four
+// gates at once (on lavapipe every load is a loop over the SIMD lanes, so
+// load count sets the speed).
+var<workgroup> seq_dg: array<vec4<f32>, SEQ_ROWS * ((GATES * SEQ_HIDDEN + 3u) / 4u)>;
+
+// Gate q of row r.
+fn seq_dg_get(r: u32, q: u32) -> f32 {
+    let gc = (GATES * p.hidden + 3u) / 4u;
+    return seq_dg[r * gc + q / 4u][q % 4u];
+}
+
+fn seq_dg_set(r: u32, q: u32, v: f32) {
+    let gc = (GATES * p.hidden + 3u) / 4u;
+    seq_dg[r * gc + q / 4u][q % 4u] = v;
+}
 
 @compute @workgroup_size(SEQ_WG)
 fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -275,7 +290,8 @@ fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
     let rows = min(SEQ_ROWS, p.batch - s0);
     let j0 = lid * UNITS;
     let last = h - 1u;
-    for (var i = lid; i < SEQ_ROWS * g; i += SEQ_WG) { seq_dg[i] = 0.0; }
+    let gc = (g + 3u) / 4u;
+    for (var i = lid; i < SEQ_ROWS * gc; i += SEQ_WG) { seq_dg[i] = vec4<f32>(0.0); }
     for (var r = 0u; r < SEQ_ROWS; r++) {
         if (r >= rows) { break; }
         for (var u = 0u; u < UNITS; u++) {
@@ -296,22 +312,19 @@ fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
         var base: array<u32, SEQ_ROWS>;
         for (var r = 0u; r < SEQ_ROWS; r++) {
             acc[r] = vec4<f32>(0.0);
-            base[r] = min(r, rows - 1u) * g;
+            base[r] = min(r, rows - 1u) * gc;
         }
         if (SEQ_VEC4) {
-            let jc = min(j0, h - 4u);
-            for (var q = 0u; q < g; q += 4u) {
-                let w = mat4x4<f32>(
-                    vec4<f32>(w_hh[q * h + jc], w_hh[q * h + jc + 1u], w_hh[q * h + jc + 2u], w_hh[q * h + jc + 3u]),
-                    vec4<f32>(w_hh[(q + 1u) * h + jc], w_hh[(q + 1u) * h + jc + 1u], w_hh[(q + 1u) * h + jc + 2u],
-                              w_hh[(q + 1u) * h + jc + 3u]),
-                    vec4<f32>(w_hh[(q + 2u) * h + jc], w_hh[(q + 2u) * h + jc + 1u], w_hh[(q + 2u) * h + jc + 2u],
-                              w_hh[(q + 2u) * h + jc + 3u]),
-                    vec4<f32>(w_hh[(q + 3u) * h + jc], w_hh[(q + 3u) * h + jc + 1u], w_hh[(q + 3u) * h + jc + 2u],
-                              w_hh[(q + 3u) * h + jc + 3u]));
+            // As `recurrent_step_backward_vec4`: features j0..j0+3 of four
+            // W_hh rows as one matrix (idle invocations read the last four).
+            let h4 = h / 4u;
+            let j4 = min(j0, h - 4u) / 4u;
+            for (var qc = 0u; qc < gc; qc++) {
+                let q = 4u * qc;
+                let w = mat4x4<f32>(w_hh4[q * h4 + j4], w_hh4[(q + 1u) * h4 + j4], w_hh4[(q + 2u) * h4 + j4],
+                                    w_hh4[(q + 3u) * h4 + j4]);
                 for (var r = 0u; r < SEQ_ROWS; r++) {
-                    acc[r] += w * vec4<f32>(seq_dg[base[r] + q], seq_dg[base[r] + q + 1u], seq_dg[base[r] + q + 2u],
-                                            seq_dg[base[r] + q + 3u]);
+                    acc[r] += w * seq_dg[base[r] + qc];
                 }
             }
         } else {
@@ -319,25 +332,27 @@ fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
                 let w = vec4<f32>(w_hh[q * h + min(j0, last)], w_hh[q * h + min(j0 + 1u, last)],
                                   w_hh[q * h + min(j0 + 2u, last)], w_hh[q * h + min(j0 + 3u, last)]);
                 for (var r = 0u; r < SEQ_ROWS; r++) {
-                    acc[r] = fma(vec4<f32>(seq_dg[base[r] + q]), w, acc[r]);
+                    acc[r] = fma(vec4<f32>(seq_dg[base[r] + q / 4u][q % 4u]), w, acc[r]);
                 }
             }
         }
         // Every invocation has read dG_h; now this step's replace it.
         workgroupBarrier();
+        // Constant trip counts and no `break`: the loops unroll, so acc[r]
+        // stays in registers (dynamically indexed, it would live in memory).
         for (var r = 0u; r < SEQ_ROWS; r++) {
-            if (r >= rows) { break; }
-            let s = s0 + r;
-            if (t >= row_length(s)) { continue; }
+            let s = s0 + min(r, rows - 1u);
+            let live = r < rows && t < row_length(s);
             let row = step_offset(t) + s;
-            let is_last = next_row(s) == NO_ROW;
+            let is_last = live && next_row(s) == NO_ROW;
             for (var u = 0u; u < UNITS; u++) {
                 let j = j0 + u;
-                if (j >= h) { break; }
-                let d = cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u], is_last));
-                for (var q = 0u; q < GATES; q++) {
-                    dgates[row * g + q * h + j] = d.input[q];
-                    seq_dg[r * g + q * h + j] = d.hidden[q];
+                if (live && j < h) {
+                    let d = cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u], is_last));
+                    for (var q = 0u; q < GATES; q++) {
+                        dgates[row * g + q * h + j] = d.input[q];
+                        seq_dg_set(r, q * h + j, d.hidden[q]);
+                    }
                 }
             }
         }
@@ -352,7 +367,7 @@ fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
             if (j >= h) { break; }
             var dh0 = 0.0;
             for (var q = 0u; q < g; q++) {
-                dh0 += seq_dg[r * g + q] * w_hh[q * h + j];
+                dh0 += seq_dg_get(r, q) * w_hh[q * h + j];
             }
             grad_h0[hstate_at(s0 + r, j)] = cell_grad_initial_state(s0 + r, j, dh0);
         }

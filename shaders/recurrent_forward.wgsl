@@ -267,7 +267,7 @@ fn recurrent_project_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loca
 // same order (`dot` over 4 k at a time when H % 4 == 0, else one `fma` per
 // k), so both give the same bits and choosing one never changes a result.
 // Needs ⌈H / UNITS_PER_INVOCATION⌉ ≤ SEQ_WG invocations (the launcher checks
-// the adapter's limits) and 2·SEQ_ROWS·H floats of workgroup memory.
+// the adapter's limits) and 2·SEQ_ROWS·⌈H/4⌉ vec4s of workgroup memory.
 // Bindings: 17 h0 read (L·D, B, S); the forward bindings above (info,
 // w_hh and w_hh4 (the same buffer), b_hh, gates, out, h_prev, h_n) and the
 // cell's, including what `cell_sequence_start` reads (LSTM's c0).
@@ -283,7 +283,21 @@ override SEQ_VEC4: bool = false;
 // The tile's step count, read once and shared so every invocation loops
 // (and reaches each barrier) the same number of times.
 var<workgroup> seq_steps: u32;
-var<workgroup> seq_h: array<f32, 2u * SEQ_ROWS * SEQ_HIDDEN>;
+// h of the tile's rows, two buffers of SEQ_ROWS rows, each row ⌈H/4⌉
+// vec4s: a vec4 load feeds four k at once (on lavapipe every load is a
+// loop over the SIMD lanes, so load count sets the speed).
+var<workgroup> seq_h: array<vec4<f32>, 2u * SEQ_ROWS * ((SEQ_HIDDEN + 3u) / 4u)>;
+
+// Feature k of row r of buffer `buf`.
+fn seq_h_get(buf: u32, r: u32, k: u32) -> f32 {
+    let hc = (p.hidden + 3u) / 4u;
+    return seq_h[(buf * SEQ_ROWS + r) * hc + k / 4u][k % 4u];
+}
+
+fn seq_h_set(buf: u32, r: u32, k: u32, v: f32) {
+    let hc = (p.hidden + 3u) / 4u;
+    seq_h[(buf * SEQ_ROWS + r) * hc + k / 4u][k % 4u] = v;
+}
 
 @compute @workgroup_size(SEQ_WG)
 fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -298,7 +312,7 @@ fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loc
         for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
             let j = j0 + u;
             if (j < h) {
-                seq_h[r * h + j] = h0[hstate_at(s0 + r, j)];
+                seq_h_set(0u, r, j, h0[hstate_at(s0 + r, j)]);
                 cell_sequence_start(s0 + r, j);
             }
         }
@@ -311,14 +325,15 @@ fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loc
         var t = k;
         if (p.reverse == 1u) { t = steps - 1u - k; }
         cur_t = t;
-        let h_in = (k % 2u) * SEQ_ROWS * h;
-        let h_out = ((k + 1u) % 2u) * SEQ_ROWS * h;
+        let h_in = k % 2u;
+        let h_out = (k + 1u) % 2u;
+        let hc = (h + 3u) / 4u;
         // Rows past the tile's repeat its last one (stored nowhere).
         var acc: array<vec4<f32>, SEQ_ROWS>;
         var base: array<u32, SEQ_ROWS>;
         for (var r = 0u; r < SEQ_ROWS; r++) {
             acc[r] = vec4<f32>(0.0);
-            base[r] = h_in + min(r, rows - 1u) * h;
+            base[r] = (h_in * SEQ_ROWS + min(r, rows - 1u)) * hc;
         }
         if (SEQ_VEC4) {
             let h4 = h / 4u;
@@ -335,8 +350,7 @@ fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loc
                 if (LANES > 2u) { wc = w_hh4[w2 + c / 4u]; }
                 if (LANES > 3u) { wd = w_hh4[w3 + c / 4u]; }
                 for (var r = 0u; r < SEQ_ROWS; r++) {
-                    let x = vec4<f32>(seq_h[base[r] + c], seq_h[base[r] + c + 1u], seq_h[base[r] + c + 2u],
-                                      seq_h[base[r] + c + 3u]);
+                    let x = seq_h[base[r] + c / 4u];
                     acc[r] += vec4<f32>(dot(x, wa), dot(x, wb), dot(x, wc), dot(x, wd));
                 }
             }
@@ -351,29 +365,30 @@ fn recurrent_sequence_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loc
                 if (LANES > 2u) { w.z = w_hh[w2 + kk]; }
                 if (LANES > 3u) { w.w = w_hh[w3 + kk]; }
                 for (var r = 0u; r < SEQ_ROWS; r++) {
-                    acc[r] = fma(vec4<f32>(seq_h[base[r] + kk]), w, acc[r]);
+                    acc[r] = fma(vec4<f32>(seq_h[base[r] + kk / 4u][kk % 4u]), w, acc[r]);
                 }
             }
         }
+        // Constant trip counts and no `break`: the loops unroll, so acc[r]
+        // stays in registers (dynamically indexed, it would live in memory).
         for (var r = 0u; r < SEQ_ROWS; r++) {
-            if (r >= rows) { break; }
-            let s = s0 + r;
+            let s = s0 + min(r, rows - 1u);
             let live = t < row_length(s);
             let is_last = live && next_row(s) == NO_ROW;
             for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
                 let j = j0 + u;
-                if (j >= h) { break; }
-                let h_own = seq_h[h_in + r * h + j];
-                if (!live) {
-                    seq_h[h_out + r * h + j] = h_own;
-                    continue;
+                if (r < rows && j < h) {
+                    let h_own = seq_h_get(h_in, r, j);
+                    var hv = h_own;
+                    if (live) {
+                        let row = step_offset(t) + s;
+                        hv = cell_forward(s, row, j, unit_lanes(acc[r], u), h_own, is_last);
+                        h_prev[row * h + j] = h_own;
+                        out[row * p.out_stride + p.out_offset + j] = hv;
+                        if (is_last) { h_n[hstate_at(s, j)] = hv; }
+                    }
+                    seq_h_set(h_out, r, j, hv);
                 }
-                let row = step_offset(t) + s;
-                let hv = cell_forward(s, row, j, unit_lanes(acc[r], u), h_own, is_last);
-                h_prev[row * h + j] = h_own;
-                out[row * p.out_stride + p.out_offset + j] = hv;
-                seq_h[h_out + r * h + j] = hv;
-                if (is_last) { h_n[hstate_at(s, j)] = hv; }
             }
         }
         workgroupBarrier();

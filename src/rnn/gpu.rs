@@ -60,9 +60,9 @@ use Access::{Read as R, ReadWrite as W};
 /// `recurrent_sequence_forward`: info, w_hh (as floats and as vec4), b_hh,
 /// h0, gates, out, h_prev, h_n.
 const SEQUENCE_FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (10, R), (3, R), (17, R), (5, W), (6, W), (7, W), (8, W)];
-/// `recurrent_sequence_backward`: info, w_hh, gates, h_prev, grad_out,
-/// grad_h_n, dgates, grad_h0.
-const SEQUENCE_BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (8, W), (10, W)];
+/// `recurrent_sequence_backward`: info, w_hh (as floats and as vec4),
+/// gates, h_prev, grad_out, grad_h_n, dgates, grad_h0.
+const SEQUENCE_BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (11, R), (3, W), (4, R), (5, R), (6, R), (8, W), (10, W)];
 
 /// Shared bindings of `recurrent_step_forward`, in launch order: info, w_hh,
 /// b_hh, state_in, gates, out, h_prev, h_n, state_out.
@@ -532,6 +532,7 @@ fn sequence_backward(f: &SequenceBackward, rows: u32) -> Result<()> {
     ];
     let mut bufs = vec![
         f.batch.info.buffer(),
+        f.params.weight_hh().value.buffer(),
         f.params.weight_hh().value.buffer(),
         f.saved.gates.buffer(),
         f.saved.h_prev.buffer(),

@@ -105,10 +105,11 @@ pub(crate) fn sequence_unfit(limits: &wgpu::Limits, spec: &RnnSpec, rows: u32) -
             spec.hidden_size
         ));
     }
-    // Workgroup memory: h double-buffered forward, dG_h backward, plus the
-    // shared step count.
-    let h = spec.hidden_size as u64;
-    let bytes = 4 * (u64::from(rows) * h * (2u64).max(spec.mode.gates() as u64) + 1);
+    // Workgroup memory, in vec4s of rows of ⌈H/4⌉ (h, double-buffered,
+    // forward) or ⌈G/4⌉ (dG_h, backward), plus the shared step count.
+    let (h, g) = (spec.hidden_size as u64, spec.gate_size() as u64);
+    let vec4s = u64::from(rows) * (2 * h.div_ceil(4)).max(g.div_ceil(4));
+    let bytes = 16 * vec4s + 4;
     let limit = u64::from(limits.max_compute_workgroup_storage_size);
     if bytes > limit {
         return Some(format!(

@@ -3,7 +3,11 @@
 # and JSON line, "impl":"torch"): random token ids → nn.Embedding →
 # nn.LSTM/GRU/RNN → nn.Linear on the last hidden state → cross-entropy →
 # Adam (lr 1e-3), timed after warm-up steps.
-#   python3 scripts/torch_bench.py --cell lstm [--device cpu|cuda] [--steps 20] ...
+#   python3 scripts/torch_bench.py --cell lstm|gru|rnn_tanh|rnn_relu [--vocab 20000] [--input 128]
+#       [--hidden 128] [--layers 1] [--bidirectional] [--batch 64] [--seq 40] [--classes 4]
+#       [--steps 20] [--warmup 3] [--device cpu|cuda]
+# The flags and the JSON fields are the bench example's (../shared/DESIGN.md §3.2);
+# benches/peers/run_all.sh runs it beside wgrnn and burn.
 import argparse
 import json
 import time
@@ -22,9 +26,11 @@ def main():
     a = ap.parse_args()
     dev = torch.device(a.device)
     dirs = 2 if a.bidirectional else 1
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[a.cell]
+    cls, extra = {"lstm": (torch.nn.LSTM, {}), "gru": (torch.nn.GRU, {}), "rnn": (torch.nn.RNN, {}),
+                  "rnn_tanh": (torch.nn.RNN, {}), "rnn_relu": (torch.nn.RNN, {"nonlinearity": "relu"})}[a.cell]
     emb = torch.nn.Embedding(a.vocab, a.input).to(dev)
-    rnn = cls(a.input, a.hidden, num_layers=a.layers, bidirectional=a.bidirectional, batch_first=True).to(dev)
+    rnn = cls(a.input, a.hidden, num_layers=a.layers, bidirectional=a.bidirectional, batch_first=True,
+              **extra).to(dev)
     fc = torch.nn.Linear(dirs * a.hidden, a.classes).to(dev)
     params = list(emb.parameters()) + list(rnn.parameters()) + list(fc.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -53,7 +59,9 @@ def main():
     ms = (time.perf_counter() - start) * 1e3 / a.steps
     print(json.dumps({"impl": "torch", "adapter": str(dev), "backend": dev.type, "cell": a.cell,
                       "ms_per_step": round(ms, 3), "tokens_per_s": round(a.batch * a.seq / (ms / 1e3)),
-                      "loss": round(loss.item(), 6), "threads": torch.get_num_threads()}))
+                      "loss": round(loss.item(), 6), "threads": torch.get_num_threads(), "vocab": a.vocab,
+                      "input": a.input, "hidden": a.hidden, "layers": a.layers, "bidirectional": a.bidirectional,
+                      "batch": a.batch, "seq": a.seq, "classes": a.classes, "steps": a.steps}))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,13 @@ impl DeviceOptions {
         self
     }
 
+    /// These options with the recurrent kernel variant forced (`Some`) or
+    /// left to wgrnn (`None`); see [`DeviceOptions::recurrent_kernel`].
+    pub fn with_recurrent_kernel(mut self, kernel: Option<crate::rnn::RecurrentKernel>) -> Self {
+        self.recurrent_kernel = kernel;
+        self
+    }
+
     /// These options with shader bounds checks on or off.
     pub fn with_checked(mut self, checked: bool) -> Self {
         self.checked = checked;

@@ -131,3 +131,30 @@ pub(crate) fn sequence_rows(limits: &wgpu::Limits, spec: &RnnSpec, batch: usize)
         .filter(|&rows| rows == 1 || (rows as usize) / 2 < batch)
         .find(|&rows| sequence_unfit(limits, spec, rows).is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_parse_and_print_back() {
+        for kernel in
+            [RecurrentKernel::Step, RecurrentKernel::Sequence { rows: 1 }, RecurrentKernel::Sequence { rows: 8 }]
+        {
+            assert_eq!(RecurrentKernel::parse(&kernel.to_string()).unwrap(), kernel);
+        }
+        assert_eq!(RecurrentKernel::parse("sequence").unwrap(), RecurrentKernel::Sequence { rows: 0 });
+        for bad in ["", "steps", "sequence/3", "sequence/", "sequence/x", "sequence/16"] {
+            assert!(matches!(RecurrentKernel::parse(bad), Err(Error::Config(_))), "{bad:?} accepted");
+        }
+        assert_eq!(RecurrentKernel::from_env_value("").unwrap(), None);
+        assert_eq!(RecurrentKernel::from_env_value("recurrent=step").unwrap(), Some(RecurrentKernel::Step));
+        assert_eq!(
+            RecurrentKernel::from_env_value(" recurrent=sequence/4 ,").unwrap(),
+            Some(RecurrentKernel::Sequence { rows: 4 })
+        );
+        for bad in ["step", "gemm=vec4", "recurrent=fast"] {
+            assert!(RecurrentKernel::from_env_value(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

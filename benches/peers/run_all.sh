@@ -67,11 +67,14 @@ run_peer() {
         wgrnn) out=$(cargo run --release --quiet --example bench -- "${common[@]}" --json) ;;
         torch) out=$(python3 scripts/torch_bench.py "${common[@]}" --device "$TORCH_DEVICE") ;;
         burn-wgpu | burn-flex)
-            if [ "$layers" != 1 ] || [ "$bidir" = 1 ]; then
-                say "$peer: the burn peer has one unidirectional layer only; $name skipped"
+            local args=(--vocab $VOCAB --input $INPUT --hidden "$hidden" --batch $BATCH --seq $SEQ --steps "$STEPS")
+            if [ "$bidir" = 1 ] && [ "$cell" = lstm ]; then
+                # burn's BiLstm is one layer: the peer stacks them by hand.
+                args+=(bilstm --layers "$layers")
+            elif [ "$layers" != 1 ] || [ "$bidir" = 1 ]; then
+                say "$peer: the burn peer stacks bidirectional LSTMs only; $name skipped"
                 return
             fi
-            local args=(--vocab $VOCAB --input $INPUT --hidden "$hidden" --batch $BATCH --seq $SEQ --steps "$STEPS")
             [ "$cell" = gru ] && args+=(gru)
             [ "$peer" = burn-flex ] && args+=(flex)
             out=$("$BURN_LSTM" "${args[@]}") ;;

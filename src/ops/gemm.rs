@@ -40,6 +40,20 @@ const REGISTER_WG: (u32, u32) = (16, 16);
 /// in 16×1 workgroups were best or near-best on all four (~20–25 GFLOP/s;
 /// single runs vary by ±20%). x stays a multiple of the 8-lane SIMD width.
 const VEC4_WG: (u32, u32) = (16, 1);
+
+/// The `gemm_vec4` workgroup shape for N columns: [`VEC4_WG`], made
+/// narrower in x (and as much taller in y) when N has fewer than 16 tiles,
+/// so no invocation computes a tile past N that is never stored (N = 128,
+/// the weight-gradient and dX GEMMs of H = 128, has 8: 16×1 wasted half of
+/// every workgroup). The shape changes no result: each invocation's
+/// arithmetic is the same.
+fn vec4_workgroup(n: u32) -> (u32, u32) {
+    let (wx, wy) = VEC4_WG;
+    let tiles = n.div_ceil(VEC4_TILE);
+    // x stays a multiple of the 8-lane SIMD width.
+    let x = if tiles >= wx { wx } else { tiles.next_multiple_of(8).min(wx) };
+    (x, wy * wx / x)
+}
 /// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid
 /// of mat4x4 accumulators).
 pub(crate) const VEC4_TILE: u32 = 16;
@@ -211,7 +225,7 @@ pub fn gemm_with_variant(
             rt.launch(GEMM_REGISTER, &constants, &params, &buffers, groups)
         }
         GemmVariant::Vec4 => {
-            let (wx, wy) = VEC4_WG;
+            let (wx, wy) = vec4_workgroup(params.n);
             let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
             let groups = [params.n.div_ceil(wx * VEC4_TILE), params.m.div_ceil(wy * VEC4_TILE), batch];
             rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)

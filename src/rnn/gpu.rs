@@ -314,7 +314,7 @@ pub(crate) fn forward(
                 (CellTensor::Saved, cell_saved.as_ref()),
                 (CellTensor::FinalState, c_n.as_ref()),
             ];
-            let own: Vec<&wgpu::Buffer> = cell
+            let own: Vec<crate::runtime::BufferRange<'_>> = cell
                 .forward
                 .iter()
                 .map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer))
@@ -487,13 +487,13 @@ pub(crate) fn backward(
                 (CellTensor::HiddenGrads, dgh.as_ref()),
                 (CellTensor::InitialStateGrad, grad_c0.as_ref()),
             ];
-            let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
+            let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<crate::runtime::BufferRange<'_>>> {
                 bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
             };
             // The cell's backward buffers: bound by the step kernel, or with a
             // projection by the cell kernel that follows it.
             let cell_own = own(cell.backward)?;
-            let step_own: &[&wgpu::Buffer] = if projected { &[] } else { &cell_own };
+            let step_own: &[crate::runtime::BufferRange<'_>] = if projected { &[] } else { &cell_own };
             let dh_rows = projected.then(|| Tensor::uninit(dev, &[n, sz], DType::F32)).transpose()?;
             for k in 0..steps {
                 let t = step_time(dir, k, steps, true);

@@ -5,7 +5,8 @@
 use crate::autograd::{Tape, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter, RecurrentConfig, RnnInit};
+use crate::nn::{flatten_parameters, join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter};
+use crate::nn::{RecurrentConfig, RnnInit};
 use crate::nn::{Embedding, Recurrent};
 use crate::rnn::{PackedBatch, RnnMode};
 
@@ -214,7 +215,8 @@ impl SequenceClassifierConfig {
         self
     }
 
-    /// The model on `device`.
+    /// The model on `device`, its parameters flat
+    /// ([`crate::nn::flatten_parameters`]).
     pub fn init(&self, device: &Device) -> Result<SequenceClassifier> {
         if self.vocab < 1 || self.classes < 1 || !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Config(format!(
@@ -242,7 +244,9 @@ impl SequenceClassifierConfig {
             fc = fc.with_init(init);
         }
         let fc = fc.init(device)?;
-        Ok(SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self })
+        let mut model = SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self };
+        flatten_parameters(&mut model)?;
+        Ok(model)
     }
 }
 
@@ -293,5 +297,11 @@ impl Module for SequenceClassifier {
         self.embedding.visit(&join(prefix, "embedding"), f);
         self.rnn.visit(&join(prefix, "rnn"), f);
         self.fc.visit(&join(prefix, "fc"), f);
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        self.embedding.visit_mut(&join(prefix, "embedding"), f);
+        self.rnn.visit_mut(&join(prefix, "rnn"), f);
+        self.fc.visit_mut(&join(prefix, "fc"), f);
     }
 }

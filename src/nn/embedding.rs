@@ -94,4 +94,8 @@ impl Module for Embedding {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
         f(join(prefix, "weight"), &self.weight);
     }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        f(join(prefix, "weight"), &mut self.weight);
+    }
 }

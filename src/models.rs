@@ -6,8 +6,8 @@ use crate::autograd::{Tape, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{flatten_parameters, join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter};
-use crate::nn::{RecurrentConfig, RnnInit};
 use crate::nn::{Embedding, Recurrent};
+use crate::nn::{RecurrentConfig, RnnInit};
 use crate::rnn::{PackedBatch, RnnMode};
 
 /// How a classifier turns the sequence into one vector per row.

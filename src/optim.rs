@@ -307,7 +307,7 @@ impl Segment {
         let mut first = 0;
         while first < params.len() {
             let lead = &params[first].1;
-            let aligned = |t: &Tensor| t.offset() % CHUNK == 0;
+            let aligned = |t: &Tensor| t.offset().is_multiple_of(CHUNK);
             let mut offsets = vec![0];
             let mut len = lead.value.numel();
             let mut next = first + 1;

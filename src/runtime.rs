@@ -114,6 +114,10 @@ impl BufferRange<'_> {
     }
 }
 
+/// A cached bind group's key: the kernel and each binding's (buffer,
+/// offset, size).
+type BindGroupKey = (Kernel, Vec<(wgpu::Buffer, u64, u64)>);
+
 /// One dispatch, ready to record into a compute pass.
 struct Dispatch<'a> {
     kernel: Kernel,
@@ -177,8 +181,7 @@ struct State {
     /// Released while the current encoder was open; freed on submit.
     quarantine: Vec<wgpu::Buffer>,
     staging_free: HashMap<u64, Vec<wgpu::Buffer>>,
-    /// Keyed by the kernel and each binding's (buffer, offset, size).
-    bind_groups: HashMap<(Kernel, Vec<(wgpu::Buffer, u64, u64)>), wgpu::BindGroup>,
+    bind_groups: HashMap<BindGroupKey, wgpu::BindGroup>,
     /// Bytes of storage buffers lent to tensors.
     in_use: u64,
     /// Bytes of buffers the pool holds for reuse (free, quarantined, staging).
@@ -738,13 +741,7 @@ impl Runtime {
         }
         for (range, copy) in buffers.iter().zip(&staged) {
             if let Some(copy) = copy {
-                self.encoder_for_copy(&mut st).copy_buffer_to_buffer(
-                    range.buffer,
-                    range.offset,
-                    copy,
-                    0,
-                    range.size,
-                );
+                self.encoder_for_copy(&mut st).copy_buffer_to_buffer(range.buffer, range.offset, copy, 0, range.size);
             }
         }
         let offset = st.params.len() as u32;
@@ -807,11 +804,14 @@ impl Runtime {
     /// ways in a dispatch even at disjoint ranges; views of one flat buffer
     /// (a model's parameters) meet that way when one parameter is copied or
     /// added into another. The copy is what the read would have seen.
-    fn stage_conflicting_reads(&self, kernel: Kernel, buffers: &[BufferRange<'_>]) -> Result<Vec<Option<wgpu::Buffer>>> {
+    fn stage_conflicting_reads(
+        &self,
+        kernel: Kernel,
+        buffers: &[BufferRange<'_>],
+    ) -> Result<Vec<Option<wgpu::Buffer>>> {
         let access: Vec<Access> = kernel.bindings().map(|(_, a)| a).collect();
-        let written = |buffer: &wgpu::Buffer| {
-            buffers.iter().zip(&access).any(|(r, a)| !a.read_only() && r.buffer == buffer)
-        };
+        let written =
+            |buffer: &wgpu::Buffer| buffers.iter().zip(&access).any(|(r, a)| !a.read_only() && r.buffer == buffer);
         buffers
             .iter()
             .zip(&access)

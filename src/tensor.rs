@@ -115,7 +115,8 @@ impl Tensor {
         let numel = numel_checked("Tensor::uninit", shape)?;
         let bytes = (numel as u64).saturating_mul(4);
         let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
-        let buf = PooledBuffer { buffer: Some(buffer), rt: device.rt.clone(), len: numel, discard: AtomicBool::new(false) };
+        let buf =
+            PooledBuffer { buffer: Some(buffer), rt: device.rt.clone(), len: numel, discard: AtomicBool::new(false) };
         Ok(Self {
             device: device.clone(),
             buf: Arc::new(buf),
@@ -277,7 +278,7 @@ impl Tensor {
             });
         }
         let align = u64::from(self.device.rt.limits.min_storage_buffer_offset_alignment).max(4);
-        if (start as u64 * 4) % align != 0 {
+        if !(start as u64 * 4).is_multiple_of(align) {
             return Err(Error::Shape {
                 op: OP,
                 message: format!("element {start} is not on the device's {align}-byte storage offset alignment"),
@@ -289,7 +290,12 @@ impl Tensor {
     /// Zero-filled f32 views of one new buffer of `len` elements, view `k`
     /// of `shapes[k]` at element `offsets[k]` (see
     /// [`Tensor::storage_view`]); the elements no view covers are zero too.
-    pub(crate) fn zeros_views(device: &Device, len: usize, offsets: &[usize], shapes: &[&[usize]]) -> Result<Vec<Self>> {
+    pub(crate) fn zeros_views(
+        device: &Device,
+        len: usize,
+        offsets: &[usize],
+        shapes: &[&[usize]],
+    ) -> Result<Vec<Self>> {
         debug_assert_eq!(offsets.len(), shapes.len());
         let flat = Self::zeros(device, &[len])?;
         offsets.iter().zip(shapes).map(|(&start, shape)| flat.storage_view(start, shape)).collect()

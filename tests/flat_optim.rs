@@ -56,14 +56,22 @@ fn assert_bitwise(what: &str, got: &[f32], want: &[f32]) {
         let worst = bad.iter().map(|&i| f64::from(got[i]) - f64::from(want[i])).fold(0.0f64, |m, d| m.max(d.abs()));
         let first: Vec<String> =
             bad.iter().take(5).map(|&i| format!("[{i}] got {:e} want {:e}", got[i], want[i])).collect();
-        panic!("{what}: {} of {} elements differ; first: {}; worst |diff| {worst:e}", bad.len(), got.len(), first.join(", "));
+        panic!(
+            "{what}: {} of {} elements differ; first: {}; worst |diff| {worst:e}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
     }
 }
 
+/// A named parameter list (a module, see `nn::Module`).
+type Named = Vec<(String, Parameter)>;
+
 /// Two lists of parameters with equal values: one parameter per buffer,
 /// and the same flattened.
-fn parameter_lists(dev: &Device) -> (Vec<(String, Parameter)>, Vec<(String, Parameter)>) {
-    let make = || -> Vec<(String, Parameter)> {
+fn parameter_lists(dev: &Device) -> (Named, Named) {
+    let make = || -> Named {
         SHAPES
             .iter()
             .enumerate()
@@ -180,9 +188,8 @@ fn flattening_keeps_values_and_views_stay_apart() {
 #[test]
 fn kernels_bind_views_of_one_buffer() {
     let dev = device();
-    let mut list: Vec<(String, Parameter)> = (0..3)
-        .map(|i| (format!("q{i}"), Parameter::new(dev, &random(70, 90 + i), &[7, 10]).unwrap()))
-        .collect();
+    let mut list: Vec<(String, Parameter)> =
+        (0..3).map(|i| (format!("q{i}"), Parameter::new(dev, &random(70, 90 + i), &[7, 10]).unwrap())).collect();
     flatten_parameters(&mut list).unwrap();
     let (q0, q1, q2) = (&list[0].1.value, &list[1].1.value, &list[2].1.value);
     let (h0, h2) = (q0.to_vec().unwrap(), q2.to_vec().unwrap());

@@ -196,9 +196,8 @@ pub fn flatten_parameters(module: &mut dyn Module) -> Result<()> {
     let (places, lens) = flat_layout(&numels, max_len);
     // Groups are runs of consecutive parameters; each run's first one
     // tells which buffers a flat module already uses.
-    let leads: Vec<&Parameter> = (0..lens.len())
-        .map(|g| &params[places.iter().position(|&(pg, _)| pg == g).unwrap_or(0)].1)
-        .collect();
+    let leads: Vec<&Parameter> =
+        (0..lens.len()).map(|g| &params[places.iter().position(|&(pg, _)| pg == g).unwrap_or(0)].1).collect();
     let already_flat = params.iter().zip(&places).all(|((_, p), &(group, start))| {
         let lead = leads[group];
         [(&p.value, &lead.value), (&p.grad, &lead.grad)]

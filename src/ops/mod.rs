@@ -54,7 +54,10 @@ pub(crate) fn dim_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
 /// launcher stages such reads, see `Runtime::launch`).
 pub(crate) fn check_no_alias(op: &'static str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
     if inputs.iter().any(|t| t.overlaps(out)) {
-        return Err(Error::Shape { op, message: "the output tensor must not share its buffer range with an input".into() });
+        return Err(Error::Shape {
+            op,
+            message: "the output tensor must not share its buffer range with an input".into(),
+        });
     }
     Ok(())
 }

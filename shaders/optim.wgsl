@@ -24,6 +24,11 @@
 // with found_inf), and counts its step as p.step − guard.skipped, so the
 // steps it skipped do not advance bias correction or first-step momentum.
 //
+// The update kernels and grad_sumsq_partial run over n elements: one
+// parameter, or a flat run of them (src/optim.rs `Segment`: views at
+// multiples of CHUNK elements, the zeros between them included), with the
+// same per-element arithmetic either way.
+//
 // Bindings:
 //   0 p         uniform     OptimParams
 //   1 grad      read        (n) the gradient (check_finite: any tensor)

@@ -726,29 +726,25 @@ impl Runtime {
         assert!(bytes.len() as u64 <= PARAM_SLOT, "params of {} exceed a slot", kernel.entry);
         let pipeline = self.pipeline(kernel, constants)?;
         let staged = self.stage_conflicting_reads(kernel, buffers)?;
-        let bound: Vec<BufferRange<'_>> = buffers
-            .iter()
-            .zip(&staged)
-            .map(|(range, copy)| match copy {
-                Some(copy) => BufferRange { buffer: copy, offset: 0, size: range.size },
-                None => *range,
-            })
-            .collect();
+        // What binding i binds: its range, or the copy staged for it.
+        let bound = |i: usize| match staged.iter().find(|(k, _)| *k == i) {
+            Some((_, copy)) => BufferRange { buffer: copy, offset: 0, size: buffers[i].size },
+            None => buffers[i],
+        };
 
         let mut st = self.lock_state();
         if st.params.len() as u64 >= PARAM_SLOT * ARENA_SLOTS {
             self.submit_locked(&mut st);
         }
-        for (range, copy) in buffers.iter().zip(&staged) {
-            if let Some(copy) = copy {
-                self.encoder_for_copy(&mut st).copy_buffer_to_buffer(range.buffer, range.offset, copy, 0, range.size);
-            }
+        for (i, copy) in &staged {
+            let range = buffers[*i];
+            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(range.buffer, range.offset, copy, 0, range.size);
         }
         let offset = st.params.len() as u32;
         st.params.extend_from_slice(bytes);
         st.params.resize(offset as usize + PARAM_SLOT as usize, 0);
 
-        let key = (kernel, bound.iter().map(BufferRange::key).collect::<Vec<_>>());
+        let key = (kernel, (0..buffers.len()).map(|i| bound(i).key()).collect::<Vec<_>>());
         if !st.bind_groups.contains_key(&key) {
             if st.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
                 st.bind_groups.clear();
@@ -761,7 +757,8 @@ impl Runtime {
                     size: wgpu::BufferSize::new(PARAM_SLOT),
                 }),
             }];
-            for ((binding, _), range) in kernel.bindings().zip(&bound) {
+            let ranges: Vec<BufferRange<'_>> = (0..buffers.len()).map(bound).collect();
+            for ((binding, _), range) in kernel.bindings().zip(&ranges) {
                 entries.push(wgpu::BindGroupEntry {
                     binding,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -792,37 +789,41 @@ impl Runtime {
         drop(profiler);
         drop(st);
         // Quarantined until the dispatch that reads them is submitted.
-        for copy in staged.into_iter().flatten() {
+        for (_, copy) in staged {
             self.release(copy);
         }
         Ok(())
     }
 
-    /// Copies of the read-only bindings whose buffer a read-write binding of
-    /// the same dispatch also uses (`None` for the others). wgpu tracks
-    /// usage per buffer, not per range, and rejects one buffer bound both
-    /// ways in a dispatch even at disjoint ranges; views of one flat buffer
-    /// (a model's parameters) meet that way when one parameter is copied or
-    /// added into another. The copy is what the read would have seen.
+    /// A copy of each read-only binding whose buffer a read-write binding
+    /// of the same dispatch also uses, with the binding's index (usually
+    /// none, and then nothing is allocated). wgpu tracks usage per buffer,
+    /// not per range, and rejects one buffer bound both ways in a dispatch
+    /// even at disjoint ranges; views of one flat buffer (a model's
+    /// parameters) meet that way when one parameter is copied or added into
+    /// another. The copy holds what the read would have seen.
     fn stage_conflicting_reads(
         &self,
         kernel: Kernel,
         buffers: &[BufferRange<'_>],
-    ) -> Result<Vec<Option<wgpu::Buffer>>> {
-        let access: Vec<Access> = kernel.bindings().map(|(_, a)| a).collect();
-        let written =
-            |buffer: &wgpu::Buffer| buffers.iter().zip(&access).any(|(r, a)| !a.read_only() && r.buffer == buffer);
-        buffers
-            .iter()
-            .zip(&access)
-            .map(|(range, a)| {
-                if a.read_only() && written(range.buffer) {
-                    self.alloc(&format!("{} read-only binding staged", kernel.entry), range.size).map(Some)
-                } else {
-                    Ok(None)
+    ) -> Result<Vec<(usize, wgpu::Buffer)>> {
+        let written = |buffer: &wgpu::Buffer| {
+            kernel.bindings().zip(buffers).any(|((_, access), r)| access == Access::ReadWrite && r.buffer == buffer)
+        };
+        let mut staged = Vec::new();
+        for (i, ((_, access), range)) in kernel.bindings().zip(buffers).enumerate() {
+            if access.read_only() && written(range.buffer) {
+                match self.alloc(&format!("{} read-only binding staged", kernel.entry), range.size) {
+                    Ok(copy) => staged.push((i, copy)),
+                    Err(e) => {
+                        // Back to the pool, or its bytes would stay counted as lent.
+                        staged.into_iter().for_each(|(_, copy)| self.release(copy));
+                        return Err(e);
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        Ok(staged)
     }
 
     fn open_pass<'s>(&self, st: &'s mut State) -> &'s mut wgpu::ComputePass<'static> {

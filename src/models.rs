@@ -73,6 +73,9 @@ pub struct SequenceClassifierConfig {
     pub head_init: Option<Init>,
     /// Seed of every initializer.
     pub seed: u64,
+    /// Sparse embedding gradients ([`EmbeddingConfig::with_sparse`]): a
+    /// training-time choice, not stored in checkpoints.
+    pub sparse_embedding: bool,
 }
 
 /// The architecture part of [`SequenceClassifierConfig`] as stored in a
@@ -110,6 +113,7 @@ impl SequenceClassifierConfig {
             embedding_init: None,
             head_init: None,
             seed: 0,
+            sparse_embedding: false,
         }
     }
 
@@ -214,6 +218,13 @@ impl SequenceClassifierConfig {
         self.seed = seed;
         self
     }
+    /// Sparse embedding gradients: pair with
+    /// [`crate::optim::Optimizer::with_sparse_embedding`] for lazy
+    /// (`torch.optim.SparseAdam`) updates of the looked-up rows only.
+    pub fn with_sparse_embedding(mut self, sparse: bool) -> Self {
+        self.sparse_embedding = sparse;
+        self
+    }
 
     /// The model on `device`, its parameters flat
     /// ([`crate::nn::flatten_parameters`]).
@@ -224,7 +235,8 @@ impl SequenceClassifierConfig {
                 self.vocab, self.classes, self.dropout
             )));
         }
-        let mut emb = EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed);
+        let mut emb =
+            EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed).with_sparse(self.sparse_embedding);
         if let Some(p) = self.padding_idx {
             emb = emb.with_padding_idx(p);
         }

@@ -22,6 +22,13 @@
 //! decay) turn it into NaN, as they do such a row in PyTorch. Nothing reads
 //! the padding: kernels bind each parameter's own range.
 //!
+//! A sparse embedding ([`crate::nn::EmbeddingConfig::with_sparse`],
+//! [`Optimizer::with_sparse_embedding`]) is a segment of its own whose
+//! kernels visit only the rows its backward logged, with
+//! `torch.optim.SparseAdam`'s rule: PyTorch's `sparse=True` embedding
+//! trained by `SparseAdam`, the rest by `Adam`. Opt-in; each step then
+//! uploads the logged row ids (a few KiB).
+//!
 //! A step records its dispatches into the device's open command buffer like
 //! everything else: nothing is read back.
 //!
@@ -36,7 +43,7 @@
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
-use crate::nn::Parameter;
+use crate::nn::{Embedding, Parameter, SparseRows};
 use crate::ops::{dim_u32, elementwise_fill};
 use crate::tensor::{DType, Tensor};
 
@@ -56,6 +63,16 @@ const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W)
 const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS, cell: &[] };
 const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS, cell: &[] };
 const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS, cell: &[] };
+/// The row kernels of a sparse embedding bind its row ids at 8.
+const SPARSE_ADAM_STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "sparse_adam_step",
+    storage: &[(1, R), (3, W), (4, W), (5, W), (6, W), (8, R)],
+    cell: &[],
+};
+const CHECK_FINITE_ROWS: Kernel =
+    Kernel { shader: Shader::Optim, entry: "check_finite_rows", storage: &[(1, R), (3, W), (8, R)], cell: &[] };
+const ZERO_ROWS: Kernel = Kernel { shader: Shader::Optim, entry: "zero_rows", storage: &[(4, W), (8, R)], cell: &[] };
 
 /// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
 pub(crate) const CHUNK: usize = 256;
@@ -77,7 +94,7 @@ crate::kernels::shader_params! {
         weight_decay: f32,
         dampening: f32,
         max_norm: f32,
-        _pad1: u32,
+        dim: u32,
     }
 }
 
@@ -296,13 +313,18 @@ struct Segment {
     /// tensors when it is alone).
     value: Tensor,
     grad: Tensor,
+    /// A sparse embedding's row log ([`Optimizer::with_sparse_embedding`]):
+    /// the segment is that one (V, E) parameter, and the kernels visit only
+    /// the logged rows.
+    rows: Option<SparseRows>,
 }
 
 impl Segment {
     /// The segments of `params`, in order: each parameter joins the previous
     /// one's segment when its value and gradient views start in the same
-    /// buffers right after the previous one's, padded to [`CHUNK`].
-    fn split(params: &[(String, Parameter)]) -> Result<Vec<Segment>> {
+    /// buffers right after the previous one's, padded to [`CHUNK`]; a
+    /// sparse embedding (`sparse[i]`) is a segment of its own.
+    fn split(params: &[(String, Parameter)], sparse: &[Option<SparseRows>]) -> Result<Vec<Segment>> {
         let mut out = Vec::new();
         let mut first = 0;
         while first < params.len() {
@@ -311,7 +333,13 @@ impl Segment {
             let mut offsets = vec![0];
             let mut len = lead.value.numel();
             let mut next = first + 1;
-            while aligned(&lead.value) && aligned(&lead.grad) && next < params.len() {
+            let joinable = |i: usize| sparse.get(i).is_none_or(Option::is_none);
+            while aligned(&lead.value)
+                && aligned(&lead.grad)
+                && next < params.len()
+                && joinable(first)
+                && joinable(next)
+            {
                 let (prev, p) = (&params[next - 1].1, &params[next].1);
                 let step = prev.value.numel().next_multiple_of(CHUNK);
                 let follows = |a: &Tensor, b: &Tensor| b.same_storage(a) && b.offset() == a.offset() + step;
@@ -332,7 +360,8 @@ impl Segment {
                     lead.grad.storage_view(lead.grad.offset(), &[len])?,
                 )
             };
-            out.push(Segment { first, count, offsets, len, value, grad });
+            let rows = sparse.get(first).cloned().flatten();
+            out.push(Segment { first, count, offsets, len, value, grad, rows });
             first = next;
         }
         Ok(out)
@@ -354,6 +383,9 @@ pub struct Optimizer {
     params: Vec<(String, Parameter)>,
     /// What one dispatch covers (see the module docs).
     segments: Vec<Segment>,
+    /// Per parameter, the row log of a sparse embedding
+    /// ([`Optimizer::with_sparse_embedding`]).
+    sparse: Vec<Option<SparseRows>>,
     /// Per segment, the three state slots the kernels bind: over the whole
     /// segment, or 1-element placeholders for slots the rule does not use.
     state: Vec<[Tensor; 3]>,
@@ -391,12 +423,14 @@ impl Optimizer {
                 });
             }
         }
-        let segments = Segment::split(&params)?;
+        let sparse = vec![None; params.len()];
+        let segments = Segment::split(&params, &sparse)?;
         let chunks: usize = segments.iter().map(Segment::chunks).sum();
         Ok(Self {
             algorithm,
             lr,
             segments,
+            sparse,
             state: Vec::new(),
             param_state: Vec::new(),
             step: 0,
@@ -473,7 +507,53 @@ impl Optimizer {
             return Err(Error::Config("the algorithm can only be changed before the first step".into()));
         }
         algorithm.validate()?;
+        if self.sparse.iter().any(Option::is_some) {
+            check_sparse_algorithm(&algorithm)?;
+        }
         self.algorithm = algorithm;
+        self.state.clear();
+        self.param_state.clear();
+        Ok(self)
+    }
+
+    /// Updates `embedding`'s weight (one of this optimizer's parameters;
+    /// made with [`crate::nn::EmbeddingConfig::with_sparse`]) lazily, as
+    /// PyTorch's `torch.optim.SparseAdam` does: `zero_grad`, the non-finite
+    /// check and the update visit only the rows its backward logged since
+    /// the last `zero_grad` (at most B·T of V rows), and rows not looked up
+    /// keep their moments undecayed. The other parameters follow Adam, so
+    /// one optimizer is PyTorch's usual pair `SparseAdam(embedding)` +
+    /// `Adam(rest)` with the same betas, ε and learning rate. Only before
+    /// the first step; the algorithm must be Adam without weight decay
+    /// (SparseAdam has none), and stays so. Clipping still reads the whole
+    /// gradient (zeros outside the rows give the same norm).
+    ///
+    /// SparseAdam's update differs from Adam's beyond laziness: ε is added
+    /// to √v before the bias correction (`lr·√(1−β2ᵗ)/(1−β1ᵗ) · m/(√v + ε)`),
+    /// as PyTorch's does; a row seen every step therefore does not match
+    /// Adam bit for bit.
+    pub fn with_sparse_embedding(mut self, embedding: &Embedding) -> Result<Self> {
+        if self.step > 0 {
+            return Err(Error::Config("a sparse embedding can only be set before the first step".into()));
+        }
+        let log = embedding.sparse.clone().ok_or_else(|| {
+            Error::Config("the embedding has dense gradients: make it with EmbeddingConfig::with_sparse(true)".into())
+        })?;
+        check_sparse_algorithm(&self.algorithm)?;
+        let w = &embedding.weight;
+        let same = |a: &Tensor, b: &Tensor| a.same_storage(b) && a.offset() == b.offset() && a.shape() == b.shape();
+        let index =
+            self.params.iter().position(|(_, p)| same(&p.value, &w.value) && same(&p.grad, &w.grad)).ok_or_else(
+                || Error::Config("the embedding's weight is not one of this optimizer's parameters".into()),
+            )?;
+        if w.shape().len() != 2 {
+            return Err(Error::Shape {
+                op: "Optimizer::with_sparse_embedding",
+                message: format!("an embedding weight is (V, E), got {:?}", w.shape()),
+            });
+        }
+        self.sparse[index] = Some(log);
+        self.segments = Segment::split(&self.params, &self.sparse)?;
         self.state.clear();
         self.param_state.clear();
         Ok(self)
@@ -516,9 +596,52 @@ impl Optimizer {
     pub fn zero_grad(&self) -> Result<()> {
         let _family = crate::profile::scope(crate::profile::Family::Optimizer);
         for seg in &self.segments {
-            elementwise_fill(&seg.grad, 0.0)?;
+            let Some(log) = &seg.rows else {
+                elementwise_fill(&seg.grad, 0.0)?;
+                continue;
+            };
+            if let Some(rows) = self.logged_rows(seg, log)? {
+                let params = OptimParams { n: rows.elements, dim: rows.dim, ..Default::default() };
+                self.launch_rows(ZERO_ROWS, &[], &params, &[seg.grad.buffer(), rows.ids.buffer()])?;
+            }
+            log.clear();
         }
         Ok(())
+    }
+
+    /// The rows a sparse segment's log holds, on the GPU; `None` when no
+    /// row received a gradient.
+    fn logged_rows(&self, seg: &Segment, log: &SparseRows) -> Result<Option<LoggedRows>> {
+        const OP: &str = "sparse embedding";
+        let ids = log.rows();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let dim = seg.value.shape().get(1).copied().unwrap_or(1);
+        let elements = ids
+            .len()
+            .checked_mul(dim)
+            .ok_or_else(|| Error::OutOfRange { op: OP, message: format!("{} rows of {dim} overflow", ids.len()) })?;
+        Ok(Some(LoggedRows {
+            ids: Tensor::from_u32(&self.device, &ids, &[ids.len()])?,
+            elements: dim_u32(OP, "row elements", elements)?,
+            dim: dim_u32(OP, "row length", dim)?,
+        }))
+    }
+
+    /// Launches a row kernel over `params.n` elements.
+    fn launch_rows(
+        &self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        params: &OptimParams,
+        buffers: &[crate::runtime::BufferRange<'_>],
+    ) -> Result<()> {
+        let rt = &self.device.rt;
+        let mut constants = constants.to_vec();
+        constants.push(("WG", f64::from(WG)));
+        let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+        rt.launch(kernel, &constants, params, buffers, g)
     }
 
     /// Dispatches each of `zero_grad`, the clip pass, the non-finite check
@@ -700,18 +823,49 @@ impl Optimizer {
         let mut constants = constants;
         constants.push(("WG", f64::from(WG)));
         let rt = &self.device.rt;
+        let rows: Vec<Option<LoggedRows>> = self
+            .segments
+            .iter()
+            .map(|seg| seg.rows.as_ref().map_or(Ok(None), |log| self.logged_rows(seg, log)))
+            .collect::<Result<_>>()?;
         if self.guard_non_finite {
             // After clip_grad_norm the gradients were checked by its pass.
             if !self.clip_pending {
-                for seg in &self.segments {
-                    self.check_finite(&seg.grad)?;
+                for (seg, rows) in self.segments.iter().zip(&rows) {
+                    match (&seg.rows, rows) {
+                        (None, _) => self.check_finite(&seg.grad)?,
+                        (Some(_), None) => {}
+                        (Some(_), Some(r)) => {
+                            let params = OptimParams { n: r.elements, dim: r.dim, ..Default::default() };
+                            let bufs = [seg.grad.buffer(), self.guard.buffer(), r.ids.buffer()];
+                            self.launch_rows(CHECK_FINITE_ROWS, &[], &params, &bufs)?;
+                        }
+                    }
                 }
             }
             let params = OptimParams { step: self.step, ..Default::default() };
             rt.launch(GUARD_STEP, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;
         }
         let use_clip = u32::from(self.clip_pending);
-        for (seg, state) in self.segments.iter().zip(&self.state) {
+        for ((seg, state), rows) in self.segments.iter().zip(&self.state).zip(&rows) {
+            if seg.rows.is_some() {
+                // No logged row: no gradient, nothing to update (SparseAdam
+                // skips an empty gradient too).
+                if let Some(r) = rows {
+                    let params =
+                        OptimParams { n: r.elements, dim: r.dim, step: self.step, lr: self.lr, use_clip, ..base };
+                    let bufs = [
+                        seg.grad.buffer(),
+                        self.guard.buffer(),
+                        seg.value.buffer(),
+                        state[0].buffer(),
+                        state[1].buffer(),
+                        r.ids.buffer(),
+                    ];
+                    self.launch_rows(SPARSE_ADAM_STEP, &[], &params, &bufs)?;
+                }
+                continue;
+            }
             let params = OptimParams {
                 n: dim_u32("optimizer", "elements", seg.len)?,
                 step: self.step,
@@ -756,6 +910,29 @@ impl Optimizer {
         self.step = step;
         // The count restored is of applied steps: nothing skipped before it.
         self.guard.write(&initial_step_state())
+    }
+}
+
+/// A sparse segment's logged rows uploaded for one pass.
+struct LoggedRows {
+    /// (R) u32 row ids, ascending.
+    ids: Tensor,
+    /// R·E.
+    elements: u32,
+    /// E.
+    dim: u32,
+}
+
+/// The rule of a sparse embedding is `torch.optim.SparseAdam`'s: only Adam
+/// without weight decay has it.
+fn check_sparse_algorithm(algorithm: &Algorithm) -> Result<()> {
+    match *algorithm {
+        Algorithm::Adam { weight_decay: 0.0, decoupled: false, .. } => Ok(()),
+        other => Err(Error::Config(format!(
+            "a sparse embedding is updated by torch.optim.SparseAdam's rule, which exists for Adam without weight \
+             decay only, not {} {other:?}",
+            other.name()
+        ))),
     }
 }
 

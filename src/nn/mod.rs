@@ -17,7 +17,7 @@ pub mod init;
 mod linear;
 pub(crate) mod recurrent;
 
-pub use embedding::{Embedding, EmbeddingConfig};
+pub use embedding::{Embedding, EmbeddingConfig, SparseRows};
 pub use init::Init;
 pub use linear::{Linear, LinearConfig};
 pub use recurrent::{Recurrent, RecurrentConfig, RnnInit, MAX_LAYERS};

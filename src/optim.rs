@@ -591,8 +591,9 @@ impl Optimizer {
         &self.params
     }
 
-    /// Sets every gradient to zero (`optimizer.zero_grad()`): one fill per
-    /// segment, one for a flat model.
+    /// Sets every gradient to zero (`optimizer.zero_grad()`): one dispatch
+    /// per segment (one for a flat model; a sparse embedding's zeroes its
+    /// logged rows and empties the log).
     pub fn zero_grad(&self) -> Result<()> {
         let _family = crate::profile::scope(crate::profile::Family::Optimizer);
         for seg in &self.segments {

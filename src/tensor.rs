@@ -251,7 +251,8 @@ impl Tensor {
     }
 
     /// The whole underlying buffer, shared with every other view of it.
-    pub(crate) fn raw_buffer(&self) -> &wgpu::Buffer {
+    /// Private: everything outside binds, reads and writes ranges.
+    fn raw_buffer(&self) -> &wgpu::Buffer {
         self.buf.buffer.as_ref().expect("buffer is only taken on drop")
     }
 

@@ -358,3 +358,18 @@ fn flat_and_per_tensor_models_train_identically() {
     assert_eq!(opt_fresh.dispatches_per_pass(), 1);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A language model's tied decoder weight is still the embedding's after
+/// flattening (the model visits it once and re-ties it): a write to one is
+/// seen through the other, and the optimizer updates it once.
+#[test]
+fn tied_weights_stay_tied_when_flat() {
+    let dev = device();
+    let lm = wgrnn::lm::LanguageModelConfig::new(11, 6, 9).with_tied_weights(true).with_seed(2).init(dev).unwrap();
+    let names: Vec<String> = named_parameters(&lm).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&"decoder.weight".to_string()), "{names:?}");
+    let values: Vec<f32> = (0..66).map(|i| i as f32 * 0.25).collect();
+    lm.embedding.weight.value.write(&values).unwrap();
+    assert_bitwise("decoder weight after writing the embedding's", &lm.decoder.weight.value.to_vec().unwrap(), &values);
+    assert_eq!(Optimizer::adam(named_parameters(&lm), 1e-3).unwrap().dispatches_per_pass(), 1);
+}

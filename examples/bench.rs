@@ -4,11 +4,15 @@
 //!
 //! `cargo run --release --example bench -- --cell lstm --vocab 20000 --input 128
 //! --hidden 128 --layers 1 [--bidirectional] --batch 64 --seq 40 --classes 4
-//! --steps 20 [--warmup 3] [--json] [--profile] [--tune]`
+//! --steps 20 [--warmup 3] [--json] [--profile] [--tune] [--sparse]`
 //!
 //! `--tune` first prints what the autotuner compares for this model's
 //! recurrent layer: forward + backward time of every kernel variant the
 //! adapter can run (`wgrnn::rnn::tune`).
+//!
+//! `--sparse` makes the embedding's gradient sparse and updates only the
+//! looked-up rows (`torch.optim.SparseAdam` for the embedding, Adam for the
+//! rest: `Optimizer::with_sparse_embedding`).
 //!
 //! `--profile` then runs the steps once more under the step profile
 //! (`wgrnn::profile`): every dispatch attributed to a kernel family and
@@ -50,6 +54,7 @@ struct Args {
     json: bool,
     profile: bool,
     tune: bool,
+    sparse: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -68,6 +73,7 @@ fn parse() -> Result<Args, String> {
         json: false,
         profile: false,
         tune: false,
+        sparse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -93,6 +99,7 @@ fn parse() -> Result<Args, String> {
             "--json" => a.json = true,
             "--profile" => a.profile = true,
             "--tune" => a.tune = true,
+            "--sparse" => a.sparse = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -117,9 +124,13 @@ fn run(a: &Args) -> Result<(), String> {
         .with_layers(a.layers)
         .with_bidirectional(a.bidirectional)
         .with_pooling(Pooling::Last)
+        .with_sparse_embedding(a.sparse)
         .init(&dev)
         .map_err(|e| e.to_string())?;
     let mut opt = Optimizer::adam(named_parameters(&model), 1e-3).map_err(|e| e.to_string())?;
+    if a.sparse {
+        opt = opt.with_sparse_embedding(&model.embedding).map_err(|e| e.to_string())?;
+    }
     let mut rng = Rng::new(0);
     let lengths = vec![a.seq; a.batch];
     let mut step = |seed: u64| -> Result<(Tape, wgrnn::autograd::LossVars), String> {
@@ -175,14 +186,14 @@ fn run(a: &Args) -> Result<(), String> {
             format!(",\"profile\":{{\"timing\":\"{:?}\",{}}}", p.timing, families.join(","))
         });
         println!(
-            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"dispatches_per_step\":{dispatches:.1},\"submits_per_step\":{submits:.2},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{}{profile_json}}}",
-            info.name, info.backend, a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, a.steps
+            "{{\"impl\":\"wgrnn\",\"adapter\":{:?},\"backend\":{:?},\"cell\":{:?},\"ms_per_step\":{ms:.3},\"tokens_per_s\":{tokens:.0},\"loss\":{loss_value:.6},\"dispatches_per_step\":{dispatches:.1},\"submits_per_step\":{submits:.2},\"vocab\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"bidirectional\":{},\"batch\":{},\"seq\":{},\"classes\":{},\"steps\":{},\"sparse\":{}{profile_json}}}",
+            info.name, info.backend, a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, a.steps, a.sparse
         );
     } else {
         println!("adapter: {info}");
         println!(
-            "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}, {dispatches:.1} dispatches and {submits:.2} submits per step",
-            a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes
+            "{} vocab={} input={} hidden={} layers={} bidirectional={} batch={} seq={} classes={}{}: {ms:.2} ms/step, {tokens:.0} tokens/s, loss {loss_value:.4}, {dispatches:.1} dispatches and {submits:.2} submits per step",
+            a.cell.name(), a.vocab, a.input, a.hidden, a.layers, a.bidirectional, a.batch, a.seq, a.classes, if a.sparse { " sparse" } else { "" }
         );
         if let Some(p) = &profile {
             println!("step profile ({:?}), per step:", p.timing);

@@ -18,11 +18,24 @@
 //                        weight_decay)
 //   adam_step            torch.optim.Adam, or AdamW when DECOUPLED
 //   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered); EPS_IN_SQRT = Keras
+//   sparse_adam_step     torch.optim.SparseAdam on the listed rows of a
+//                        sparse embedding (V, E): element i is row
+//                        rows[i / E], feature i % E
+//   check_finite_rows    check_finite over the listed rows only
+//   zero_rows            param[rows[r], ·] = 0 (a sparse embedding's
+//                        gradient, bound at `param`: zero_grad of its rows)
 // Every update reads its gradient as coef·grad when the step clips (p.use_clip),
 // so clipping costs two small dispatches and no host round trip. Every update
 // does nothing when guard.skip is set (PyTorch's GradScaler skipping a step
 // with found_inf), and counts its step as p.step − guard.skipped, so the
 // steps it skipped do not advance bias correction or first-step momentum.
+//
+// The update kernels and grad_sumsq_partial run over n elements: one
+// parameter, or a flat run of them (src/optim.rs `Segment`: views at
+// multiples of CHUNK elements, the zeros between them included), with the
+// same per-element arithmetic either way. The row kernels run over
+// n = rows·E elements of a (V, E) tensor; every row not listed has a zero
+// gradient (src/nn/embedding.rs `SparseRows`).
 //
 // Bindings:
 //   0 p         uniform     OptimParams
@@ -33,6 +46,7 @@
 //   5 state1    read_write  (n) momentum_buffer / exp_avg / square_avg
 //   6 state2    read_write  (n) exp_avg_sq / grad_avg (centered RMSprop)
 //   7 state3    read_write  (n) momentum_buffer (RMSprop)
+//   8 rows      read        (R) u32 row ids, ascending, distinct (row kernels)
 // Workgroup mapping: one invocation per element (per chunk for
 // grad_sumsq_partial; one invocation for clip_coefficient, guard_step and
 // guard_clear),
@@ -58,7 +72,7 @@ struct OptimParams {
     weight_decay: f32,
     dampening: f32,
     max_norm: f32,     // ≤ 0: no clipping
-    _pad1: u32,
+    dim: u32,          // row kernels: E, the elements per row
 }
 
 // Mirrors `StepState` in src/optim.rs.
@@ -81,6 +95,7 @@ struct StepState {
 @group(0) @binding(5) var<storage, read_write> state1: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state2: array<f32>;
 @group(0) @binding(7) var<storage, read_write> state3: array<f32>;
+@group(0) @binding(8) var<storage, read> rows: array<u32>;
 
 fn invocation(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return linear_workgroup(wg, nwg) * WG + lid;
@@ -223,4 +238,47 @@ fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     } else {
         param[i] = param[i] - p.lr * g / avg;
     }
+}
+
+// Element i of the listed rows: its index in the (V, E) tensor.
+fn row_element(i: u32) -> u32 {
+    return rows[i / p.dim] * p.dim + i % p.dim;
+}
+
+@compute @workgroup_size(WG)
+fn sparse_adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n || guard.skip != 0u) { return; }
+    let k = row_element(i);
+    let g = grad_scale() * grad[k];
+    // torch.optim.SparseAdam: old += (1 − β)·(new − old), only where the
+    // gradient has rows; ε outside the bias correction.
+    let m_old = state1[k];
+    let v_old = state2[k];
+    let m = m_old + (g - m_old) * (1.0 - p.beta1);
+    let v = v_old + (g * g - v_old) * (1.0 - p.beta2);
+    state1[k] = m;
+    state2[k] = v;
+    let t = f32(applied_step());
+    let bias1 = 1.0 - pow(p.beta1, t);
+    let bias2 = 1.0 - pow(p.beta2, t);
+    let step_size = p.lr * sqrt(bias2) / bias1;
+    param[k] = param[k] - step_size * (m / (sqrt(v) + p.eps));
+}
+
+@compute @workgroup_size(WG)
+fn check_finite_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    if ((bitcast<u32>(grad[row_element(i)]) & 0x7f800000u) == 0x7f800000u) { atomicStore(&guard.pending, 1u); }
+}
+
+@compute @workgroup_size(WG)
+fn zero_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = invocation(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    param[row_element(i)] = 0.0;
 }

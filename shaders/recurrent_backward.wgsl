@@ -253,7 +253,8 @@ fn recurrent_cell_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
 // Needs ⌈H / UNITS⌉ ≤ SEQ_WG invocations and SEQ_ROWS·⌈G/4⌉ vec4s of
 // workgroup memory.
 // Bindings: the backward bindings above (info, w_hh, gates, h_prev,
-// w_hh4 (the same buffer as w_hh), grad_out, grad_h_n, dgates, grad_h0)
+// w_hh4 (w_hh again when SEQ_VEC4; else a stand-in never read), grad_out,
+// grad_h_n, dgates, grad_h0)
 // and the cell's, including what
 // `cell_sequence_backward_start` reads (LSTM's grad_c_n).
 

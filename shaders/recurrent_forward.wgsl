@@ -269,7 +269,8 @@ fn recurrent_project_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loca
 // Needs ⌈H / UNITS_PER_INVOCATION⌉ ≤ SEQ_WG invocations (the launcher checks
 // the adapter's limits) and 2·SEQ_ROWS·⌈H/4⌉ vec4s of workgroup memory.
 // Bindings: 17 h0 read (L·D, B, S); the forward bindings above (info,
-// w_hh and w_hh4 (the same buffer), b_hh, gates, out, h_prev, h_n) and the
+// w_hh and w_hh4 (the same buffer when SEQ_VEC4; else a stand-in never
+// read), b_hh, gates, out, h_prev, h_n) and the
 // cell's, including what `cell_sequence_start` reads (LSTM's c0).
 
 override SEQ_WG: u32 = 64u;

@@ -5,8 +5,9 @@
 use crate::autograd::{Tape, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter, RecurrentConfig, RnnInit};
+use crate::nn::{flatten_parameters, join, EmbeddingConfig, Init, Linear, LinearConfig, Module, Parameter};
 use crate::nn::{Embedding, Recurrent};
+use crate::nn::{RecurrentConfig, RnnInit};
 use crate::rnn::{PackedBatch, RnnMode};
 
 /// How a classifier turns the sequence into one vector per row.
@@ -72,6 +73,9 @@ pub struct SequenceClassifierConfig {
     pub head_init: Option<Init>,
     /// Seed of every initializer.
     pub seed: u64,
+    /// Sparse embedding gradients ([`EmbeddingConfig::with_sparse`]): a
+    /// training-time choice, not stored in checkpoints.
+    pub sparse_embedding: bool,
 }
 
 /// The architecture part of [`SequenceClassifierConfig`] as stored in a
@@ -109,6 +113,7 @@ impl SequenceClassifierConfig {
             embedding_init: None,
             head_init: None,
             seed: 0,
+            sparse_embedding: false,
         }
     }
 
@@ -213,8 +218,16 @@ impl SequenceClassifierConfig {
         self.seed = seed;
         self
     }
+    /// Sparse embedding gradients: pair with
+    /// [`crate::optim::Optimizer::with_sparse_embedding`] for lazy
+    /// (`torch.optim.SparseAdam`) updates of the looked-up rows only.
+    pub fn with_sparse_embedding(mut self, sparse: bool) -> Self {
+        self.sparse_embedding = sparse;
+        self
+    }
 
-    /// The model on `device`.
+    /// The model on `device`, its parameters flat
+    /// ([`crate::nn::flatten_parameters`]).
     pub fn init(&self, device: &Device) -> Result<SequenceClassifier> {
         if self.vocab < 1 || self.classes < 1 || !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Config(format!(
@@ -222,7 +235,8 @@ impl SequenceClassifierConfig {
                 self.vocab, self.classes, self.dropout
             )));
         }
-        let mut emb = EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed);
+        let mut emb =
+            EmbeddingConfig::new(self.vocab, self.embed_dim).with_seed(self.seed).with_sparse(self.sparse_embedding);
         if let Some(p) = self.padding_idx {
             emb = emb.with_padding_idx(p);
         }
@@ -242,7 +256,9 @@ impl SequenceClassifierConfig {
             fc = fc.with_init(init);
         }
         let fc = fc.init(device)?;
-        Ok(SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self })
+        let mut model = SequenceClassifier { embedding: emb.init(device)?, rnn, fc, config: *self };
+        flatten_parameters(&mut model)?;
+        Ok(model)
     }
 }
 
@@ -293,5 +309,11 @@ impl Module for SequenceClassifier {
         self.embedding.visit(&join(prefix, "embedding"), f);
         self.rnn.visit(&join(prefix, "rnn"), f);
         self.fc.visit(&join(prefix, "fc"), f);
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        self.embedding.visit_mut(&join(prefix, "embedding"), f);
+        self.rnn.visit_mut(&join(prefix, "rnn"), f);
+        self.fc.visit_mut(&join(prefix, "fc"), f);
     }
 }

@@ -1,6 +1,33 @@
-//! Optimizers with PyTorch's update formulas and defaults, one fused GPU
-//! kernel per parameter per step (shaders/optim.wgsl); global gradient-norm
-//! clipping computed and applied on the GPU; learning-rate schedules.
+//! Optimizers with PyTorch's update formulas and defaults, fused GPU
+//! kernels (shaders/optim.wgsl); global gradient-norm clipping computed and
+//! applied on the GPU; learning-rate schedules.
+//!
+//! The kernels run over *segments*: runs of consecutive parameters whose
+//! values and gradients are adjacent views of flat buffers
+//! ([`crate::nn::flatten_parameters`]; the ready-made models are flat), or
+//! else single parameters. A flat model is one segment, so `zero_grad`, the
+//! clip pass, the non-finite check and the update are one dispatch each for
+//! the whole model (PyTorch's foreach/fused optimizers); a hand-built
+//! parameter list takes one dispatch per parameter. Both compute bitwise the
+//! same numbers: the same per-element formulas, and the clip's partial sums
+//! per 256-element chunk in the same order (views start at multiples of
+//! 256 elements, and the zeros between them add nothing). The optimizer
+//! state of a segment is flat too, with a view per parameter for
+//! checkpoints.
+//!
+//! The padding between views holds value 0, gradient 0 and state 0, and an
+//! update of a zero gradient keeps it so under every rule, weight decay
+//! included, as it keeps a `padding_idx` embedding row; only degenerate
+//! settings (ε = 0 with Adam or RMSprop, an infinite learning rate or
+//! decay) turn it into NaN, as they do such a row in PyTorch. Nothing reads
+//! the padding: kernels bind each parameter's own range.
+//!
+//! A sparse embedding ([`crate::nn::EmbeddingConfig::with_sparse`],
+//! [`Optimizer::with_sparse_embedding`]) is a segment of its own whose
+//! kernels visit only the rows its backward logged, with
+//! `torch.optim.SparseAdam`'s rule: PyTorch's `sparse=True` embedding
+//! trained by `SparseAdam`, the rest by `Adam`. Opt-in; each step then
+//! uploads the logged row ids (a few KiB).
 //!
 //! A step records its dispatches into the device's open command buffer like
 //! everything else: nothing is read back.
@@ -16,7 +43,7 @@
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
-use crate::nn::Parameter;
+use crate::nn::{Embedding, Parameter, SparseRows};
 use crate::ops::{dim_u32, elementwise_fill};
 use crate::tensor::{DType, Tensor};
 
@@ -36,6 +63,16 @@ const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W)
 const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS, cell: &[] };
 const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS, cell: &[] };
 const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS, cell: &[] };
+/// The row kernels of a sparse embedding bind its row ids at 8.
+const SPARSE_ADAM_STEP: Kernel = Kernel {
+    shader: Shader::Optim,
+    entry: "sparse_adam_step",
+    storage: &[(1, R), (3, W), (4, W), (5, W), (6, W), (8, R)],
+    cell: &[],
+};
+const CHECK_FINITE_ROWS: Kernel =
+    Kernel { shader: Shader::Optim, entry: "check_finite_rows", storage: &[(1, R), (3, W), (8, R)], cell: &[] };
+const ZERO_ROWS: Kernel = Kernel { shader: Shader::Optim, entry: "zero_rows", storage: &[(4, W), (8, R)], cell: &[] };
 
 /// Elements summed by one invocation of `grad_sumsq_partial` (its `CHUNK`).
 pub(crate) const CHUNK: usize = 256;
@@ -57,7 +94,7 @@ crate::kernels::shader_params! {
         weight_decay: f32,
         dampening: f32,
         max_norm: f32,
-        _pad1: u32,
+        dim: u32,
     }
 }
 
@@ -259,6 +296,84 @@ impl GradNorm {
     }
 }
 
+/// A run of consecutive parameters the kernels treat as one range of
+/// elements: a single parameter, or adjacent views of flat value and
+/// gradient buffers (see the module docs).
+#[derive(Debug)]
+struct Segment {
+    /// Its parameters: `params[first..first + count]`.
+    first: usize,
+    count: usize,
+    /// Each parameter's element offset from the segment's start (multiples
+    /// of [`CHUNK`]; 0 for the first).
+    offsets: Vec<usize>,
+    /// Elements from the first parameter's start to the last one's end.
+    len: usize,
+    /// The values and gradients over that range (the parameter's own
+    /// tensors when it is alone).
+    value: Tensor,
+    grad: Tensor,
+    /// A sparse embedding's row log ([`Optimizer::with_sparse_embedding`]):
+    /// the segment is that one (V, E) parameter, and the kernels visit only
+    /// the logged rows.
+    rows: Option<SparseRows>,
+}
+
+impl Segment {
+    /// The segments of `params`, in order: each parameter joins the previous
+    /// one's segment when its value and gradient views start in the same
+    /// buffers right after the previous one's, padded to [`CHUNK`]; a
+    /// sparse embedding (`sparse[i]`) is a segment of its own.
+    fn split(params: &[(String, Parameter)], sparse: &[Option<SparseRows>]) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        while first < params.len() {
+            let lead = &params[first].1;
+            let aligned = |t: &Tensor| t.offset().is_multiple_of(CHUNK);
+            let mut offsets = vec![0];
+            let mut len = lead.value.numel();
+            let mut next = first + 1;
+            let joinable = |i: usize| sparse.get(i).is_none_or(Option::is_none);
+            while aligned(&lead.value)
+                && aligned(&lead.grad)
+                && next < params.len()
+                && joinable(first)
+                && joinable(next)
+            {
+                let (prev, p) = (&params[next - 1].1, &params[next].1);
+                let step = prev.value.numel().next_multiple_of(CHUNK);
+                let follows = |a: &Tensor, b: &Tensor| b.same_storage(a) && b.offset() == a.offset() + step;
+                if !follows(&prev.value, &p.value) || !follows(&prev.grad, &p.grad) {
+                    break;
+                }
+                let at = p.value.offset() - lead.value.offset();
+                offsets.push(at);
+                len = at + p.value.numel();
+                next += 1;
+            }
+            let count = next - first;
+            let (value, grad) = if count == 1 {
+                (lead.value.clone(), lead.grad.clone())
+            } else {
+                (
+                    lead.value.storage_view(lead.value.offset(), &[len])?,
+                    lead.grad.storage_view(lead.grad.offset(), &[len])?,
+                )
+            };
+            let rows = sparse.get(first).cloned().flatten();
+            out.push(Segment { first, count, offsets, len, value, grad, rows });
+            first = next;
+        }
+        Ok(out)
+    }
+
+    /// Chunks of the clip pass's partial sums over this segment: those of
+    /// its parameters on their own, as each starts a chunk.
+    fn chunks(&self) -> usize {
+        self.len.div_ceil(CHUNK)
+    }
+}
+
 /// An optimizer over named parameters.
 #[derive(Debug)]
 pub struct Optimizer {
@@ -266,9 +381,16 @@ pub struct Optimizer {
     algorithm: Algorithm,
     lr: f32,
     params: Vec<(String, Parameter)>,
-    /// Per parameter, the three state slots the kernels bind (unused slots
-    /// are 1-element placeholders).
+    /// What one dispatch covers (see the module docs).
+    segments: Vec<Segment>,
+    /// Per parameter, the row log of a sparse embedding
+    /// ([`Optimizer::with_sparse_embedding`]).
+    sparse: Vec<Option<SparseRows>>,
+    /// Per segment, the three state slots the kernels bind: over the whole
+    /// segment, or 1-element placeholders for slots the rule does not use.
     state: Vec<[Tensor; 3]>,
+    /// Per parameter, its view of each used slot (for checkpoints).
+    param_state: Vec<[Tensor; 3]>,
     step: u32,
     partials: Tensor,
     /// The `StepState` (clip norm and coefficient, skip flag and counters).
@@ -301,11 +423,16 @@ impl Optimizer {
                 });
             }
         }
-        let chunks: usize = params.iter().map(|(_, p)| p.value.numel().div_ceil(CHUNK)).sum();
+        let sparse = vec![None; params.len()];
+        let segments = Segment::split(&params, &sparse)?;
+        let chunks: usize = segments.iter().map(Segment::chunks).sum();
         Ok(Self {
             algorithm,
             lr,
+            segments,
+            sparse,
             state: Vec::new(),
+            param_state: Vec::new(),
             step: 0,
             partials: Tensor::zeros(&device, &[chunks])?,
             guard: never_skipping_step_state(&device)?,
@@ -380,8 +507,55 @@ impl Optimizer {
             return Err(Error::Config("the algorithm can only be changed before the first step".into()));
         }
         algorithm.validate()?;
+        if self.sparse.iter().any(Option::is_some) {
+            check_sparse_algorithm(&algorithm)?;
+        }
         self.algorithm = algorithm;
         self.state.clear();
+        self.param_state.clear();
+        Ok(self)
+    }
+
+    /// Updates `embedding`'s weight (one of this optimizer's parameters;
+    /// made with [`crate::nn::EmbeddingConfig::with_sparse`]) lazily, as
+    /// PyTorch's `torch.optim.SparseAdam` does: `zero_grad`, the non-finite
+    /// check and the update visit only the rows its backward logged since
+    /// the last `zero_grad` (at most B·T of V rows), and rows not looked up
+    /// keep their moments undecayed. The other parameters follow Adam, so
+    /// one optimizer is PyTorch's usual pair `SparseAdam(embedding)` +
+    /// `Adam(rest)` with the same betas, ε and learning rate. Only before
+    /// the first step; the algorithm must be Adam without weight decay
+    /// (SparseAdam has none), and stays so. Clipping still reads the whole
+    /// gradient (zeros outside the rows give the same norm).
+    ///
+    /// SparseAdam's update differs from Adam's beyond laziness: ε is added
+    /// to √v before the bias correction (`lr·√(1−β2ᵗ)/(1−β1ᵗ) · m/(√v + ε)`),
+    /// as PyTorch's does; a row seen every step therefore does not match
+    /// Adam bit for bit.
+    pub fn with_sparse_embedding(mut self, embedding: &Embedding) -> Result<Self> {
+        if self.step > 0 {
+            return Err(Error::Config("a sparse embedding can only be set before the first step".into()));
+        }
+        let log = embedding.sparse.clone().ok_or_else(|| {
+            Error::Config("the embedding has dense gradients: make it with EmbeddingConfig::with_sparse(true)".into())
+        })?;
+        check_sparse_algorithm(&self.algorithm)?;
+        let w = &embedding.weight;
+        let same = |a: &Tensor, b: &Tensor| a.same_storage(b) && a.offset() == b.offset() && a.shape() == b.shape();
+        let index =
+            self.params.iter().position(|(_, p)| same(&p.value, &w.value) && same(&p.grad, &w.grad)).ok_or_else(
+                || Error::Config("the embedding's weight is not one of this optimizer's parameters".into()),
+            )?;
+        if w.shape().len() != 2 {
+            return Err(Error::Shape {
+                op: "Optimizer::with_sparse_embedding",
+                message: format!("an embedding weight is (V, E), got {:?}", w.shape()),
+            });
+        }
+        self.sparse[index] = Some(log);
+        self.segments = Segment::split(&self.params, &self.sparse)?;
+        self.state.clear();
+        self.param_state.clear();
         Ok(self)
     }
 
@@ -417,13 +591,66 @@ impl Optimizer {
         &self.params
     }
 
-    /// Sets every gradient to zero (`optimizer.zero_grad()`).
+    /// Sets every gradient to zero (`optimizer.zero_grad()`): one dispatch
+    /// per segment (one for a flat model; a sparse embedding's zeroes its
+    /// logged rows and empties the log).
     pub fn zero_grad(&self) -> Result<()> {
         let _family = crate::profile::scope(crate::profile::Family::Optimizer);
-        for (_, p) in &self.params {
-            elementwise_fill(&p.grad, 0.0)?;
+        for seg in &self.segments {
+            let Some(log) = &seg.rows else {
+                elementwise_fill(&seg.grad, 0.0)?;
+                continue;
+            };
+            if let Some(rows) = self.logged_rows(seg, log)? {
+                let params = OptimParams { n: rows.elements, dim: rows.dim, ..Default::default() };
+                self.launch_rows(ZERO_ROWS, &[], &params, &[seg.grad.buffer(), rows.ids.buffer()])?;
+            }
+            log.clear();
         }
         Ok(())
+    }
+
+    /// The rows a sparse segment's log holds, on the GPU; `None` when no
+    /// row received a gradient.
+    fn logged_rows(&self, seg: &Segment, log: &SparseRows) -> Result<Option<LoggedRows>> {
+        const OP: &str = "sparse embedding";
+        let ids = log.rows();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let dim = seg.value.shape().get(1).copied().unwrap_or(1);
+        let elements = ids
+            .len()
+            .checked_mul(dim)
+            .ok_or_else(|| Error::OutOfRange { op: OP, message: format!("{} rows of {dim} overflow", ids.len()) })?;
+        Ok(Some(LoggedRows {
+            ids: Tensor::from_u32(&self.device, &ids, &[ids.len()])?,
+            elements: dim_u32(OP, "row elements", elements)?,
+            dim: dim_u32(OP, "row length", dim)?,
+        }))
+    }
+
+    /// Launches a row kernel over `params.n` elements.
+    fn launch_rows(
+        &self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        params: &OptimParams,
+        buffers: &[crate::runtime::BufferRange<'_>],
+    ) -> Result<()> {
+        let rt = &self.device.rt;
+        let mut constants = constants.to_vec();
+        constants.push(("WG", f64::from(WG)));
+        let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+        rt.launch(kernel, &constants, params, buffers, g)
+    }
+
+    /// Dispatches each of `zero_grad`, the clip pass, the non-finite check
+    /// and the update takes per step: 1 when the parameters are one flat
+    /// run ([`crate::nn::flatten_parameters`]), else up to one per
+    /// parameter.
+    pub fn dispatches_per_pass(&self) -> usize {
+        self.segments.len()
     }
 
     /// Global gradient-norm clipping, like `torch.nn.utils.clip_grad_norm_`:
@@ -437,9 +664,9 @@ impl Optimizer {
         }
         let rt = &self.device.rt;
         let mut offset = 0usize;
-        for (_, p) in &self.params {
-            let n = p.grad.numel();
-            let chunks = n.div_ceil(CHUNK);
+        for seg in &self.segments {
+            let n = seg.len;
+            let chunks = seg.chunks();
             let params = OptimParams {
                 n: dim_u32("clip_grad_norm", "elements", n)?,
                 offset: dim_u32("clip_grad_norm", "offset", offset)?,
@@ -453,7 +680,7 @@ impl Optimizer {
                 GRAD_SUMSQ_PARTIAL,
                 &[("WG", f64::from(WG))],
                 &params,
-                &[p.grad.buffer(), self.partials.buffer(), self.guard.buffer()],
+                &[seg.grad.buffer(), self.partials.buffer(), self.guard.buffer()],
                 g,
             )?;
             offset += chunks;
@@ -469,24 +696,37 @@ impl Optimizer {
     }
 
     fn ensure_state(&mut self) -> Result<()> {
-        if self.state.len() == self.params.len() {
+        if self.state.len() == self.segments.len() {
             return Ok(());
         }
         let used = self.algorithm.used_slots();
-        self.state = self
-            .params
-            .iter()
-            .map(|(_, p)| {
-                let slot = |k: usize| {
-                    if used[k] {
-                        Tensor::zeros(&self.device, p.shape())
-                    } else {
-                        Tensor::zeros(&self.device, &[1])
-                    }
-                };
-                Ok([slot(0)?, slot(1)?, slot(2)?])
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (mut state, mut param_state) = (Vec::new(), Vec::new());
+        for seg in &self.segments {
+            let params = &self.params[seg.first..seg.first + seg.count];
+            // A slot: the tensor the kernels bind, and each parameter's part.
+            let slot = |in_use: bool| -> Result<(Tensor, Vec<Tensor>)> {
+                if !in_use {
+                    let placeholder = Tensor::zeros(&self.device, &[1])?;
+                    return Ok((placeholder.clone(), vec![placeholder; seg.count]));
+                }
+                if seg.count == 1 {
+                    let t = Tensor::zeros(&self.device, params[0].1.shape())?;
+                    return Ok((t.clone(), vec![t]));
+                }
+                // Laid out as the parameters are, so element i of the
+                // segment has its state at element i.
+                let shapes: Vec<&[usize]> = params.iter().map(|(_, p)| p.shape()).collect();
+                let views = Tensor::zeros_views(&self.device, seg.len, &seg.offsets, &shapes)?;
+                Ok((views[0].storage_view(0, &[seg.len])?, views))
+            };
+            let [s0, s1, s2] = [slot(used[0])?, slot(used[1])?, slot(used[2])?];
+            for i in 0..seg.count {
+                param_state.push([s0.1[i].clone(), s1.1[i].clone(), s2.1[i].clone()]);
+            }
+            state.push([s0.0, s1.0, s2.0]);
+        }
+        self.state = state;
+        self.param_state = param_state;
         Ok(())
     }
 
@@ -584,26 +824,61 @@ impl Optimizer {
         let mut constants = constants;
         constants.push(("WG", f64::from(WG)));
         let rt = &self.device.rt;
+        let rows: Vec<Option<LoggedRows>> = self
+            .segments
+            .iter()
+            .map(|seg| seg.rows.as_ref().map_or(Ok(None), |log| self.logged_rows(seg, log)))
+            .collect::<Result<_>>()?;
         if self.guard_non_finite {
             // After clip_grad_norm the gradients were checked by its pass.
             if !self.clip_pending {
-                for (_, p) in &self.params {
-                    self.check_finite(&p.grad)?;
+                for (seg, rows) in self.segments.iter().zip(&rows) {
+                    match (&seg.rows, rows) {
+                        (None, _) => self.check_finite(&seg.grad)?,
+                        (Some(_), None) => {}
+                        (Some(_), Some(r)) => {
+                            let params = OptimParams { n: r.elements, dim: r.dim, ..Default::default() };
+                            let bufs = [seg.grad.buffer(), self.guard.buffer(), r.ids.buffer()];
+                            self.launch_rows(CHECK_FINITE_ROWS, &[], &params, &bufs)?;
+                        }
+                    }
                 }
             }
             let params = OptimParams { step: self.step, ..Default::default() };
             rt.launch(GUARD_STEP, &[], &params, &[self.guard.buffer()], [1, 1, 1])?;
         }
         let use_clip = u32::from(self.clip_pending);
-        for ((_, p), state) in self.params.iter().zip(&self.state) {
-            let n = p.value.numel();
-            let params =
-                OptimParams { n: dim_u32("optimizer", "elements", n)?, step: self.step, lr: self.lr, use_clip, ..base };
+        for ((seg, state), rows) in self.segments.iter().zip(&self.state).zip(&rows) {
+            if seg.rows.is_some() {
+                // No logged row: no gradient, nothing to update (SparseAdam
+                // skips an empty gradient too).
+                if let Some(r) = rows {
+                    let params =
+                        OptimParams { n: r.elements, dim: r.dim, step: self.step, lr: self.lr, use_clip, ..base };
+                    let bufs = [
+                        seg.grad.buffer(),
+                        self.guard.buffer(),
+                        seg.value.buffer(),
+                        state[0].buffer(),
+                        state[1].buffer(),
+                        r.ids.buffer(),
+                    ];
+                    self.launch_rows(SPARSE_ADAM_STEP, &[], &params, &bufs)?;
+                }
+                continue;
+            }
+            let params = OptimParams {
+                n: dim_u32("optimizer", "elements", seg.len)?,
+                step: self.step,
+                lr: self.lr,
+                use_clip,
+                ..base
+            };
             let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
             let bufs = [
-                p.grad.buffer(),
+                seg.grad.buffer(),
                 self.guard.buffer(),
-                p.value.buffer(),
+                seg.value.buffer(),
                 state[0].buffer(),
                 state[1].buffer(),
                 state[2].buffer(),
@@ -621,7 +896,7 @@ impl Optimizer {
         let names = self.algorithm.state_names();
         let used = self.algorithm.used_slots();
         let mut out = Vec::new();
-        for ((pname, _), slots) in self.params.iter().zip(&self.state) {
+        for ((pname, _), slots) in self.params.iter().zip(&self.param_state) {
             for (k, slot) in slots.iter().enumerate() {
                 if used[k] {
                     out.push((format!("{pname}.{}", names[k]), slot.clone()));
@@ -636,6 +911,29 @@ impl Optimizer {
         self.step = step;
         // The count restored is of applied steps: nothing skipped before it.
         self.guard.write(&initial_step_state())
+    }
+}
+
+/// A sparse segment's logged rows uploaded for one pass.
+struct LoggedRows {
+    /// (R) u32 row ids, ascending.
+    ids: Tensor,
+    /// R·E.
+    elements: u32,
+    /// E.
+    dim: u32,
+}
+
+/// The rule of a sparse embedding is `torch.optim.SparseAdam`'s: only Adam
+/// without weight decay has it.
+fn check_sparse_algorithm(algorithm: &Algorithm) -> Result<()> {
+    match *algorithm {
+        Algorithm::Adam { weight_decay: 0.0, decoupled: false, .. } => Ok(()),
+        other => Err(Error::Config(format!(
+            "a sparse embedding is updated by torch.optim.SparseAdam's rule, which exists for Adam without weight \
+             decay only, not {} {other:?}",
+            other.name()
+        ))),
     }
 }
 
@@ -691,6 +989,69 @@ impl LrSchedule {
                 } else {
                     after.lr_at(base, t - warmup)
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Algorithm, Optimizer};
+    use crate::nn::{flatten_parameters, Parameter};
+
+    /// The padding between flat views starts at zero (value, gradient and
+    /// state) and stays zero through clipped, guarded steps of every rule,
+    /// weight decay included (the module docs' claim): nothing but the
+    /// parameters' own elements changes in the flat buffers.
+    #[test]
+    fn padding_stays_zero_under_every_rule() {
+        let device = crate::Device::new().unwrap();
+        let rms = |momentum, centered, weight_decay, eps_in_sqrt| Algorithm::RmsProp {
+            alpha: 0.9,
+            eps: 1e-7,
+            momentum,
+            centered,
+            weight_decay,
+            eps_in_sqrt,
+        };
+        let rules = [
+            Algorithm::Sgd { momentum: 0.9, dampening: 0.1, nesterov: false, weight_decay: 0.1 },
+            Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.1 },
+            Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, decoupled: false },
+            Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, decoupled: true },
+            rms(0.5, true, 0.1, false),
+            rms(0.0, false, 0.1, true),
+        ];
+        for alg in rules {
+            let mut params: Vec<(String, Parameter)> = [3usize, 300, 5]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let values: Vec<f32> = (0..n).map(|k| (k as f32 * 0.37 + i as f32).sin()).collect();
+                    (format!("p{i}"), Parameter::new(&device, &values, &[n]).unwrap())
+                })
+                .collect();
+            flatten_parameters(&mut params).unwrap();
+            let mut opt = Optimizer::sgd(params.clone(), 0.1).unwrap().with_algorithm(alg).unwrap();
+            opt = opt.with_non_finite_guard(true).unwrap();
+            assert_eq!(opt.segments.len(), 1, "{alg:?}: one segment");
+            for step in 0..3 {
+                for (_, p) in &params {
+                    let g: Vec<f32> = (0..p.grad.numel()).map(|k| ((k + step) as f32 * 0.91).cos()).collect();
+                    p.grad.write(&g).unwrap();
+                }
+                opt.clip_grad_norm(0.5).unwrap();
+                opt.step().unwrap();
+            }
+            let seg = &opt.segments[0];
+            let mut flat = vec![("value", seg.value.clone()), ("grad", seg.grad.clone())];
+            flat.extend(opt.state[0].iter().filter(|t| t.numel() > 1).map(|t| ("state", t.clone())));
+            for (what, t) in flat {
+                let all = t.to_vec().unwrap();
+                // Padding: after p0 (3..256) and after p1 (256 + 300..768).
+                let padding = all[3..256].iter().chain(&all[556..768]);
+                assert!(padding.copied().all(|v| v.to_bits() == 0), "{alg:?}: {what} padding changed");
+                assert!(all[..3].iter().any(|&v| v != 0.0), "{alg:?}: {what} of p0 never changed");
             }
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::device::{DeviceInfo, DeviceOptions};
 use crate::error::{Error, Result};
-use crate::kernels::{Kernel, PipelineKey};
+use crate::kernels::{Access, Kernel, PipelineKey};
 use crate::profile::{Family, FamilyTime, Profile, Timing};
 
 /// Bytes reserved per dispatch in the uniform arena (≥ any params struct and
@@ -96,6 +96,30 @@ impl Lost {
     }
 }
 
+/// The part of a storage buffer one tensor occupies, in bytes: what a
+/// kernel binds for it ([`crate::Tensor`] views of one buffer bind only
+/// their own range) and what reads and writes touch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferRange<'a> {
+    /// The pooled buffer.
+    pub(crate) buffer: &'a wgpu::Buffer,
+    /// First byte (a multiple of the device's storage offset alignment).
+    pub(crate) offset: u64,
+    /// Bytes (a nonzero multiple of 4).
+    pub(crate) size: u64,
+}
+
+impl BufferRange<'_> {
+    /// The bind-group cache key of this range.
+    fn key(&self) -> (wgpu::Buffer, u64, u64) {
+        (self.buffer.clone(), self.offset, self.size)
+    }
+}
+
+/// A cached bind group's key: the kernel and each binding's (buffer,
+/// offset, size).
+type BindGroupKey = (Kernel, Vec<(wgpu::Buffer, u64, u64)>);
+
 /// One dispatch, ready to record into a compute pass.
 struct Dispatch<'a> {
     kernel: Kernel,
@@ -159,7 +183,7 @@ struct State {
     /// Released while the current encoder was open; freed on submit.
     quarantine: Vec<wgpu::Buffer>,
     staging_free: HashMap<u64, Vec<wgpu::Buffer>>,
-    bind_groups: HashMap<(Kernel, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    bind_groups: HashMap<BindGroupKey, wgpu::BindGroup>,
     /// Bytes of storage buffers lent to tensors.
     in_use: u64,
     /// Bytes of buffers the pool holds for reuse (free, quarantined, staging).
@@ -433,7 +457,7 @@ impl Runtime {
             st.cached -= size;
             // Dropped, not destroyed: work already recorded with it keeps it
             // alive until the GPU is done.
-            st.bind_groups.retain(|(_, buffers), _| !buffers.contains(&buffer));
+            st.bind_groups.retain(|(_, ranges), _| !ranges.iter().any(|(b, ..)| *b == buffer));
             drop(buffer);
         }
         if st.cached > budget {
@@ -558,23 +582,56 @@ impl Runtime {
         }
     }
 
-    /// Writes host bytes into `buffer`. Safe against recorded-but-unsubmitted
-    /// work: if any is pending it is submitted first, so the write lands
-    /// after it in queue order.
-    pub(crate) fn write(&self, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+    /// Hands a buffer back to the driver instead of the pool's cache: its
+    /// contents moved elsewhere for good (parameters flattened into one
+    /// buffer), so caching it would only hold memory no shape asks for
+    /// again. Work already recorded with it keeps it alive until it ran.
+    pub(crate) fn discard(&self, buffer: wgpu::Buffer) {
+        let mut st = self.lock_state();
+        st.in_use -= buffer.size();
+        st.bind_groups.retain(|(_, ranges), _| !ranges.iter().any(|(b, ..)| *b == buffer));
+        drop(buffer);
+    }
+
+    /// Writes host bytes at the start of `range`. Safe against
+    /// recorded-but-unsubmitted work: if any is pending it is submitted
+    /// first, so the write lands after it in queue order.
+    pub(crate) fn write(&self, range: BufferRange<'_>, bytes: &[u8]) -> Result<()> {
         self.check_alive()?;
+        debug_assert!(bytes.len() as u64 <= range.size, "a write past its range");
         let pending = self.lock_state().encoder.is_some();
         if pending {
             self.flush()?;
         }
-        self.queue.write_buffer(buffer, 0, bytes);
+        self.queue.write_buffer(range.buffer, range.offset, bytes);
         Ok(())
     }
 
-    /// Writes host bytes into a buffer fresh from the pool (no pending use,
-    /// so no flush is needed).
-    pub(crate) fn write_fresh(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
-        self.queue.write_buffer(buffer, 0, bytes);
+    /// Writes host bytes into a range of a buffer fresh from the pool (no
+    /// pending use, so no flush is needed).
+    pub(crate) fn write_fresh(&self, range: BufferRange<'_>, bytes: &[u8]) {
+        debug_assert!(bytes.len() as u64 <= range.size, "a write past its range");
+        self.queue.write_buffer(range.buffer, range.offset, bytes);
+    }
+
+    /// Records a copy of `src` into `dst` (equal sizes; distinct buffers) in
+    /// queue order with the dispatches around it.
+    pub(crate) fn copy(&self, src: BufferRange<'_>, dst: BufferRange<'_>) -> Result<()> {
+        self.check_alive()?;
+        if src.size != dst.size || src.buffer == dst.buffer {
+            return Err(Error::Shape {
+                op: "copy",
+                message: format!(
+                    "a copy needs distinct buffers and equal sizes, got {} and {} bytes{}",
+                    src.size,
+                    dst.size,
+                    if src.buffer == dst.buffer { " in one buffer" } else { "" }
+                ),
+            });
+        }
+        let mut st = self.lock_state();
+        self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src.buffer, src.offset, dst.buffer, dst.offset, src.size);
+        Ok(())
     }
 
     fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
@@ -651,7 +708,7 @@ impl Runtime {
         kernel: Kernel,
         constants: &[(&'static str, f64)],
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[BufferRange<'_>],
         workgroups: [u32; 3],
     ) -> Result<()> {
         debug_assert_eq!(buffers.len(), kernel.binding_count(), "{}: binding count", kernel.entry);
@@ -671,16 +728,26 @@ impl Runtime {
         let bytes = bytemuck::bytes_of(params);
         assert!(bytes.len() as u64 <= PARAM_SLOT, "params of {} exceed a slot", kernel.entry);
         let pipeline = self.pipeline(kernel, constants)?;
+        let staged = self.stage_conflicting_reads(kernel, buffers)?;
+        // What binding i binds: its range, or the copy staged for it.
+        let bound = |i: usize| match staged.iter().find(|(k, _)| *k == i) {
+            Some((_, copy)) => BufferRange { buffer: copy, offset: 0, size: buffers[i].size },
+            None => buffers[i],
+        };
 
         let mut st = self.lock_state();
         if st.params.len() as u64 >= PARAM_SLOT * ARENA_SLOTS {
             self.submit_locked(&mut st);
         }
+        for (i, copy) in &staged {
+            let range = buffers[*i];
+            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(range.buffer, range.offset, copy, 0, range.size);
+        }
         let offset = st.params.len() as u32;
         st.params.extend_from_slice(bytes);
         st.params.resize(offset as usize + PARAM_SLOT as usize, 0);
 
-        let key = (kernel, buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
+        let key = (kernel, (0..buffers.len()).map(|i| bound(i).key()).collect::<Vec<_>>());
         if !st.bind_groups.contains_key(&key) {
             if st.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
                 st.bind_groups.clear();
@@ -693,8 +760,16 @@ impl Runtime {
                     size: wgpu::BufferSize::new(PARAM_SLOT),
                 }),
             }];
-            for ((binding, _), b) in kernel.bindings().zip(buffers) {
-                entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
+            let ranges: Vec<BufferRange<'_>> = (0..buffers.len()).map(bound).collect();
+            for ((binding, _), range) in kernel.bindings().zip(&ranges) {
+                entries.push(wgpu::BindGroupEntry {
+                    binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: range.buffer,
+                        offset: range.offset,
+                        size: wgpu::BufferSize::new(range.size),
+                    }),
+                });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(kernel.entry),
@@ -714,7 +789,44 @@ impl Runtime {
             None => dispatch.record(self.open_pass(&mut st)),
         }
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+        drop(profiler);
+        drop(st);
+        // Quarantined until the dispatch that reads them is submitted.
+        for (_, copy) in staged {
+            self.release(copy);
+        }
         Ok(())
+    }
+
+    /// A copy of each read-only binding whose buffer a read-write binding
+    /// of the same dispatch also uses, with the binding's index (usually
+    /// none, and then nothing is allocated). wgpu tracks usage per buffer,
+    /// not per range, and rejects one buffer bound both ways in a dispatch
+    /// even at disjoint ranges; views of one flat buffer (a model's
+    /// parameters) meet that way when one parameter is copied or added into
+    /// another. The copy holds what the read would have seen.
+    fn stage_conflicting_reads(
+        &self,
+        kernel: Kernel,
+        buffers: &[BufferRange<'_>],
+    ) -> Result<Vec<(usize, wgpu::Buffer)>> {
+        let written = |buffer: &wgpu::Buffer| {
+            kernel.bindings().zip(buffers).any(|((_, access), r)| access == Access::ReadWrite && r.buffer == buffer)
+        };
+        let mut staged = Vec::new();
+        for (i, ((_, access), range)) in kernel.bindings().zip(buffers).enumerate() {
+            if access.read_only() && written(range.buffer) {
+                match self.alloc(&format!("{} read-only binding staged", kernel.entry), range.size) {
+                    Ok(copy) => staged.push((i, copy)),
+                    Err(e) => {
+                        // Back to the pool, or its bytes would stay counted as lent.
+                        staged.into_iter().for_each(|(_, copy)| self.release(copy));
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(staged)
     }
 
     fn open_pass<'s>(&self, st: &'s mut State) -> &'s mut wgpu::ComputePass<'static> {
@@ -791,7 +903,8 @@ impl Runtime {
 
     /// Copies the first `bytes` bytes of `src` back to the host. Submits the
     /// pending work, then waits only for that submission.
-    pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read(&self, src: BufferRange<'_>, bytes: u64) -> Result<Vec<u8>> {
+        debug_assert!(bytes <= src.size, "a read past its range");
         self.check_alive()?;
         self.readbacks.fetch_add(1, Ordering::Relaxed);
         let size = bucket(bytes);
@@ -809,7 +922,7 @@ impl Runtime {
                     mapped_at_creation: false,
                 })
             });
-            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            self.encoder_for_copy(&mut st).copy_buffer_to_buffer(src.buffer, src.offset, &staging, 0, bytes);
             staging
         };
         let index = self.flush()?;

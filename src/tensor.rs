@@ -1,16 +1,31 @@
-//! GPU tensors: a pooled storage buffer, a shape and a dtype.
+//! GPU tensors: a range of a pooled storage buffer, a shape and a dtype.
 //!
 //! Tensors are row-major and contiguous. Cloning a tensor shares its buffer
 //! (like `torch.Tensor` aliasing); the buffer goes back to the device's pool
 //! when the last clone is dropped, so a training loop allocates nothing
 //! after its first step.
+//!
+//! Most tensors own their buffer from its start. A *view* starts at an
+//! element offset into a larger buffer shared with other views: a model's
+//! parameters live as views of one flat buffer
+//! ([`crate::nn::flatten_parameters`]), so the optimizer updates all of them
+//! in one dispatch. Kernels bind exactly a tensor's range, so every kernel
+//! works on views unchanged; reads, writes and aliasing checks use the
+//! range too.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::{BufferRange, Runtime};
+
+/// Elements each view of a flat buffer is aligned to (1 KiB): at least any
+/// device's `min_storage_buffer_offset_alignment` (WebGPU caps it at 256
+/// bytes), and equal to the optimizer's clipping chunk, so per-chunk sums
+/// over a flat range are those of each tensor on its own.
+pub(crate) const VIEW_ALIGN: usize = 256;
 
 /// Element type of a tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,12 +53,22 @@ impl DType {
 pub(crate) struct PooledBuffer {
     buffer: Option<wgpu::Buffer>,
     rt: Arc<Runtime>,
+    /// Elements asked for (the pool may hand out a larger buffer): views
+    /// stay inside these.
+    len: usize,
+    /// Set when the contents moved elsewhere for good: drop hands the
+    /// buffer back to the driver rather than to the pool's cache.
+    discard: AtomicBool,
 }
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buffer.take() {
-            self.rt.release(b);
+            if self.discard.load(Ordering::Relaxed) {
+                self.rt.discard(b);
+            } else {
+                self.rt.release(b);
+            }
         }
     }
 }
@@ -53,6 +78,8 @@ impl Drop for PooledBuffer {
 pub struct Tensor {
     device: Device,
     buf: Arc<PooledBuffer>,
+    /// First element in `buf` (0 unless this is a view).
+    offset: usize,
     shape: Vec<usize>,
     dtype: DType,
     /// Largest value, when the data came from the host as integers; lets
@@ -62,7 +89,12 @@ pub struct Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape).field("dtype", &self.dtype).finish()
+        let mut d = f.debug_struct("Tensor");
+        d.field("shape", &self.shape).field("dtype", &self.dtype);
+        if self.offset != 0 {
+            d.field("offset", &self.offset);
+        }
+        d.finish()
     }
 }
 
@@ -83,9 +115,12 @@ impl Tensor {
         let numel = numel_checked("Tensor::uninit", shape)?;
         let bytes = (numel as u64).saturating_mul(4);
         let buffer = device.rt.alloc(&format!("tensor of shape {shape:?}"), bytes)?;
+        let buf =
+            PooledBuffer { buffer: Some(buffer), rt: device.rt.clone(), len: numel, discard: AtomicBool::new(false) };
         Ok(Self {
             device: device.clone(),
-            buf: Arc::new(PooledBuffer { buffer: Some(buffer), rt: device.rt.clone() }),
+            buf: Arc::new(buf),
+            offset: 0,
             shape: shape.to_vec(),
             dtype,
             max_index: None,
@@ -210,8 +245,74 @@ impl Tensor {
         self.max_index
     }
 
-    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+    /// The range of its buffer this tensor occupies: what kernels bind.
+    pub(crate) fn buffer(&self) -> BufferRange<'_> {
+        BufferRange { buffer: self.raw_buffer(), offset: self.offset as u64 * 4, size: self.numel() as u64 * 4 }
+    }
+
+    /// The whole underlying buffer, shared with every other view of it.
+    /// Private: everything outside binds, reads and writes ranges.
+    fn raw_buffer(&self) -> &wgpu::Buffer {
         self.buf.buffer.as_ref().expect("buffer is only taken on drop")
+    }
+
+    /// First element of this tensor in its buffer (0 unless it is a view).
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// A view of `shape` starting at element `start` of this tensor's
+    /// buffer (counted from the buffer's start, not this tensor's), sharing
+    /// the buffer. It must lie inside what the buffer was allocated for and
+    /// start at an offset the device can bind.
+    pub(crate) fn storage_view(&self, start: usize, shape: &[usize]) -> Result<Self> {
+        const OP: &str = "Tensor::storage_view";
+        let numel = numel_checked(OP, shape)?;
+        let end = start.checked_add(numel);
+        if end.is_none_or(|end| end > self.buf.len) {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!(
+                    "a view of {shape:?} at element {start} does not fit a buffer of {} elements",
+                    self.buf.len
+                ),
+            });
+        }
+        let align = u64::from(self.device.rt.limits.min_storage_buffer_offset_alignment).max(4);
+        if !(start as u64 * 4).is_multiple_of(align) {
+            return Err(Error::Shape {
+                op: OP,
+                message: format!("element {start} is not on the device's {align}-byte storage offset alignment"),
+            });
+        }
+        Ok(Self { offset: start, shape: shape.to_vec(), max_index: None, ..self.clone() })
+    }
+
+    /// Zero-filled f32 views of one new buffer of `len` elements, view `k`
+    /// of `shapes[k]` at element `offsets[k]` (see
+    /// [`Tensor::storage_view`]); the elements no view covers are zero too.
+    pub(crate) fn zeros_views(
+        device: &Device,
+        len: usize,
+        offsets: &[usize],
+        shapes: &[&[usize]],
+    ) -> Result<Vec<Self>> {
+        debug_assert_eq!(offsets.len(), shapes.len());
+        let flat = Self::zeros(device, &[len])?;
+        offsets.iter().zip(shapes).map(|(&start, shape)| flat.storage_view(start, shape)).collect()
+    }
+
+    /// Elements the buffer behind this tensor was allocated for (its own
+    /// `numel` unless it is a view).
+    pub(crate) fn storage_len(&self) -> usize {
+        self.buf.len
+    }
+
+    /// When the last tensor sharing this buffer drops, the buffer goes back
+    /// to the driver instead of the pool's cache: its contents were moved
+    /// for good and no other tensor will ask for that size again.
+    pub(crate) fn discard_storage_on_drop(&self) {
+        self.buf.discard.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
@@ -221,9 +322,18 @@ impl Tensor {
         Ok(())
     }
 
-    /// Whether two tensors share one buffer (clones and reshapes do).
-    pub(crate) fn same_buffer(&self, other: &Tensor) -> bool {
+    /// Whether two tensors live in one buffer (clones, reshapes and views
+    /// of one flat buffer do), overlapping or not.
+    pub(crate) fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
+    /// Whether two tensors share elements: one buffer and intersecting
+    /// ranges. Distinct views of one flat buffer do not overlap.
+    pub(crate) fn overlaps(&self, other: &Tensor) -> bool {
+        self.same_storage(other)
+            && self.offset < other.offset + other.numel()
+            && other.offset < self.offset + self.numel()
     }
 
     /// Whether two tensors live on the same device.

@@ -195,7 +195,8 @@ impl LanguageModelConfig {
         serde_json::from_str(json).map_err(|e| Error::Format(format!("language-model metadata is not valid: {e}")))
     }
 
-    /// The model on `device`.
+    /// The model on `device`, its parameters flat
+    /// ([`crate::nn::flatten_parameters`]).
     pub fn init(&self, device: &Device) -> Result<LanguageModel> {
         if self.vocab < 1
             || self.embed_dim < 1
@@ -239,7 +240,9 @@ impl LanguageModelConfig {
         if self.tie_weights {
             decoder.weight = embedding.weight.clone();
         }
-        Ok(LanguageModel { embedding, rnns, decoder, config: *self })
+        let mut model = LanguageModel { embedding, rnns, decoder, config: *self };
+        crate::nn::flatten_parameters(&mut model)?;
+        Ok(model)
     }
 }
 
@@ -408,6 +411,22 @@ impl Module for LanguageModel {
             f(join(prefix, "decoder.weight"), &self.decoder.weight);
         }
         if let Some(b) = &self.decoder.bias {
+            f(join(prefix, "decoder.bias"), b);
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        self.embedding.visit_mut(&join(prefix, "embedding"), f);
+        for (k, rnn) in self.rnns.iter_mut().enumerate() {
+            rnn.visit_mut(&join(prefix, &format!("rnns.{k}")), f);
+        }
+        if self.config.tie_weights {
+            // Visited once, as the embedding's; the decoder shares it again.
+            self.decoder.weight = self.embedding.weight.clone();
+        } else {
+            f(join(prefix, "decoder.weight"), &mut self.decoder.weight);
+        }
+        if let Some(b) = &mut self.decoder.bias {
             f(join(prefix, "decoder.bias"), b);
         }
     }

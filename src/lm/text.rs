@@ -133,6 +133,10 @@ impl Module for TextLm {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
         self.model.visit(prefix, f);
     }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        self.model.visit_mut(prefix, f);
+    }
 }
 
 impl Task for TextLm {

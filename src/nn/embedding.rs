@@ -1,5 +1,8 @@
 //! Token embedding: `torch.nn.Embedding(num_embeddings, embedding_dim,
-//! padding_idx)`.
+//! padding_idx, sparse)`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -19,12 +22,24 @@ pub struct EmbeddingConfig {
     pub init: Init,
     /// Seed of the initializer.
     pub seed: u64,
+    /// Sparse gradients (PyTorch `sparse=True`): see [`Embedding::sparse`].
+    pub sparse: bool,
 }
 
 impl EmbeddingConfig {
     /// V rows of dimension E, N(0, 1) init, no padding index.
     pub fn new(vocab: usize, dim: usize) -> Self {
-        Self { vocab, dim, padding_idx: None, init: Init::Normal(1.0), seed: 0 }
+        Self { vocab, dim, padding_idx: None, init: Init::Normal(1.0), seed: 0, sparse: false }
+    }
+
+    /// Sparse gradients (PyTorch `sparse=True`): backward logs the rows it
+    /// touched, so that an optimizer told about this embedding
+    /// ([`crate::optim::Optimizer::with_sparse_embedding`]) zeroes and
+    /// updates only those rows, as `torch.optim.SparseAdam` does, instead
+    /// of all V·E weights every step. Off by default.
+    pub fn with_sparse(mut self, sparse: bool) -> Self {
+        self.sparse = sparse;
+        self
     }
 
     /// Row `idx` is zero and receives no gradient.
@@ -64,6 +79,7 @@ impl EmbeddingConfig {
         Ok(Embedding {
             weight: Parameter::new(device, &values, &[self.vocab, self.dim])?,
             padding_idx: self.padding_idx,
+            sparse: self.sparse.then(SparseRows::default),
         })
     }
 }
@@ -76,6 +92,42 @@ pub struct Embedding {
     pub weight: Parameter,
     /// Row without gradient.
     pub padding_idx: Option<u32>,
+    /// With sparse gradients ([`EmbeddingConfig::with_sparse`]), the log
+    /// of rows that received a gradient since the optimizer last zeroed
+    /// them. Every row outside it has a zero gradient, which is what lets
+    /// the optimizer skip them: nothing else may add to this weight's
+    /// gradient (a decoder tied to it would).
+    pub sparse: Option<SparseRows>,
+}
+
+/// The rows of a sparse embedding's weight that received a gradient since
+/// the optimizer last zeroed them (PyTorch's coalesced sparse gradient
+/// indices, the padding row left out). The embedding's backward adds to
+/// it; [`crate::optim::Optimizer::zero_grad`] empties it. Clones share one
+/// log.
+#[derive(Debug, Clone, Default)]
+pub struct SparseRows(Arc<Mutex<BTreeSet<u32>>>);
+
+impl SparseRows {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        // A panic while holding it cannot leave a half-inserted set.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The logged rows, ascending.
+    pub fn rows(&self) -> Vec<u32> {
+        self.lock().iter().copied().collect()
+    }
+
+    /// Adds rows to the log.
+    pub(crate) fn record(&self, rows: &[u32]) {
+        self.lock().extend(rows.iter().copied());
+    }
+
+    /// Empties the log (the rows' gradients were zeroed).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl Embedding {
@@ -93,5 +145,9 @@ impl Embedding {
 impl Module for Embedding {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
         f(join(prefix, "weight"), &self.weight);
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        f(join(prefix, "weight"), &mut self.weight);
     }
 }

@@ -93,4 +93,11 @@ impl Module for Linear {
             f(join(prefix, "bias"), b);
         }
     }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        f(join(prefix, "weight"), &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(join(prefix, "bias"), b);
+        }
+    }
 }

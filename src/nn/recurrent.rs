@@ -198,4 +198,8 @@ impl Module for Recurrent {
             f(join(prefix, &name), &p);
         }
     }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(String, &mut Parameter)) {
+        self.layer.visit_parameters_mut(&mut |name, p| f(join(prefix, &name), p));
+    }
 }

@@ -4,6 +4,7 @@ use crate::autograd::{Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::ops::{check_no_alias, check_same_device, dim_u32};
+use crate::runtime::BufferRange;
 use crate::tensor::{DType, Tensor};
 
 /// Invocations per workgroup (the shader's `WG` override).
@@ -48,7 +49,7 @@ fn check_same_shape(op: &'static str, tensors: &[&Tensor]) -> Result<u32> {
     dim_u32(op, "element count", tensors[0].numel())
 }
 
-fn launch(kernel: Kernel, n: u32, scalar: f32, buffers: &[&wgpu::Buffer], out: &Tensor) -> Result<()> {
+fn launch(kernel: Kernel, n: u32, scalar: f32, buffers: &[BufferRange<'_>], out: &Tensor) -> Result<()> {
     let rt = &out.device().rt;
     let groups = grid(n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
     let params = ElementwiseParams { n, scalar, _pad0: 0, _pad1: 0 };

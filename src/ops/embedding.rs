@@ -7,7 +7,7 @@
 use crate::autograd::{check_parameter, Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Shader};
-use crate::nn::{Embedding, Parameter};
+use crate::nn::{Embedding, Parameter, SparseRows};
 use crate::ops::dim_u32;
 use crate::tensor::Tensor;
 
@@ -43,10 +43,13 @@ impl Tape {
             return Ok(self.push(value, None));
         }
         let (buckets, unique) = embedding_buckets(ids, emb.padding_idx);
+        // A sparse embedding logs the rows its backward adds to (the
+        // buckets start with the distinct ids).
+        let rows = emb.sparse.clone().map(|log| (log, buckets[..unique].to_vec()));
         // An all-padding batch has no buckets; keep a valid 1-element tensor.
         let buckets = if buckets.len() > 1 { buckets } else { vec![0, 0] };
         let buckets = Tensor::from_u32(self.device(), &buckets, &[buckets.len()])?;
-        Ok(self.record(value, EmbeddingBackward { weight: emb.weight.clone(), buckets, unique }))
+        Ok(self.record(value, EmbeddingBackward { weight: emb.weight.clone(), buckets, unique, rows }))
     }
 }
 
@@ -57,11 +60,17 @@ struct EmbeddingBackward {
     weight: Parameter,
     buckets: Tensor,
     unique: usize,
+    /// A sparse embedding's row log and the distinct ids looked up.
+    rows: Option<(SparseRows, Vec<u32>)>,
 }
 
 impl Backward for EmbeddingBackward {
     fn backward(&self, g: &Tensor, _: &mut BackwardContext<'_>) -> Result<()> {
-        embedding_backward(g, &self.buckets, self.unique, &self.weight.grad)
+        embedding_backward(g, &self.buckets, self.unique, &self.weight.grad)?;
+        if let Some((log, rows)) = &self.rows {
+            log.record(rows);
+        }
+        Ok(())
     }
 }
 

@@ -49,12 +49,15 @@ pub(crate) fn dim_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::OutOfRange { op, message: format!("{what} = {v} exceeds u32 indexing") })
 }
 
-/// Rejects an output that shares its buffer with an input: a kernel may not
-/// read and write one buffer through two bindings (and results would depend
-/// on invocation order).
+/// Rejects an output that shares elements with an input: results would
+/// depend on invocation order. Disjoint views of one buffer are fine (the
+/// launcher stages such reads, see `Runtime::launch`).
 pub(crate) fn check_no_alias(op: &'static str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
-    if inputs.iter().any(|t| t.same_buffer(out)) {
-        return Err(Error::Shape { op, message: "the output tensor must not share its buffer with an input".into() });
+    if inputs.iter().any(|t| t.overlaps(out)) {
+        return Err(Error::Shape {
+            op,
+            message: "the output tensor must not share its buffer range with an input".into(),
+        });
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! embedding}::reference`) and are re-exported here: `cross_entropy`,
 //! `bce_with_logits`, `pool_mean`/`pool_max`/`pool_last`,
 //! `embedding_backward`; the optimizers' are below: `clip_coefficient`,
-//! `optimizer_step`.
+//! `optimizer_step`, `sparse_adam_step`.
 
 pub use crate::ops::embedding::reference::embedding_backward;
 pub use crate::ops::loss::reference::{bce_with_logits, cross_entropy};
@@ -75,6 +75,34 @@ pub fn optimizer_step(
                     param[i] -= lr * g / avg;
                 }
             }
+        }
+    }
+}
+
+/// One `torch.optim.SparseAdam` step on the rows `rows` (distinct) of a
+/// (V, `dim`) parameter, PyTorch's formulas: `state` is (exp_avg,
+/// exp_avg_sq), `step` 1-based, the gradient scaled by `clip` first; rows
+/// not listed, and their state, are left alone.
+#[allow(clippy::too_many_arguments)] // mirrors the kernel's inputs one to one
+pub fn sparse_adam_step(
+    (beta1, beta2, eps): (f32, f32, f32),
+    lr: f64,
+    step: u32,
+    clip: f64,
+    rows: &[u32],
+    dim: usize,
+    param: &mut [f64],
+    grad: &[f64],
+    state: &mut [Vec<f64>],
+) {
+    let (b1, b2, eps) = (f64::from(beta1), f64::from(beta2), f64::from(eps));
+    let step_size = lr * (1.0 - b2.powi(step as i32)).sqrt() / (1.0 - b1.powi(step as i32));
+    for &row in rows {
+        for i in row as usize * dim..(row as usize + 1) * dim {
+            let g = clip * grad[i];
+            state[0][i] += (1.0 - b1) * (g - state[0][i]);
+            state[1][i] += (1.0 - b2) * (g * g - state[1][i]);
+            param[i] -= step_size * state[0][i] / (state[1][i].sqrt() + eps);
         }
     }
 }

@@ -391,7 +391,7 @@ pub(crate) fn forward(
                 (CellTensor::Saved, cell_saved.as_ref()),
                 (CellTensor::FinalState, c_n.as_ref()),
             ];
-            let own: Vec<&wgpu::Buffer> = cell
+            let own: Vec<crate::runtime::BufferRange<'_>> = cell
                 .forward
                 .iter()
                 .map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer))
@@ -437,6 +437,21 @@ pub(crate) fn forward(
     Ok(PackedForward { spec, batch: batch.clone(), output: layer_input, h_n, c_n, c0, layers, dropout, variant })
 }
 
+/// What the sequence kernels bind as W_hh read as vec4: W_hh when H % 4 ==
+/// 0 (`SEQ_VEC4`); otherwise the kernel never reads it, and `info` stands
+/// in, since a vec4 binding needs 16 bytes and W_hh of H = 1 has fewer.
+fn vec4_weights<'a>(
+    spec: &crate::rnn::RnnSpec,
+    w_hh: &'a Tensor,
+    info: &'a Tensor,
+) -> crate::runtime::BufferRange<'a> {
+    if spec.hidden_size.is_multiple_of(4) {
+        w_hh.buffer()
+    } else {
+        info.buffer()
+    }
+}
+
 /// What the sequence forward kernel of one layer and direction binds.
 struct SequenceForward<'a> {
     batch: &'a PackedBatch,
@@ -475,7 +490,7 @@ fn sequence_forward(f: &SequenceForward, rows: u32) -> Result<()> {
     let mut bufs = vec![
         f.batch.info.buffer(),
         w_hh.buffer(),
-        w_hh.buffer(),
+        vec4_weights(f.spec, w_hh, &f.batch.info),
         f.params.bias_hh().value.buffer(),
         f.h0.buffer(),
         f.gates.buffer(),
@@ -533,7 +548,7 @@ fn sequence_backward(f: &SequenceBackward, rows: u32) -> Result<()> {
     let mut bufs = vec![
         f.batch.info.buffer(),
         f.params.weight_hh().value.buffer(),
-        f.params.weight_hh().value.buffer(),
+        vec4_weights(f.spec, &f.params.weight_hh().value, &f.batch.info),
         f.saved.gates.buffer(),
         f.saved.h_prev.buffer(),
         f.grad_out.buffer(),
@@ -697,13 +712,13 @@ pub(crate) fn backward(
                     (CellTensor::HiddenGrads, dgh.as_ref()),
                     (CellTensor::InitialStateGrad, grad_c0.as_ref()),
                 ];
-                let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<&wgpu::Buffer>> {
+                let own = |bindings: &[crate::cells::CellBinding]| -> Result<Vec<crate::runtime::BufferRange<'_>>> {
                     bindings.iter().map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer)).collect()
                 };
                 // The cell's backward buffers: bound by the step kernel, or with a
                 // projection by the cell kernel that follows it.
                 let cell_own = own(cell.backward)?;
-                let step_own: &[&wgpu::Buffer] = if projected { &[] } else { &cell_own };
+                let step_own: &[crate::runtime::BufferRange<'_>] = if projected { &[] } else { &cell_own };
                 for k in 0..steps {
                     let t = step_time(dir, k, steps, true);
                     let sp = step_params(batch, &spec, layer, dir, t)?;

@@ -229,6 +229,19 @@ impl Rnn {
         out
     }
 
+    /// Calls `f` with each parameter mutable, under the names and in the
+    /// order of [`Rnn::named_parameters`] (for
+    /// [`crate::nn::flatten_parameters`]).
+    pub(crate) fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(String, &mut Parameter)) {
+        let spec = self.config.spec;
+        for (i, p) in self.params.iter_mut().enumerate() {
+            let shapes = spec.parameter_shapes(i / spec.directions(), i % spec.directions());
+            for ((name, _), param) in shapes.into_iter().zip(p.0.iter_mut()) {
+                f(name, param);
+            }
+        }
+    }
+
     /// Forward over a padded batch-first input (B, T, I) with per-row
     /// lengths (any order, each 1..=T). `h0`/`c0` default to zeros.
     /// `train_seed`: `Some(seed)` applies inter-layer dropout (training),

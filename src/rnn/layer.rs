@@ -268,6 +268,11 @@ impl Rnn {
         self.forward_with(input, lengths, None, None, None, Some(kernel))
     }
 
+    /// Inter-layer dropout (probability, seed) for a training seed, if any.
+    fn dropout(&self, train_seed: Option<u64>) -> Option<(f32, u64)> {
+        train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed))
+    }
+
     fn forward_with(
         &self,
         input: &Tensor,
@@ -292,8 +297,7 @@ impl Rnn {
         crate::rnn::spec::validate_lengths(lengths, batch, max_len)?;
         let packed_batch = PackedBatch::new(input.device(), lengths, max_len)?;
         let x = packed_batch.pack(input)?;
-        let dropout = train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed));
-        let packed = gpu::forward(self, &x, &packed_batch, h0, c0, dropout, kernel)?;
+        let packed = gpu::forward(self, &x, &packed_batch, h0, c0, self.dropout(train_seed), kernel)?;
         Ok(RnnOutput {
             output: packed_batch.unpack(&packed.output)?,
             h_n: packed.h_n.clone(),
@@ -312,8 +316,7 @@ impl Rnn {
         c0: Option<&Tensor>,
         train_seed: Option<u64>,
     ) -> Result<gpu::PackedForward> {
-        let dropout = train_seed.filter(|_| self.config.dropout > 0.0).map(|seed| (self.config.dropout, seed));
-        gpu::forward(self, x, batch, h0, c0, dropout, None)
+        gpu::forward(self, x, batch, h0, c0, self.dropout(train_seed), None)
     }
 
     /// Gradients of `Σ output·grad_output + Σ h_n·grad_h_n (+ Σ c_n·grad_c_n)`

@@ -45,13 +45,12 @@ const VEC4_WG: (u32, u32) = (16, 1);
 /// narrower in x (and as much taller in y) when N has fewer than 16 tiles,
 /// so no invocation computes a tile past N that is never stored (N = 128,
 /// the weight-gradient and dX GEMMs of H = 128, has 8: 16×1 wasted half of
-/// every workgroup). The shape changes no result: each invocation's
-/// arithmetic is the same.
+/// every workgroup; dW_hh of H = 64 has 4). The shape changes no result:
+/// each invocation's arithmetic is the same. (Vec4 runs on software
+/// adapters, where a narrow x costs no coalescing.)
 fn vec4_workgroup(n: u32) -> (u32, u32) {
     let (wx, wy) = VEC4_WG;
-    let tiles = n.div_ceil(VEC4_TILE);
-    // x stays a multiple of the 8-lane SIMD width.
-    let x = if tiles >= wx { wx } else { tiles.next_multiple_of(8).min(wx) };
+    let x = n.div_ceil(VEC4_TILE).next_power_of_two().min(wx);
     (x, wy * wx / x)
 }
 /// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid

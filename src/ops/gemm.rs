@@ -46,12 +46,19 @@ const VEC4_WG: (u32, u32) = (16, 1);
 /// so no invocation computes a tile past N that is never stored (N = 128,
 /// the weight-gradient and dX GEMMs of H = 128, has 8: 16×1 wasted half of
 /// every workgroup; dW_hh of H = 64 has 4). The shape changes no result:
-/// each invocation's arithmetic is the same. (Vec4 runs on software
-/// adapters, where a narrow x costs no coalescing.)
+/// each invocation's arithmetic is the same. Below 16 tiles a workgroup
+/// is one 8-lane SIMD group (x·y = 8), not 16: the same useful lanes in
+/// half the invocations, so a small M still spreads over several
+/// workgroups (cores). (Vec4 runs on software adapters, where a narrow x
+/// costs no coalescing.)
 fn vec4_workgroup(n: u32) -> (u32, u32) {
     let (wx, wy) = VEC4_WG;
     let x = n.div_ceil(VEC4_TILE).next_power_of_two().min(wx);
-    (x, wy * wx / x)
+    if x == wx {
+        (wx, wy)
+    } else {
+        (x, (8 / x).max(1))
+    }
 }
 /// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid
 /// of mat4x4 accumulators).

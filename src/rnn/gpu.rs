@@ -440,11 +440,7 @@ pub(crate) fn forward(
 /// What the sequence kernels bind as W_hh read as vec4: W_hh when H % 4 ==
 /// 0 (`SEQ_VEC4`); otherwise the kernel never reads it, and `info` stands
 /// in, since a vec4 binding needs 16 bytes and W_hh of H = 1 has fewer.
-fn vec4_weights<'a>(
-    spec: &crate::rnn::RnnSpec,
-    w_hh: &'a Tensor,
-    info: &'a Tensor,
-) -> crate::runtime::BufferRange<'a> {
+fn vec4_weights<'a>(spec: &crate::rnn::RnnSpec, w_hh: &'a Tensor, info: &'a Tensor) -> crate::runtime::BufferRange<'a> {
     if spec.hidden_size.is_multiple_of(4) {
         w_hh.buffer()
     } else {

@@ -18,31 +18,6 @@ use wgrnn::optim::{Algorithm, Optimizer};
 use wgrnn::rnn::RnnMode;
 use wgrnn::{ops, Device, Tensor};
 
-/// The nine update rules of tests/optim.rs: every kernel variant (momentum,
-/// dampening, Nesterov, L2 and decoupled decay, centred RMSprop, ε inside
-/// the square root).
-fn algorithms() -> Vec<(Algorithm, &'static str)> {
-    let rms = |alpha, eps, momentum, centered, weight_decay, eps_in_sqrt| Algorithm::RmsProp {
-        alpha,
-        eps,
-        momentum,
-        centered,
-        weight_decay,
-        eps_in_sqrt,
-    };
-    vec![
-        (Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 }, "sgd"),
-        (Algorithm::Sgd { momentum: 0.9, dampening: 0.1, nesterov: false, weight_decay: 0.01 }, "sgd momentum"),
-        (Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 }, "sgd nesterov"),
-        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false }, "adam"),
-        (Algorithm::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1, decoupled: false }, "adam l2"),
-        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true }, "adamw"),
-        (rms(0.99, 1e-8, 0.0, false, 0.0, false), "rmsprop"),
-        (rms(0.9, 1e-6, 0.5, true, 0.05, false), "rmsprop centered momentum"),
-        (rms(0.9, 1e-7, 0.0, false, 0.0, true), "rmsprop keras"),
-    ]
-}
-
 /// Shapes around the 256-element view alignment: below, at, just past it,
 /// and a single element.
 const SHAPES: [&[usize]; 6] = [&[7, 5], &[300], &[1], &[256], &[2, 300], &[257]];
@@ -140,7 +115,7 @@ fn run_both(alg: Algorithm, name: &str, clip: Option<f32>, guard: bool) {
 
 #[test]
 fn fused_steps_are_bitwise_the_per_tensor_steps() {
-    for (alg, name) in algorithms() {
+    for (alg, name) in common::update_rules() {
         for clip in [None, Some(1.0), Some(1e3)] {
             for guard in [false, true] {
                 run_both(alg, name, clip, guard);

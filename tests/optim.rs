@@ -33,50 +33,6 @@ const NORM_TOL: f64 = 6e-7;
 /// over 1 comparison of 3 values; this bound is 10× that.
 const SCHEDULE_TOL: f32 = 6e-7;
 
-fn algorithms() -> Vec<(Algorithm, &'static str)> {
-    vec![
-        (Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 }, "sgd"),
-        (Algorithm::Sgd { momentum: 0.9, dampening: 0.1, nesterov: false, weight_decay: 0.01 }, "sgd momentum"),
-        (Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 }, "sgd nesterov"),
-        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false }, "adam"),
-        (Algorithm::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1, decoupled: false }, "adam l2"),
-        (Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true }, "adamw"),
-        (
-            Algorithm::RmsProp {
-                alpha: 0.99,
-                eps: 1e-8,
-                momentum: 0.0,
-                centered: false,
-                weight_decay: 0.0,
-                eps_in_sqrt: false,
-            },
-            "rmsprop",
-        ),
-        (
-            Algorithm::RmsProp {
-                alpha: 0.9,
-                eps: 1e-6,
-                momentum: 0.5,
-                centered: true,
-                weight_decay: 0.05,
-                eps_in_sqrt: false,
-            },
-            "rmsprop centered momentum",
-        ),
-        (
-            Algorithm::RmsProp {
-                alpha: 0.9,
-                eps: 1e-7,
-                momentum: 0.0,
-                centered: false,
-                weight_decay: 0.0,
-                eps_in_sqrt: true,
-            },
-            "rmsprop keras (eps inside the sqrt)",
-        ),
-    ]
-}
-
 fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
     let dev = device();
     let shapes = [vec![7usize, 5], vec![300], vec![1]];
@@ -131,14 +87,14 @@ fn run(alg: Algorithm, name: &str, clip: Option<f32>) {
 
 #[test]
 fn updates_match_pytorch_formulas() {
-    for (alg, name) in algorithms() {
+    for (alg, name) in common::update_rules() {
         run(alg, name, None);
     }
 }
 
 #[test]
 fn clipping_matches_clip_grad_norm() {
-    for (alg, name) in algorithms() {
+    for (alg, name) in common::update_rules() {
         // Gradients have norm ≈ 30: 1.0 clips hard, 1e3 not at all.
         run(alg, name, Some(1.0));
         run(alg, name, Some(1e3));
@@ -211,7 +167,7 @@ fn schedules() {
 fn non_finite_steps_are_skipped_and_counted() {
     // Its own device: readbacks are counted per device.
     let dev = &wgrnn::Device::new().unwrap();
-    for (alg, name) in algorithms() {
+    for (alg, name) in common::update_rules() {
         let shapes = [vec![7usize, 5], vec![300]];
         let make = || -> Vec<(String, Parameter)> {
             shapes

@@ -116,3 +116,43 @@ pub fn assert_close_scalar<T: Copy + Into<f64> + Display>(what: &str, got: T, wa
 /// Shapes the issue asks every kernel to be tested on (1, 3, 17, 63, 64, 65,
 /// 129, 257 and one ≥ 1024).
 pub const AWKWARD: [usize; 9] = [1, 3, 17, 63, 64, 65, 129, 257, 1031];
+
+/// Nine update rules that cover every optimizer kernel variant (momentum,
+/// dampening, Nesterov, L2 and decoupled decay, centred RMSprop, ε inside
+/// the square root).
+pub fn update_rules() -> Vec<(wgrnn::optim::Algorithm, &'static str)> {
+    let rms = |alpha, eps, momentum, centered, weight_decay, eps_in_sqrt| wgrnn::optim::Algorithm::RmsProp {
+        alpha,
+        eps,
+        momentum,
+        centered,
+        weight_decay,
+        eps_in_sqrt,
+    };
+    vec![
+        (wgrnn::optim::Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 }, "sgd"),
+        (
+            wgrnn::optim::Algorithm::Sgd { momentum: 0.9, dampening: 0.1, nesterov: false, weight_decay: 0.01 },
+            "sgd momentum",
+        ),
+        (
+            wgrnn::optim::Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 },
+            "sgd nesterov",
+        ),
+        (
+            wgrnn::optim::Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false },
+            "adam",
+        ),
+        (
+            wgrnn::optim::Algorithm::Adam { beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1, decoupled: false },
+            "adam l2",
+        ),
+        (
+            wgrnn::optim::Algorithm::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true },
+            "adamw",
+        ),
+        (rms(0.99, 1e-8, 0.0, false, 0.0, false), "rmsprop"),
+        (rms(0.9, 1e-6, 0.5, true, 0.05, false), "rmsprop centered momentum"),
+        (rms(0.9, 1e-7, 0.0, false, 0.0, true), "rmsprop keras"),
+    ]
+}

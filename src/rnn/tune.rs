@@ -74,12 +74,15 @@ pub(crate) struct KernelChoices {
     /// Choices by shape key; also held while a shape is being timed, so
     /// threads sharing the device time it once.
     tuned: Mutex<Option<BTreeMap<String, String>>>,
+    /// `WGRNN_TUNE=off`, read once with the device (not on every forward).
+    tuning_off: bool,
 }
 
 impl KernelChoices {
     /// Choices starting with `forced` (from `WGRNN_KERNEL`).
     pub(crate) fn new(forced: Option<RecurrentKernel>) -> Self {
-        Self { forced: Mutex::new(forced), tuned: Mutex::new(None) }
+        let tuning_off = std::env::var("WGRNN_TUNE").is_ok_and(|v| v.eq_ignore_ascii_case("off") || v == "0");
+        Self { forced: Mutex::new(forced), tuned: Mutex::new(None), tuning_off }
     }
 
     /// Forces `kernel` for every later launch, or lifts the force (`None`).
@@ -109,14 +112,10 @@ pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBa
         None => {}
     }
     let shape = Shape::of(spec, batch);
-    if fitting.is_none() || shape.work() < TUNE_MIN_WORK || tuning_off() {
+    if fitting.is_none() || shape.work() < TUNE_MIN_WORK || device.rt.kernels.tuning_off {
         return Ok(default);
     }
     tuned(device, spec, shape)
-}
-
-fn tuning_off() -> bool {
-    std::env::var("WGRNN_TUNE").is_ok_and(|v| v.eq_ignore_ascii_case("off") || v == "0")
 }
 
 /// The tuned choice for `shape`: from memory, the cache file, or timing.

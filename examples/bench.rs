@@ -17,7 +17,8 @@
 //! `--profile` then runs the steps once more under the step profile
 //! (`wgrnn::profile`): every dispatch attributed to a kernel family and
 //! timed alone (timestamp queries where the adapter has them), printed as
-//! a per-step table (and as `"profile"` in the JSON).
+//! a per-step table, then split by kernel entry point (and as `"profile"`
+//! in the JSON).
 //!
 //! Timed steps end with the device idle (the queue is waited for), after
 //! warm-up steps that compile every pipeline. `--json` prints one line:
@@ -202,6 +203,18 @@ fn run(a: &Args) -> Result<(), String> {
             for (family, n, t) in p.per_step(a.steps) {
                 let share = t.as_secs_f64() / total.max(1e-12) * 100.0;
                 println!("{:<20} {n:>10.1} {:>10.3} {share:>6.1}%", family.name(), t.as_secs_f64() * 1e3);
+            }
+            println!("by kernel, per step:");
+            println!("{:<20} {:<36} {:>10} {:>10}", "family", "entry point", "dispatches", "ms");
+            let steps = a.steps.max(1) as f64;
+            for k in &p.kernels {
+                println!(
+                    "{:<20} {:<36} {:>10.1} {:>10.3}",
+                    k.family.name(),
+                    k.entry,
+                    k.dispatches as f64 / steps,
+                    k.time.as_secs_f64() * 1e3 / steps
+                );
             }
         }
     }

@@ -47,9 +47,10 @@
 //   6 state2    read_write  (n) exp_avg_sq / grad_avg (centered RMSprop)
 //   7 state3    read_write  (n) momentum_buffer (RMSprop)
 //   8 rows      read        (R) u32 row ids, ascending, distinct (row kernels)
-// Workgroup mapping: one invocation per element (per chunk for
-// grad_sumsq_partial; one invocation for clip_coefficient, guard_step and
-// guard_clear),
+// Workgroup mapping: one invocation per UPDATE_ELEMENTS elements for the
+// dense updates (sgd_step, adam_step, rmsprop_step), per element for the
+// rest (per chunk for grad_sumsq_partial; one invocation for
+// clip_coefficient, guard_step and guard_clear),
 // grids over x, y.
 // Saves nothing.
 
@@ -179,64 +180,87 @@ fn applied_step() -> u32 {
     return p.step - guard.skipped;
 }
 
+// The dense updates give each invocation UPDATE_ELEMENTS consecutive
+// elements: what every element shares (the guard's words, the bias
+// corrections) is read or computed once per invocation. On lavapipe every
+// storage load is a loop over the SIMD lanes, so the guard's three words
+// per element cost as much as a third of Adam's time.
+const UPDATE_ELEMENTS: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation(wg, nwg, lid);
-    if (i >= p.n || guard.skip != 0u) { return; }
-    var g = grad_scale() * grad[i] + p.weight_decay * param[i];
-    if (p.beta1 != 0.0) {
-        var buf: f32;
-        if (applied_step() == 1u) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
-        state1[i] = buf;
-        if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
+    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
+    if (first >= p.n || guard.skip != 0u) { return; }
+    let scale = grad_scale();
+    let first_step = applied_step() == 1u;
+    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
+        let i = first + e;
+        if (i >= p.n) { break; }
+        var g = scale * grad[i] + p.weight_decay * param[i];
+        if (p.beta1 != 0.0) {
+            var buf: f32;
+            if (first_step) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
+            state1[i] = buf;
+            if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
+        }
+        param[i] = param[i] - p.lr * g;
     }
-    param[i] = param[i] - p.lr * g;
 }
 
 @compute @workgroup_size(WG)
 fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = invocation(wg, nwg, lid);
-    if (i >= p.n || guard.skip != 0u) { return; }
-    var g = grad_scale() * grad[i];
-    var w = param[i];
-    if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
-    let m = p.beta1 * state1[i] + (1.0 - p.beta1) * g;
-    let v = p.beta2 * state2[i] + (1.0 - p.beta2) * g * g;
-    state1[i] = m;
-    state2[i] = v;
+    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
+    if (first >= p.n || guard.skip != 0u) { return; }
+    let scale = grad_scale();
     let t = f32(applied_step());
     let bias1 = 1.0 - pow(p.beta1, t);
     let bias2 = 1.0 - pow(p.beta2, t);
-    // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
-    let denom = sqrt(v) / sqrt(bias2) + p.eps;
-    param[i] = w - (p.lr / bias1) * m / denom;
+    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
+        let i = first + e;
+        if (i >= p.n) { break; }
+        var g = scale * grad[i];
+        var w = param[i];
+        if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
+        let m = p.beta1 * state1[i] + (1.0 - p.beta1) * g;
+        let v = p.beta2 * state2[i] + (1.0 - p.beta2) * g * g;
+        state1[i] = m;
+        state2[i] = v;
+        // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
+        let denom = sqrt(v) / sqrt(bias2) + p.eps;
+        param[i] = w - (p.lr / bias1) * m / denom;
+    }
 }
 
 @compute @workgroup_size(WG)
 fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = invocation(wg, nwg, lid);
-    if (i >= p.n || guard.skip != 0u) { return; }
-    let g = grad_scale() * grad[i] + p.weight_decay * param[i];
-    let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
-    state1[i] = sq;
-    var variance = sq;
-    if (CENTERED) {
-        let ga = p.beta2 * state2[i] + (1.0 - p.beta2) * g;
-        state2[i] = ga;
-        variance = sq - ga * ga;
-    }
-    // PyTorch adds eps after the square root, Keras/TensorFlow inside it.
-    var avg = sqrt(variance) + p.eps;
-    if (EPS_IN_SQRT) { avg = sqrt(variance + p.eps); }
-    if (p.beta1 > 0.0) {
-        let buf = p.beta1 * state3[i] + g / avg;
-        state3[i] = buf;
-        param[i] = param[i] - p.lr * buf;
-    } else {
-        param[i] = param[i] - p.lr * g / avg;
+    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
+    if (first >= p.n || guard.skip != 0u) { return; }
+    let scale = grad_scale();
+    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
+        let i = first + e;
+        if (i >= p.n) { break; }
+        let g = scale * grad[i] + p.weight_decay * param[i];
+        let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
+        state1[i] = sq;
+        var variance = sq;
+        if (CENTERED) {
+            let ga = p.beta2 * state2[i] + (1.0 - p.beta2) * g;
+            state2[i] = ga;
+            variance = sq - ga * ga;
+        }
+        // PyTorch adds eps after the square root, Keras/TensorFlow inside it.
+        var avg = sqrt(variance) + p.eps;
+        if (EPS_IN_SQRT) { avg = sqrt(variance + p.eps); }
+        if (p.beta1 > 0.0) {
+            let buf = p.beta1 * state3[i] + g / avg;
+            state3[i] = buf;
+            param[i] = param[i] - p.lr * buf;
+        } else {
+            param[i] = param[i] - p.lr * g / avg;
+        }
     }
 }
 

@@ -204,6 +204,52 @@ fn recurrent_grad_initial_state(@builtin(workgroup_id) wg: vec3<u32>, @builtin(l
     if (j < p.state) { grad_h0[hstate_at(s, j)] = dh0; }
 }
 
+// H % 4 == 0, no projection: the same sum as `recurrent_grad_initial_state`
+// as the vec4 step kernel forms it (four W_hh rows × units j0..j0+3 as one
+// matrix per four gates), for a tile of ROWS sorted rows (workgroup y, then
+// z past 65535 tiles) and UNITS units per invocation: per four gates, 4 +
+// ROWS·4 loads feed 16·ROWS multiply-adds instead of 2 loads per one.
+// `recurrent_sequence_backward` ends with the same arithmetic.
+@compute @workgroup_size(WG)
+fn recurrent_grad_initial_state_vec4(@builtin(workgroup_id) wg: vec3<u32>,
+                                     @builtin(local_invocation_index) lid: u32) {
+    cur_t = p.t;
+    let h = p.hidden;
+    let j0 = (wg.x * WG + lid) * UNITS;
+    let s0 = (wg.z * 65535u + wg.y) * ROWS;
+    if (j0 >= h || s0 >= p.batch) { return; }
+    let g = GATES * h;
+    let h4 = h / 4u;
+    let j4 = j0 / 4u;
+    var acc: array<vec4<f32>, ROWS>;
+    var base: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        // Rows past the batch repeat the last one (stored nowhere).
+        base[r] = first_row(min(s0 + r, p.batch - 1u)) * g;
+        acc[r] = vec4<f32>(0.0);
+    }
+    for (var q = 0u; q < g; q += 4u) {
+        let w = mat4x4<f32>(w_hh4[q * h4 + j4], w_hh4[(q + 1u) * h4 + j4], w_hh4[(q + 2u) * h4 + j4],
+                            w_hh4[(q + 3u) * h4 + j4]);
+        for (var r = 0u; r < ROWS; r++) {
+            let row = base[r] / g;
+            let d = vec4<f32>(cell_hidden_grad(row, q, dgates[base[r] + q]),
+                              cell_hidden_grad(row, q + 1u, dgates[base[r] + q + 1u]),
+                              cell_hidden_grad(row, q + 2u, dgates[base[r] + q + 2u]),
+                              cell_hidden_grad(row, q + 3u, dgates[base[r] + q + 3u]));
+            acc[r] += w * d;
+        }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= p.batch) { break; }
+        for (var u = 0u; u < UNITS; u++) {
+            let j = j0 + u;
+            grad_h0[hstate_at(s, j)] = cell_grad_initial_state(s, j, acc[r][u]);
+        }
+    }
+}
+
 // With a projection, after `recurrent_step_backward_projected` stored dh (S) per row:
 // dh̃ = W_hrᵀ·dh for unit j of H, then the cell's derivative. Invocation j
 // owns unit j for a tile of ROWS live rows (one W_hr load serves ROWS rows).
@@ -360,7 +406,31 @@ fn recurrent_sequence_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
         workgroupBarrier();
     }
     // grad_h0 (and the cell's own initial-state gradient) from each row's
-    // first-step dG_h, summed as `recurrent_grad_initial_state` does.
+    // first-step dG_h, summed as `recurrent_grad_initial_state_vec4` does
+    // (or, without SEQ_VEC4, `recurrent_grad_initial_state`).
+    if (SEQ_VEC4) {
+        let h4 = h / 4u;
+        let j4 = min(j0, h - 4u) / 4u;
+        var acc: array<vec4<f32>, SEQ_ROWS>;
+        for (var r = 0u; r < SEQ_ROWS; r++) { acc[r] = vec4<f32>(0.0); }
+        for (var qc = 0u; qc < gc; qc++) {
+            let q = 4u * qc;
+            let w = mat4x4<f32>(w_hh4[q * h4 + j4], w_hh4[(q + 1u) * h4 + j4], w_hh4[(q + 2u) * h4 + j4],
+                                w_hh4[(q + 3u) * h4 + j4]);
+            for (var r = 0u; r < SEQ_ROWS; r++) {
+                acc[r] += w * seq_dg[min(r, rows - 1u) * gc + qc];
+            }
+        }
+        for (var r = 0u; r < SEQ_ROWS; r++) {
+            for (var u = 0u; u < UNITS; u++) {
+                let j = j0 + u;
+                if (r < rows && j < h) {
+                    grad_h0[hstate_at(s0 + r, j)] = cell_grad_initial_state(s0 + r, j, acc[r][u]);
+                }
+            }
+        }
+        return;
+    }
     for (var r = 0u; r < SEQ_ROWS; r++) {
         if (r >= rows) { break; }
         for (var u = 0u; u < UNITS; u++) {

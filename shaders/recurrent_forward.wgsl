@@ -177,46 +177,63 @@ fn recurrent_step_forward_projected(@builtin(workgroup_id) wg: vec3<u32>, @built
     }
 }
 
-// Per 4 steps of k, LANES + ROWS vec4 loads feed 4·LANES·ROWS multiply-adds
-// (the scalar kernel needs 4× the loads).
+// Each invocation owns VEC4_GROUPS groups of UNITS_PER_INVOCATION units
+// (LSTM, GRU: 4 units; RNN: 16) for a tile of ROWS rows. Per 4 steps of k,
+// VEC4_GROUPS·LANES + ROWS vec4 loads feed 4·VEC4_GROUPS·LANES·ROWS
+// multiply-adds (on lavapipe every load is a loop over the SIMD lanes, so
+// this ratio sets the speed). Each (row, unit) does the arithmetic of the
+// scalar-group version in the same order, so the bits do not depend on
+// VEC4_GROUPS.
 @compute @workgroup_size(WG)
 fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     cur_t = p.t;
     let h = p.hidden;
-    let j0 = (wg.x * WG + lid) * UNITS_PER_INVOCATION;
-    if (j0 >= h) { return; }
+    let j_first = (wg.x * WG + lid) * UNITS_PER_INVOCATION * VEC4_GROUPS;
+    if (j_first >= h) { return; }
     let live = batch_size(p.t);
     let s0 = wg.y * ROWS;
     let sz4 = p.state / 4u;
-    var acc: array<vec4<f32>, ROWS>;
-    var h_own: array<vec4<f32>, ROWS>;
+    var acc: array<array<vec4<f32>, ROWS>, VEC4_GROUPS>;
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         base[r] = min(s0 + r, live - 1u) * sz4;
-        acc[r] = vec4<f32>(0.0);
-        for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
-            let j = own_state_index(0u, j0 + u);
-            h_own[r][u] = state_in4[base[r] + j / 4u][j % 4u];
-        }
     }
-    let w0 = lane_row(0u, j0) * sz4;
-    let w1 = lane_row(1u, j0) * sz4;
-    let w2 = lane_row(2u, j0) * sz4;
-    let w3 = lane_row(3u, j0) * sz4;
-    for (var c = 0u; c < sz4; c++) {
-        let wa = w_hh4[w0 + c];
-        var wb = vec4<f32>(0.0);
-        var wc = vec4<f32>(0.0);
-        var wd = vec4<f32>(0.0);
-        if (LANES > 1u) { wb = w_hh4[w1 + c]; }
-        if (LANES > 2u) { wc = w_hh4[w2 + c]; }
-        if (LANES > 3u) { wd = w_hh4[w3 + c]; }
+    for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
         for (var r = 0u; r < ROWS; r++) {
-            let x = state_in4[base[r] + c];
-            acc[r] += vec4<f32>(dot(x, wa), dot(x, wb), dot(x, wc), dot(x, wd));
+            acc[gi][r] = vec4<f32>(0.0);
         }
     }
-    forward_finish(s0, live, j0, acc, h_own);
+    for (var c = 0u; c < sz4; c++) {
+        var x: array<vec4<f32>, ROWS>;
+        for (var r = 0u; r < ROWS; r++) {
+            x[r] = state_in4[base[r] + c];
+        }
+        for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
+            let j0 = j_first + gi * UNITS_PER_INVOCATION;
+            let wa = w_hh4[lane_row(0u, j0) * sz4 + c];
+            var wb = vec4<f32>(0.0);
+            var wc = vec4<f32>(0.0);
+            var wd = vec4<f32>(0.0);
+            if (LANES > 1u) { wb = w_hh4[lane_row(1u, j0) * sz4 + c]; }
+            if (LANES > 2u) { wc = w_hh4[lane_row(2u, j0) * sz4 + c]; }
+            if (LANES > 3u) { wd = w_hh4[lane_row(3u, j0) * sz4 + c]; }
+            for (var r = 0u; r < ROWS; r++) {
+                acc[gi][r] += vec4<f32>(dot(x[r], wa), dot(x[r], wb), dot(x[r], wc), dot(x[r], wd));
+            }
+        }
+    }
+    for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
+        let j0 = j_first + gi * UNITS_PER_INVOCATION;
+        if (j0 >= h) { break; }
+        var h_own: array<vec4<f32>, ROWS>;
+        for (var r = 0u; r < ROWS; r++) {
+            for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
+                let j = own_state_index(0u, j0 + u);
+                h_own[r][u] = state_in4[base[r] + j / 4u][j % 4u];
+            }
+        }
+        forward_finish(s0, live, j0, acc[gi], h_own);
+    }
 }
 
 // h = W_hr·h̃: invocation q owns feature q of h for a tile of ROWS

@@ -173,11 +173,15 @@ impl Shader {
     /// consts, not overrides, because WGSL sizes function-scope arrays with
     /// const-expressions only.
     pub fn constants(self) -> Vec<(&'static str, u32)> {
-        use crate::rnn::gpu::{ROWS, UNITS};
+        use crate::rnn::gpu::{ROWS, UNITS, VEC4_GROUPS};
         match self {
-            Shader::Recurrent { cell, rows, .. } => {
-                vec![("ROWS", ROWS), ("UNITS", UNITS), ("GATES", cell.gates as u32), ("SEQ_ROWS", rows)]
-            }
+            Shader::Recurrent { cell, rows, .. } => vec![
+                ("ROWS", ROWS),
+                ("UNITS", UNITS),
+                ("VEC4_GROUPS", VEC4_GROUPS),
+                ("GATES", cell.gates as u32),
+                ("SEQ_ROWS", rows),
+            ],
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
             Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
             Shader::Optim => vec![("CHUNK", crate::optim::CHUNK as u32)],

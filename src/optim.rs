@@ -78,6 +78,8 @@ const ZERO_ROWS: Kernel = Kernel { shader: Shader::Optim, entry: "zero_rows", st
 pub(crate) const CHUNK: usize = 256;
 /// Invocations per workgroup of the update kernels.
 const WG: u32 = 256;
+/// Elements per invocation of the dense update kernels (their `UPDATE_ELEMENTS`).
+const UPDATE_ELEMENTS: u32 = 4;
 
 crate::kernels::shader_params! {
     /// Mirrors `OptimParams` in shaders/optim.wgsl.
@@ -874,7 +876,7 @@ impl Optimizer {
                 use_clip,
                 ..base
             };
-            let g = grid(params.n.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+            let g = grid(params.n.div_ceil(UPDATE_ELEMENTS * WG), rt.limits.max_compute_workgroups_per_dimension);
             let bufs = [
                 seg.grad.buffer(),
                 self.guard.buffer(),

@@ -126,6 +126,19 @@ pub struct FamilyTime {
     pub time: Duration,
 }
 
+/// One kernel's share of the profiled work: an entry point within a family.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KernelTime {
+    /// The family its dispatches were attributed to.
+    pub family: Family,
+    /// The shader entry point (`recurrent_step_forward_vec4`, `gemm_vec4`, …).
+    pub entry: &'static str,
+    /// Dispatches recorded.
+    pub dispatches: u64,
+    /// Their time in all.
+    pub time: Duration,
+}
+
 /// What [`crate::Device::finish_profile`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -133,6 +146,9 @@ pub struct Profile {
     pub timing: Timing,
     /// One entry per family, in [`Family::ALL`] order (zero where none ran).
     pub families: Vec<FamilyTime>,
+    /// One entry per (family, entry point) that ran, the slowest first: the
+    /// families' figures split by kernel.
+    pub kernels: Vec<KernelTime>,
 }
 
 impl Profile {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::device::{DeviceInfo, DeviceOptions};
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, PipelineKey};
-use crate::profile::{Family, FamilyTime, Profile, Timing};
+use crate::profile::{Family, FamilyTime, KernelTime, Profile, Timing};
 
 /// Bytes reserved per dispatch in the uniform arena (≥ any params struct and
 /// a multiple of every adapter's `min_uniform_buffer_offset_alignment`).
@@ -147,6 +147,8 @@ const PROFILE_BATCH: u32 = 1024;
 struct Profiler {
     timing: Timing,
     totals: [(u64, Duration); Family::ALL.len()],
+    /// Dispatches and time per (family, entry point), in first-seen order.
+    kernels: Vec<KernelTime>,
     queries: Option<TimestampQueries>,
 }
 
@@ -156,14 +158,21 @@ struct TimestampQueries {
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
     staging: wgpu::Buffer,
-    pending: Vec<Family>,
+    pending: Vec<(Family, &'static str)>,
 }
 
 impl Profiler {
-    fn add(&mut self, family: Family, time: Duration) {
+    fn add(&mut self, family: Family, entry: &'static str, time: Duration) {
         let slot = &mut self.totals[Family::ALL.iter().position(|&f| f == family).unwrap_or(Family::ALL.len() - 1)];
         slot.0 += 1;
         slot.1 += time;
+        match self.kernels.iter_mut().find(|k| k.family == family && k.entry == entry) {
+            Some(k) => {
+                k.dispatches += 1;
+                k.time += time;
+            }
+            None => self.kernels.push(KernelTime { family, entry, dispatches: 1, time }),
+        }
     }
 }
 
@@ -311,7 +320,8 @@ impl Runtime {
                 pending: Vec::new(),
             }
         });
-        let profiler = Profiler { timing, totals: [(0, Duration::ZERO); Family::ALL.len()], queries };
+        let profiler =
+            Profiler { timing, totals: [(0, Duration::ZERO); Family::ALL.len()], kernels: Vec::new(), queries };
         *self.profiler.lock().unwrap_or_else(|p| p.into_inner()) = Some(profiler);
         self.profiling.store(true, Ordering::Release);
         Ok(timing)
@@ -329,7 +339,9 @@ impl Runtime {
             .zip(profiler.totals)
             .map(|(&family, (dispatches, time))| FamilyTime { family, dispatches, time })
             .collect();
-        Ok(Profile { timing: profiler.timing, families })
+        let mut kernels = profiler.kernels;
+        kernels.sort_by(|a, b| b.time.cmp(&a.time));
+        Ok(Profile { timing: profiler.timing, families, kernels })
     }
 
     /// Resolves the pending timestamp queries and adds their durations.
@@ -360,9 +372,9 @@ impl Runtime {
         q.staging.unmap();
         let period = f64::from(self.queue.get_timestamp_period());
         let pending = std::mem::take(&mut q.pending);
-        for (family, pair) in pending.into_iter().zip(ticks.chunks_exact(2)) {
+        for ((family, entry), pair) in pending.into_iter().zip(ticks.chunks_exact(2)) {
             let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
-            profiler.add(family, Duration::from_nanos(ns as u64));
+            profiler.add(family, entry, Duration::from_nanos(ns as u64));
         }
         Ok(())
     }
@@ -389,14 +401,14 @@ impl Runtime {
             });
             dispatch.record(&mut pass);
             drop(pass);
-            q.pending.push(family);
+            q.pending.push((family, kernel.entry));
             return Ok(());
         }
         dispatch.record(self.open_pass(st));
         let start = std::time::Instant::now();
         let index = self.submit_locked(st);
         self.wait(index)?;
-        profiler.add(family, start.elapsed());
+        profiler.add(family, kernel.entry, start.elapsed());
         Ok(())
     }
 

@@ -27,6 +27,8 @@ pub(crate) const ROWS: u32 = 8;
 /// Hidden units per invocation of the backward step kernels, which share
 /// dG loads across them (their `UNITS`).
 pub(crate) const UNITS: u32 = 4;
+/// Unit groups per invocation of the vec4 step kernels (their `VEC4_GROUPS`).
+pub(crate) const VEC4_GROUPS: u32 = 2;
 
 /// Rows per workgroup the sequence kernels can be built with (`SEQ_ROWS`).
 pub(crate) const SEQUENCE_ROW_CHOICES: [u32; 4] = [1, 2, 4, 8];
@@ -76,6 +78,8 @@ const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6,
 const BACKWARD_VEC4: &[(u32, Access)] = &[(1, R), (11, R), (3, W), (4, R), (5, R), (6, R), (12, R), (8, W), (9, W)];
 /// Shared bindings of `recurrent_grad_initial_state`: info, w_hh, dgates, grad_h0.
 const INITIAL_STATE: &[(u32, Access)] = &[(1, R), (2, R), (8, W), (10, W)];
+/// `recurrent_grad_initial_state_vec4`: info, dgates, grad_h0, w_hh as vec4.
+const INITIAL_STATE_VEC4: &[(u32, Access)] = &[(1, R), (8, W), (10, W), (11, R)];
 
 /// `recurrent_step_forward_projected`: the shared bindings, then h_tilde.
 const FORWARD_PROJECTED: &[(u32, Access)] =
@@ -157,10 +161,16 @@ fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
     Kernel { shader, entry, storage, cell: cell.backward }
 }
 
-/// The initial-state gradient kernel of `cell`.
-fn initial_state_kernel(cell: &'static Cell) -> Kernel {
+/// The initial-state gradient kernel of `cell` (vec4 reads and a tile of
+/// rows when H % 4 == 0 and there is no projection).
+fn initial_state_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
     let shader = step_shader(cell, Pass::Backward);
-    Kernel { shader, entry: "recurrent_grad_initial_state", storage: INITIAL_STATE, cell: cell.initial_state }
+    let (entry, storage) = if vec4 {
+        ("recurrent_grad_initial_state_vec4", INITIAL_STATE_VEC4)
+    } else {
+        ("recurrent_grad_initial_state", INITIAL_STATE)
+    };
+    Kernel { shader, entry, storage, cell: cell.initial_state }
 }
 
 /// What a packed forward pass returns and saves for backward.
@@ -206,7 +216,12 @@ struct DirSaved {
 pub(crate) fn check_device(device: &Device, spec: &crate::rnn::RnnSpec) -> Result<()> {
     let mode = spec.mode;
     let cell = mode.cell();
-    let mut kernels = vec![forward_kernel(cell, false), backward_kernel(cell, false), initial_state_kernel(cell)];
+    let mut kernels = vec![
+        forward_kernel(cell, false),
+        backward_kernel(cell, false),
+        initial_state_kernel(cell, false),
+        initial_state_kernel(cell, true),
+    ];
     if spec.proj_size > 0 {
         kernels.extend(projected_kernels(cell));
     }
@@ -328,10 +343,11 @@ pub(crate) fn forward(
     let steps = batch.longest();
     let constants = mode_constants(spec.mode);
     let [projected_step, project, _, _] = projected_kernels(cell);
-    let kernel =
-        if projected { projected_step } else { forward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
-    // Each invocation owns every gate of max(1, 4 / gates) units.
-    let units_per_invocation = (4 / cell.gates).max(1) as u32;
+    let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
+    let kernel = if projected { projected_step } else { forward_kernel(cell, vec4) };
+    // Each invocation owns every gate of max(1, 4 / gates) units, times
+    // VEC4_GROUPS in the vec4 kernel.
+    let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { VEC4_GROUPS } else { 1 };
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
     let rt = &dev.rt;
     let variant = match forced {
@@ -632,9 +648,9 @@ pub(crate) fn backward(
     let constants = mode_constants(spec.mode);
     let [_, _, projected_step, cell_step] = projected_kernels(cell);
     let projected = spec.proj_size > 0;
-    let step_kernel =
-        if projected { projected_step } else { backward_kernel(cell, h.is_multiple_of(4) && sz.is_multiple_of(4)) };
-    let initial_kernel = initial_state_kernel(cell);
+    let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
+    let step_kernel = if projected { projected_step } else { backward_kernel(cell, vec4) };
+    let initial_kernel = initial_state_kernel(cell, vec4);
     let rt = &dev.rt;
     let variant = fwd.variant;
 
@@ -752,10 +768,17 @@ pub(crate) fn backward(
                 }
                 // Initial-state gradient: every row, at its first step.
                 let sp = step_params(batch, &spec, layer, dir, 0)?;
-                // One workgroup row per batch row, over y then z (≤ 65535 each).
-                let groups = [sp.hidden.div_ceil(WG), sp.batch.min(65_535), sp.batch.div_ceil(65_535)];
-                let mut bufs =
-                    vec![batch.info.buffer(), params.weight_hh().value.buffer(), dgx.buffer(), grad_h0.buffer()];
+                // One workgroup row per batch row (vec4: per ROWS rows, UNITS
+                // units per invocation), over y then z (≤ 65535 each).
+                let (units, rows) = if vec4 { (UNITS, ROWS) } else { (1, 1) };
+                let tiles = sp.batch.div_ceil(rows);
+                let groups = [sp.hidden.div_ceil(units).div_ceil(WG), tiles.min(65_535), tiles.div_ceil(65_535)];
+                let w_hh = params.weight_hh().value.buffer();
+                let mut bufs = if vec4 {
+                    vec![batch.info.buffer(), dgx.buffer(), grad_h0.buffer(), w_hh]
+                } else {
+                    vec![batch.info.buffer(), w_hh, dgx.buffer(), grad_h0.buffer()]
+                };
                 bufs.extend(own(cell.initial_state)?);
                 rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
             }

@@ -647,10 +647,10 @@ impl Optimizer {
         rt.launch(kernel, &constants, params, buffers, g)
     }
 
-    /// Dispatches each of `zero_grad`, the clip pass, the non-finite check
-    /// and the update takes per step: 1 when the parameters are one flat
-    /// run ([`crate::nn::flatten_parameters`]), else up to one per
-    /// parameter.
+    /// Dispatches each of the clip pass, the non-finite check and the
+    /// update takes per step (and buffer clears `zero_grad` records): 1
+    /// when the parameters are one flat run
+    /// ([`crate::nn::flatten_parameters`]), else up to one per parameter.
     pub fn dispatches_per_pass(&self) -> usize {
         self.segments.len()
     }

@@ -646,6 +646,15 @@ impl Runtime {
         Ok(())
     }
 
+    /// Records zeroing `range` in queue order with the dispatches around it:
+    /// a transfer command (a memset on a CPU driver), no dispatch.
+    pub(crate) fn clear(&self, range: BufferRange<'_>) -> Result<()> {
+        self.check_alive()?;
+        let mut st = self.lock_state();
+        self.encoder_for_copy(&mut st).clear_buffer(range.buffer, range.offset, Some(range.size));
+        Ok(())
+    }
+
     fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
         let key = PipelineKey::new(kernel, constants);
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {

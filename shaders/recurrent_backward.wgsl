@@ -11,6 +11,8 @@
 //                                  derivative, for every unit of H
 //   recurrent_grad_initial_state   grad_h0 = dG_h(first step)·W_hh, finished
 //                                  by `cell_grad_initial_state`
+//   recurrent_grad_initial_state_vec4   the same as vec4 over a tile of ROWS
+//                                  rows and UNITS units (H % 4 == 0, no projection)
 //
 // h has S features: H, or P with a projection. Then
 // `recurrent_step_backward_projected` runs over the S features of h and
@@ -37,7 +39,7 @@
 //   8 dgates    read_write  (N, G) input-side dG per packed row
 //   9 dgs_out   read_write  (B, G) this step's dG_h, sorted rows
 //   10 grad_h0  read_write  (L·D, B, S)              initial-state kernel
-//   11 w_hh4    read        (G, S/4) vec4            vec4 step kernel
+//   11 w_hh4    read        (G, S/4) vec4            vec4 step and initial-state kernels
 //   12 dgs_in4  read        (B, G/4) vec4            vec4 step kernel
 //   14 dh_rows  read_write  (N, S) dh per packed row (projected kernels)
 //   15 w_hr     read        (S, H) the projection (projected kernels)

@@ -38,8 +38,8 @@
 //   14 h_tilde    read_write  (N, H) the cell's output h̃ (projected kernels; for dW_hr)
 //   15 w_hr       read        (S, H) the projection (projected kernels)
 // Workgroup mapping: WG invocations along the units, UNITS_PER_INVOCATION
-// each; workgroup y is a tile of ROWS active rows, so every W_hh load
-// serves ROWS rows.
+// each (VEC4_GROUPS times that in the vec4 kernel); workgroup y is a tile
+// of ROWS active rows, so every W_hh load serves ROWS rows.
 // Saves for backward: h_prev, and what the cell writes (gates and its own).
 
 override WG: u32 = 64u;

@@ -18,6 +18,7 @@
 //                        weight_decay)
 //   adam_step            torch.optim.Adam, or AdamW when DECOUPLED
 //   rmsprop_step         torch.optim.RMSprop (alpha, eps, momentum, centered); EPS_IN_SQRT = Keras
+//   *_step_vec4          the same three over vec4 bindings (n % 4 == 0)
 //   sparse_adam_step     torch.optim.SparseAdam on the listed rows of a
 //                        sparse embedding (V, E): element i is row
 //                        rows[i / E], feature i % E
@@ -47,6 +48,7 @@
 //   6 state2    read_write  (n) exp_avg_sq / grad_avg (centered RMSprop)
 //   7 state3    read_write  (n) momentum_buffer (RMSprop)
 //   8 rows      read        (R) u32 row ids, ascending, distinct (row kernels)
+//   9–13        grad, param, state1–3 as vec4 (the *_step_vec4 entries)
 // Workgroup mapping: one invocation per UPDATE_ELEMENTS elements for the
 // dense updates (sgd_step, adam_step, rmsprop_step), per element for the
 // rest (per chunk for grad_sumsq_partial; one invocation for
@@ -172,7 +174,9 @@ fn accumulate_unless_skipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
 
 // The gradient scale of this step: the clip coefficient when it clips.
 fn grad_scale() -> f32 {
-    return select(1.0, guard.coef, p.use_clip != 0u);
+    // A branch, not `select`: the coefficient is loaded only when used.
+    if (p.use_clip != 0u) { return guard.coef; }
+    return 1.0;
 }
 
 // The step number the update rules see: skipped steps do not count.
@@ -180,87 +184,227 @@ fn applied_step() -> u32 {
     return p.step - guard.skipped;
 }
 
-// The dense updates give each invocation UPDATE_ELEMENTS consecutive
+// The dense updates give each invocation UPDATE_ELEMENTS = 4 consecutive
 // elements: what every element shares (the guard's words, the bias
 // corrections) is read or computed once per invocation. On lavapipe every
 // storage load is a loop over the SIMD lanes, so the guard's three words
-// per element cost as much as a third of Adam's time.
-const UPDATE_ELEMENTS: u32 = 4u;
+// per element cost as much as a third of Adam's time, and a vec4 load
+// costs little more than a scalar one. Each rule is one function over a
+// group of four elements (`Dense`), called by two entries:
+//   <rule>_step        reads and writes the group one element at a time
+//                      (any n; lanes past n are zeros and stored nowhere)
+//   <rule>_step_vec4   as vec4s (n % 4 == 0, bindings 9–13), VEC4_UPDATE_GROUPS
+//                      groups per invocation: 1.8× faster on lavapipe (Adam
+//                      over the reference model, 15.7 → 8.5 ms)
+// Same function, same arithmetic per element: the bits do not depend on
+// the entry. UPDATE_ELEMENTS (4: a vec4) and VEC4_UPDATE_GROUPS (groups per
+// invocation of the vec4 entries; the guard's words are then read once per
+// eight elements) come from Rust, which sizes the grid by them.
+const_assert UPDATE_ELEMENTS == 4u;
+
+@group(0) @binding(9) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read_write> state14: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> state24: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> state34: array<vec4<f32>>;
+
+// A group of four elements: the scaled gradient, the value and the state
+// slots a rule uses (the others stay zero and are never stored).
+struct Dense {
+    g: vec4<f32>,
+    w: vec4<f32>,
+    s1: vec4<f32>,
+    s2: vec4<f32>,
+    s3: vec4<f32>,
+}
+
+// Which state slots the rules read and write.
+fn sgd_uses_s1() -> bool { return p.beta1 != 0.0 && applied_step() != 1u; }
+fn rmsprop_uses_s3() -> bool { return p.beta1 > 0.0; }
+
+fn sgd_rule(x: Dense) -> Dense {
+    var y = x;
+    var g = x.g + p.weight_decay * x.w;
+    if (p.beta1 != 0.0) {
+        var buf: vec4<f32>;
+        if (applied_step() == 1u) { buf = g; } else { buf = p.beta1 * x.s1 + (1.0 - p.dampening) * g; }
+        y.s1 = buf;
+        if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
+    }
+    y.w = x.w - p.lr * g;
+    return y;
+}
+
+fn adam_rule(x: Dense, bias1: f32, bias2: f32) -> Dense {
+    var y = x;
+    var g = x.g;
+    var w = x.w;
+    if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
+    y.s1 = p.beta1 * x.s1 + (1.0 - p.beta1) * g;
+    y.s2 = p.beta2 * x.s2 + (1.0 - p.beta2) * g * g;
+    // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
+    let denom = sqrt(y.s2) / sqrt(bias2) + p.eps;
+    y.w = w - (p.lr / bias1) * y.s1 / denom;
+    return y;
+}
+
+fn rmsprop_rule(x: Dense) -> Dense {
+    var y = x;
+    let g = x.g + p.weight_decay * x.w;
+    y.s1 = p.beta2 * x.s1 + (1.0 - p.beta2) * g * g;
+    var variance = y.s1;
+    if (CENTERED) {
+        y.s2 = p.beta2 * x.s2 + (1.0 - p.beta2) * g;
+        variance = y.s1 - y.s2 * y.s2;
+    }
+    // PyTorch adds eps after the square root, Keras/TensorFlow inside it.
+    var avg = sqrt(variance) + p.eps;
+    if (EPS_IN_SQRT) { avg = sqrt(variance + p.eps); }
+    if (rmsprop_uses_s3()) {
+        y.s3 = p.beta1 * x.s3 + g / avg;
+        y.w = x.w - p.lr * y.s3;
+    } else {
+        y.w = x.w - p.lr * g / avg;
+    }
+    return y;
+}
+
+// The Adam bias corrections 1 − β^t of this step (β1, β2).
+fn adam_bias() -> vec2<f32> {
+    let t = f32(applied_step());
+    return vec2<f32>(1.0 - pow(p.beta1, t), 1.0 - pow(p.beta2, t));
+}
+
+// Scalar entries: group `first` (its lanes past n read as zero), with the
+// state slots asked for.
+fn dense_load(first: u32, s1: bool, s2: bool, s3: bool) -> Dense {
+    var x: Dense;
+    let scale = grad_scale();
+    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
+        let i = first + e;
+        if (i >= p.n) { break; }
+        x.g[e] = scale * grad[i];
+        x.w[e] = param[i];
+        if (s1) { x.s1[e] = state1[i]; }
+        if (s2) { x.s2[e] = state2[i]; }
+        if (s3) { x.s3[e] = state3[i]; }
+    }
+    return x;
+}
+
+fn dense_store(first: u32, y: Dense, s1: bool, s2: bool, s3: bool) {
+    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
+        let i = first + e;
+        if (i >= p.n) { break; }
+        param[i] = y.w[e];
+        if (s1) { state1[i] = y.s1[e]; }
+        if (s2) { state2[i] = y.s2[e]; }
+        if (s3) { state3[i] = y.s3[e]; }
+    }
+}
+
+// Vec4 entries: group q as vec4s.
+fn dense_load4(q: u32, s1: bool, s2: bool, s3: bool) -> Dense {
+    var x: Dense;
+    x.g = grad_scale() * grad4[q];
+    x.w = param4[q];
+    if (s1) { x.s1 = state14[q]; }
+    if (s2) { x.s2 = state24[q]; }
+    if (s3) { x.s3 = state34[q]; }
+    return x;
+}
+
+fn dense_store4(q: u32, y: Dense, s1: bool, s2: bool, s3: bool) {
+    param4[q] = y.w;
+    if (s1) { state14[q] = y.s1; }
+    if (s2) { state24[q] = y.s2; }
+    if (s3) { state34[q] = y.s3; }
+}
+
+// First group of this invocation (of `groups`), or none (past n, or the
+// step is skipped).
+fn dense_group(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, groups: u32) -> u32 {
+    let q = invocation(wg, nwg, lid) * groups;
+    if (q * UPDATE_ELEMENTS >= p.n || guard.skip != 0u) { return NO_GROUP; }
+    return q;
+}
+
+// Whether group q holds elements (the vec4 entries' later groups).
+fn group_in_range(q: u32) -> bool {
+    return q * UPDATE_ELEMENTS < p.n;
+}
+const NO_GROUP: u32 = 0xffffffffu;
 
 @compute @workgroup_size(WG)
 fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
-    if (first >= p.n || guard.skip != 0u) { return; }
-    let scale = grad_scale();
-    let first_step = applied_step() == 1u;
-    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
-        let i = first + e;
-        if (i >= p.n) { break; }
-        var g = scale * grad[i] + p.weight_decay * param[i];
-        if (p.beta1 != 0.0) {
-            var buf: f32;
-            if (first_step) { buf = g; } else { buf = p.beta1 * state1[i] + (1.0 - p.dampening) * g; }
-            state1[i] = buf;
-            if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
-        }
-        param[i] = param[i] - p.lr * g;
+    let q = dense_group(wg, nwg, lid, 1u);
+    if (q == NO_GROUP) { return; }
+    let first = q * UPDATE_ELEMENTS;
+    let m = p.beta1 != 0.0;
+    dense_store(first, sgd_rule(dense_load(first, sgd_uses_s1(), false, false)), m, false, false);
+}
+
+@compute @workgroup_size(WG)
+fn sgd_step_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let q0 = dense_group(wg, nwg, lid, VEC4_UPDATE_GROUPS);
+    if (q0 == NO_GROUP) { return; }
+    let m = p.beta1 != 0.0;
+    let s1 = sgd_uses_s1();
+    // A constant trip count (unrolled) and a break: 15% faster than a loop bounded by n.
+    for (var e = 0u; e < VEC4_UPDATE_GROUPS; e++) {
+        let q = q0 + e;
+        if (!group_in_range(q)) { break; }
+        dense_store4(q, sgd_rule(dense_load4(q, s1, false, false)), m, false, false);
     }
 }
 
 @compute @workgroup_size(WG)
 fn adam_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
-    if (first >= p.n || guard.skip != 0u) { return; }
-    let scale = grad_scale();
-    let t = f32(applied_step());
-    let bias1 = 1.0 - pow(p.beta1, t);
-    let bias2 = 1.0 - pow(p.beta2, t);
-    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
-        let i = first + e;
-        if (i >= p.n) { break; }
-        var g = scale * grad[i];
-        var w = param[i];
-        if (DECOUPLED) { w = w * (1.0 - p.lr * p.weight_decay); } else { g = g + p.weight_decay * w; }
-        let m = p.beta1 * state1[i] + (1.0 - p.beta1) * g;
-        let v = p.beta2 * state2[i] + (1.0 - p.beta2) * g * g;
-        state1[i] = m;
-        state2[i] = v;
-        // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 · m / denom
-        let denom = sqrt(v) / sqrt(bias2) + p.eps;
-        param[i] = w - (p.lr / bias1) * m / denom;
+    let q = dense_group(wg, nwg, lid, 1u);
+    if (q == NO_GROUP) { return; }
+    let first = q * UPDATE_ELEMENTS;
+    let bias = adam_bias();
+    dense_store(first, adam_rule(dense_load(first, true, true, false), bias.x, bias.y), true, true, false);
+}
+
+@compute @workgroup_size(WG)
+fn adam_step_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let q0 = dense_group(wg, nwg, lid, VEC4_UPDATE_GROUPS);
+    if (q0 == NO_GROUP) { return; }
+    let bias = adam_bias();
+    // A constant trip count (unrolled) and a break: 15% faster than a loop bounded by n.
+    for (var e = 0u; e < VEC4_UPDATE_GROUPS; e++) {
+        let q = q0 + e;
+        if (!group_in_range(q)) { break; }
+        dense_store4(q, adam_rule(dense_load4(q, true, true, false), bias.x, bias.y), true, true, false);
     }
 }
 
 @compute @workgroup_size(WG)
 fn rmsprop_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let first = invocation(wg, nwg, lid) * UPDATE_ELEMENTS;
-    if (first >= p.n || guard.skip != 0u) { return; }
-    let scale = grad_scale();
-    for (var e = 0u; e < UPDATE_ELEMENTS; e++) {
-        let i = first + e;
-        if (i >= p.n) { break; }
-        let g = scale * grad[i] + p.weight_decay * param[i];
-        let sq = p.beta2 * state1[i] + (1.0 - p.beta2) * g * g;
-        state1[i] = sq;
-        var variance = sq;
-        if (CENTERED) {
-            let ga = p.beta2 * state2[i] + (1.0 - p.beta2) * g;
-            state2[i] = ga;
-            variance = sq - ga * ga;
-        }
-        // PyTorch adds eps after the square root, Keras/TensorFlow inside it.
-        var avg = sqrt(variance) + p.eps;
-        if (EPS_IN_SQRT) { avg = sqrt(variance + p.eps); }
-        if (p.beta1 > 0.0) {
-            let buf = p.beta1 * state3[i] + g / avg;
-            state3[i] = buf;
-            param[i] = param[i] - p.lr * buf;
-        } else {
-            param[i] = param[i] - p.lr * g / avg;
-        }
+    let q = dense_group(wg, nwg, lid, 1u);
+    if (q == NO_GROUP) { return; }
+    let first = q * UPDATE_ELEMENTS;
+    let s3 = rmsprop_uses_s3();
+    dense_store(first, rmsprop_rule(dense_load(first, true, CENTERED, s3)), true, CENTERED, s3);
+}
+
+@compute @workgroup_size(WG)
+fn rmsprop_step_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let q0 = dense_group(wg, nwg, lid, VEC4_UPDATE_GROUPS);
+    if (q0 == NO_GROUP) { return; }
+    let s3 = rmsprop_uses_s3();
+    // A constant trip count (unrolled) and a break: 15% faster than a loop bounded by n.
+    for (var e = 0u; e < VEC4_UPDATE_GROUPS; e++) {
+        let q = q0 + e;
+        if (!group_in_range(q)) { break; }
+        dense_store4(q, rmsprop_rule(dense_load4(q, true, CENTERED, s3)), true, CENTERED, s3);
     }
 }
 

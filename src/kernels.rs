@@ -184,7 +184,11 @@ impl Shader {
             ],
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
             Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
-            Shader::Optim => vec![("CHUNK", crate::optim::CHUNK as u32)],
+            Shader::Optim => vec![
+                ("CHUNK", crate::optim::CHUNK as u32),
+                ("UPDATE_ELEMENTS", crate::optim::UPDATE_ELEMENTS),
+                ("VEC4_UPDATE_GROUPS", crate::optim::VEC4_UPDATE_GROUPS),
+            ],
             Shader::Sample => {
                 vec![("WG", crate::ops::sample::SAMPLE_WG), ("MAX_BANNED", crate::ops::MAX_BANNED as u32)]
             }

@@ -63,6 +63,15 @@ const STEP_BINDINGS: &[(u32, Access)] = &[(1, R), (3, W), (4, W), (5, W), (6, W)
 const SGD_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "sgd_step", storage: STEP_BINDINGS, cell: &[] };
 const ADAM_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "adam_step", storage: STEP_BINDINGS, cell: &[] };
 const RMSPROP_STEP: Kernel = Kernel { shader: Shader::Optim, entry: "rmsprop_step", storage: STEP_BINDINGS, cell: &[] };
+/// The vec4 entries of the dense updates (n % 4 == 0): grad, guard, param and
+/// state slots at 9, 3, 10–13.
+const STEP_BINDINGS_VEC4: &[(u32, Access)] = &[(9, R), (3, W), (10, W), (11, W), (12, W), (13, W)];
+const SGD_STEP_VEC4: Kernel =
+    Kernel { shader: Shader::Optim, entry: "sgd_step_vec4", storage: STEP_BINDINGS_VEC4, cell: &[] };
+const ADAM_STEP_VEC4: Kernel =
+    Kernel { shader: Shader::Optim, entry: "adam_step_vec4", storage: STEP_BINDINGS_VEC4, cell: &[] };
+const RMSPROP_STEP_VEC4: Kernel =
+    Kernel { shader: Shader::Optim, entry: "rmsprop_step_vec4", storage: STEP_BINDINGS_VEC4, cell: &[] };
 /// The row kernels of a sparse embedding bind its row ids at 8.
 const SPARSE_ADAM_STEP: Kernel = Kernel {
     shader: Shader::Optim,
@@ -78,8 +87,11 @@ const ZERO_ROWS: Kernel = Kernel { shader: Shader::Optim, entry: "zero_rows", st
 pub(crate) const CHUNK: usize = 256;
 /// Invocations per workgroup of the update kernels.
 const WG: u32 = 256;
-/// Elements per invocation of the dense update kernels (their `UPDATE_ELEMENTS`).
-const UPDATE_ELEMENTS: u32 = 4;
+/// Elements per group of the dense update kernels (their `UPDATE_ELEMENTS`):
+/// one group per invocation of the scalar entries ...
+pub(crate) const UPDATE_ELEMENTS: u32 = 4;
+/// ... and `VEC4_UPDATE_GROUPS` per invocation of the vec4 entries.
+pub(crate) const VEC4_UPDATE_GROUPS: u32 = 2;
 
 crate::kernels::shader_params! {
     /// Mirrors `OptimParams` in shaders/optim.wgsl.
@@ -708,7 +720,8 @@ impl Optimizer {
             // A slot: the tensor the kernels bind, and each parameter's part.
             let slot = |in_use: bool| -> Result<(Tensor, Vec<Tensor>)> {
                 if !in_use {
-                    let placeholder = Tensor::zeros(&self.device, &[1])?;
+                    // Four elements: the vec4 entries bind it as one vec4.
+                    let placeholder = Tensor::zeros(&self.device, &[4])?;
                     return Ok((placeholder.clone(), vec![placeholder; seg.count]));
                 }
                 if seg.count == 1 {
@@ -806,19 +819,19 @@ impl Optimizer {
     pub fn step(&mut self) -> Result<()> {
         self.ensure_state()?;
         self.step += 1;
-        let (kernel, base, constants) = match self.algorithm {
+        let ((kernel, kernel_vec4), base, constants) = match self.algorithm {
             Algorithm::Sgd { momentum, dampening, nesterov, weight_decay } => (
-                SGD_STEP,
+                (SGD_STEP, SGD_STEP_VEC4),
                 OptimParams { beta1: momentum, dampening, weight_decay, ..Default::default() },
                 vec![("NESTEROV", f64::from(u8::from(nesterov)))],
             ),
             Algorithm::Adam { beta1, beta2, eps, weight_decay, decoupled } => (
-                ADAM_STEP,
+                (ADAM_STEP, ADAM_STEP_VEC4),
                 OptimParams { beta1, beta2, eps, weight_decay, ..Default::default() },
                 vec![("DECOUPLED", f64::from(u8::from(decoupled)))],
             ),
             Algorithm::RmsProp { alpha, eps, momentum, centered, weight_decay, eps_in_sqrt } => (
-                RMSPROP_STEP,
+                (RMSPROP_STEP, RMSPROP_STEP_VEC4),
                 OptimParams { beta1: momentum, beta2: alpha, eps, weight_decay, ..Default::default() },
                 vec![("CENTERED", f64::from(u8::from(centered))), ("EPS_IN_SQRT", f64::from(u8::from(eps_in_sqrt)))],
             ),
@@ -876,7 +889,12 @@ impl Optimizer {
                 use_clip,
                 ..base
             };
-            let g = grid(params.n.div_ceil(UPDATE_ELEMENTS * WG), rt.limits.max_compute_workgroups_per_dimension);
+            // Views start 256-element aligned, so a length that is a multiple
+            // of 4 is all the vec4 entry needs (the same arithmetic either way).
+            let vec4 = seg.len.is_multiple_of(4);
+            let (k, per_invocation) =
+                if vec4 { (kernel_vec4, VEC4_UPDATE_GROUPS * UPDATE_ELEMENTS) } else { (kernel, UPDATE_ELEMENTS) };
+            let g = grid(params.n.div_ceil(per_invocation * WG), rt.limits.max_compute_workgroups_per_dimension);
             let bufs = [
                 seg.grad.buffer(),
                 self.guard.buffer(),
@@ -885,7 +903,7 @@ impl Optimizer {
                 state[1].buffer(),
                 state[2].buffer(),
             ];
-            rt.launch(kernel, &constants, &params, &bufs, g)?;
+            rt.launch(k, &constants, &params, &bufs, g)?;
         }
         self.clip_pending = false;
         Ok(())

@@ -19,7 +19,9 @@ use wgrnn::rnn::RnnMode;
 use wgrnn::{ops, Device, Tensor};
 
 /// Shapes around the 256-element view alignment: below, at, just past it,
-/// and a single element.
+/// and a single element. Lengths that are multiples of 4 update through the
+/// vec4 entries, the others (and the flat run, 2,305 elements with padding)
+/// through the scalar ones, so the bitwise comparison covers both.
 const SHAPES: [&[usize]; 6] = [&[7, 5], &[300], &[1], &[256], &[2, 300], &[257]];
 
 /// Asserts equal bit patterns; on failure names the first differing

@@ -340,7 +340,7 @@ impl Runtime {
             .map(|(&family, (dispatches, time))| FamilyTime { family, dispatches, time })
             .collect();
         let mut kernels = profiler.kernels;
-        kernels.sort_by(|a, b| b.time.cmp(&a.time));
+        kernels.sort_by_key(|k| std::cmp::Reverse(k.time));
         Ok(Profile { timing: profiler.timing, families, kernels })
     }
 

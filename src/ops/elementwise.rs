@@ -88,8 +88,8 @@ pub fn elementwise_fill(out: &Tensor, value: f32) -> Result<()> {
     let range = out.buffer();
     // Clears need 4-byte-aligned ranges: always so for f32 views.
     if value.to_bits() == 0
-        && range.offset % wgpu::COPY_BUFFER_ALIGNMENT == 0
-        && range.size % wgpu::COPY_BUFFER_ALIGNMENT == 0
+        && range.offset.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+        && range.size.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
     {
         return out.device().rt.clear(range);
     }

@@ -50,6 +50,13 @@ struct CellGrad {
     hidden: vec4<f32>,
 }
 
+// The same for four consecutive units (the vec4 step kernels): column q
+// holds gate q of the four units.
+struct CellGrad4 {
+    input: mat4x4<f32>,
+    hidden: mat4x4<f32>,
+}
+
 fn step_offset(t: u32) -> u32 { return info[t]; }
 fn batch_size(t: u32) -> u32 { return info[p.steps + 1u + t]; }
 fn row_length(s: u32) -> u32 { return info[2u * p.steps + 1u + s]; }

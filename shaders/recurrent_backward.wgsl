@@ -5,7 +5,8 @@
 // storing the gate gradients the cell returns. The cell's own derivative
 // comes from `cell_backward` in shaders/cells/<cell>.wgsl.
 //   recurrent_step_backward        reads W_hh and dG one float at a time (any H)
-//   recurrent_step_backward_vec4   reads them as vec4 (H % 4 == 0 and S % 4 == 0)
+//   recurrent_step_backward_vec4   reads them as vec4 (H % 4 == 0 and S % 4 == 0),
+//                                  and finishes its four units as one vec4
 //   recurrent_step_backward_projected   with a projection: dh per packed row
 //   recurrent_cell_backward        then dh̃ = W_hrᵀ·dh and the cell's
 //                                  derivative, for every unit of H
@@ -43,6 +44,9 @@
 //   12 dgs_in4  read        (B, G/4) vec4            vec4 step kernel
 //   14 dh_rows  read_write  (N, S) dh per packed row (projected kernels)
 //   15 w_hr     read        (S, H) the projection (projected kernels)
+//   33–39       vec4 views (binding + 30) of 3–9: the vec4 step kernel's
+//               epilogue (`backward_finish_vec4`, `cell_backward4`) handles
+//               its four units with one load or store per buffer
 // Workgroup mapping: step kernels: WG invocations, each owning UNITS
 // consecutive hidden units for a tile of ROWS active rows (workgroup y):
 // every W_hh load serves ROWS rows and every dG load UNITS units.
@@ -68,6 +72,14 @@ override WG: u32 = 64u;
 @group(0) @binding(13) var<storage, read> b_hh: array<f32>;
 @group(0) @binding(14) var<storage, read_write> dh_rows: array<f32>;
 @group(0) @binding(15) var<storage, read> w_hr: array<f32>;
+// Vec4 views (binding + 30) of the buffers the vec4 step kernel's epilogue
+// reads and writes, four consecutive units at a time.
+@group(0) @binding(33) var<storage, read_write> gates4: array<vec4<f32>>;
+@group(0) @binding(34) var<storage, read> h_prev4: array<vec4<f32>>;
+@group(0) @binding(35) var<storage, read> grad_out4: array<vec4<f32>>;
+@group(0) @binding(36) var<storage, read> grad_h_n4: array<vec4<f32>>;
+@group(0) @binding(38) var<storage, read_write> dgates4: array<vec4<f32>>;
+@group(0) @binding(39) var<storage, read_write> dgs_out4: array<vec4<f32>>;
 
 // Stores a cell's gate gradients for (row, unit j).
 fn store_cell_grad(s: u32, row: u32, j: u32, d: CellGrad) {
@@ -90,6 +102,26 @@ fn backward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
             let j = j0 + u;
             if (j >= p.state) { break; }
             store_cell_grad(s, row, j, cell_backward(s, row, j, incoming_dh(s, row, j, acc[r][u], is_last)));
+        }
+    }
+}
+
+// `backward_finish` for the four units j0.. (j0 % 4 == 0, H % 4 == 0, no
+// projection) through the vec4 views: the same arithmetic per unit, a
+// quarter of the loads and stores (on lavapipe each is a loop over the
+// SIMD lanes, vec4 or not).
+fn backward_finish_vec4(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
+    let g = GATES * p.hidden;
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        var dh = grad_out4[(row * p.out_stride + p.out_offset + j0) / 4u] + acc[r];
+        if (next_row(s) == NO_ROW) { dh += grad_h_n4[hstate_at(s, j0) / 4u]; }
+        let d = cell_backward4(s, row, j0, dh);
+        for (var q = 0u; q < GATES; q++) {
+            dgates4[(row * g + q * p.hidden + j0) / 4u] = d.input[q];
+            dgs_out4[(s * g + q * p.hidden + j0) / 4u] = d.hidden[q];
         }
     }
 }
@@ -184,7 +216,7 @@ fn recurrent_step_backward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(l
             acc[r] += w * dgs_in4[base[r] + qc];
         }
     }
-    backward_finish(s0, live, j0, acc);
+    backward_finish_vec4(s0, live, j0, acc);
 }
 
 @compute @workgroup_size(WG)

@@ -61,6 +61,10 @@ const LANES: u32 = GATES * UNITS_PER_INVOCATION;
 @group(0) @binding(11) var<storage, read> state_in4: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read_write> h_tilde: array<f32>;
 @group(0) @binding(15) var<storage, read> w_hr: array<f32>;
+// Vec4 views (binding + 30), declared so the cell's backward code, part of
+// this module, compiles; no kernel here uses them.
+@group(0) @binding(35) var<storage, read_write> gates4: array<vec4<f32>>;
+@group(0) @binding(37) var<storage, read_write> h_prev4: array<vec4<f32>>;
 
 // W_hh row of lane l for the invocation whose first unit is j0 (a unit past
 // H repeats the last one: in bounds, and its result is stored nowhere).

@@ -1065,7 +1065,8 @@ mod tests {
             }
             let seg = &opt.segments[0];
             let mut flat = vec![("value", seg.value.clone()), ("grad", seg.grad.clone())];
-            flat.extend(opt.state[0].iter().filter(|t| t.numel() > 1).map(|t| ("state", t.clone())));
+            let used = opt.algorithm.used_slots();
+            flat.extend(opt.state[0].iter().zip(used).filter(|(_, u)| *u).map(|(t, _)| ("state", t.clone())));
             for (what, t) in flat {
                 let all = t.to_vec().unwrap();
                 // Padding: after p0 (3..256) and after p1 (256 + 300..768).

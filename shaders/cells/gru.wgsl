@@ -13,12 +13,18 @@
 //   20 hn_lin   read_write  (N, H) h_n = W_hn h_{t-1} + b_hn per packed row (saved by forward)
 //   21 dgh      read_write  (N, G) hidden-side dG per packed row (for dW_hh, b_hh)
 //   22 dcarry   read_write  (B, H) dh⊙z, sorted rows; starts at zero
-// Workgroup mapping: that of the step kernels (one call per row and unit).
+//   50–52       vec4 views of 20 (read), 21, 22 (vec4 backward step kernel)
+// Workgroup mapping: that of the step kernels (one call per row and unit;
+// `cell_backward4` per row and four units).
 // Saves for backward: the activations r, z, n in `gates`, and hn_lin.
 
 @group(0) @binding(20) var<storage, read_write> hn_lin: array<f32>;
 @group(0) @binding(21) var<storage, read_write> dgh: array<f32>;
 @group(0) @binding(22) var<storage, read_write> dcarry: array<f32>;
+// Vec4 views (binding + 30) for `cell_backward4`.
+@group(0) @binding(50) var<storage, read> hn_lin4: array<vec4<f32>>;
+@group(0) @binding(51) var<storage, read_write> dgh4: array<vec4<f32>>;
+@group(0) @binding(52) var<storage, read_write> dcarry4: array<vec4<f32>>;
 
 // Sequence kernels, before the first step: nothing to set forward; the
 // carried gradient starts at zero.
@@ -58,6 +64,26 @@ fn cell_backward(s: u32, row: u32, j: u32, dh_in: f32) -> CellGrad {
     dgh[row * g3 + h + j] = hidden.y;
     dgh[row * g3 + 2u * h + j] = hidden.z;
     return CellGrad(vec4<f32>(dpre_r, dpre_z, dpre_n, 0.0), hidden);
+}
+
+// `cell_backward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0, no projection so h_prev has H features).
+fn cell_backward4(s: u32, row: u32, j0: u32, dh_in: vec4<f32>) -> CellGrad4 {
+    let h = p.hidden;
+    let g3 = 3u * h;
+    let dh = dh_in + dcarry4[(s * h + j0) / 4u];
+    let r = gates4[(row * g3 + j0) / 4u];
+    let z = gates4[(row * g3 + h + j0) / 4u];
+    let n = gates4[(row * g3 + 2u * h + j0) / 4u];
+    let dpre_n = dh * (1.0 - z) * (1.0 - n * n);
+    let dpre_r = dpre_n * hn_lin4[(row * h + j0) / 4u] * r * (1.0 - r);
+    let dpre_z = dh * (h_prev4[(row * h + j0) / 4u] - n) * z * (1.0 - z);
+    dcarry4[(s * h + j0) / 4u] = dh * z;
+    let hidden = mat4x4<f32>(dpre_r, dpre_z, dpre_n * r, vec4<f32>(0.0));
+    dgh4[(row * g3 + j0) / 4u] = hidden[0];
+    dgh4[(row * g3 + h + j0) / 4u] = hidden[1];
+    dgh4[(row * g3 + 2u * h + j0) / 4u] = hidden[2];
+    return CellGrad4(mat4x4<f32>(dpre_r, dpre_z, dpre_n, vec4<f32>(0.0)), hidden);
 }
 
 fn cell_hidden_grad(row: u32, q: u32, input_side: f32) -> f32 {

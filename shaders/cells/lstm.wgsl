@@ -19,7 +19,9 @@
 //   24 dcarry      read_write  (B, H) dc, sorted rows; starts as grad_c_n
 //   25 grad_c0     read_write  (L·D, B, H)                  initial-state kernel
 //   26 grad_c_n    read        (L·D, B, H)                  sequence backward kernel
-// Workgroup mapping: that of the step kernels (one call per row and unit).
+//   51, 53, 54     vec4 views of 21 (read), 23, 24          vec4 backward step kernel
+// Workgroup mapping: that of the step kernels (one call per row and unit;
+// `cell_backward4` per row and four units).
 // Saves for backward: the activations i, f, g, o in `gates`, and `cell`.
 
 @group(0) @binding(20) var<storage, read_write> cell_state: array<f32>;
@@ -29,6 +31,10 @@
 @group(0) @binding(24) var<storage, read_write> dcarry: array<f32>;
 @group(0) @binding(25) var<storage, read_write> grad_c0: array<f32>;
 @group(0) @binding(26) var<storage, read> grad_c_n: array<f32>;
+// Vec4 views (binding + 30) for `cell_backward4`.
+@group(0) @binding(51) var<storage, read> cell4: array<vec4<f32>>;
+@group(0) @binding(53) var<storage, read> c0_4: array<vec4<f32>>;
+@group(0) @binding(54) var<storage, read_write> dcarry4: array<vec4<f32>>;
 
 // Sequence kernels, before the first step: c starts as c0 ...
 fn cell_sequence_start(s: u32, j: u32) {
@@ -77,6 +83,26 @@ fn cell_backward(s: u32, row: u32, j: u32, dh: f32) -> CellGrad {
     let d = vec4<f32>(dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
                       dh * tc * o * (1.0 - o));
     return CellGrad(d, d);
+}
+
+// `cell_backward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0): the same operations per unit.
+fn cell_backward4(s: u32, row: u32, j0: u32, dh: vec4<f32>) -> CellGrad4 {
+    let h = p.hidden;
+    let g4 = 4u * h;
+    let prev = previous_row(s);
+    var c_prev: vec4<f32>;
+    if (prev == NO_ROW) { c_prev = c0_4[state_at(s, j0) / 4u]; } else { c_prev = cell4[(prev * h + j0) / 4u]; }
+    let i = gates4[(row * g4 + j0) / 4u];
+    let f = gates4[(row * g4 + h + j0) / 4u];
+    let g = gates4[(row * g4 + 2u * h + j0) / 4u];
+    let o = gates4[(row * g4 + 3u * h + j0) / 4u];
+    let tc = tanh_stable4(cell4[(row * h + j0) / 4u]);
+    let dc = dh * o * (1.0 - tc * tc) + dcarry4[(s * h + j0) / 4u];
+    dcarry4[(s * h + j0) / 4u] = dc * f;
+    let d = mat4x4<f32>(dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
+                        dh * tc * o * (1.0 - o));
+    return CellGrad4(d, d);
 }
 
 // The hidden-side gate gradients equal the input-side ones.

@@ -6,7 +6,8 @@
 //   backward: dG = dh⊙act'(h), from the saved h (tanh' = 1 − h²; relu' = [h > 0])
 //
 // Bindings: none of its own (the step kernels' are listed in recurrent_*.wgsl).
-// Workgroup mapping: that of the step kernels (one call per row and unit).
+// Workgroup mapping: that of the step kernels (one call per row and unit;
+// `cell_backward4` per row and four units).
 // Saves for backward: h in `gates`.
 
 override RELU: bool = false;
@@ -31,6 +32,16 @@ fn cell_backward(s: u32, row: u32, j: u32, dh: f32) -> CellGrad {
     if (RELU) { deriv = select(0.0, 1.0, hv > 0.0); } else { deriv = 1.0 - hv * hv; }
     let d = vec4<f32>(dh * deriv, 0.0, 0.0, 0.0);
     return CellGrad(d, d);
+}
+
+// `cell_backward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0).
+fn cell_backward4(s: u32, row: u32, j0: u32, dh: vec4<f32>) -> CellGrad4 {
+    let hv = gates4[(row * p.hidden + j0) / 4u];
+    var deriv: vec4<f32>;
+    if (RELU) { deriv = select(vec4<f32>(0.0), vec4<f32>(1.0), hv > vec4<f32>(0.0)); } else { deriv = 1.0 - hv * hv; }
+    let d = mat4x4<f32>(dh * deriv, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    return CellGrad4(d, d);
 }
 
 fn cell_hidden_grad(row: u32, q: u32, input_side: f32) -> f32 {

@@ -2,8 +2,15 @@
 //! `n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn))`. Equations in
 //! shaders/cells/gru.wgsl; the CPU reference below.
 
-use super::{sigmoid, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
+use super::{sigmoid, vec4_views, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
 use crate::kernels::Access::ReadWrite as W;
+
+/// Its own bindings of the backward step kernels.
+const BACKWARD: [CellBinding; 3] = [
+    CellBinding { binding: 20, access: W, tensor: CellTensor::Saved },
+    CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
+    CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },
+];
 
 /// The GRU cell.
 pub static GRU: Cell = Cell {
@@ -12,11 +19,8 @@ pub static GRU: Cell = Cell {
     has_state: false,
     wgsl: include_str!("../../shaders/cells/gru.wgsl"),
     forward: &[CellBinding { binding: 20, access: W, tensor: CellTensor::Saved }],
-    backward: &[
-        CellBinding { binding: 20, access: W, tensor: CellTensor::Saved },
-        CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
-        CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },
-    ],
+    backward: &BACKWARD,
+    backward_vec4: &vec4_views(BACKWARD, &[20]),
     initial_state: &[
         CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
         CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },

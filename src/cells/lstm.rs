@@ -1,8 +1,15 @@
 //! The LSTM cell (`torch.nn.LSTM`): gates i, f, g, o (G = 4H) and a cell
 //! state c. Equations in shaders/cells/lstm.wgsl; the CPU reference below.
 
-use super::{sigmoid, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
+use super::{sigmoid, vec4_views, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
 use crate::kernels::Access::{Read as R, ReadWrite as W};
+
+/// Its own bindings of the backward step kernels.
+const BACKWARD: [CellBinding; 3] = [
+    CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
+    CellBinding { binding: 23, access: R, tensor: CellTensor::InitialState },
+    CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
+];
 
 /// The LSTM cell.
 pub static LSTM: Cell = Cell {
@@ -15,11 +22,8 @@ pub static LSTM: Cell = Cell {
         CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
         CellBinding { binding: 22, access: W, tensor: CellTensor::FinalState },
     ],
-    backward: &[
-        CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
-        CellBinding { binding: 23, access: R, tensor: CellTensor::InitialState },
-        CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
-    ],
+    backward: &BACKWARD,
+    backward_vec4: &vec4_views(BACKWARD, &[21]),
     initial_state: &[
         CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
         CellBinding { binding: 25, access: W, tensor: CellTensor::InitialStateGrad },

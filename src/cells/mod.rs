@@ -127,8 +127,8 @@ pub enum CellTensor {
     FinalStateGrad,
 }
 
-/// One of a cell's own storage bindings (numbers from 20 up; the shared
-/// kernels use 1–13).
+/// One of a cell's own storage bindings (numbers 20–29, and their vec4
+/// views 50–59; the shared kernels use 1–17 and views 33–39).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CellBinding {
     /// `@binding` in the cell's WGSL.
@@ -137,6 +137,32 @@ pub struct CellBinding {
     pub access: Access,
     /// What the launcher binds there.
     pub tensor: CellTensor,
+}
+
+/// How far a buffer's vec4 view is from its scalar binding: the vec4 step
+/// kernels' epilogues read and write four consecutive units at once through
+/// `array<vec4<f32>>` declarations of the same buffers at binding + 30.
+pub const VEC4_VIEW: u32 = 30;
+
+/// `bindings` as their vec4 views: binding + [`VEC4_VIEW`], same tensors
+/// and order (so launchers pass the same buffers); the access is the one
+/// `cell_backward4` needs, which is `bindings`' own unless `read_only`
+/// lists the binding (a buffer the scalar code also writes).
+pub const fn vec4_views<const N: usize>(bindings: [CellBinding; N], read_only: &[u32]) -> [CellBinding; N] {
+    let mut out = bindings;
+    let mut i = 0;
+    while i < N {
+        out[i].binding = bindings[i].binding + VEC4_VIEW;
+        let mut k = 0;
+        while k < read_only.len() {
+            if read_only[k] == bindings[i].binding {
+                out[i].access = Access::Read;
+            }
+            k += 1;
+        }
+        i += 1;
+    }
+    out
 }
 
 /// A step of the CPU reference forward, for one row: h_t, the cell state
@@ -199,6 +225,10 @@ pub struct Cell {
     pub forward: &'static [CellBinding],
     /// Its own bindings of the backward step kernels.
     pub backward: &'static [CellBinding],
+    /// The same tensors as `backward`, in the same order, as the vec4 views
+    /// the vec4 backward step kernel's `cell_backward4` reads (binding +
+    /// [`VEC4_VIEW`]; see [`vec4_views`]).
+    pub backward_vec4: &'static [CellBinding],
     /// Its own bindings of the initial-state gradient kernel.
     pub initial_state: &'static [CellBinding],
     /// Its own bindings of the sequence forward kernel: the step kernels'

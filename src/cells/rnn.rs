@@ -12,6 +12,7 @@ pub static RNN: Cell = Cell {
     wgsl: include_str!("../../shaders/cells/rnn.wgsl"),
     forward: &[],
     backward: &[],
+    backward_vec4: &[],
     initial_state: &[],
     sequence_forward: &[],
     sequence_backward: &[],

@@ -74,8 +74,10 @@ const FORWARD_VEC4: &[(u32, Access)] = &[(1, R), (10, R), (3, R), (11, R), (5, W
 /// Shared bindings of `recurrent_step_backward`, in launch order: info,
 /// w_hh, gates, h_prev, grad_out, grad_h_n, dgs_in, dgates, dgs_out.
 const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W)];
-/// `recurrent_step_backward_vec4`: the same buffers, w_hh and dgs_in as vec4.
-const BACKWARD_VEC4: &[(u32, Access)] = &[(1, R), (11, R), (3, W), (4, R), (5, R), (6, R), (12, R), (8, W), (9, W)];
+/// `recurrent_step_backward_vec4`: the same buffers, w_hh and dgs_in as
+/// vec4, the others through their vec4 views (binding + 30).
+const BACKWARD_VEC4: &[(u32, Access)] =
+    &[(1, R), (11, R), (33, W), (34, R), (35, R), (36, R), (12, R), (38, W), (39, W)];
 /// Shared bindings of `recurrent_grad_initial_state`: info, w_hh, dgates, grad_h0.
 const INITIAL_STATE: &[(u32, Access)] = &[(1, R), (2, R), (8, W), (10, W)];
 /// `recurrent_grad_initial_state_vec4`: info, dgates, grad_h0, w_hh as vec4.
@@ -158,7 +160,7 @@ fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
     let shader = step_shader(cell, Pass::Backward);
     let (entry, storage) =
         if vec4 { ("recurrent_step_backward_vec4", BACKWARD_VEC4) } else { ("recurrent_step_backward", BACKWARD) };
-    Kernel { shader, entry, storage, cell: cell.backward }
+    Kernel { shader, entry, storage, cell: if vec4 { cell.backward_vec4 } else { cell.backward } }
 }
 
 /// The initial-state gradient kernel of `cell` (vec4 reads and a tile of

@@ -75,6 +75,8 @@ override WG: u32 = 64u;
 // Vec4 views (binding + 30) of the buffers the vec4 step kernel's epilogue
 // reads and writes, four consecutive units at a time.
 @group(0) @binding(33) var<storage, read_write> gates4: array<vec4<f32>>;
+// Declared only so the cell's forward code compiles (as b_hh above).
+@group(0) @binding(43) var<storage, read> b_hh4: array<vec4<f32>>;
 @group(0) @binding(34) var<storage, read> h_prev4: array<vec4<f32>>;
 @group(0) @binding(35) var<storage, read> grad_out4: array<vec4<f32>>;
 @group(0) @binding(36) var<storage, read> grad_h_n4: array<vec4<f32>>;

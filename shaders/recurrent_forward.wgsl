@@ -35,6 +35,7 @@
 //   9 state_out   read_write  (B, S) h_t, sorted rows
 //   10 w_hh4      read        (G, S/4) vec4       vec4 kernel
 //   11 state_in4  read        (B, S/4) vec4       vec4 kernel
+//   33–39         vec4 views (binding + 30) of 3–9: the vec4 kernel's epilogue
 //   14 h_tilde    read_write  (N, H) the cell's output h̃ (projected kernels; for dW_hr)
 //   15 w_hr       read        (S, H) the projection (projected kernels)
 // Workgroup mapping: WG invocations along the units, UNITS_PER_INVOCATION
@@ -61,10 +62,14 @@ const LANES: u32 = GATES * UNITS_PER_INVOCATION;
 @group(0) @binding(11) var<storage, read> state_in4: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read_write> h_tilde: array<f32>;
 @group(0) @binding(15) var<storage, read> w_hr: array<f32>;
-// Vec4 views (binding + 30), declared so the cell's backward code, part of
-// this module, compiles; no kernel here uses them.
+// Vec4 views (binding + 30) of the buffers the vec4 step kernel's epilogue
+// reads and writes, four consecutive units at a time.
+@group(0) @binding(33) var<storage, read> b_hh4: array<vec4<f32>>;
 @group(0) @binding(35) var<storage, read_write> gates4: array<vec4<f32>>;
+@group(0) @binding(36) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(37) var<storage, read_write> h_prev4: array<vec4<f32>>;
+@group(0) @binding(38) var<storage, read_write> h_n4: array<vec4<f32>>;
+@group(0) @binding(39) var<storage, read_write> state_out4: array<vec4<f32>>;
 
 // W_hh row of lane l for the invocation whose first unit is j0 (a unit past
 // H repeats the last one: in bounds, and its result is stored nowhere).
@@ -182,12 +187,24 @@ fn recurrent_step_forward_projected(@builtin(workgroup_id) wg: vec3<u32>, @built
 }
 
 // Each invocation owns VEC4_GROUPS groups of UNITS_PER_INVOCATION units
-// (LSTM, GRU: 4 units; RNN: 16) for a tile of ROWS rows. Per 4 steps of k,
-// VEC4_GROUPS·LANES + ROWS vec4 loads feed 4·VEC4_GROUPS·LANES·ROWS
-// multiply-adds (on lavapipe every load is a loop over the SIMD lanes, so
-// this ratio sets the speed). Each (row, unit) does the arithmetic of the
-// scalar-group version in the same order, so the bits do not depend on
-// VEC4_GROUPS.
+// (LSTM, GRU: 4 groups of 1 unit; RNN: 2 groups of 4; Rust picks
+// VEC4_GROUPS per cell so the units come in whole quads) for a tile of ROWS
+// rows. Per 4 steps of k, VEC4_GROUPS·LANES + ROWS vec4 loads feed
+// 4·VEC4_GROUPS·LANES·ROWS multiply-adds (on lavapipe every load is a loop
+// over the SIMD lanes, so this ratio sets the speed). The epilogue then
+// finishes four consecutive units at a time through the vec4 views
+// (`cell_forward4`): one load or store per buffer where the scalar
+// epilogue has four. Each (row, unit) does the arithmetic of the scalar
+// kernel in the same order, so the bits do not depend on any of this.
+const_assert 0u == UNITS_PER_INVOCATION * VEC4_GROUPS % 4u;
+const VEC4_QUADS: u32 = UNITS_PER_INVOCATION * VEC4_GROUPS / 4u;
+
+// The recurrent products of unit u (0-based in the invocation) for row r,
+// in gate order.
+fn group_unit_lanes(acc: array<array<vec4<f32>, ROWS>, VEC4_GROUPS>, r: u32, u: u32) -> vec4<f32> {
+    return unit_lanes(acc[u / UNITS_PER_INVOCATION][r], u % UNITS_PER_INVOCATION);
+}
+
 @compute @workgroup_size(WG)
 fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     cur_t = p.t;
@@ -226,17 +243,26 @@ fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
             }
         }
     }
-    for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
-        let j0 = j_first + gi * UNITS_PER_INVOCATION;
-        if (j0 >= h) { break; }
-        var h_own: array<vec4<f32>, ROWS>;
-        for (var r = 0u; r < ROWS; r++) {
-            for (var u = 0u; u < UNITS_PER_INVOCATION; u++) {
-                let j = own_state_index(0u, j0 + u);
-                h_own[r][u] = state_in4[base[r] + j / 4u][j % 4u];
-            }
+    // H % 4 == 0 and no projection (S = H): a quad past H is wholly past it.
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        for (var qd = 0u; qd < VEC4_QUADS; qd++) {
+            let j0 = j_first + 4u * qd;
+            if (j0 >= h) { break; }
+            let u = 4u * qd;
+            // Column g: gate g of the four units.
+            let rec = transpose(mat4x4<f32>(group_unit_lanes(acc, r, u), group_unit_lanes(acc, r, u + 1u),
+                                            group_unit_lanes(acc, r, u + 2u), group_unit_lanes(acc, r, u + 3u)));
+            let h_own = state_in4[base[r] + j0 / 4u];
+            let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
+            h_prev4[(row * h + j0) / 4u] = h_own;
+            out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
+            state_out4[(s * h + j0) / 4u] = hv;
+            if (is_last) { h_n4[hstate_at(s, j0) / 4u] = hv; }
         }
-        forward_finish(s0, live, j0, acc[gi], h_own);
     }
 }
 

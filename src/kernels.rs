@@ -173,12 +173,12 @@ impl Shader {
     /// consts, not overrides, because WGSL sizes function-scope arrays with
     /// const-expressions only.
     pub fn constants(self) -> Vec<(&'static str, u32)> {
-        use crate::rnn::gpu::{ROWS, UNITS, VEC4_GROUPS};
+        use crate::rnn::gpu::{vec4_groups, ROWS, UNITS};
         match self {
             Shader::Recurrent { cell, rows, .. } => vec![
                 ("ROWS", ROWS),
                 ("UNITS", UNITS),
-                ("VEC4_GROUPS", VEC4_GROUPS),
+                ("VEC4_GROUPS", vec4_groups(cell.gates)),
                 ("GATES", cell.gates as u32),
                 ("SEQ_ROWS", rows),
             ],

@@ -13,16 +13,16 @@
 //   20 hn_lin   read_write  (N, H) h_n = W_hn h_{t-1} + b_hn per packed row (saved by forward)
 //   21 dgh      read_write  (N, G) hidden-side dG per packed row (for dW_hh, b_hh)
 //   22 dcarry   read_write  (B, H) dh⊙z, sorted rows; starts at zero
-//   50–52       vec4 views of 20 (read), 21, 22 (vec4 backward step kernel)
+//   50–52       vec4 views of 20–22 (vec4 step kernels)
 // Workgroup mapping: that of the step kernels (one call per row and unit;
-// `cell_backward4` per row and four units).
+// `cell_forward4` and `cell_backward4` per row and four units).
 // Saves for backward: the activations r, z, n in `gates`, and hn_lin.
 
 @group(0) @binding(20) var<storage, read_write> hn_lin: array<f32>;
 @group(0) @binding(21) var<storage, read_write> dgh: array<f32>;
 @group(0) @binding(22) var<storage, read_write> dcarry: array<f32>;
-// Vec4 views (binding + 30) for `cell_backward4`.
-@group(0) @binding(50) var<storage, read> hn_lin4: array<vec4<f32>>;
+// Vec4 views (binding + 30, same access) for `cell_forward4` and `cell_backward4`.
+@group(0) @binding(50) var<storage, read_write> hn_lin4: array<vec4<f32>>;
 @group(0) @binding(51) var<storage, read_write> dgh4: array<vec4<f32>>;
 @group(0) @binding(52) var<storage, read_write> dcarry4: array<vec4<f32>>;
 
@@ -45,6 +45,26 @@ fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: b
     gates[row * g3 + h + j] = z;
     gates[row * g3 + 2u * h + j] = n;
     hn_lin[row * h + j] = a.z;
+    return (1.0 - z) * n + z * h_own;
+}
+
+// `cell_forward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0): column g of `rec` is gate g of the four units.
+fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>, is_last: bool) -> vec4<f32> {
+    let h = p.hidden;
+    let hq = h / 4u;
+    let gq = (row * 3u * h + j0) / 4u;
+    let b = j0 / 4u;
+    let a_r = rec[0] + b_hh4[b];
+    let a_z = rec[1] + b_hh4[b + hq];
+    let a_n = rec[2] + b_hh4[b + 2u * hq];
+    let r = sigmoid4(gates4[gq] + a_r);
+    let z = sigmoid4(gates4[gq + hq] + a_z);
+    let n = tanh_stable4(gates4[gq + 2u * hq] + r * a_n);
+    gates4[gq] = r;
+    gates4[gq + hq] = z;
+    gates4[gq + 2u * hq] = n;
+    hn_lin4[(row * h + j0) / 4u] = a_n;
     return (1.0 - z) * n + z * h_own;
 }
 

@@ -19,9 +19,9 @@
 //   24 dcarry      read_write  (B, H) dc, sorted rows; starts as grad_c_n
 //   25 grad_c0     read_write  (L·D, B, H)                  initial-state kernel
 //   26 grad_c_n    read        (L·D, B, H)                  sequence backward kernel
-//   51, 53, 54     vec4 views of 21 (read), 23, 24          vec4 backward step kernel
+//   50–56          vec4 views of 20–26                      vec4 step kernels
 // Workgroup mapping: that of the step kernels (one call per row and unit;
-// `cell_backward4` per row and four units).
+// `cell_forward4` and `cell_backward4` per row and four units).
 // Saves for backward: the activations i, f, g, o in `gates`, and `cell`.
 
 @group(0) @binding(20) var<storage, read_write> cell_state: array<f32>;
@@ -31,8 +31,10 @@
 @group(0) @binding(24) var<storage, read_write> dcarry: array<f32>;
 @group(0) @binding(25) var<storage, read_write> grad_c0: array<f32>;
 @group(0) @binding(26) var<storage, read> grad_c_n: array<f32>;
-// Vec4 views (binding + 30) for `cell_backward4`.
-@group(0) @binding(51) var<storage, read> cell4: array<vec4<f32>>;
+// Vec4 views (binding + 30, same access) for `cell_forward4` and `cell_backward4`.
+@group(0) @binding(50) var<storage, read_write> cell_state4: array<vec4<f32>>;
+@group(0) @binding(51) var<storage, read_write> cell4: array<vec4<f32>>;
+@group(0) @binding(52) var<storage, read_write> c_n4: array<vec4<f32>>;
 @group(0) @binding(53) var<storage, read> c0_4: array<vec4<f32>>;
 @group(0) @binding(54) var<storage, read_write> dcarry4: array<vec4<f32>>;
 
@@ -65,6 +67,29 @@ fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: b
     cell[row * h + j] = c;
     if (is_last) { c_n[state_at(s, j)] = c; }
     return o * tanh_stable(c);
+}
+
+// `cell_forward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0): column g of `rec` is gate g of the four units.
+fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>, is_last: bool) -> vec4<f32> {
+    let h = p.hidden;
+    let hq = h / 4u;
+    let gq = (row * 4u * h + j0) / 4u;
+    let b = j0 / 4u;
+    let i = sigmoid4(rec[0] + b_hh4[b] + gates4[gq]);
+    let f = sigmoid4(rec[1] + b_hh4[b + hq] + gates4[gq + hq]);
+    let g = tanh_stable4(rec[2] + b_hh4[b + 2u * hq] + gates4[gq + 2u * hq]);
+    let o = sigmoid4(rec[3] + b_hh4[b + 3u * hq] + gates4[gq + 3u * hq]);
+    let at = (s * h + j0) / 4u;
+    let c = f * cell_state4[at] + i * g;
+    gates4[gq] = i;
+    gates4[gq + hq] = f;
+    gates4[gq + 2u * hq] = g;
+    gates4[gq + 3u * hq] = o;
+    cell_state4[at] = c;
+    cell4[(row * h + j0) / 4u] = c;
+    if (is_last) { c_n4[state_at(s, j0) / 4u] = c; }
+    return o * tanh_stable4(c);
 }
 
 fn cell_backward(s: u32, row: u32, j: u32, dh: f32) -> CellGrad {

@@ -7,7 +7,7 @@
 //
 // Bindings: none of its own (the step kernels' are listed in recurrent_*.wgsl).
 // Workgroup mapping: that of the step kernels (one call per row and unit;
-// `cell_backward4` per row and four units).
+// `cell_forward4` and `cell_backward4` per row and four units).
 // Saves for backward: h in `gates`.
 
 override RELU: bool = false;
@@ -23,6 +23,17 @@ fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: b
     var hv: f32;
     if (RELU) { hv = max(a, 0.0); } else { hv = tanh_stable(a); }
     gates[row * h + j] = hv;
+    return hv;
+}
+
+// `cell_forward` for units j0..j0+3 through the vec4 views (the vec4 step
+// kernel; j0 % 4 == 0): column 0 of `rec` holds the four units.
+fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>, is_last: bool) -> vec4<f32> {
+    let at = (row * p.hidden + j0) / 4u;
+    let a = rec[0] + b_hh4[j0 / 4u] + gates4[at];
+    var hv: vec4<f32>;
+    if (RELU) { hv = max(a, vec4<f32>(0.0)); } else { hv = tanh_stable4(a); }
+    gates4[at] = hv;
     return hv;
 }
 

@@ -5,6 +5,9 @@
 use super::{sigmoid, vec4_views, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
 use crate::kernels::Access::ReadWrite as W;
 
+/// Its own bindings of the forward step kernels.
+const FORWARD: [CellBinding; 1] = [CellBinding { binding: 20, access: W, tensor: CellTensor::Saved }];
+
 /// Its own bindings of the backward step kernels.
 const BACKWARD: [CellBinding; 3] = [
     CellBinding { binding: 20, access: W, tensor: CellTensor::Saved },
@@ -18,9 +21,10 @@ pub static GRU: Cell = Cell {
     gates: 3,
     has_state: false,
     wgsl: include_str!("../../shaders/cells/gru.wgsl"),
-    forward: &[CellBinding { binding: 20, access: W, tensor: CellTensor::Saved }],
+    forward: &FORWARD,
+    forward_vec4: &vec4_views(FORWARD),
     backward: &BACKWARD,
-    backward_vec4: &vec4_views(BACKWARD, &[20]),
+    backward_vec4: &vec4_views(BACKWARD),
     initial_state: &[
         CellBinding { binding: 21, access: W, tensor: CellTensor::HiddenGrads },
         CellBinding { binding: 22, access: W, tensor: CellTensor::Carry },

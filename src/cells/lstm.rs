@@ -4,6 +4,13 @@
 use super::{sigmoid, vec4_views, Cell, CellBinding, CellTensor, ReferenceStep, ReferenceStepGrad, RnnMode};
 use crate::kernels::Access::{Read as R, ReadWrite as W};
 
+/// Its own bindings of the forward step kernels.
+const FORWARD: [CellBinding; 3] = [
+    CellBinding { binding: 20, access: W, tensor: CellTensor::State },
+    CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
+    CellBinding { binding: 22, access: W, tensor: CellTensor::FinalState },
+];
+
 /// Its own bindings of the backward step kernels.
 const BACKWARD: [CellBinding; 3] = [
     CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
@@ -17,13 +24,10 @@ pub static LSTM: Cell = Cell {
     gates: 4,
     has_state: true,
     wgsl: include_str!("../../shaders/cells/lstm.wgsl"),
-    forward: &[
-        CellBinding { binding: 20, access: W, tensor: CellTensor::State },
-        CellBinding { binding: 21, access: W, tensor: CellTensor::Saved },
-        CellBinding { binding: 22, access: W, tensor: CellTensor::FinalState },
-    ],
+    forward: &FORWARD,
+    forward_vec4: &vec4_views(FORWARD),
     backward: &BACKWARD,
-    backward_vec4: &vec4_views(BACKWARD, &[21]),
+    backward_vec4: &vec4_views(BACKWARD),
     initial_state: &[
         CellBinding { binding: 24, access: W, tensor: CellTensor::Carry },
         CellBinding { binding: 25, access: W, tensor: CellTensor::InitialStateGrad },

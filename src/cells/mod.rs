@@ -144,22 +144,13 @@ pub struct CellBinding {
 /// `array<vec4<f32>>` declarations of the same buffers at binding + 30.
 pub const VEC4_VIEW: u32 = 30;
 
-/// `bindings` as their vec4 views: binding + [`VEC4_VIEW`], same tensors
-/// and order (so launchers pass the same buffers); the access is the one
-/// `cell_backward4` needs, which is `bindings`' own unless `read_only`
-/// lists the binding (a buffer the scalar code also writes).
-pub const fn vec4_views<const N: usize>(bindings: [CellBinding; N], read_only: &[u32]) -> [CellBinding; N] {
+/// `bindings` as their vec4 views: binding + [`VEC4_VIEW`], same access,
+/// same tensors and order (so launchers pass the same buffers).
+pub const fn vec4_views<const N: usize>(bindings: [CellBinding; N]) -> [CellBinding; N] {
     let mut out = bindings;
     let mut i = 0;
     while i < N {
         out[i].binding = bindings[i].binding + VEC4_VIEW;
-        let mut k = 0;
-        while k < read_only.len() {
-            if read_only[k] == bindings[i].binding {
-                out[i].access = Access::Read;
-            }
-            k += 1;
-        }
         i += 1;
     }
     out
@@ -223,11 +214,13 @@ pub struct Cell {
     pub wgsl: &'static str,
     /// Its own bindings of the forward step kernels.
     pub forward: &'static [CellBinding],
+    /// The same tensors as `forward`, in the same order, as the vec4 views
+    /// the vec4 forward step kernel's `cell_forward4` uses (binding +
+    /// [`VEC4_VIEW`]; see [`vec4_views`]).
+    pub forward_vec4: &'static [CellBinding],
     /// Its own bindings of the backward step kernels.
     pub backward: &'static [CellBinding],
-    /// The same tensors as `backward`, in the same order, as the vec4 views
-    /// the vec4 backward step kernel's `cell_backward4` reads (binding +
-    /// [`VEC4_VIEW`]; see [`vec4_views`]).
+    /// `backward` as vec4 views, for `cell_backward4`.
     pub backward_vec4: &'static [CellBinding],
     /// Its own bindings of the initial-state gradient kernel.
     pub initial_state: &'static [CellBinding],

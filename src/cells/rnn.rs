@@ -11,6 +11,7 @@ pub static RNN: Cell = Cell {
     has_state: false,
     wgsl: include_str!("../../shaders/cells/rnn.wgsl"),
     forward: &[],
+    forward_vec4: &[],
     backward: &[],
     backward_vec4: &[],
     initial_state: &[],

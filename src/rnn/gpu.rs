@@ -27,8 +27,15 @@ pub(crate) const ROWS: u32 = 8;
 /// Hidden units per invocation of the backward step kernels, which share
 /// dG loads across them (their `UNITS`).
 pub(crate) const UNITS: u32 = 4;
-/// Unit groups per invocation of the vec4 step kernels (their `VEC4_GROUPS`).
-pub(crate) const VEC4_GROUPS: u32 = 2;
+/// Unit groups per invocation of the vec4 forward step kernel (its
+/// `VEC4_GROUPS`) for a cell of `gates` gates: a group is the units whose
+/// gates fill a vec4 (LSTM, GRU: 1; RNN: 4), and an invocation takes at
+/// least 2 groups (each h load then serves twice the gates) and at least a
+/// quad of units (its epilogue works on four consecutive units at once).
+pub(crate) fn vec4_groups(gates: usize) -> u32 {
+    let units_per_group = (4 / gates).max(1) as u32;
+    2.max(4 / units_per_group)
+}
 
 /// Rows per workgroup the sequence kernels can be built with (`SEQ_ROWS`).
 pub(crate) const SEQUENCE_ROW_CHOICES: [u32; 4] = [1, 2, 4, 8];
@@ -69,8 +76,10 @@ const SEQUENCE_BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (11, R), (3, W), (
 /// Shared bindings of `recurrent_step_forward`, in launch order: info, w_hh,
 /// b_hh, state_in, gates, out, h_prev, h_n, state_out.
 const FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, W), (7, W), (8, W), (9, W)];
-/// `recurrent_step_forward_vec4`: the same buffers, w_hh and state_in as vec4.
-const FORWARD_VEC4: &[(u32, Access)] = &[(1, R), (10, R), (3, R), (11, R), (5, W), (6, W), (7, W), (8, W), (9, W)];
+/// `recurrent_step_forward_vec4`: the same buffers, w_hh and state_in as
+/// vec4, the others through their vec4 views (binding + 30).
+const FORWARD_VEC4: &[(u32, Access)] =
+    &[(1, R), (10, R), (33, R), (11, R), (35, W), (36, W), (37, W), (38, W), (39, W)];
 /// Shared bindings of `recurrent_step_backward`, in launch order: info,
 /// w_hh, gates, h_prev, grad_out, grad_h_n, dgs_in, dgates, dgs_out.
 const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W)];
@@ -152,7 +161,7 @@ fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
     let shader = step_shader(cell, Pass::Forward);
     let (entry, storage) =
         if vec4 { ("recurrent_step_forward_vec4", FORWARD_VEC4) } else { ("recurrent_step_forward", FORWARD) };
-    Kernel { shader, entry, storage, cell: cell.forward }
+    Kernel { shader, entry, storage, cell: if vec4 { cell.forward_vec4 } else { cell.forward } }
 }
 
 /// The backward step kernel of `cell` (vec4 reads when H % 4 == 0).
@@ -349,7 +358,7 @@ pub(crate) fn forward(
     let kernel = if projected { projected_step } else { forward_kernel(cell, vec4) };
     // Each invocation owns every gate of max(1, 4 / gates) units, times
     // VEC4_GROUPS in the vec4 kernel.
-    let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { VEC4_GROUPS } else { 1 };
+    let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { vec4_groups(cell.gates) } else { 1 };
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
     let rt = &dev.rt;
     let variant = match forced {

@@ -4,17 +4,18 @@
 // Requires K % 4 == 0, N % 4 == 0 and M % 4 == 0 when TRANS_A
 // (src/ops/gemm.rs checks and falls back to gemm_register otherwise).
 //
-// The 16×16 tile is a const, not an override: WGSL sizes function-scope
-// arrays with consts only, and the sixteen accumulators are written out by
-// hand so they stay in registers. Workgroup shape and transposes are
+// The 32×16 tile is a const, not an override: the 32 accumulators are
+// written out by hand so they stay in registers (an array indexed in a
+// loop would live in memory). Workgroup shape and transposes are
 // overrides (src/ops/gemm.rs picks them per adapter).
 //
 // Why: on lavapipe every storage-buffer load or store is a loop over the 8
 // SIMD lanes with a bounds check per component, whatever the address
 // pattern, so the count of load instructions per multiply-add is what sets
-// the speed. Each invocation owns a 16×16 block of C as sixteen mat4x4
-// accumulators; per k-step of 4 it loads eight 4×4 fragments (32 vec4
-// loads) for 1024 multiply-adds, written as mat4x4 products. Fragment
+// the speed. Each invocation owns a 32×16 block of C as 32 mat4x4
+// accumulators; per k-step of 4 it loads twelve 4×4 fragments (48 vec4
+// loads) for 2048 multiply-adds, written as mat4x4 products. (16×16 tiles
+// load 32 per 1024: the step's GEMMs took 53 ms with them, 45 with these.) Fragment
 // transposes are free there (SoA registers) and cheap on GPUs. The
 // accumulators exceed the register file and spill, which costs far less
 // than the loads saved.
@@ -26,7 +27,7 @@
 //   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
 //   4 c     read_write  (batch, M, N) as vec4
 // Workgroup mapping: (WG_X, WG_Y) invocations, x over N, y over M, z over
-// the batch; invocation (x, y) owns rows 16y.., columns 16x.. of its block.
+// the batch; invocation (x, y) owns rows 32y.., columns 16x.. of its block.
 // Edges: loads clamp to the matrix, stores skip rows ≥ M and columns ≥ N.
 // Saves nothing for backward.
 
@@ -91,61 +92,102 @@ fn store_block(z: u32, row0: u32, col0: u32, acc: mat4x4<f32>) {
     store_row(z, row0 + 3u, col0, rows[3]);
 }
 
-// VEC4_TILE comes from Rust (it sizes the dispatch); the sixteen
-// accumulators below are written out for exactly 16.
-const_assert VEC4_TILE == 16u;
+// VEC4_TILE_ROWS and VEC4_TILE_COLS come from Rust (they size the
+// dispatch); the 8×4 accumulators below are written out for exactly 32×16.
+const_assert VEC4_TILE_ROWS == 32u;
+const_assert VEC4_TILE_COLS == 16u;
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn gemm_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let z = wg.z;
-    let row0 = (wg.y * WG_Y + lid.y) * VEC4_TILE;
-    let col0 = (wg.x * WG_X + lid.x) * VEC4_TILE;
+    let row0 = (wg.y * WG_Y + lid.y) * VEC4_TILE_ROWS;
+    let col0 = (wg.x * WG_X + lid.x) * VEC4_TILE_COLS;
     let a_base = z * p.stride_a;
     let b_base = z * p.stride_b;
-    var acc00 = mat4x4<f32>();
-    var acc01 = mat4x4<f32>();
-    var acc02 = mat4x4<f32>();
-    var acc03 = mat4x4<f32>();
-    var acc10 = mat4x4<f32>();
-    var acc11 = mat4x4<f32>();
-    var acc12 = mat4x4<f32>();
-    var acc13 = mat4x4<f32>();
-    var acc20 = mat4x4<f32>();
-    var acc21 = mat4x4<f32>();
-    var acc22 = mat4x4<f32>();
-    var acc23 = mat4x4<f32>();
-    var acc30 = mat4x4<f32>();
-    var acc31 = mat4x4<f32>();
-    var acc32 = mat4x4<f32>();
-    var acc33 = mat4x4<f32>();
+    var acc0_0 = mat4x4<f32>();
+    var acc0_1 = mat4x4<f32>();
+    var acc0_2 = mat4x4<f32>();
+    var acc0_3 = mat4x4<f32>();
+    var acc1_0 = mat4x4<f32>();
+    var acc1_1 = mat4x4<f32>();
+    var acc1_2 = mat4x4<f32>();
+    var acc1_3 = mat4x4<f32>();
+    var acc2_0 = mat4x4<f32>();
+    var acc2_1 = mat4x4<f32>();
+    var acc2_2 = mat4x4<f32>();
+    var acc2_3 = mat4x4<f32>();
+    var acc3_0 = mat4x4<f32>();
+    var acc3_1 = mat4x4<f32>();
+    var acc3_2 = mat4x4<f32>();
+    var acc3_3 = mat4x4<f32>();
+    var acc4_0 = mat4x4<f32>();
+    var acc4_1 = mat4x4<f32>();
+    var acc4_2 = mat4x4<f32>();
+    var acc4_3 = mat4x4<f32>();
+    var acc5_0 = mat4x4<f32>();
+    var acc5_1 = mat4x4<f32>();
+    var acc5_2 = mat4x4<f32>();
+    var acc5_3 = mat4x4<f32>();
+    var acc6_0 = mat4x4<f32>();
+    var acc6_1 = mat4x4<f32>();
+    var acc6_2 = mat4x4<f32>();
+    var acc6_3 = mat4x4<f32>();
+    var acc7_0 = mat4x4<f32>();
+    var acc7_1 = mat4x4<f32>();
+    var acc7_2 = mat4x4<f32>();
+    var acc7_3 = mat4x4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         let b0 = b_fragment(b_base, k0, col0 + 0u);
         let b1 = b_fragment(b_base, k0, col0 + 4u);
         let b2 = b_fragment(b_base, k0, col0 + 8u);
         let b3 = b_fragment(b_base, k0, col0 + 12u);
         let a0 = a_fragment(a_base, row0 + 0u, k0);
-        acc00 += a0 * b0; acc01 += a0 * b1; acc02 += a0 * b2; acc03 += a0 * b3;
+        acc0_0 += a0 * b0; acc0_1 += a0 * b1; acc0_2 += a0 * b2; acc0_3 += a0 * b3;
         let a1 = a_fragment(a_base, row0 + 4u, k0);
-        acc10 += a1 * b0; acc11 += a1 * b1; acc12 += a1 * b2; acc13 += a1 * b3;
+        acc1_0 += a1 * b0; acc1_1 += a1 * b1; acc1_2 += a1 * b2; acc1_3 += a1 * b3;
         let a2 = a_fragment(a_base, row0 + 8u, k0);
-        acc20 += a2 * b0; acc21 += a2 * b1; acc22 += a2 * b2; acc23 += a2 * b3;
+        acc2_0 += a2 * b0; acc2_1 += a2 * b1; acc2_2 += a2 * b2; acc2_3 += a2 * b3;
         let a3 = a_fragment(a_base, row0 + 12u, k0);
-        acc30 += a3 * b0; acc31 += a3 * b1; acc32 += a3 * b2; acc33 += a3 * b3;
+        acc3_0 += a3 * b0; acc3_1 += a3 * b1; acc3_2 += a3 * b2; acc3_3 += a3 * b3;
+        let a4 = a_fragment(a_base, row0 + 16u, k0);
+        acc4_0 += a4 * b0; acc4_1 += a4 * b1; acc4_2 += a4 * b2; acc4_3 += a4 * b3;
+        let a5 = a_fragment(a_base, row0 + 20u, k0);
+        acc5_0 += a5 * b0; acc5_1 += a5 * b1; acc5_2 += a5 * b2; acc5_3 += a5 * b3;
+        let a6 = a_fragment(a_base, row0 + 24u, k0);
+        acc6_0 += a6 * b0; acc6_1 += a6 * b1; acc6_2 += a6 * b2; acc6_3 += a6 * b3;
+        let a7 = a_fragment(a_base, row0 + 28u, k0);
+        acc7_0 += a7 * b0; acc7_1 += a7 * b1; acc7_2 += a7 * b2; acc7_3 += a7 * b3;
     }
-    store_block(z, row0 + 0u, col0 + 0u, acc00);
-    store_block(z, row0 + 0u, col0 + 4u, acc01);
-    store_block(z, row0 + 0u, col0 + 8u, acc02);
-    store_block(z, row0 + 0u, col0 + 12u, acc03);
-    store_block(z, row0 + 4u, col0 + 0u, acc10);
-    store_block(z, row0 + 4u, col0 + 4u, acc11);
-    store_block(z, row0 + 4u, col0 + 8u, acc12);
-    store_block(z, row0 + 4u, col0 + 12u, acc13);
-    store_block(z, row0 + 8u, col0 + 0u, acc20);
-    store_block(z, row0 + 8u, col0 + 4u, acc21);
-    store_block(z, row0 + 8u, col0 + 8u, acc22);
-    store_block(z, row0 + 8u, col0 + 12u, acc23);
-    store_block(z, row0 + 12u, col0 + 0u, acc30);
-    store_block(z, row0 + 12u, col0 + 4u, acc31);
-    store_block(z, row0 + 12u, col0 + 8u, acc32);
-    store_block(z, row0 + 12u, col0 + 12u, acc33);
+    store_block(z, row0 + 0u, col0 + 0u, acc0_0);
+    store_block(z, row0 + 0u, col0 + 4u, acc0_1);
+    store_block(z, row0 + 0u, col0 + 8u, acc0_2);
+    store_block(z, row0 + 0u, col0 + 12u, acc0_3);
+    store_block(z, row0 + 4u, col0 + 0u, acc1_0);
+    store_block(z, row0 + 4u, col0 + 4u, acc1_1);
+    store_block(z, row0 + 4u, col0 + 8u, acc1_2);
+    store_block(z, row0 + 4u, col0 + 12u, acc1_3);
+    store_block(z, row0 + 8u, col0 + 0u, acc2_0);
+    store_block(z, row0 + 8u, col0 + 4u, acc2_1);
+    store_block(z, row0 + 8u, col0 + 8u, acc2_2);
+    store_block(z, row0 + 8u, col0 + 12u, acc2_3);
+    store_block(z, row0 + 12u, col0 + 0u, acc3_0);
+    store_block(z, row0 + 12u, col0 + 4u, acc3_1);
+    store_block(z, row0 + 12u, col0 + 8u, acc3_2);
+    store_block(z, row0 + 12u, col0 + 12u, acc3_3);
+    store_block(z, row0 + 16u, col0 + 0u, acc4_0);
+    store_block(z, row0 + 16u, col0 + 4u, acc4_1);
+    store_block(z, row0 + 16u, col0 + 8u, acc4_2);
+    store_block(z, row0 + 16u, col0 + 12u, acc4_3);
+    store_block(z, row0 + 20u, col0 + 0u, acc5_0);
+    store_block(z, row0 + 20u, col0 + 4u, acc5_1);
+    store_block(z, row0 + 20u, col0 + 8u, acc5_2);
+    store_block(z, row0 + 20u, col0 + 12u, acc5_3);
+    store_block(z, row0 + 24u, col0 + 0u, acc6_0);
+    store_block(z, row0 + 24u, col0 + 4u, acc6_1);
+    store_block(z, row0 + 24u, col0 + 8u, acc6_2);
+    store_block(z, row0 + 24u, col0 + 12u, acc6_3);
+    store_block(z, row0 + 28u, col0 + 0u, acc7_0);
+    store_block(z, row0 + 28u, col0 + 4u, acc7_1);
+    store_block(z, row0 + 28u, col0 + 8u, acc7_2);
+    store_block(z, row0 + 28u, col0 + 12u, acc7_3);
 }

@@ -183,7 +183,10 @@ impl Shader {
                 ("SEQ_ROWS", rows),
             ],
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
-            Shader::GemmVec4 => vec![("VEC4_TILE", crate::ops::gemm::VEC4_TILE)],
+            Shader::GemmVec4 => vec![
+                ("VEC4_TILE_ROWS", crate::ops::gemm::VEC4_TILE_ROWS),
+                ("VEC4_TILE_COLS", crate::ops::gemm::VEC4_TILE_COLS),
+            ],
             Shader::Optim => vec![
                 ("CHUNK", crate::optim::CHUNK as u32),
                 ("UPDATE_ELEMENTS", crate::optim::UPDATE_ELEMENTS),

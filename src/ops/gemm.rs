@@ -39,6 +39,8 @@ const REGISTER_WG: (u32, u32) = (16, 16);
 /// 16×1 on 512³, 2560×128·128×512, 1024³ and 64×128·128×512: 16×16 tiles
 /// in 16×1 workgroups were best or near-best on all four (~20–25 GFLOP/s;
 /// single runs vary by ±20%). x stays a multiple of the 8-lane SIMD width.
+/// Later (issue 10, third session), with the bench step's four GEMMs timed
+/// in place: 32×16 tiles 45 ms per step, 16×16 53, 16×32 67, 32×32 59.
 const VEC4_WG: (u32, u32) = (16, 1);
 
 /// The `gemm_vec4` workgroup shape for N columns: [`VEC4_WG`], made
@@ -53,16 +55,18 @@ const VEC4_WG: (u32, u32) = (16, 1);
 /// costs no coalescing.)
 fn vec4_workgroup(n: u32) -> (u32, u32) {
     let (wx, wy) = VEC4_WG;
-    let x = n.div_ceil(VEC4_TILE).next_power_of_two().min(wx);
+    let x = n.div_ceil(VEC4_TILE_COLS).next_power_of_two().min(wx);
     if x == wx {
         (wx, wy)
     } else {
         (x, (8 / x).max(1))
     }
 }
-/// Rows and columns of C per `gemm_vec4` invocation (the shader's 4×4 grid
-/// of mat4x4 accumulators).
-pub(crate) const VEC4_TILE: u32 = 16;
+/// Rows of C per `gemm_vec4` invocation (the shader's 8×4 grid of mat4x4
+/// accumulators) ...
+pub(crate) const VEC4_TILE_ROWS: u32 = 32;
+/// ... and columns.
+pub(crate) const VEC4_TILE_COLS: u32 = 16;
 /// Block of C one `gemm_shared` workgroup computes.
 pub(crate) const SHARED_BLOCK: u32 = 64;
 
@@ -233,7 +237,7 @@ pub fn gemm_with_variant(
         GemmVariant::Vec4 => {
             let (wx, wy) = vec4_workgroup(params.n);
             let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
-            let groups = [params.n.div_ceil(wx * VEC4_TILE), params.m.div_ceil(wy * VEC4_TILE), batch];
+            let groups = [params.n.div_ceil(wx * VEC4_TILE_COLS), params.m.div_ceil(wy * VEC4_TILE_ROWS), batch];
             rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)
         }
         GemmVariant::Shared => {

@@ -22,8 +22,11 @@ use crate::tensor::{DType, Tensor};
 /// Invocations per workgroup along H (the shaders' `WG` override).
 const WG: u32 = 64;
 
-/// Rows per invocation of the step kernels (their `ROWS`).
-pub(crate) const ROWS: u32 = 8;
+/// Rows per invocation of the step kernels (their `ROWS`): every W_hh load
+/// serves this many rows. On lavapipe (2 cores, the bench step) 8 rows took
+/// 25 + 35 ms forward + backward, 16 rows 23 + 31; at 32 the forward's
+/// per-row arrays stop fitting in registers (550 ms).
+pub(crate) const ROWS: u32 = 16;
 /// Hidden units per invocation of the backward step kernels, which share
 /// dG loads across them (their `UNITS`).
 pub(crate) const UNITS: u32 = 4;

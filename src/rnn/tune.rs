@@ -189,10 +189,30 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
 }
 
 /// What a cached choice is valid for: the adapter, its driver and backend,
-/// and this version of wgrnn (whose kernels were timed).
+/// this version of wgrnn, and the text of the recurrent kernels that were
+/// timed (a changed kernel, even within a version, is timed again).
 fn adapter_key(device: &Device) -> String {
     let info = device.info();
-    format!("{} | {} | {} | wgrnn {}", info.name, info.driver, info.backend, env!("CARGO_PKG_VERSION"))
+    format!(
+        "{} | {} | {} | wgrnn {} | kernels {:016x}",
+        info.name,
+        info.driver,
+        info.backend,
+        env!("CARGO_PKG_VERSION"),
+        kernels_revision()
+    )
+}
+
+/// FNV-1a of every source the recurrent kernels are built from (the shared
+/// templates and each cell's equations).
+fn kernels_revision() -> u64 {
+    use crate::kernels::{PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_FORWARD};
+    let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
+    [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD]
+        .into_iter()
+        .chain(cells)
+        .flat_map(str::bytes)
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The cache file, if a place for it is known.

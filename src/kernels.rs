@@ -72,7 +72,7 @@ pub enum Shader {
         pass: Pass,
         /// Rows per workgroup of the module's sequence kernels (its
         /// `SEQ_ROWS`; the step kernels ignore it). Launchers of step
-        /// kernels use [`crate::rnn::gpu::SEQUENCE_ROWS`].
+        /// kernels use `SEQUENCE_ROWS` (src/rnn/gpu.rs).
         rows: u32,
     },
 }

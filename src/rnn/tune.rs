@@ -204,15 +204,19 @@ fn adapter_key(device: &Device) -> String {
 }
 
 /// FNV-1a of every source the recurrent kernels are built from (the shared
-/// templates and each cell's equations).
+/// templates and each cell's equations), hashed once per process: the key
+/// is built on every tuned forward.
 fn kernels_revision() -> u64 {
-    use crate::kernels::{PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_FORWARD};
-    let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
-    [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD]
-        .into_iter()
-        .chain(cells)
-        .flat_map(str::bytes)
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    static REVISION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *REVISION.get_or_init(|| {
+        use crate::kernels::{PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_FORWARD};
+        let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
+        [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD]
+            .into_iter()
+            .chain(cells)
+            .flat_map(str::bytes)
+            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    })
 }
 
 /// The cache file, if a place for it is known.

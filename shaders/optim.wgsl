@@ -219,15 +219,16 @@ struct Dense {
 }
 
 // Which state slots the rules read and write.
-fn sgd_uses_s1() -> bool { return p.beta1 != 0.0 && applied_step() != 1u; }
+// SGD's momentum buffer is read after the first applied step only.
+fn sgd_uses_s1(first_step: bool) -> bool { return p.beta1 != 0.0 && !first_step; }
 fn rmsprop_uses_s3() -> bool { return p.beta1 > 0.0; }
 
-fn sgd_rule(x: Dense) -> Dense {
+fn sgd_rule(x: Dense, first_step: bool) -> Dense {
     var y = x;
     var g = x.g + p.weight_decay * x.w;
     if (p.beta1 != 0.0) {
         var buf: vec4<f32>;
-        if (applied_step() == 1u) { buf = g; } else { buf = p.beta1 * x.s1 + (1.0 - p.dampening) * g; }
+        if (first_step) { buf = g; } else { buf = p.beta1 * x.s1 + (1.0 - p.dampening) * g; }
         y.s1 = buf;
         if (NESTEROV) { g = g + p.beta1 * buf; } else { g = buf; }
     }
@@ -342,7 +343,8 @@ fn sgd_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (q == NO_GROUP) { return; }
     let first = q * UPDATE_ELEMENTS;
     let m = p.beta1 != 0.0;
-    dense_store(first, sgd_rule(dense_load(first, sgd_uses_s1(), false, false)), m, false, false);
+    let first_step = applied_step() == 1u;
+    dense_store(first, sgd_rule(dense_load(first, sgd_uses_s1(first_step), false, false), first_step), m, false, false);
 }
 
 @compute @workgroup_size(WG)
@@ -351,12 +353,13 @@ fn sgd_step_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let q0 = dense_group(wg, nwg, lid, VEC4_UPDATE_GROUPS);
     if (q0 == NO_GROUP) { return; }
     let m = p.beta1 != 0.0;
-    let s1 = sgd_uses_s1();
+    let first_step = applied_step() == 1u;
+    let s1 = sgd_uses_s1(first_step);
     // A constant trip count (unrolled) and a break: 15% faster than a loop bounded by n.
     for (var e = 0u; e < VEC4_UPDATE_GROUPS; e++) {
         let q = q0 + e;
         if (!group_in_range(q)) { break; }
-        dense_store4(q, sgd_rule(dense_load4(q, s1, false, false)), m, false, false);
+        dense_store4(q, sgd_rule(dense_load4(q, s1, false, false), first_step), m, false, false);
     }
 }
 

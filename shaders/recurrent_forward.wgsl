@@ -205,6 +205,55 @@ fn group_unit_lanes(acc: array<array<vec4<f32>, ROWS>, VEC4_GROUPS>, r: u32, u: 
     return unit_lanes(acc[u / UNITS_PER_INVOCATION][r], u % UNITS_PER_INVOCATION);
 }
 
+// Adds the products of k = 4c..4c+3 to the accumulators of the
+// invocation's VEC4_GROUPS groups (first unit j_first), given h_{t-1} of
+// its ROWS rows at those k.
+fn forward_accumulate_vec4(acc: ptr<function, array<array<vec4<f32>, ROWS>, VEC4_GROUPS>>,
+                           x: ptr<function, array<vec4<f32>, ROWS>>, j_first: u32, c: u32, sz4: u32) {
+    for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
+        let j0 = j_first + gi * UNITS_PER_INVOCATION;
+        let wa = w_hh4[lane_row(0u, j0) * sz4 + c];
+        var wb = vec4<f32>(0.0);
+        var wc = vec4<f32>(0.0);
+        var wd = vec4<f32>(0.0);
+        if (LANES > 1u) { wb = w_hh4[lane_row(1u, j0) * sz4 + c]; }
+        if (LANES > 2u) { wc = w_hh4[lane_row(2u, j0) * sz4 + c]; }
+        if (LANES > 3u) { wd = w_hh4[lane_row(3u, j0) * sz4 + c]; }
+        for (var r = 0u; r < ROWS; r++) {
+            let xr = (*x)[r];
+            (*acc)[gi][r] += vec4<f32>(dot(xr, wa), dot(xr, wb), dot(xr, wc), dot(xr, wd));
+        }
+    }
+}
+
+// The vec4 kernels' epilogue: finishes the live rows of the tile at s0 for
+// the invocation's units from j_first, given their recurrent products.
+// H % 4 == 0 and no projection (S = H): a quad past H is wholly past it.
+fn forward_finish_vec4(s0: u32, live: u32, j_first: u32, acc: array<array<vec4<f32>, ROWS>, VEC4_GROUPS>) {
+    let h = p.hidden;
+    let sz4 = p.state / 4u;
+    for (var r = 0u; r < ROWS; r++) {
+        let s = s0 + r;
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        for (var qd = 0u; qd < VEC4_QUADS; qd++) {
+            let j0 = j_first + 4u * qd;
+            if (j0 >= h) { break; }
+            let u = 4u * qd;
+            // Column g: gate g of the four units.
+            let rec = transpose(mat4x4<f32>(group_unit_lanes(acc, r, u), group_unit_lanes(acc, r, u + 1u),
+                                            group_unit_lanes(acc, r, u + 2u), group_unit_lanes(acc, r, u + 3u)));
+            let h_own = state_in4[s * sz4 + j0 / 4u];
+            let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
+            h_prev4[(row * h + j0) / 4u] = h_own;
+            out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
+            state_out4[(s * h + j0) / 4u] = hv;
+            if (is_last) { h_n4[hstate_at(s, j0) / 4u] = hv; }
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     cur_t = p.t;
@@ -229,41 +278,9 @@ fn recurrent_step_forward_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(lo
         for (var r = 0u; r < ROWS; r++) {
             x[r] = state_in4[base[r] + c];
         }
-        for (var gi = 0u; gi < VEC4_GROUPS; gi++) {
-            let j0 = j_first + gi * UNITS_PER_INVOCATION;
-            let wa = w_hh4[lane_row(0u, j0) * sz4 + c];
-            var wb = vec4<f32>(0.0);
-            var wc = vec4<f32>(0.0);
-            var wd = vec4<f32>(0.0);
-            if (LANES > 1u) { wb = w_hh4[lane_row(1u, j0) * sz4 + c]; }
-            if (LANES > 2u) { wc = w_hh4[lane_row(2u, j0) * sz4 + c]; }
-            if (LANES > 3u) { wd = w_hh4[lane_row(3u, j0) * sz4 + c]; }
-            for (var r = 0u; r < ROWS; r++) {
-                acc[gi][r] += vec4<f32>(dot(x[r], wa), dot(x[r], wb), dot(x[r], wc), dot(x[r], wd));
-            }
-        }
+        forward_accumulate_vec4(&acc, &x, j_first, c, sz4);
     }
-    // H % 4 == 0 and no projection (S = H): a quad past H is wholly past it.
-    for (var r = 0u; r < ROWS; r++) {
-        let s = s0 + r;
-        if (s >= live) { break; }
-        let row = step_offset(p.t) + s;
-        let is_last = next_row(s) == NO_ROW;
-        for (var qd = 0u; qd < VEC4_QUADS; qd++) {
-            let j0 = j_first + 4u * qd;
-            if (j0 >= h) { break; }
-            let u = 4u * qd;
-            // Column g: gate g of the four units.
-            let rec = transpose(mat4x4<f32>(group_unit_lanes(acc, r, u), group_unit_lanes(acc, r, u + 1u),
-                                            group_unit_lanes(acc, r, u + 2u), group_unit_lanes(acc, r, u + 3u)));
-            let h_own = state_in4[base[r] + j0 / 4u];
-            let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
-            h_prev4[(row * h + j0) / 4u] = h_own;
-            out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
-            state_out4[(s * h + j0) / 4u] = hv;
-            if (is_last) { h_n4[hstate_at(s, j0) / 4u] = hv; }
-        }
-    }
+    forward_finish_vec4(s0, live, j_first, acc);
 }
 
 // h = W_hr·h̃: invocation q owns feature q of h for a tile of ROWS

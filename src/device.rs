@@ -58,6 +58,11 @@ pub struct DeviceOptions {
     /// `recurrent=sequence` or `recurrent=sequence/ROWS`); `None` lets
     /// wgrnn choose. Every variant computes the same bits.
     pub recurrent_kernel: Option<crate::rnn::RecurrentKernel>,
+    /// Use subgroup operations where the adapter has them with a fixed
+    /// subgroup size of [`SUBGROUP_SIZE`] (the subgroup kernels);
+    /// `WGRNN_SUBGROUPS=0` turns them off. Default on. Either way the
+    /// results are the same bits: the subgroup kernels only share loads.
+    pub subgroups: bool,
 }
 
 impl Default for DeviceOptions {
@@ -70,6 +75,7 @@ impl Default for DeviceOptions {
             memory_limit: None,
             readback_timeout: DEFAULT_READBACK_TIMEOUT,
             recurrent_kernel: None,
+            subgroups: true,
         }
     }
 }
@@ -86,7 +92,9 @@ impl DeviceOptions {
         let limit = std::env::var("WGRNN_MEMORY_LIMIT").ok();
         let timeout = std::env::var("WGRNN_READBACK_TIMEOUT").ok();
         let kernel = std::env::var("WGRNN_KERNEL").ok();
+        let subgroups = std::env::var("WGRNN_SUBGROUPS").ok();
         Ok(Self {
+            subgroups: parse_flag("WGRNN_SUBGROUPS", subgroups.as_deref(), true)?,
             recurrent_kernel: match kernel.as_deref() {
                 Some(value) => crate::rnn::RecurrentKernel::from_env_value(value)?,
                 None => None,
@@ -148,6 +156,13 @@ impl DeviceOptions {
         self
     }
 
+    /// These options with the subgroup kernels allowed or not; see
+    /// [`DeviceOptions::subgroups`].
+    pub fn with_subgroups(mut self, subgroups: bool) -> Self {
+        self.subgroups = subgroups;
+        self
+    }
+
     /// These options with shader bounds checks on or off.
     pub fn with_checked(mut self, checked: bool) -> Self {
         self.checked = checked;
@@ -189,7 +204,20 @@ pub struct DeviceInfo {
     /// Whether shaders are built with runtime bounds checks
     /// ([`DeviceOptions::checked`]).
     pub checked_shaders: bool,
+    /// The subgroup size, when the device was created with subgroup
+    /// operations and every subgroup has this one size (lavapipe: 8 with
+    /// 256-bit SIMD). The subgroup kernels (`gemm_subgroup`, the subgroup
+    /// step kernels) are written for exactly [`SUBGROUP_SIZE`] lanes and
+    /// run only where this is `Some(SUBGROUP_SIZE)`.
+    pub subgroup_size: Option<u32>,
 }
+
+/// The subgroup size the subgroup kernels are written for: 8 lanes, the
+/// SIMD width of lavapipe on AVX2 (also Intel's SIMD8). There one load
+/// instruction is a loop over the 8 lanes, so the lanes load 8 different
+/// vec4s of an operand they all need and share them with
+/// `subgroupBroadcast` (a register move) instead of each loading all of it.
+pub const SUBGROUP_SIZE: u32 = 8;
 
 /// `WGRNN_POOL_BUDGET` / `WGRNN_MEMORY_LIMIT`: unset or empty = no cap;
 /// else a number of bytes.
@@ -219,10 +247,17 @@ fn parse_timeout(value: Option<&str>) -> Result<Duration> {
 
 /// `WGRNN_CHECKED`: unset, empty, `0` or `false` = off; `1` or `true` = on.
 fn parse_checked(value: Option<&str>) -> Result<bool> {
+    parse_flag("WGRNN_CHECKED", value, false)
+}
+
+/// A boolean `WGRNN_*` variable: 1, true, 0 or false; unset or empty =
+/// `default`.
+fn parse_flag(var: &str, value: Option<&str>, default: bool) -> Result<bool> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("" | "0" | "false") => Ok(false),
+        None | Some("") => Ok(default),
+        Some("0" | "false") => Ok(false),
         Some("1" | "true") => Ok(true),
-        Some(other) => Err(Error::Config(format!("WGRNN_CHECKED={other:?}: accepted values are 1, true, 0, false"))),
+        Some(other) => Err(Error::Config(format!("{var}={other:?}: accepted values are 1, true, 0, false"))),
     }
 }
 
@@ -239,6 +274,9 @@ impl fmt::Display for DeviceInfo {
             self.max_buffer_size >> 20,
             self.max_compute_invocations_per_workgroup
         )?;
+        if let Some(size) = self.subgroup_size {
+            write!(f, ", subgroups of {size}")?;
+        }
         if self.checked_shaders {
             write!(f, ", bounds-checked shaders")?;
         }
@@ -290,7 +328,17 @@ impl Device {
         let limits = adapter.limits();
         // Timestamps only serve the step profile; ask for them where offered.
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let mut required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        // Subgroup operations serve the subgroup kernels, which need one
+        // fixed subgroup size; ask for them only where the adapter has that.
+        let subgroup_size = (adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && info.subgroup_min_size == SUBGROUP_SIZE
+            && options.subgroups)
+            .then_some(SUBGROUP_SIZE);
+        if subgroup_size.is_some() {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgrnn"),
@@ -315,6 +363,7 @@ impl Device {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
             checked_shaders: options.checked,
+            subgroup_size,
         };
         Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options, timestamps)) })
     }

@@ -20,6 +20,10 @@ pub const RECURRENT: &str = include_str!("../shaders/recurrent.wgsl");
 pub const RECURRENT_FORWARD: &str = include_str!("../shaders/recurrent_forward.wgsl");
 /// The backward step and initial-state kernels every cell shares.
 pub const RECURRENT_BACKWARD: &str = include_str!("../shaders/recurrent_backward.wgsl");
+/// The subgroup forward step kernel, appended to a cell's forward module.
+pub const RECURRENT_FORWARD_SUBGROUP: &str = include_str!("../shaders/recurrent_forward_subgroup.wgsl");
+/// The subgroup backward step kernel, appended to a cell's backward module.
+pub const RECURRENT_BACKWARD_SUBGROUP: &str = include_str!("../shaders/recurrent_backward_subgroup.wgsl");
 
 /// Which of a cell's two shader modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,9 +34,12 @@ pub enum Pass {
     Backward,
 }
 
-/// GEMM overrides and params struct, prepended to gemm.wgsl and
-/// gemm_vec4.wgsl.
+/// GEMM overrides and params struct, prepended to gemm.wgsl,
+/// gemm_vec4.wgsl and gemm_subgroup.wgsl.
 pub const GEMM_PARAMS: &str = include_str!("../shaders/gemm_params.wgsl");
+/// The vec4 GEMMs' bindings, B fragment and C stores, prepended (after
+/// [`GEMM_PARAMS`]) to gemm_vec4.wgsl and gemm_subgroup.wgsl.
+pub const GEMM_VEC4_COMMON: &str = include_str!("../shaders/gemm_vec4_common.wgsl");
 
 /// Every shader file of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +48,9 @@ pub enum Shader {
     Gemm,
     /// `shaders/gemm_vec4.wgsl`: GEMM reading vec4 fragments.
     GemmVec4,
+    /// `shaders/gemm_subgroup.wgsl`: the vec4 GEMM with A shared across a
+    /// subgroup (needs subgroups of [`crate::device::SUBGROUP_SIZE`]).
+    GemmSubgroup,
     /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy, axpy.
     Elementwise,
     /// `shaders/reduce.wgsl`: row and column sums.
@@ -75,13 +85,24 @@ pub enum Shader {
         /// kernels use `SEQUENCE_ROWS` (src/rnn/gpu.rs).
         rows: u32,
     },
+    /// A cell's subgroup step kernels: its forward or backward module
+    /// (as [`Shader::Recurrent`] builds it) with
+    /// `shaders/recurrent_{forward,backward}_subgroup.wgsl` appended. Needs
+    /// subgroups of [`crate::device::SUBGROUP_SIZE`].
+    RecurrentSubgroup {
+        /// The cell.
+        cell: &'static crate::cells::Cell,
+        /// Forward or backward module.
+        pass: Pass,
+    },
 }
 
 impl Shader {
     /// Every shader file that is not a cell's, for validation tests.
-    pub const PLAIN: [Shader; 13] = [
+    pub const PLAIN: [Shader; 14] = [
         Shader::Gemm,
         Shader::GemmVec4,
+        Shader::GemmSubgroup,
         Shader::Elementwise,
         Shader::Reduce,
         Shader::Gather,
@@ -104,6 +125,8 @@ impl Shader {
                 all.push(Shader::Recurrent { cell, pass: Pass::Forward, rows });
                 all.push(Shader::Recurrent { cell, pass: Pass::Backward, rows });
             }
+            all.push(Shader::RecurrentSubgroup { cell, pass: Pass::Forward });
+            all.push(Shader::RecurrentSubgroup { cell, pass: Pass::Backward });
         }
         all
     }
@@ -114,6 +137,7 @@ impl Shader {
         match self {
             Shader::Gemm => "gemm.wgsl",
             Shader::GemmVec4 => "gemm_vec4.wgsl",
+            Shader::GemmSubgroup => "gemm_subgroup.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Gather => "gather.wgsl",
@@ -127,6 +151,8 @@ impl Shader {
             Shader::Pad => "pad.wgsl",
             Shader::Recurrent { pass: Pass::Forward, .. } => "recurrent_forward.wgsl",
             Shader::Recurrent { pass: Pass::Backward, .. } => "recurrent_backward.wgsl",
+            Shader::RecurrentSubgroup { pass: Pass::Forward, .. } => "recurrent_forward_subgroup.wgsl",
+            Shader::RecurrentSubgroup { pass: Pass::Backward, .. } => "recurrent_backward_subgroup.wgsl",
         }
     }
 
@@ -134,6 +160,7 @@ impl Shader {
     pub fn label(self) -> String {
         match self {
             Shader::Recurrent { cell, rows, .. } => format!("{} ({}, {rows} rows)", self.file_name(), cell.name),
+            Shader::RecurrentSubgroup { cell, .. } => format!("{} ({})", self.file_name(), cell.name),
             _ => self.file_name().to_string(),
         }
     }
@@ -142,6 +169,7 @@ impl Shader {
         match self {
             Shader::Gemm => include_str!("../shaders/gemm.wgsl"),
             Shader::GemmVec4 => include_str!("../shaders/gemm_vec4.wgsl"),
+            Shader::GemmSubgroup => include_str!("../shaders/gemm_subgroup.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Gather => include_str!("../shaders/gather.wgsl"),
@@ -155,6 +183,8 @@ impl Shader {
             Shader::Pad => include_str!("../shaders/pad.wgsl"),
             Shader::Recurrent { pass: Pass::Forward, .. } => RECURRENT_FORWARD,
             Shader::Recurrent { pass: Pass::Backward, .. } => RECURRENT_BACKWARD,
+            Shader::RecurrentSubgroup { pass: Pass::Forward, .. } => RECURRENT_FORWARD_SUBGROUP,
+            Shader::RecurrentSubgroup { pass: Pass::Backward, .. } => RECURRENT_BACKWARD_SUBGROUP,
         }
     }
 
@@ -163,7 +193,10 @@ impl Shader {
     pub fn includes(self) -> Vec<&'static str> {
         match self {
             Shader::Recurrent { cell, .. } => vec![RECURRENT, cell.wgsl],
-            Shader::Gemm | Shader::GemmVec4 => vec![GEMM_PARAMS],
+            Shader::RecurrentSubgroup { cell, pass: Pass::Forward } => vec![RECURRENT, cell.wgsl, RECURRENT_FORWARD],
+            Shader::RecurrentSubgroup { cell, pass: Pass::Backward } => vec![RECURRENT, cell.wgsl, RECURRENT_BACKWARD],
+            Shader::Gemm => vec![GEMM_PARAMS],
+            Shader::GemmVec4 | Shader::GemmSubgroup => vec![GEMM_PARAMS, GEMM_VEC4_COMMON],
             _ => Vec::new(),
         }
     }
@@ -182,11 +215,17 @@ impl Shader {
                 ("GATES", cell.gates as u32),
                 ("SEQ_ROWS", rows),
             ],
+            Shader::RecurrentSubgroup { cell, pass } => {
+                let mut constants = Shader::Recurrent { cell, pass, rows: crate::rnn::gpu::SEQUENCE_ROWS }.constants();
+                constants.push(("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE));
+                constants
+            }
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
             Shader::GemmVec4 => vec![
                 ("VEC4_TILE_ROWS", crate::ops::gemm::VEC4_TILE_ROWS),
                 ("VEC4_TILE_COLS", crate::ops::gemm::VEC4_TILE_COLS),
             ],
+            Shader::GemmSubgroup => vec![("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE)],
             Shader::Optim => vec![
                 ("CHUNK", crate::optim::CHUNK as u32),
                 ("UPDATE_ELEMENTS", crate::optim::UPDATE_ELEMENTS),
@@ -211,6 +250,14 @@ impl Shader {
         parts.extend(self.includes().iter().map(|s| s.to_string()));
         parts.push(self.body().to_string());
         parts.join("\n")
+    }
+
+    /// Whether the module uses subgroup operations: it is built only on a
+    /// device with subgroups of [`crate::device::SUBGROUP_SIZE`]
+    /// ([`crate::DeviceInfo::subgroup_size`]), and naga validates it with
+    /// the subgroup capability.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Shader::GemmSubgroup | Shader::RecurrentSubgroup { .. })
     }
 
     /// The file's own text, without prelude or includes.

@@ -70,6 +70,8 @@ impl Family {
         match kernel.shader {
             Shader::Recurrent { pass: Pass::Forward, .. } => Some(Family::RecurrentForward),
             Shader::Recurrent { pass: Pass::Backward, .. } => Some(Family::RecurrentBackward),
+            Shader::RecurrentSubgroup { pass: Pass::Forward, .. } => Some(Family::RecurrentForward),
+            Shader::RecurrentSubgroup { pass: Pass::Backward, .. } => Some(Family::RecurrentBackward),
             Shader::Optim => Some(Family::Optimizer),
             Shader::Loss => Some(Family::HeadLoss),
             Shader::Embedding => Some(Family::Embedding),

@@ -16,7 +16,14 @@ use wgrnn::{reference, Error, Tensor};
 /// this bound is 11× that and far below any indexing mistake (order 1).
 const GEMM_RTOL: f32 = 3e-6;
 
-const VARIANTS: [GemmVariant; 3] = [GemmVariant::Register, GemmVariant::Vec4, GemmVariant::Shared];
+const ALL_VARIANTS: [GemmVariant; 4] =
+    [GemmVariant::Register, GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Subgroup];
+
+/// Every variant the test device runs (`Subgroup` needs subgroups of 8:
+/// lavapipe has them, GL has none).
+fn variants() -> Vec<GemmVariant> {
+    ALL_VARIANTS.into_iter().filter(|v| v.runs_on(device())).collect()
+}
 
 /// Runs one GEMM on the GPU and the CPU and compares them.
 #[allow(clippy::too_many_arguments)]
@@ -62,7 +69,7 @@ fn all_transposes() -> [GemmOptions; 4] {
 /// sizes that exercise tile edges), for every variant and transpose.
 #[test]
 fn gemm_matches_reference_on_awkward_shapes() {
-    for variant in VARIANTS {
+    for variant in variants() {
         for opts in all_transposes() {
             for (i, &s) in AWKWARD.iter().enumerate() {
                 let seed = 10 * i as u64;
@@ -81,7 +88,7 @@ fn gemm_vec4_shapes() {
     for opts in all_transposes() {
         for &(m, k, n) in &[(4, 4, 4), (64, 64, 64), (68, 132, 260), (1028, 64, 36), (12, 1024, 1032), (256, 128, 512)]
         {
-            for variant in VARIANTS {
+            for variant in variants() {
                 check(variant, m, k, n, opts, false, (m + k + n) as u64);
             }
         }
@@ -96,7 +103,9 @@ fn gemm_vec4_pads_unaligned_operands() {
     for opts in all_transposes() {
         let opts = GemmOptions { alpha: 0.75, beta: -1.5, ..opts };
         for &(m, k, n) in &[(130, 64, 4415), (4415, 130, 64), (64, 4415, 130), (1031, 257, 3)] {
-            check(GemmVariant::Vec4, m, k, n, opts, true, (m + n) as u64);
+            for variant in variants().into_iter().filter(|v| matches!(v, GemmVariant::Vec4 | GemmVariant::Subgroup)) {
+                check(variant, m, k, n, opts, true, (m + n) as u64);
+            }
         }
     }
 }
@@ -104,7 +113,7 @@ fn gemm_vec4_pads_unaligned_operands() {
 /// alpha, beta (accumulation into old C) and the bias broadcast.
 #[test]
 fn gemm_alpha_beta_bias() {
-    for variant in VARIANTS {
+    for variant in variants() {
         for opts in all_transposes() {
             let opts = GemmOptions { alpha: 0.75, beta: -1.5, ..opts };
             check(variant, 65, 64, 68, opts, true, 7);
@@ -120,7 +129,7 @@ fn gemm_alpha_beta_bias() {
 #[test]
 fn gemm_beta_zero_ignores_nan_in_c() {
     let dev = device();
-    for variant in VARIANTS {
+    for variant in variants() {
         let a = Tensor::from_slice(dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
         let c = Tensor::from_slice(dev, &[f32::NAN; 4], &[2, 2]).unwrap();
         gemm_with_variant(&a, &a, None, &c, GemmOptions::default(), variant).unwrap();
@@ -137,7 +146,7 @@ fn gemm_batched() {
     for (batch, m, k, n) in [(3, 17, 8, 12), (3, 67, 33, 130)] {
         let a = random(batch * m * k, 1);
         let b = random(batch * k * n, 2);
-        for variant in VARIANTS {
+        for variant in variants() {
             for shared_b in [false, true] {
                 let ta = Tensor::from_slice(dev, &a, &[batch, m, k]).unwrap();
                 let tb = if shared_b {
@@ -167,6 +176,64 @@ fn gemm_batched() {
             }
         }
     }
+}
+
+/// The subgroup kernel shares loads, not arithmetic: on the bench step's
+/// GEMM shapes (and ragged edges, with alpha, beta and bias) it gives
+/// exactly `Vec4`'s bits.
+#[test]
+fn gemm_subgroup_equals_vec4_bitwise() {
+    let dev = device();
+    if !GemmVariant::Subgroup.runs_on(dev) {
+        // GL and adapters without 8-lane subgroups never build the kernel.
+        assert!(dev.info().subgroup_size != Some(wgrnn::device::SUBGROUP_SIZE));
+        return;
+    }
+    let shapes = [
+        (512, 2560, 128, true, false),
+        (2560, 512, 128, false, false),
+        (2560, 128, 512, false, true),
+        (36, 12, 260, true, true),
+        (100, 8, 4, false, false),
+    ];
+    for (i, &(m, k, n, trans_a, trans_b)) in shapes.iter().enumerate() {
+        let opts = GemmOptions { trans_a, trans_b, alpha: 0.5, beta: 1.25 };
+        let a_shape = if trans_a { [k, m] } else { [m, k] };
+        let b_shape = if trans_b { [n, k] } else { [k, n] };
+        let seed = 100 * i as u64;
+        let a = Tensor::from_slice(dev, &random(m * k, seed), &a_shape).unwrap();
+        let b = Tensor::from_slice(dev, &random(k * n, seed + 1), &b_shape).unwrap();
+        let bias = Tensor::from_slice(dev, &random(n, seed + 2), &[n]).unwrap();
+        let c0 = random(m * n, seed + 3);
+        let mut outs = Vec::new();
+        for variant in [GemmVariant::Vec4, GemmVariant::Subgroup] {
+            let c = Tensor::from_slice(dev, &c0, &[m, n]).unwrap();
+            gemm_with_variant(&a, &b, Some(&bias), &c, opts, variant).unwrap();
+            outs.push(c.to_vec().unwrap());
+        }
+        let differ = outs[0].iter().zip(&outs[1]).position(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(
+            differ,
+            None,
+            "({m}, {k}, {n}) {opts:?}: Vec4 {:?} vs Subgroup {:?}",
+            differ.map(|i| outs[0][i]),
+            differ.map(|i| outs[1][i])
+        );
+    }
+}
+
+/// Asking for the subgroup kernel on a device without subgroups is an
+/// error naming what is missing, not a shader that fails to build.
+#[test]
+fn gemm_subgroup_without_subgroups_is_an_error() {
+    let options = wgrnn::DeviceOptions::from_env().unwrap().with_subgroups(false);
+    let dev = wgrnn::Device::with_options(&options).unwrap();
+    assert_eq!(dev.info().subgroup_size, None);
+    assert_eq!(GemmVariant::for_device(&dev) == GemmVariant::Subgroup, false);
+    let a = Tensor::zeros(&dev, &[4, 4]).unwrap();
+    let c = Tensor::zeros(&dev, &[4, 4]).unwrap();
+    let err = gemm_with_variant(&a, &a, None, &c, GemmOptions::default(), GemmVariant::Subgroup).unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("subgroups of 8"), "{err}");
 }
 
 #[test]

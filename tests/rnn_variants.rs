@@ -35,8 +35,7 @@ struct Case {
 
 /// Every output and gradient of one forward and backward, as bit patterns,
 /// with their names.
-fn run(mode: RnnMode, case: &Case, seed: u64) -> Vec<(String, Vec<u32>)> {
-    let dev = device();
+fn run(dev: &wgrnn::Device, mode: RnnMode, case: &Case, seed: u64) -> Vec<(String, Vec<u32>)> {
     let rnn = RnnConfig::new(mode, case.input, case.hidden)
         .with_num_layers(case.layers)
         .with_bidirectional(case.bidirectional)
@@ -123,24 +122,35 @@ fn every_variant_computes_the_same_bits() {
         },
     ];
     let dev = device();
+    // The step kernels without subgroups too: where the test device has
+    // subgroups of 8 (lavapipe), its step kernels are the subgroup ones, and
+    // a second device runs the plain vec4 kernels they must equal.
+    let plain = (dev.info().subgroup_size.is_some()).then(|| {
+        let options = wgrnn::DeviceOptions::from_env().unwrap().with_subgroups(false);
+        let plain = wgrnn::Device::with_options(&options).unwrap();
+        plain.set_recurrent_kernel(Some(RecurrentKernel::Step));
+        plain
+    });
     for mode in MODES {
         for (c, case) in cases.iter().enumerate() {
-            let mut reference = None;
+            let seed = 40 + c as u64;
+            let mut runs = Vec::new();
             for variant in VARIANTS {
                 dev.set_recurrent_kernel(Some(variant));
-                let got = run(mode, case, 40 + c as u64);
-                match &reference {
-                    None => reference = Some(got),
-                    Some(want) => {
-                        for ((name, got), (_, want)) in got.iter().zip(want) {
-                            let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
-                            assert_eq!(
-                                differ, 0,
-                                "{mode:?} case {c} {name}: {variant} differs from the step kernels in {differ} of {} values",
-                                got.len()
-                            );
-                        }
-                    }
+                runs.push((variant.to_string(), run(dev, mode, case, seed)));
+            }
+            if let Some(plain) = &plain {
+                runs.push(("step without subgroups".to_string(), run(plain, mode, case, seed)));
+            }
+            let (_, want) = &runs[0];
+            for (variant, got) in &runs[1..] {
+                for ((name, got), (_, want)) in got.iter().zip(want) {
+                    let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+                    assert_eq!(
+                        differ, 0,
+                        "{mode:?} case {c} {name}: {variant} differs from the step kernels in {differ} of {} values",
+                        got.len()
+                    );
                 }
             }
         }

@@ -9,7 +9,14 @@ fn every_shader_validates_with_naga() {
         let source = shader.source();
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{}: {}", shader.label(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        // Subgroup kernels validate with the capability the device grants
+        // them (only devices with subgroups build them).
+        let capabilities = if shader.needs_subgroups() {
+            naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::default()
+        };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", shader.label(), e.emit_to_string(&source)));
         assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.label());
@@ -17,7 +24,7 @@ fn every_shader_validates_with_naga() {
 }
 
 /// Files prepended to others rather than compiled on their own.
-const INCLUDES: [&str; 3] = ["prelude.wgsl", "recurrent.wgsl", "gemm_params.wgsl"];
+const INCLUDES: [&str; 4] = ["prelude.wgsl", "recurrent.wgsl", "gemm_params.wgsl", "gemm_vec4_common.wgsl"];
 
 /// Every file under shaders/ is built: a plain shader, an include, one of
 /// the two step-kernel templates, or (under shaders/cells/) a registered
@@ -56,7 +63,7 @@ fn every_shader_file_is_registered() {
 /// forward and backward.
 #[test]
 fn every_shader_documents_its_bindings() {
-    let includes = [wgrnn::kernels::RECURRENT, wgrnn::kernels::GEMM_PARAMS];
+    let includes = [wgrnn::kernels::RECURRENT, wgrnn::kernels::GEMM_PARAMS, wgrnn::kernels::GEMM_VEC4_COMMON];
     let cells: Vec<(String, &str)> =
         wgrnn::cells::all_cells().iter().map(|c| (format!("cells/{}.wgsl", c.name), c.wgsl)).collect();
     let plain = Shader::all().into_iter().map(|s| (s.file_name().to_string(), s.file_text()));

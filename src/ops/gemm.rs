@@ -29,6 +29,11 @@ const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::Read), (3, A
 const GEMM_REGISTER: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_register", storage: BINDINGS, cell: &[] };
 const GEMM_VEC4: Kernel = Kernel { shader: Shader::GemmVec4, entry: "gemm_vec4", storage: BINDINGS, cell: &[] };
 const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS, cell: &[] };
+const GEMM_SUBGROUP: Kernel =
+    Kernel { shader: Shader::GemmSubgroup, entry: "gemm_subgroup", storage: BINDINGS, cell: &[] };
+/// Columns of C one `gemm_subgroup` workgroup (one subgroup) computes:
+/// [`VEC4_TILE_COLS`] per lane.
+const SUBGROUP_BLOCK_COLS: u32 = crate::device::SUBGROUP_SIZE * VEC4_TILE_COLS;
 
 /// `gemm_register` workgroup shape (x over N, y over M); each invocation
 /// owns a 4×4 block of C. The shape barely matters on lavapipe (3.1–3.6
@@ -95,7 +100,7 @@ pub enum GemmVariant {
     /// Scalar loads into 4×4 register tiles, no barriers: works for every
     /// shape; the fallback of [`GemmVariant::Vec4`].
     Register,
-    /// 16×16 register tiles fed by vec4 loads, no barriers: best on
+    /// 32×16 register tiles fed by vec4 loads, no barriers: best on
     /// software adapters (lavapipe), where each load is a per-lane loop and
     /// a barrier a coroutine switch. Needs K % 4 == 0, N % 4 == 0 and
     /// M % 4 == 0 when `trans_a`; other shapes run on zero-padded copies
@@ -104,17 +109,35 @@ pub enum GemmVariant {
     Vec4,
     /// Shared-memory tiles: best on real GPUs.
     Shared,
+    /// [`GemmVariant::Vec4`]'s tiles with the A operand loaded once per
+    /// subgroup and shared by `subgroupBroadcast`: 20 loads per 2,048
+    /// multiply-adds instead of 48, the same arithmetic, so the same bits.
+    /// Best on lavapipe (1.7–2.4× `Vec4` on the bench step's GEMMs). Needs
+    /// a device with subgroups of [`crate::device::SUBGROUP_SIZE`]
+    /// ([`crate::DeviceInfo::subgroup_size`]; else an error); other shapes
+    /// are handled as `Vec4` handles them (padded copies or `Register`).
+    Subgroup,
 }
 
 impl GemmVariant {
-    /// The variant wgrnn uses on a device: vec4 register tiles on software
-    /// adapters, shared-memory tiles elsewhere.
+    /// The variant wgrnn uses on a device: on software adapters the
+    /// subgroup kernel where the device has subgroups of
+    /// [`crate::device::SUBGROUP_SIZE`], else vec4 register tiles;
+    /// shared-memory tiles elsewhere.
     pub fn for_device(device: &crate::Device) -> Self {
-        if device.info().is_software {
-            GemmVariant::Vec4
-        } else {
-            GemmVariant::Shared
+        let info = device.info();
+        match (info.is_software, info.subgroup_size) {
+            (true, Some(crate::device::SUBGROUP_SIZE)) => GemmVariant::Subgroup,
+            (true, _) => GemmVariant::Vec4,
+            (false, _) => GemmVariant::Shared,
         }
+    }
+
+    /// Whether the device can run this variant (only
+    /// [`GemmVariant::Subgroup`] needs anything: subgroups of
+    /// [`crate::device::SUBGROUP_SIZE`]).
+    pub fn runs_on(self, device: &crate::Device) -> bool {
+        self != GemmVariant::Subgroup || device.info().subgroup_size == Some(crate::device::SUBGROUP_SIZE)
     }
 }
 
@@ -222,11 +245,20 @@ pub fn gemm_with_variant(
     let bias_buffer = bias.map_or(a.buffer(), |t| t.buffer());
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
     let rt = &a.device().rt;
-    let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
-    if variant == GemmVariant::Vec4 && !vec4_ok && m * n * k >= PAD_MIN_MACS {
-        return gemm_vec4_padded(a, b, bias, c, opts, [ba, bb, bc_], [m, n]);
+    if !variant.runs_on(a.device()) {
+        return Err(Error::Config(format!(
+            "gemm: the {variant:?} kernel needs subgroups of {} lanes; this device ({}) has {}",
+            crate::device::SUBGROUP_SIZE,
+            a.device().info().name,
+            a.device().info().subgroup_size.map_or("none".to_string(), |s| format!("subgroups of {s}"))
+        )));
     }
-    let variant = if variant == GemmVariant::Vec4 && !vec4_ok { GemmVariant::Register } else { variant };
+    let vec4_family = matches!(variant, GemmVariant::Vec4 | GemmVariant::Subgroup);
+    let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
+    if vec4_family && !vec4_ok && m * n * k >= PAD_MIN_MACS {
+        return gemm_vec4_padded(a, b, bias, c, opts, [ba, bb, bc_], [m, n], variant);
+    }
+    let variant = if vec4_family && !vec4_ok { GemmVariant::Register } else { variant };
     match variant {
         GemmVariant::Register => {
             let (wx, wy) = REGISTER_WG;
@@ -244,6 +276,10 @@ pub fn gemm_with_variant(
             let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
             rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
         }
+        GemmVariant::Subgroup => {
+            let groups = [params.n.div_ceil(SUBGROUP_BLOCK_COLS), params.m.div_ceil(VEC4_TILE_ROWS), batch];
+            rt.launch(GEMM_SUBGROUP, &flags, &params, &buffers, groups)
+        }
     }
 }
 
@@ -255,7 +291,8 @@ pub fn gemm_with_variant(
 /// extra dispatches.
 const PAD_MIN_MACS: usize = 1 << 18;
 
-/// The vec4 GEMM on copies of A, B, bias (and C when beta ≠ 0) padded with
+/// A vec4-family GEMM (`variant`: Vec4 or Subgroup) on copies of A, B,
+/// bias (and C when beta ≠ 0) padded with
 /// zeros to widths that are multiples of 4 (and M too when `trans_a`):
 /// zero columns of K add nothing, extra rows and columns of C are dropped
 /// when the product is copied back into `c`. `batches` are the batch
@@ -268,6 +305,7 @@ fn gemm_vec4_padded(
     opts: GemmOptions,
     batches: [Option<usize>; 3],
     [m, n]: [usize; 2],
+    variant: GemmVariant,
 ) -> Result<()> {
     let up = |x: usize| x.div_ceil(4) * 4;
     // Each operand as stored, padded to aligned widths (and rows: a
@@ -302,7 +340,7 @@ fn gemm_vec4_padded(
         let shape: Vec<usize> = bc.into_iter().chain([m_p, n_p]).collect();
         Tensor::uninit(c.device(), &shape, DType::F32)?
     };
-    gemm_with_variant(&a_p, &b_p, bias_p.as_ref(), &c_p, opts, GemmVariant::Vec4)?;
+    gemm_with_variant(&a_p, &b_p, bias_p.as_ref(), &c_p, opts, variant)?;
     copy_padded_into(&c_p, Block { rows: m, cols: n, ld: n_p, batch_stride: m_p * n_p }, c)
 }
 

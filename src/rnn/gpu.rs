@@ -159,20 +159,53 @@ fn sequence_constants(spec: &crate::rnn::RnnSpec, threads: u32) -> Vec<(&'static
     c
 }
 
-/// The forward step kernel of `cell` (vec4 reads when H % 4 == 0).
-fn forward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
-    let shader = step_shader(cell, Pass::Forward);
-    let (entry, storage) =
-        if vec4 { ("recurrent_step_forward_vec4", FORWARD_VEC4) } else { ("recurrent_step_forward", FORWARD) };
-    Kernel { shader, entry, storage, cell: if vec4 { cell.forward_vec4 } else { cell.forward } }
+/// How the step kernels read: one float at a time (any H), as vec4
+/// (H % 4 == 0, no projection), or as vec4 with the rows' operand shared
+/// across a subgroup (the same, on a device with subgroups of
+/// [`crate::device::SUBGROUP_SIZE`]). All three compute the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepReads {
+    Scalar,
+    Vec4,
+    Subgroup,
 }
 
-/// The backward step kernel of `cell` (vec4 reads when H % 4 == 0).
-fn backward_kernel(cell: &'static Cell, vec4: bool) -> Kernel {
-    let shader = step_shader(cell, Pass::Backward);
-    let (entry, storage) =
-        if vec4 { ("recurrent_step_backward_vec4", BACKWARD_VEC4) } else { ("recurrent_step_backward", BACKWARD) };
-    Kernel { shader, entry, storage, cell: if vec4 { cell.backward_vec4 } else { cell.backward } }
+impl StepReads {
+    fn for_layer(dev: &Device, vec4: bool) -> Self {
+        match (vec4, dev.info().subgroup_size) {
+            (false, _) => StepReads::Scalar,
+            (true, Some(crate::device::SUBGROUP_SIZE)) => StepReads::Subgroup,
+            (true, _) => StepReads::Vec4,
+        }
+    }
+}
+
+/// The forward step kernel of `cell` for `reads`.
+fn forward_kernel(cell: &'static Cell, reads: StepReads) -> Kernel {
+    let (shader, entry, storage) = match reads {
+        StepReads::Scalar => (step_shader(cell, Pass::Forward), "recurrent_step_forward", FORWARD),
+        StepReads::Vec4 => (step_shader(cell, Pass::Forward), "recurrent_step_forward_vec4", FORWARD_VEC4),
+        StepReads::Subgroup => (
+            Shader::RecurrentSubgroup { cell, pass: Pass::Forward },
+            "recurrent_step_forward_vec4_subgroup",
+            FORWARD_VEC4,
+        ),
+    };
+    Kernel { shader, entry, storage, cell: if reads == StepReads::Scalar { cell.forward } else { cell.forward_vec4 } }
+}
+
+/// The backward step kernel of `cell` for `reads`.
+fn backward_kernel(cell: &'static Cell, reads: StepReads) -> Kernel {
+    let (shader, entry, storage) = match reads {
+        StepReads::Scalar => (step_shader(cell, Pass::Backward), "recurrent_step_backward", BACKWARD),
+        StepReads::Vec4 => (step_shader(cell, Pass::Backward), "recurrent_step_backward_vec4", BACKWARD_VEC4),
+        StepReads::Subgroup => (
+            Shader::RecurrentSubgroup { cell, pass: Pass::Backward },
+            "recurrent_step_backward_vec4_subgroup",
+            BACKWARD_VEC4,
+        ),
+    };
+    Kernel { shader, entry, storage, cell: if reads == StepReads::Scalar { cell.backward } else { cell.backward_vec4 } }
 }
 
 /// The initial-state gradient kernel of `cell` (vec4 reads and a tile of
@@ -231,8 +264,8 @@ pub(crate) fn check_device(device: &Device, spec: &crate::rnn::RnnSpec) -> Resul
     let mode = spec.mode;
     let cell = mode.cell();
     let mut kernels = vec![
-        forward_kernel(cell, false),
-        backward_kernel(cell, false),
+        forward_kernel(cell, StepReads::Scalar),
+        backward_kernel(cell, StepReads::Scalar),
         initial_state_kernel(cell, false),
         initial_state_kernel(cell, true),
     ];
@@ -358,7 +391,7 @@ pub(crate) fn forward(
     let constants = mode_constants(spec.mode);
     let [projected_step, project, _, _] = projected_kernels(cell);
     let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
-    let kernel = if projected { projected_step } else { forward_kernel(cell, vec4) };
+    let kernel = if projected { projected_step } else { forward_kernel(cell, StepReads::for_layer(dev, vec4)) };
     // Each invocation owns every gate of max(1, 4 / gates) units, times
     // VEC4_GROUPS in the vec4 kernel.
     let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { vec4_groups(cell.gates) } else { 1 };
@@ -663,7 +696,7 @@ pub(crate) fn backward(
     let [_, _, projected_step, cell_step] = projected_kernels(cell);
     let projected = spec.proj_size > 0;
     let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
-    let step_kernel = if projected { projected_step } else { backward_kernel(cell, vec4) };
+    let step_kernel = if projected { projected_step } else { backward_kernel(cell, StepReads::for_layer(dev, vec4)) };
     let initial_kernel = initial_state_kernel(cell, vec4);
     let rt = &dev.rt;
     let variant = fwd.variant;

@@ -189,12 +189,15 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
 }
 
 /// What a cached choice is valid for: the adapter, its driver and backend,
-/// this version of wgrnn, and the text of the recurrent kernels that were
-/// timed (a changed kernel, even within a version, is timed again).
+/// whether the step kernels use subgroups (they are other kernels, with
+/// other speeds), this version of wgrnn, and the text of the recurrent
+/// kernels that were timed (a changed kernel, even within a version, is
+/// timed again).
 fn adapter_key(device: &Device) -> String {
     let info = device.info();
+    let subgroups = info.subgroup_size.map_or("no subgroups".to_string(), |s| format!("subgroups {s}"));
     format!(
-        "{} | {} | {} | wgrnn {} | kernels {:016x}",
+        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x}",
         info.name,
         info.driver,
         info.backend,
@@ -209,9 +212,12 @@ fn adapter_key(device: &Device) -> String {
 fn kernels_revision() -> u64 {
     static REVISION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *REVISION.get_or_init(|| {
-        use crate::kernels::{PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_FORWARD};
+        use crate::kernels::{
+            PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_BACKWARD_SUBGROUP, RECURRENT_FORWARD,
+            RECURRENT_FORWARD_SUBGROUP,
+        };
         let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
-        [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD]
+        [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD, RECURRENT_FORWARD_SUBGROUP, RECURRENT_BACKWARD_SUBGROUP]
             .into_iter()
             .chain(cells)
             .flat_map(str::bytes)

@@ -1,0 +1,119 @@
+// gemm_subgroup.wgsl — gemm_vec4.wgsl's GEMM with the A operand shared
+// by the 8 lanes of a subgroup:
+//   C[z] = alpha · op(A[z]) · op(B[z]) + beta · C[z] (+ bias broadcast over rows)
+// Same shape requirements as gemm_vec4 (K % 4 == 0, N % 4 == 0, M % 4 == 0
+// when TRANS_A; src/ops/gemm.rs checks) and needs subgroups of exactly
+// SUBGROUP_SIZE = 8 lanes (src/device.rs asks for them only then).
+//
+// Why: on lavapipe one load instruction is a loop over the 8 SIMD lanes
+// (a bounds check and a branch per lane and component). In gemm_vec4 every
+// lane loads its own 32 rows of A and 16 columns of B per k-step of 4: 48
+// vec4 loads per 2048 multiply-adds. Here the 8 lanes of a subgroup (one
+// workgroup) own the same 32 rows and 8 different blocks of 16 columns, so
+// they load the 32 A vec4s of a k-step together, four loads of 8 different
+// vec4s, and hand them round with `subgroupBroadcast` (a register move on
+// a CPU driver): 20 loads per 2048 multiply-adds. Every lane then does
+// exactly gemm_vec4's arithmetic on the same fragments in the same order,
+// so both kernels give the same bits (tests/gemm.rs compares them).
+//
+// Bindings:
+//   0 p     uniform     GemmParams (gemm_params.wgsl)
+//   1 a     read        (batch, M, K) or (batch, K, M) as vec4
+//   2 b     read        (batch, K, N) or (batch, N, K) as vec4
+//   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
+//   4 c     read_write  (batch, M, N) as vec4
+// Workgroup mapping: one subgroup of SUBGROUP_SIZE invocations per
+// workgroup; workgroup (x, y, z) owns rows 32y.. of C and columns
+// 128x.., lane l columns 128x + 16l.. (WG_X, WG_Y are ignored).
+// Edges: loads clamp to the matrix (as gemm_vec4), stores skip rows ≥ M and
+// columns ≥ N, and every lane runs every k-step (the broadcasts need all 8).
+// Saves nothing for backward.
+
+// Overrides, GemmParams and binding 0 are in gemm_params.wgsl; bindings
+// 1–4, b_fragment and the stores in gemm_vec4_common.wgsl.
+
+// The 32×16 tile below is written out for 8 lanes of 16 columns.
+const_assert SUBGROUP_SIZE == 8u;
+
+// This lane's share of a k-step's 32 A vec4s (k0..k0+3 of rows row0..row0+31).
+struct AParts { v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32> }
+
+fn a_parts(base: u32, row0: u32, k0: u32, lane: u32) -> AParts {
+    if (TRANS_A) {
+        // A stored (K, M): part i is k0 + i, rows row0 + 4·lane.. (clamped
+        // to the matrix as gemm_vec4's a_fragment clamps them).
+        let r = min(row0 + 4u * lane, p.m - 4u);
+        return AParts(a[(base + k0 * p.lda + r) / 4u], a[(base + (k0 + 1u) * p.lda + r) / 4u],
+                      a[(base + (k0 + 2u) * p.lda + r) / 4u], a[(base + (k0 + 3u) * p.lda + r) / 4u]);
+    }
+    // A stored (M, K): part i is row row0 + 8i + lane, k0..k0+3.
+    let last = p.m - 1u;
+    return AParts(a[(base + min(row0 + lane, last) * p.lda + k0) / 4u],
+                  a[(base + min(row0 + 8u + lane, last) * p.lda + k0) / 4u],
+                  a[(base + min(row0 + 16u + lane, last) * p.lda + k0) / 4u],
+                  a[(base + min(row0 + 24u + lane, last) * p.lda + k0) / 4u]);
+}
+
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    let z = wg.z;
+    let row0 = wg.y * 32u;
+    let col0 = (wg.x * 8u + lane) * 16u;
+    let a_base = z * p.stride_a;
+    let b_base = z * p.stride_b;
+    var acc0_0 = mat4x4<f32>(); var acc0_1 = mat4x4<f32>(); var acc0_2 = mat4x4<f32>(); var acc0_3 = mat4x4<f32>();
+    var acc1_0 = mat4x4<f32>(); var acc1_1 = mat4x4<f32>(); var acc1_2 = mat4x4<f32>(); var acc1_3 = mat4x4<f32>();
+    var acc2_0 = mat4x4<f32>(); var acc2_1 = mat4x4<f32>(); var acc2_2 = mat4x4<f32>(); var acc2_3 = mat4x4<f32>();
+    var acc3_0 = mat4x4<f32>(); var acc3_1 = mat4x4<f32>(); var acc3_2 = mat4x4<f32>(); var acc3_3 = mat4x4<f32>();
+    var acc4_0 = mat4x4<f32>(); var acc4_1 = mat4x4<f32>(); var acc4_2 = mat4x4<f32>(); var acc4_3 = mat4x4<f32>();
+    var acc5_0 = mat4x4<f32>(); var acc5_1 = mat4x4<f32>(); var acc5_2 = mat4x4<f32>(); var acc5_3 = mat4x4<f32>();
+    var acc6_0 = mat4x4<f32>(); var acc6_1 = mat4x4<f32>(); var acc6_2 = mat4x4<f32>(); var acc6_3 = mat4x4<f32>();
+    var acc7_0 = mat4x4<f32>(); var acc7_1 = mat4x4<f32>(); var acc7_2 = mat4x4<f32>(); var acc7_3 = mat4x4<f32>();
+    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+        let b0 = b_fragment(b_base, k0, col0 + 0u);
+        let b1 = b_fragment(b_base, k0, col0 + 4u);
+        let b2 = b_fragment(b_base, k0, col0 + 8u);
+        let b3 = b_fragment(b_base, k0, col0 + 12u);
+        // Fragment q of A (rows row0 + 4q..): gemm_vec4's a_fragment, put
+        // together from the lanes that loaded its rows.
+        let v = a_parts(a_base, row0, k0, lane);
+        var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
+        var a4: mat4x4<f32>; var a5: mat4x4<f32>; var a6: mat4x4<f32>; var a7: mat4x4<f32>;
+        if (TRANS_A) {
+            a0 = mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v3, 0u));
+            a1 = mat4x4<f32>(subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v3, 1u));
+            a2 = mat4x4<f32>(subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v3, 2u));
+            a3 = mat4x4<f32>(subgroupBroadcast(v.v0, 3u), subgroupBroadcast(v.v1, 3u), subgroupBroadcast(v.v2, 3u), subgroupBroadcast(v.v3, 3u));
+            a4 = mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v3, 4u));
+            a5 = mat4x4<f32>(subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v3, 5u));
+            a6 = mat4x4<f32>(subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v3, 6u));
+            a7 = mat4x4<f32>(subgroupBroadcast(v.v0, 7u), subgroupBroadcast(v.v1, 7u), subgroupBroadcast(v.v2, 7u), subgroupBroadcast(v.v3, 7u));
+        } else {
+            a0 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v0, 3u)));
+            a1 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v0, 7u)));
+            a2 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v1, 3u)));
+            a3 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v1, 7u)));
+            a4 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v2, 3u)));
+            a5 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v2, 7u)));
+            a6 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 0u), subgroupBroadcast(v.v3, 1u), subgroupBroadcast(v.v3, 2u), subgroupBroadcast(v.v3, 3u)));
+            a7 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 4u), subgroupBroadcast(v.v3, 5u), subgroupBroadcast(v.v3, 6u), subgroupBroadcast(v.v3, 7u)));
+        }
+        acc0_0 += a0 * b0; acc0_1 += a0 * b1; acc0_2 += a0 * b2; acc0_3 += a0 * b3;
+        acc1_0 += a1 * b0; acc1_1 += a1 * b1; acc1_2 += a1 * b2; acc1_3 += a1 * b3;
+        acc2_0 += a2 * b0; acc2_1 += a2 * b1; acc2_2 += a2 * b2; acc2_3 += a2 * b3;
+        acc3_0 += a3 * b0; acc3_1 += a3 * b1; acc3_2 += a3 * b2; acc3_3 += a3 * b3;
+        acc4_0 += a4 * b0; acc4_1 += a4 * b1; acc4_2 += a4 * b2; acc4_3 += a4 * b3;
+        acc5_0 += a5 * b0; acc5_1 += a5 * b1; acc5_2 += a5 * b2; acc5_3 += a5 * b3;
+        acc6_0 += a6 * b0; acc6_1 += a6 * b1; acc6_2 += a6 * b2; acc6_3 += a6 * b3;
+        acc7_0 += a7 * b0; acc7_1 += a7 * b1; acc7_2 += a7 * b2; acc7_3 += a7 * b3;
+    }
+    store_block(z, row0 + 0u, col0 + 0u, acc0_0); store_block(z, row0 + 0u, col0 + 4u, acc0_1); store_block(z, row0 + 0u, col0 + 8u, acc0_2); store_block(z, row0 + 0u, col0 + 12u, acc0_3);
+    store_block(z, row0 + 4u, col0 + 0u, acc1_0); store_block(z, row0 + 4u, col0 + 4u, acc1_1); store_block(z, row0 + 4u, col0 + 8u, acc1_2); store_block(z, row0 + 4u, col0 + 12u, acc1_3);
+    store_block(z, row0 + 8u, col0 + 0u, acc2_0); store_block(z, row0 + 8u, col0 + 4u, acc2_1); store_block(z, row0 + 8u, col0 + 8u, acc2_2); store_block(z, row0 + 8u, col0 + 12u, acc2_3);
+    store_block(z, row0 + 12u, col0 + 0u, acc3_0); store_block(z, row0 + 12u, col0 + 4u, acc3_1); store_block(z, row0 + 12u, col0 + 8u, acc3_2); store_block(z, row0 + 12u, col0 + 12u, acc3_3);
+    store_block(z, row0 + 16u, col0 + 0u, acc4_0); store_block(z, row0 + 16u, col0 + 4u, acc4_1); store_block(z, row0 + 16u, col0 + 8u, acc4_2); store_block(z, row0 + 16u, col0 + 12u, acc4_3);
+    store_block(z, row0 + 20u, col0 + 0u, acc5_0); store_block(z, row0 + 20u, col0 + 4u, acc5_1); store_block(z, row0 + 20u, col0 + 8u, acc5_2); store_block(z, row0 + 20u, col0 + 12u, acc5_3);
+    store_block(z, row0 + 24u, col0 + 0u, acc6_0); store_block(z, row0 + 24u, col0 + 4u, acc6_1); store_block(z, row0 + 24u, col0 + 8u, acc6_2); store_block(z, row0 + 24u, col0 + 12u, acc6_3);
+    store_block(z, row0 + 28u, col0 + 0u, acc7_0); store_block(z, row0 + 28u, col0 + 4u, acc7_1); store_block(z, row0 + 28u, col0 + 8u, acc7_2); store_block(z, row0 + 28u, col0 + 12u, acc7_3);
+}

@@ -1,0 +1,55 @@
+// gemm_vec4_common.wgsl — shared by gemm_vec4.wgsl and gemm_subgroup.wgsl
+// (prepended after gemm_params.wgsl by the kernel registry): the vec4
+// storage bindings, the B fragment load and the C stores. Both kernels
+// load B and store C the same way; they differ in how A reaches a lane.
+//
+// Bindings:
+//   1 a     read        (batch, M, K) or (batch, K, M) as vec4
+//   2 b     read        (batch, K, N) or (batch, N, K) as vec4
+//   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
+//   4 c     read_write  (batch, M, N) as vec4
+// Workgroup mapping: the including kernel's.
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+
+// Fragment of op(B): k0..k0+3, columns col0..col0+3, as a matrix whose
+// column j holds the four k values of column col0 + j.
+fn b_fragment(base: u32, k0: u32, col0: u32) -> mat4x4<f32> {
+    if (TRANS_B) {
+        // B stored (N, K): each column's four k values are contiguous.
+        let last = p.n - 1u;
+        return mat4x4<f32>(b[(base + min(col0, last) * p.ldb + k0) / 4u],
+                           b[(base + min(col0 + 1u, last) * p.ldb + k0) / 4u],
+                           b[(base + min(col0 + 2u, last) * p.ldb + k0) / 4u],
+                           b[(base + min(col0 + 3u, last) * p.ldb + k0) / 4u]);
+    }
+    // B stored (K, N): columns are contiguous; clamp the group to the matrix.
+    let cc = min(col0, p.n - 4u);
+    return transpose(mat4x4<f32>(b[(base + k0 * p.ldb + cc) / 4u], b[(base + (k0 + 1u) * p.ldb + cc) / 4u],
+                                 b[(base + (k0 + 2u) * p.ldb + cc) / 4u], b[(base + (k0 + 3u) * p.ldb + cc) / 4u]));
+}
+
+// Stores row `row` of C, columns col0..col0+3, as one vec4.
+fn store_row(z: u32, row: u32, col0: u32, v: vec4<f32>) {
+    if (row >= p.m || col0 >= p.n) { return; }
+    let ci = (z * p.stride_c + row * p.ldc + col0) / 4u;
+    var out = p.alpha * v;
+    if (HAS_BIAS) { out += bias[col0 / 4u]; }
+    if (p.beta != 0.0) { out += p.beta * c[ci]; }
+    c[ci] = out;
+}
+
+// Stores a 4×4 accumulator (column j = column col0 + j of C, rows row0..)
+// one vec4 per row, unrolled: stores are per-lane loops on lavapipe too,
+// and a loop indexing the matrix would go through memory.
+fn store_block(z: u32, row0: u32, col0: u32, acc: mat4x4<f32>) {
+    let rows = transpose(acc);
+    store_row(z, row0, col0, rows[0]);
+    store_row(z, row0 + 1u, col0, rows[1]);
+    store_row(z, row0 + 2u, col0, rows[2]);
+    store_row(z, row0 + 3u, col0, rows[3]);
+}
+

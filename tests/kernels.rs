@@ -78,7 +78,9 @@ fn elementwise_covers_grids_beyond_one_dimension() {
 fn sums_match_reference() {
     let dev = device();
     for (i, &m) in AWKWARD.iter().enumerate() {
-        for &n in &[1usize, 5, 64, 129] {
+        // 12, 64 and 516 run sum_cols_vec4 (N % 4 == 0; 516 spans three
+        // workgroups of columns), 1, 5 and 129 the scalar kernel.
+        for &n in &[1usize, 5, 12, 64, 129, 516] {
             let x = random(m * n, (i * 7 + n) as u64);
             let tx = Tensor::from_slice(dev, &x, &[m, n]).unwrap();
             let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();

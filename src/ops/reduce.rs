@@ -22,6 +22,12 @@ crate::kernels::shader_params! {
 const BINDINGS: &[(u32, Access)] = &[(1, Access::Read), (2, Access::ReadWrite)];
 const SUM_ROWS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_rows", storage: BINDINGS, cell: &[] };
 const SUM_COLS: Kernel = Kernel { shader: Shader::Reduce, entry: "sum_cols", storage: BINDINGS, cell: &[] };
+const SUM_COLS_VEC4: Kernel = Kernel {
+    shader: Shader::Reduce,
+    entry: "sum_cols_vec4",
+    storage: &[(3, Access::Read), (4, Access::ReadWrite)],
+    cell: &[],
+};
 
 /// Validates x (M, N) and out (`out_len`); returns (M, N).
 fn check(op: &'static str, x: &Tensor, out: &Tensor, rows_out: bool) -> Result<(u32, u32)> {
@@ -60,5 +66,9 @@ pub fn sum_rows(x: &Tensor, out: &Tensor, beta: f32) -> Result<()> {
 /// gradient of a linear layer; `beta = 1` accumulates.
 pub fn sum_cols(x: &Tensor, out: &Tensor, beta: f32) -> Result<()> {
     let (m, n) = check("sum_cols", x, out, false)?;
+    if n.is_multiple_of(4) {
+        // Four columns per invocation, the same sums (sum_cols_vec4).
+        return launch(SUM_COLS_VEC4, x, out, m, n, beta, n / 4);
+    }
     launch(SUM_COLS, x, out, m, n, beta, n)
 }

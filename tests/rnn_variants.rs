@@ -147,7 +147,8 @@ fn every_variant_computes_the_same_bits() {
                 for ((name, got), (_, want)) in got.iter().zip(want) {
                     let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
                     assert_eq!(
-                        differ, 0,
+                        differ,
+                        0,
                         "{mode:?} case {c} {name}: {variant} differs from the step kernels in {differ} of {} values",
                         got.len()
                     );

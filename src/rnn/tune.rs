@@ -217,11 +217,18 @@ fn kernels_revision() -> u64 {
             RECURRENT_FORWARD_SUBGROUP,
         };
         let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
-        [PRELUDE, RECURRENT, RECURRENT_FORWARD, RECURRENT_BACKWARD, RECURRENT_FORWARD_SUBGROUP, RECURRENT_BACKWARD_SUBGROUP]
-            .into_iter()
-            .chain(cells)
-            .flat_map(str::bytes)
-            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+        [
+            PRELUDE,
+            RECURRENT,
+            RECURRENT_FORWARD,
+            RECURRENT_BACKWARD,
+            RECURRENT_FORWARD_SUBGROUP,
+            RECURRENT_BACKWARD_SUBGROUP,
+        ]
+        .into_iter()
+        .chain(cells)
+        .flat_map(str::bytes)
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
     })
 }
 

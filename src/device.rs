@@ -568,4 +568,17 @@ mod tests {
         let err = parse_checked(Some("yes please")).unwrap_err().to_string();
         assert!(err.contains("WGRNN_CHECKED") && err.contains("accepted values"), "{err}");
     }
+
+    /// `WGRNN_SUBGROUPS` defaults to on; only 0/false turn it off.
+    #[test]
+    fn subgroups_values() {
+        for (v, want) in [(None, true), (Some(""), true), (Some("1"), true), (Some("0"), false), (Some("false"), false)]
+        {
+            assert_eq!(parse_flag("WGRNN_SUBGROUPS", v, true).unwrap(), want, "{v:?}");
+        }
+        let err = parse_flag("WGRNN_SUBGROUPS", Some("off"), true).unwrap_err().to_string();
+        assert!(err.contains("WGRNN_SUBGROUPS=\"off\"") && err.contains("accepted values"), "{err}");
+        assert!(DeviceOptions::default().subgroups);
+        assert!(!DeviceOptions::default().with_subgroups(false).subgroups);
+    }
 }

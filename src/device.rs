@@ -533,7 +533,7 @@ fn pick_adapter(adapters: Vec<wgpu::Adapter>, options: &DeviceOptions) -> Result
 mod tests {
     use std::time::Duration;
 
-    use super::{parse_bytes, parse_checked, parse_timeout, DEFAULT_READBACK_TIMEOUT};
+    use super::{parse_bytes, parse_checked, parse_flag, parse_timeout, DeviceOptions, DEFAULT_READBACK_TIMEOUT};
 
     #[test]
     fn byte_values() {

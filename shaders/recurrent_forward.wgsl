@@ -244,14 +244,20 @@ fn forward_finish_vec4(s0: u32, live: u32, j_first: u32, acc: array<array<vec4<f
             // Column g: gate g of the four units.
             let rec = transpose(mat4x4<f32>(group_unit_lanes(acc, r, u), group_unit_lanes(acc, r, u + 1u),
                                             group_unit_lanes(acc, r, u + 2u), group_unit_lanes(acc, r, u + 3u)));
-            let h_own = state_in4[s * sz4 + j0 / 4u];
-            let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
-            h_prev4[(row * h + j0) / 4u] = h_own;
-            out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
-            state_out4[(s * h + j0) / 4u] = hv;
-            if (is_last) { h_n4[hstate_at(s, j0) / 4u] = hv; }
+            forward_finish_quad(s, row, is_last, j0, rec, state_in4[s * sz4 + j0 / 4u]);
         }
     }
+}
+
+// Finishes units j0..j0+3 of sorted row s (packed row `row`), given their
+// recurrent products (column g: gate g of the four units) and h_{t-1}.
+fn forward_finish_quad(s: u32, row: u32, is_last: bool, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>) {
+    let h = p.hidden;
+    let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
+    h_prev4[(row * h + j0) / 4u] = h_own;
+    out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
+    state_out4[(s * h + j0) / 4u] = hv;
+    if (is_last) { h_n4[hstate_at(s, j0) / 4u] = hv; }
 }
 
 @compute @workgroup_size(WG)

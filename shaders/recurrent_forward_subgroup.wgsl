@@ -5,6 +5,7 @@
 // recurrent_forward.wgsl), so it uses that module's bindings and helpers;
 // it is built only on devices with subgroups of SUBGROUP_SIZE = 8.
 //   recurrent_step_forward_vec4_subgroup
+//   recurrent_step_forward_vec4_uniform   h_{t-1} from a uniform array (below)
 //
 // Why: on lavapipe one load instruction is a loop over the 8 SIMD lanes.
 // The lanes of a subgroup own different units of the same ROWS = 16 rows,
@@ -70,5 +71,122 @@ fn recurrent_step_forward_vec4_subgroup(@builtin(workgroup_id) wg: vec3<u32>,
     }
     if (j_first < h) {
         forward_finish_vec4(s0, live, j_first, acc);
+    }
+}
+
+// ---------------------------------------------------------------------------
+//   recurrent_step_forward_vec4_uniform
+// The same step with the operands' roles swapped and h_{t-1} read from a
+// uniform array. On lavapipe a uniform array read at a per-lane index is
+// one hardware gather, about 9× cheaper than a storage load (a loop over
+// the lanes), but a uniform binding holds 64 KiB: h_{t-1} (B·S·4 bytes)
+// fits, W_hh does not. So here the lanes of a subgroup own different rows
+// (lane + 8r, r < UNIFORM_ROWS) and the same 8 groups of units: lane l
+// loads the W_hh rows of group l and `subgroupBroadcast` hands them to the
+// others, and each lane gathers its own rows of h_{t-1}. Per 4 k: LANES
+// storage loads and UNIFORM_ROWS gathers feed 8·UNIFORM_ROWS·LANES·4
+// multiply-adds (LSTM: 4 + 8 loads for 1,024; the subgroup kernel above
+// has 18 storage loads). Each (row, unit) sums the vec4 kernel's products
+// in its order and ends in its epilogue (`forward_finish_quad`), so the
+// bits are the same (tests/rnn_variants.rs compares them).
+//
+// Bindings: 41 state_u (uniform, UNIFORM_STATE_VEC4S vec4s) holds h_{t-1}
+// (B, S) at its start; the rest as `recurrent_step_forward_vec4` binds
+// them, but state_in4.
+// Workgroup mapping: one subgroup per workgroup; workgroup x owns 8 groups
+// of UNITS_PER_INVOCATION units (a lane's units past H repeat the last
+// unit: in bounds, stored nowhere), workgroup y 8·UNIFORM_ROWS rows.
+
+@group(0) @binding(41) var<uniform> state_u: array<vec4<f32>, UNIFORM_STATE_VEC4S>;
+
+// Adds group u's products at k = 4c..4c+3 (its W_hh rows wa..wd, as the
+// vec4 kernel's lanes) to the accumulators of the lane's rows.
+fn uniform_accumulate(acc: ptr<function, array<array<vec4<f32>, SUBGROUP_SIZE>, UNIFORM_ROWS>>,
+                      x: ptr<function, array<vec4<f32>, UNIFORM_ROWS>>, u: u32,
+                      wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) {
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        let xr = (*x)[r];
+        (*acc)[r][u] += vec4<f32>(dot(xr, wa), dot(xr, wb), dot(xr, wc), dot(xr, wd));
+    }
+}
+
+// The products of unit u (0-based in the subgroup's units) for row r, in
+// gate order.
+fn uniform_unit_lanes(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, u: u32) -> vec4<f32> {
+    return unit_lanes(acc_row[u / UNITS_PER_INVOCATION], u % UNITS_PER_INVOCATION);
+}
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
+                                       @builtin(subgroup_invocation_id) lane: u32) {
+    cur_t = p.t;
+    let h = p.hidden;
+    let j_sub = wg.x * SUBGROUP_SIZE * UNITS_PER_INVOCATION;
+    let j_lane = j_sub + lane * UNITS_PER_INVOCATION;
+    let live = batch_size(p.t);
+    let s0 = wg.y * SUBGROUP_SIZE * UNIFORM_ROWS;
+    let sz4 = p.state / 4u;
+    // Rows past the live ones repeat the last live row (in bounds); the
+    // epilogue stores nothing for them.
+    var base: array<u32, UNIFORM_ROWS>;
+    var acc: array<array<vec4<f32>, SUBGROUP_SIZE>, UNIFORM_ROWS>;
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        base[r] = min(s0 + lane + r * SUBGROUP_SIZE, live - 1u) * sz4;
+        for (var u = 0u; u < SUBGROUP_SIZE; u++) {
+            acc[r][u] = vec4<f32>(0.0);
+        }
+    }
+    let w0 = lane_row(0u, j_lane) * sz4;
+    let w1 = lane_row(1u, j_lane) * sz4;
+    let w2 = lane_row(2u, j_lane) * sz4;
+    let w3 = lane_row(3u, j_lane) * sz4;
+    for (var c = 0u; c < sz4; c++) {
+        var x: array<vec4<f32>, UNIFORM_ROWS>;
+        for (var r = 0u; r < UNIFORM_ROWS; r++) {
+            x[r] = state_u[base[r] + c];
+        }
+        // Lanes past LANES stay zero, as in the vec4 kernel.
+        let wa = w_hh4[w0 + c];
+        var wb = vec4<f32>(0.0);
+        var wc = vec4<f32>(0.0);
+        var wd = vec4<f32>(0.0);
+        if (LANES > 1u) { wb = w_hh4[w1 + c]; }
+        if (LANES > 2u) { wc = w_hh4[w2 + c]; }
+        if (LANES > 3u) { wd = w_hh4[w3 + c]; }
+        uniform_accumulate(&acc, &x, 0u, subgroupBroadcast(wa, 0u), subgroupBroadcast(wb, 0u),
+                           subgroupBroadcast(wc, 0u), subgroupBroadcast(wd, 0u));
+        uniform_accumulate(&acc, &x, 1u, subgroupBroadcast(wa, 1u), subgroupBroadcast(wb, 1u),
+                           subgroupBroadcast(wc, 1u), subgroupBroadcast(wd, 1u));
+        uniform_accumulate(&acc, &x, 2u, subgroupBroadcast(wa, 2u), subgroupBroadcast(wb, 2u),
+                           subgroupBroadcast(wc, 2u), subgroupBroadcast(wd, 2u));
+        uniform_accumulate(&acc, &x, 3u, subgroupBroadcast(wa, 3u), subgroupBroadcast(wb, 3u),
+                           subgroupBroadcast(wc, 3u), subgroupBroadcast(wd, 3u));
+        uniform_accumulate(&acc, &x, 4u, subgroupBroadcast(wa, 4u), subgroupBroadcast(wb, 4u),
+                           subgroupBroadcast(wc, 4u), subgroupBroadcast(wd, 4u));
+        uniform_accumulate(&acc, &x, 5u, subgroupBroadcast(wa, 5u), subgroupBroadcast(wb, 5u),
+                           subgroupBroadcast(wc, 5u), subgroupBroadcast(wd, 5u));
+        uniform_accumulate(&acc, &x, 6u, subgroupBroadcast(wa, 6u), subgroupBroadcast(wb, 6u),
+                           subgroupBroadcast(wc, 6u), subgroupBroadcast(wd, 6u));
+        uniform_accumulate(&acc, &x, 7u, subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u),
+                           subgroupBroadcast(wc, 7u), subgroupBroadcast(wd, 7u));
+    }
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        let s = s0 + lane + r * SUBGROUP_SIZE;
+        // Rows grow with r: the later ones are past the live ones too.
+        if (s >= live) { break; }
+        let row = step_offset(p.t) + s;
+        let is_last = next_row(s) == NO_ROW;
+        // A copy: the quads below index it at run time, which would
+        // otherwise put every accumulator in addressable memory.
+        let acc_row = acc[r];
+        for (var qd = 0u; qd < SUBGROUP_SIZE * UNITS_PER_INVOCATION / 4u; qd++) {
+            let j0 = j_sub + 4u * qd;
+            if (j0 >= h) { break; }
+            let u = 4u * qd;
+            // Column g: gate g of the four units.
+            let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc_row, u), uniform_unit_lanes(acc_row, u + 1u),
+                                            uniform_unit_lanes(acc_row, u + 2u), uniform_unit_lanes(acc_row, u + 3u)));
+            forward_finish_quad(s, row, is_last, j0, rec, state_u[s * sz4 + j0 / 4u]);
+        }
     }
 }

@@ -218,6 +218,8 @@ impl Shader {
             Shader::RecurrentSubgroup { cell, pass } => {
                 let mut constants = Shader::Recurrent { cell, pass, rows: crate::rnn::gpu::SEQUENCE_ROWS }.constants();
                 constants.push(("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE));
+                constants.push(("UNIFORM_ROWS", crate::rnn::gpu::UNIFORM_ROWS));
+                constants.push(("UNIFORM_STATE_VEC4S", (crate::rnn::gpu::UNIFORM_STATE_BYTES / 16) as u32));
                 constants
             }
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],
@@ -290,11 +292,17 @@ pub enum Access {
     Read,
     /// `var<storage, read_write>`.
     ReadWrite,
+    /// `var<uniform>`: read-only, and at most the device's
+    /// `max_uniform_buffer_binding_size`. On lavapipe a uniform array read
+    /// at a per-lane index is one hardware gather, where a storage load is
+    /// a loop over the SIMD lanes (about 9× slower), so the kernels that
+    /// read a small operand at per-lane addresses bind it this way.
+    Uniform,
 }
 
 impl Access {
     pub(crate) fn read_only(self) -> bool {
-        self == Access::Read
+        self != Access::ReadWrite
     }
 }
 

@@ -33,9 +33,12 @@ const ARENA_SLOTS: u64 = 4096;
 /// buffers that only a cached bind group still references).
 const BIND_GROUP_CACHE_MAX: usize = 8192;
 
-/// Usage of every pooled tensor buffer.
-const STORAGE_USAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+/// Usage of every pooled tensor buffer (uniform too: a kernel may bind a
+/// small tensor as a uniform array, see [`Access::Uniform`]).
+const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
 /// Usage of readback staging buffers.
 const STAGING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
@@ -707,7 +710,10 @@ impl Runtime {
                         binding,
                         visibility: wgpu::ShaderStages::COMPUTE,
                         ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage { read_only: access.read_only() },
+                            ty: match access {
+                                Access::Uniform => wgpu::BufferBindingType::Uniform,
+                                _ => wgpu::BufferBindingType::Storage { read_only: access.read_only() },
+                            },
                             has_dynamic_offset: false,
                             min_binding_size: None,
                         },

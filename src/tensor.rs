@@ -250,6 +250,22 @@ impl Tensor {
         BufferRange { buffer: self.raw_buffer(), offset: self.offset as u64 * 4, size: self.numel() as u64 * 4 }
     }
 
+    /// The first `bytes` of the underlying buffer, which must hold them:
+    /// what a kernel binds as a fixed-size uniform array covering a smaller
+    /// tensor at the buffer's start (the rest is never read).
+    pub(crate) fn buffer_prefix(&self, bytes: u64) -> Result<BufferRange<'_>> {
+        if self.offset != 0 || bytes > self.buf.len as u64 * 4 {
+            return Err(Error::Shape {
+                op: "Tensor::buffer_prefix",
+                message: format!(
+                    "{bytes} bytes from the start of a buffer of {} elements, for a tensor at element {}",
+                    self.buf.len, self.offset
+                ),
+            });
+        }
+        Ok(BufferRange { buffer: self.raw_buffer(), offset: 0, size: bytes })
+    }
+
     /// The whole underlying buffer, shared with every other view of it.
     /// Private: everything outside binds, reads and writes ranges.
     fn raw_buffer(&self) -> &wgpu::Buffer {

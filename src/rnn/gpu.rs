@@ -40,6 +40,15 @@ pub(crate) fn vec4_groups(gates: usize) -> u32 {
     2.max(4 / units_per_group)
 }
 
+/// Bytes of the uniform array `recurrent_step_forward_vec4_uniform` reads
+/// h_{t-1} from (its `UNIFORM_STATE_VEC4S` vec4s): the 64 KiB every
+/// adapter allows a uniform binding. It serves while B·S·4 fits.
+pub(crate) const UNIFORM_STATE_BYTES: u64 = 65536;
+/// Rows per lane of `recurrent_step_forward_vec4_uniform` (its
+/// `UNIFORM_ROWS`): a subgroup of 8 lanes covers 64 rows, the bench
+/// step's batch, so each W_hh load serves them all.
+pub(crate) const UNIFORM_ROWS: u32 = 8;
+
 /// Rows per workgroup the sequence kernels can be built with (`SEQ_ROWS`).
 pub(crate) const SEQUENCE_ROW_CHOICES: [u32; 4] = [1, 2, 4, 8];
 /// The `SEQ_ROWS` of the modules the step kernels are taken from (they
@@ -83,6 +92,10 @@ const FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, R), (4, R), (5, W), (6, 
 /// vec4, the others through their vec4 views (binding + 30).
 const FORWARD_VEC4: &[(u32, Access)] =
     &[(1, R), (10, R), (33, R), (11, R), (35, W), (36, W), (37, W), (38, W), (39, W)];
+/// `recurrent_step_forward_vec4_uniform`: the same, h_{t-1} as the uniform
+/// array `state_u` (binding 41).
+const FORWARD_UNIFORM: &[(u32, Access)] =
+    &[(1, R), (10, R), (33, R), (41, Access::Uniform), (35, W), (36, W), (37, W), (38, W), (39, W)];
 /// Shared bindings of `recurrent_step_backward`, in launch order: info,
 /// w_hh, gates, h_prev, grad_out, grad_h_n, dgs_in, dgates, dgs_out.
 const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6, R), (7, R), (8, W), (9, W)];
@@ -163,11 +176,15 @@ fn sequence_constants(spec: &crate::rnn::RnnSpec, threads: u32) -> Vec<(&'static
 /// (H % 4 == 0, no projection), or as vec4 with the rows' operand shared
 /// across a subgroup (the same, on a device with subgroups of
 /// [`crate::device::SUBGROUP_SIZE`]). All three compute the same bits.
+/// Forward only, there is a fourth: `UniformState`, the subgroup kernel
+/// with the roles of the operands swapped (lanes own rows and share W_hh)
+/// and h_{t-1} read from a uniform array, where B·S·4 fits one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepReads {
     Scalar,
     Vec4,
     Subgroup,
+    UniformState,
 }
 
 impl StepReads {
@@ -176,6 +193,18 @@ impl StepReads {
             (false, _) => StepReads::Scalar,
             (true, Some(crate::device::SUBGROUP_SIZE)) => StepReads::Subgroup,
             (true, _) => StepReads::Vec4,
+        }
+    }
+
+    /// The forward's reads for states of `batch` rows × `state` features.
+    fn for_forward(dev: &Device, vec4: bool, batch: usize, state: usize) -> Self {
+        let reads = Self::for_layer(dev, vec4);
+        let fits = (batch * state * 4) as u64 <= UNIFORM_STATE_BYTES
+            && u64::from(dev.limits().max_uniform_buffer_binding_size) >= UNIFORM_STATE_BYTES;
+        if reads == StepReads::Subgroup && fits {
+            StepReads::UniformState
+        } else {
+            reads
         }
     }
 }
@@ -190,6 +219,11 @@ fn forward_kernel(cell: &'static Cell, reads: StepReads) -> Kernel {
             "recurrent_step_forward_vec4_subgroup",
             FORWARD_VEC4,
         ),
+        StepReads::UniformState => (
+            Shader::RecurrentSubgroup { cell, pass: Pass::Forward },
+            "recurrent_step_forward_vec4_uniform",
+            FORWARD_UNIFORM,
+        ),
     };
     Kernel { shader, entry, storage, cell: if reads == StepReads::Scalar { cell.forward } else { cell.forward_vec4 } }
 }
@@ -199,7 +233,7 @@ fn backward_kernel(cell: &'static Cell, reads: StepReads) -> Kernel {
     let (shader, entry, storage) = match reads {
         StepReads::Scalar => (step_shader(cell, Pass::Backward), "recurrent_step_backward", BACKWARD),
         StepReads::Vec4 => (step_shader(cell, Pass::Backward), "recurrent_step_backward_vec4", BACKWARD_VEC4),
-        StepReads::Subgroup => (
+        StepReads::Subgroup | StepReads::UniformState => (
             Shader::RecurrentSubgroup { cell, pass: Pass::Backward },
             "recurrent_step_backward_vec4_subgroup",
             BACKWARD_VEC4,
@@ -391,7 +425,9 @@ pub(crate) fn forward(
     let constants = mode_constants(spec.mode);
     let [projected_step, project, _, _] = projected_kernels(cell);
     let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
-    let kernel = if projected { projected_step } else { forward_kernel(cell, StepReads::for_layer(dev, vec4)) };
+    let reads = StepReads::for_forward(dev, vec4, b, sz);
+    let kernel = if projected { projected_step } else { forward_kernel(cell, reads) };
+    let uniform_state = !projected && reads == StepReads::UniformState;
     // Each invocation owns every gate of max(1, 4 / gates) units, times
     // VEC4_GROUPS in the vec4 kernel.
     let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { vec4_groups(cell.gates) } else { 1 };
@@ -445,9 +481,21 @@ pub(crate) fn forward(
             // Dense (B, S) states in sorted row order: h double-buffered
             // (both start as h0), then the cell state (B, H).
             let state_index = layer * dirs + dir;
-            let h_a = sorted_state(batch, &h0, state_index)?;
-            let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
-            crate::ops::elementwise_copy(&h_a, &h_b)?;
+            let (h_a, h_b) = if uniform_state {
+                // At the start of buffers that hold the whole uniform array.
+                let sorted = sorted_state(batch, &h0, state_index)?;
+                let padded = || Tensor::uninit(dev, &[UNIFORM_STATE_BYTES as usize / 4], DType::F32);
+                let h_a = padded()?.storage_view(0, sorted.shape())?;
+                let h_b = padded()?.storage_view(0, sorted.shape())?;
+                crate::ops::elementwise_copy(&sorted, &h_a)?;
+                crate::ops::elementwise_copy(&sorted, &h_b)?;
+                (h_a, h_b)
+            } else {
+                let h_a = sorted_state(batch, &h0, state_index)?;
+                let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
+                crate::ops::elementwise_copy(&h_a, &h_b)?;
+                (h_a, h_b)
+            };
             let cell_state = c0.as_ref().map(|c| sorted_state(batch, c, state_index)).transpose()?;
             let have = [
                 (CellTensor::State, cell_state.as_ref()),
@@ -462,13 +510,22 @@ pub(crate) fn forward(
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
-                let tiles = u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS);
+                let live = u32_of(OP, batch.batch_sizes()[t])?;
                 let (s_in, s_out) = if k % 2 == 0 { (&h_a, &h_b) } else { (&h_b, &h_a) };
+                // The uniform kernel: one subgroup per workgroup, 8 groups of
+                // units along x and 8·UNIFORM_ROWS rows along y.
+                let sg = crate::device::SUBGROUP_SIZE;
+                let (grid_x, tiles) = if uniform_state {
+                    let units_per_lane = (4 / cell.gates).max(1) as u32;
+                    (u32_of(OP, h)?.div_ceil(sg * units_per_lane), live.div_ceil(sg * UNIFORM_ROWS))
+                } else {
+                    (unit_groups, live.div_ceil(ROWS))
+                };
                 let mut bufs = vec![
                     batch.info.buffer(),
                     params.weight_hh().value.buffer(),
                     params.bias_hh().value.buffer(),
-                    s_in.buffer(),
+                    if uniform_state { s_in.buffer_prefix(UNIFORM_STATE_BYTES)? } else { s_in.buffer() },
                     gates.buffer(),
                     out.buffer(),
                     h_prev.buffer(),
@@ -479,7 +536,7 @@ pub(crate) fn forward(
                     bufs.push(ht.buffer());
                 }
                 bufs.extend(&own);
-                rt.launch(kernel, &constants, &sp, &bufs, [unit_groups, tiles, 1])?;
+                rt.launch(kernel, &constants, &sp, &bufs, [grid_x, tiles, 1])?;
                 if let (Some(ht), Some(w_hr)) = (&h_tilde, params.weight_hr()) {
                     let bufs = [
                         batch.info.buffer(),

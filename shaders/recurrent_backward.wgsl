@@ -113,18 +113,24 @@ fn backward_finish(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
 // quarter of the loads and stores (on lavapipe each is a loop over the
 // SIMD lanes, vec4 or not).
 fn backward_finish_vec4(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>) {
-    let g = GATES * p.hidden;
     for (var r = 0u; r < ROWS; r++) {
         let s = s0 + r;
         if (s >= live) { break; }
-        let row = step_offset(p.t) + s;
-        var dh = grad_out4[(row * p.out_stride + p.out_offset + j0) / 4u] + acc[r];
-        if (next_row(s) == NO_ROW) { dh += grad_h_n4[hstate_at(s, j0) / 4u]; }
-        let d = cell_backward4(s, row, j0, dh);
-        for (var q = 0u; q < GATES; q++) {
-            dgates4[(row * g + q * p.hidden + j0) / 4u] = d.input[q];
-            dgs_out4[(s * g + q * p.hidden + j0) / 4u] = d.hidden[q];
-        }
+        backward_finish_quad(s, j0, acc[r]);
+    }
+}
+
+// Finishes units j0..j0+3 of live sorted row s, given their recurrent
+// gradient dG_next·W_hh.
+fn backward_finish_quad(s: u32, j0: u32, rec: vec4<f32>) {
+    let g = GATES * p.hidden;
+    let row = step_offset(p.t) + s;
+    var dh = grad_out4[(row * p.out_stride + p.out_offset + j0) / 4u] + rec;
+    if (next_row(s) == NO_ROW) { dh += grad_h_n4[hstate_at(s, j0) / 4u]; }
+    let d = cell_backward4(s, row, j0, dh);
+    for (var q = 0u; q < GATES; q++) {
+        dgates4[(row * g + q * p.hidden + j0) / 4u] = d.input[q];
+        dgs_out4[(s * g + q * p.hidden + j0) / 4u] = d.hidden[q];
     }
 }
 

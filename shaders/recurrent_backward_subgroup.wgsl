@@ -6,6 +6,7 @@
 // recurrent_backward.wgsl), so it uses that module's bindings and helpers;
 // it is built only on devices with subgroups of SUBGROUP_SIZE = 8.
 //   recurrent_step_backward_vec4_subgroup
+//   recurrent_step_backward_vec4_uniform   dG_h from uniform arrays (below)
 //
 // Why: on lavapipe one load instruction is a loop over the 8 SIMD lanes.
 // The lanes of a subgroup own different units of the same ROWS = 16 rows,
@@ -74,5 +75,119 @@ fn recurrent_step_backward_vec4_subgroup(@builtin(workgroup_id) wg: vec3<u32>,
     }
     if (j_own < p.state) {
         backward_finish_vec4(s0, live, j0, acc);
+    }
+}
+
+// ---------------------------------------------------------------------------
+//   recurrent_step_backward_vec4_uniform
+// The same step with the operands' roles swapped and dG_h read from two
+// uniform arrays (as `recurrent_step_forward_vec4_uniform` does forward:
+// on lavapipe a uniform read at a per-lane index is one hardware gather,
+// about 9× cheaper than a storage load). The lanes of a subgroup own
+// different rows (lane + 8r, r < UNIFORM_ROWS) and the same 8 quads of
+// units: lane l loads the W_hh block of quad l (four vec4s per four gates)
+// and `subgroupBroadcast` hands it to the others; each lane gathers its
+// rows of dG_h. Per four gates: 4 storage loads and UNIFORM_ROWS gathers
+// feed 8·16·UNIFORM_ROWS multiply-adds, where the subgroup kernel above
+// has 6 storage loads per 256. Each (row, unit) sums the vec4 kernel's
+// products in its order and ends in its epilogue (`backward_finish_quad`),
+// so the bits are the same (tests/rnn_variants.rs compares them).
+//
+// Needs B ≤ 64 (one tile of rows) and 32·G·4 ≤ 64 KiB: rows 0–31 of dG_h
+// (B, G) are read from dgs_lo, rows 32–63 from dgs_hi, which Rust binds
+// 32 rows further into the same padded buffer.
+//
+// Bindings: 41 dgs_lo, 42 dgs_hi (uniform, UNIFORM_STATE_VEC4S vec4s each);
+// the rest as `recurrent_step_backward_vec4` binds them, but dgs_in4.
+// Workgroup mapping: one subgroup per workgroup; workgroup x owns 8 quads
+// of units (a lane's quad past S loads the last quad's weights: in
+// bounds, stored nowhere); the rows of the one tile are the lanes'.
+
+const_assert SUBGROUP_SIZE * UNIFORM_ROWS == 64u;
+const UNIFORM_HALF_ROWS: u32 = 32u;
+
+@group(0) @binding(41) var<uniform> dgs_lo: array<vec4<f32>, UNIFORM_STATE_VEC4S>;
+@group(0) @binding(42) var<uniform> dgs_hi: array<vec4<f32>, UNIFORM_STATE_VEC4S>;
+
+// Adds quad u's products for gates 4qc..4qc+3 (its W_hh block w) to the
+// accumulators of the lane's rows.
+fn uniform_accumulate(acc: ptr<function, array<array<vec4<f32>, SUBGROUP_SIZE>, UNIFORM_ROWS>>,
+                      x: ptr<function, array<vec4<f32>, UNIFORM_ROWS>>, u: u32, w: mat4x4<f32>) {
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        (*acc)[r][u] += w * (*x)[r];
+    }
+}
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn recurrent_step_backward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
+                                        @builtin(subgroup_invocation_id) lane: u32) {
+    cur_t = p.t;
+    let j_sub = wg.x * SUBGROUP_SIZE * 4u;
+    // S % 4 == 0: the last quad of units, for lanes past S.
+    let j_lane = min(j_sub + 4u * lane, p.state - 4u);
+    let live = batch_size(p.t);
+    let h4 = p.state / 4u;
+    let g4 = GATES * p.hidden / 4u;
+    let j4 = j_lane / 4u;
+    // Rows past the live ones repeat the last live row of their half (in
+    // bounds of the padded buffer); the epilogue stores nothing for them.
+    var base: array<u32, UNIFORM_ROWS>;
+    var acc: array<array<vec4<f32>, SUBGROUP_SIZE>, UNIFORM_ROWS>;
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        let s = min(lane + r * SUBGROUP_SIZE, live - 1u);
+        if (r * SUBGROUP_SIZE < UNIFORM_HALF_ROWS) {
+            base[r] = s * g4;
+        } else {
+            base[r] = (max(s, UNIFORM_HALF_ROWS) - UNIFORM_HALF_ROWS) * g4;
+        }
+        for (var u = 0u; u < SUBGROUP_SIZE; u++) {
+            acc[r][u] = vec4<f32>(0.0);
+        }
+    }
+    for (var qc = 0u; qc < g4; qc++) {
+        let q = 4u * qc;
+        var x: array<vec4<f32>, UNIFORM_ROWS>;
+        for (var r = 0u; r < UNIFORM_ROWS; r++) {
+            if (r * SUBGROUP_SIZE < UNIFORM_HALF_ROWS) {
+                x[r] = dgs_lo[base[r] + qc];
+            } else {
+                x[r] = dgs_hi[base[r] + qc];
+            }
+        }
+        let wa = w_hh4[q * h4 + j4];
+        let wb = w_hh4[(q + 1u) * h4 + j4];
+        let wc = w_hh4[(q + 2u) * h4 + j4];
+        let wd = w_hh4[(q + 3u) * h4 + j4];
+        uniform_accumulate(&acc, &x, 0u, mat4x4<f32>(subgroupBroadcast(wa, 0u), subgroupBroadcast(wb, 0u),
+                                                     subgroupBroadcast(wc, 0u), subgroupBroadcast(wd, 0u)));
+        uniform_accumulate(&acc, &x, 1u, mat4x4<f32>(subgroupBroadcast(wa, 1u), subgroupBroadcast(wb, 1u),
+                                                     subgroupBroadcast(wc, 1u), subgroupBroadcast(wd, 1u)));
+        uniform_accumulate(&acc, &x, 2u, mat4x4<f32>(subgroupBroadcast(wa, 2u), subgroupBroadcast(wb, 2u),
+                                                     subgroupBroadcast(wc, 2u), subgroupBroadcast(wd, 2u)));
+        uniform_accumulate(&acc, &x, 3u, mat4x4<f32>(subgroupBroadcast(wa, 3u), subgroupBroadcast(wb, 3u),
+                                                     subgroupBroadcast(wc, 3u), subgroupBroadcast(wd, 3u)));
+        uniform_accumulate(&acc, &x, 4u, mat4x4<f32>(subgroupBroadcast(wa, 4u), subgroupBroadcast(wb, 4u),
+                                                     subgroupBroadcast(wc, 4u), subgroupBroadcast(wd, 4u)));
+        uniform_accumulate(&acc, &x, 5u, mat4x4<f32>(subgroupBroadcast(wa, 5u), subgroupBroadcast(wb, 5u),
+                                                     subgroupBroadcast(wc, 5u), subgroupBroadcast(wd, 5u)));
+        uniform_accumulate(&acc, &x, 6u, mat4x4<f32>(subgroupBroadcast(wa, 6u), subgroupBroadcast(wb, 6u),
+                                                     subgroupBroadcast(wc, 6u), subgroupBroadcast(wd, 6u)));
+        uniform_accumulate(&acc, &x, 7u, mat4x4<f32>(subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u),
+                                                     subgroupBroadcast(wc, 7u), subgroupBroadcast(wd, 7u)));
+    }
+    // The subgroup's quads inside S: a bound known only at run time, so the
+    // loop below is not unrolled (8 copies of the cell's epilogue, not 64:
+    // LLVM takes minutes over 64).
+    let quads = min(SUBGROUP_SIZE, (p.state - j_sub) / 4u);
+    for (var r = 0u; r < UNIFORM_ROWS; r++) {
+        let s = lane + r * SUBGROUP_SIZE;
+        // Rows grow with r: the later ones are past the live ones too.
+        if (s >= live) { break; }
+        // A copy: the loop indexes it at run time, which would otherwise
+        // put every accumulator in addressable memory.
+        let acc_row = acc[r];
+        for (var u = 0u; u < quads; u++) {
+            backward_finish_quad(s, j_sub + 4u * u, acc_row[u]);
+        }
     }
 }

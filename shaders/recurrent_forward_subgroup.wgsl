@@ -170,18 +170,21 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         uniform_accumulate(&acc, &x, 7u, subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u),
                            subgroupBroadcast(wc, 7u), subgroupBroadcast(wd, 7u));
     }
+    // The subgroup's quads inside H: a bound known only at run time, so the
+    // loop below is not unrolled (UNIFORM_ROWS copies of the cell's
+    // epilogue, not up to 8 times that: LLVM takes minutes over those).
+    let quads = min(SUBGROUP_SIZE * UNITS_PER_INVOCATION / 4u, (h - j_sub) / 4u);
     for (var r = 0u; r < UNIFORM_ROWS; r++) {
         let s = s0 + lane + r * SUBGROUP_SIZE;
         // Rows grow with r: the later ones are past the live ones too.
         if (s >= live) { break; }
         let row = step_offset(p.t) + s;
         let is_last = next_row(s) == NO_ROW;
-        // A copy: the quads below index it at run time, which would
-        // otherwise put every accumulator in addressable memory.
+        // A copy: the loop indexes it at run time, which would otherwise
+        // put every accumulator in addressable memory.
         let acc_row = acc[r];
-        for (var qd = 0u; qd < SUBGROUP_SIZE * UNITS_PER_INVOCATION / 4u; qd++) {
+        for (var qd = 0u; qd < quads; qd++) {
             let j0 = j_sub + 4u * qd;
-            if (j0 >= h) { break; }
             let u = 4u * qd;
             // Column g: gate g of the four units.
             let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc_row, u), uniform_unit_lanes(acc_row, u + 1u),

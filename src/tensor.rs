@@ -254,16 +254,26 @@ impl Tensor {
     /// what a kernel binds as a fixed-size uniform array covering a smaller
     /// tensor at the buffer's start (the rest is never read).
     pub(crate) fn buffer_prefix(&self, bytes: u64) -> Result<BufferRange<'_>> {
-        if self.offset != 0 || bytes > self.buf.len as u64 * 4 {
+        if self.offset != 0 {
             return Err(Error::Shape {
                 op: "Tensor::buffer_prefix",
-                message: format!(
-                    "{bytes} bytes from the start of a buffer of {} elements, for a tensor at element {}",
-                    self.buf.len, self.offset
-                ),
+                message: format!("the tensor starts at element {}, not at its buffer's start", self.offset),
             });
         }
-        Ok(BufferRange { buffer: self.raw_buffer(), offset: 0, size: bytes })
+        self.buffer_window(0, bytes)
+    }
+
+    /// `bytes` of the underlying buffer from element `start` (counted from
+    /// the buffer's start), which must lie inside what it was allocated for.
+    pub(crate) fn buffer_window(&self, start: usize, bytes: u64) -> Result<BufferRange<'_>> {
+        let offset = start as u64 * 4;
+        if offset.saturating_add(bytes) > self.buf.len as u64 * 4 {
+            return Err(Error::Shape {
+                op: "Tensor::buffer_window",
+                message: format!("{bytes} bytes from element {start} of a buffer of {} elements", self.buf.len),
+            });
+        }
+        Ok(BufferRange { buffer: self.raw_buffer(), offset, size: bytes })
     }
 
     /// The whole underlying buffer, shared with every other view of it.

@@ -103,6 +103,23 @@ const BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (3, W), (4, R), (5, R), (6,
 /// vec4, the others through their vec4 views (binding + 30).
 const BACKWARD_VEC4: &[(u32, Access)] =
     &[(1, R), (11, R), (33, W), (34, R), (35, R), (36, R), (12, R), (38, W), (39, W)];
+/// `recurrent_step_backward_vec4_uniform`: the same, dG_h as the uniform
+/// arrays dgs_lo (binding 41, in dgs_in4's place) and dgs_hi (42, last).
+const BACKWARD_UNIFORM: &[(u32, Access)] = &[
+    (1, R),
+    (11, R),
+    (33, W),
+    (34, R),
+    (35, R),
+    (36, R),
+    (41, Access::Uniform),
+    (38, W),
+    (39, W),
+    (42, Access::Uniform),
+];
+/// Rows of dG_h each uniform array of `recurrent_step_backward_vec4_uniform`
+/// holds (its `UNIFORM_HALF_ROWS`).
+const UNIFORM_HALF_ROWS: usize = 32;
 /// Shared bindings of `recurrent_grad_initial_state`: info, w_hh, dgates, grad_h0.
 const INITIAL_STATE: &[(u32, Access)] = &[(1, R), (2, R), (8, W), (10, W)];
 /// `recurrent_grad_initial_state_vec4`: info, dgates, grad_h0, w_hh as vec4.
@@ -196,6 +213,19 @@ impl StepReads {
         }
     }
 
+    /// The backward's reads for `batch` rows of `gates` gate gradients.
+    fn for_backward(dev: &Device, vec4: bool, batch: usize, gates: usize) -> Self {
+        let reads = Self::for_layer(dev, vec4);
+        let fits = batch <= 2 * UNIFORM_HALF_ROWS
+            && (UNIFORM_HALF_ROWS * gates * 4) as u64 <= UNIFORM_STATE_BYTES
+            && u64::from(dev.limits().max_uniform_buffer_binding_size) >= UNIFORM_STATE_BYTES;
+        if reads == StepReads::Subgroup && fits {
+            StepReads::UniformState
+        } else {
+            reads
+        }
+    }
+
     /// The forward's reads for states of `batch` rows × `state` features.
     fn for_forward(dev: &Device, vec4: bool, batch: usize, state: usize) -> Self {
         let reads = Self::for_layer(dev, vec4);
@@ -233,10 +263,15 @@ fn backward_kernel(cell: &'static Cell, reads: StepReads) -> Kernel {
     let (shader, entry, storage) = match reads {
         StepReads::Scalar => (step_shader(cell, Pass::Backward), "recurrent_step_backward", BACKWARD),
         StepReads::Vec4 => (step_shader(cell, Pass::Backward), "recurrent_step_backward_vec4", BACKWARD_VEC4),
-        StepReads::Subgroup | StepReads::UniformState => (
+        StepReads::Subgroup => (
             Shader::RecurrentSubgroup { cell, pass: Pass::Backward },
             "recurrent_step_backward_vec4_subgroup",
             BACKWARD_VEC4,
+        ),
+        StepReads::UniformState => (
+            Shader::RecurrentSubgroup { cell, pass: Pass::Backward },
+            "recurrent_step_backward_vec4_uniform",
+            BACKWARD_UNIFORM,
         ),
     };
     Kernel { shader, entry, storage, cell: if reads == StepReads::Scalar { cell.backward } else { cell.backward_vec4 } }
@@ -753,7 +788,9 @@ pub(crate) fn backward(
     let [_, _, projected_step, cell_step] = projected_kernels(cell);
     let projected = spec.proj_size > 0;
     let vec4 = !projected && h.is_multiple_of(4) && sz.is_multiple_of(4);
-    let step_kernel = if projected { projected_step } else { backward_kernel(cell, StepReads::for_layer(dev, vec4)) };
+    let reads = StepReads::for_backward(dev, vec4, b, g);
+    let step_kernel = if projected { projected_step } else { backward_kernel(cell, reads) };
+    let uniform_dgs = !projected && reads == StepReads::UniformState;
     let initial_kernel = initial_state_kernel(cell, vec4);
     let rt = &dev.rt;
     let variant = fwd.variant;
@@ -814,8 +851,17 @@ pub(crate) fn backward(
                 // double-buffered from zero, and the cell's carried gradient
                 // (from grad_c_n for a cell with a state, else from zero).
                 let state_index = layer * dirs + dir;
-                let dg_a = Tensor::zeros(dev, &[b, g])?;
-                let dg_b = Tensor::zeros(dev, &[b, g])?;
+                // The uniform kernel binds a whole uniform array from rows 0
+                // and 32: the buffers hold both.
+                let dg = || -> Result<Tensor> {
+                    if uniform_dgs {
+                        let len = UNIFORM_HALF_ROWS * g + UNIFORM_STATE_BYTES as usize / 4;
+                        Tensor::zeros(dev, &[len])?.storage_view(0, &[b, g])
+                    } else {
+                        Tensor::zeros(dev, &[b, g])
+                    }
+                };
+                let (dg_a, dg_b) = (dg()?, dg()?);
                 let carry = match (cell.uses(CellTensor::Carry), &grad_c_n) {
                     (false, _) => None,
                     (true, Some(gc)) => Some(sorted_state(batch, gc, state_index)?),
@@ -838,8 +884,15 @@ pub(crate) fn backward(
                 for k in 0..steps {
                     let t = step_time(dir, k, steps, true);
                     let sp = step_params(batch, &spec, layer, dir, t)?;
-                    let tiles = [unit_groups, u32_of(OP, batch.batch_sizes()[t])?.div_ceil(ROWS), 1];
+                    let live = u32_of(OP, batch.batch_sizes()[t])?;
+                    let tiles = if uniform_dgs {
+                        // One subgroup per workgroup, 8 quads of units each; one tile of rows.
+                        [sp.state.div_ceil(crate::device::SUBGROUP_SIZE * 4), 1, 1]
+                    } else {
+                        [unit_groups, live.div_ceil(ROWS), 1]
+                    };
                     let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
+                    let dg_in_range = if uniform_dgs { dg_in.buffer_prefix(UNIFORM_STATE_BYTES)? } else { dg_in.buffer() };
                     let mut bufs = vec![
                         batch.info.buffer(),
                         params.weight_hh().value.buffer(),
@@ -847,12 +900,15 @@ pub(crate) fn backward(
                         s.h_prev.buffer(),
                         d_out.buffer(),
                         grad_h_n.buffer(),
-                        dg_in.buffer(),
+                        dg_in_range,
                         dgx.buffer(),
                         dg_out.buffer(),
                     ];
                     if let Some(dh) = &dh_rows {
                         bufs.push(dh.buffer());
+                    }
+                    if uniform_dgs {
+                        bufs.push(dg_in.buffer_window(UNIFORM_HALF_ROWS * g, UNIFORM_STATE_BYTES)?);
                     }
                     bufs.extend(step_own);
                     rt.launch(step_kernel, &constants, &sp, &bufs, tiles)?;

@@ -175,19 +175,28 @@ fn recurrent_step_backward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         uniform_accumulate(&acc, &x, 7u, mat4x4<f32>(subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u),
                                                      subgroupBroadcast(wc, 7u), subgroupBroadcast(wd, 7u)));
     }
-    // The subgroup's quads inside S: a bound known only at run time, so the
-    // loop below is not unrolled (8 copies of the cell's epilogue, not 64:
-    // LLVM takes minutes over 64).
+    // The subgroup's quads inside S, a bound known only at run time: the
+    // quad loop is not unrolled, the row loop inside it is (8 copies of
+    // the cell's epilogue, not 64, over which LLVM takes minutes; and rows
+    // indexed at run time would put every accumulator in addressable memory).
     let quads = min(SUBGROUP_SIZE, (p.state - j_sub) / 4u);
-    for (var r = 0u; r < UNIFORM_ROWS; r++) {
-        let s = lane + r * SUBGROUP_SIZE;
-        // Rows grow with r: the later ones are past the live ones too.
-        if (s >= live) { break; }
-        // A copy: the loop indexes it at run time, which would otherwise
-        // put every accumulator in addressable memory.
-        let acc_row = acc[r];
-        for (var u = 0u; u < quads; u++) {
-            backward_finish_quad(s, j_sub + 4u * u, acc_row[u]);
+    for (var u = 0u; u < quads; u++) {
+        for (var r = 0u; r < UNIFORM_ROWS; r++) {
+            let s = lane + r * SUBGROUP_SIZE;
+            if (s < live) {
+                backward_finish_quad(s, j_sub + 4u * u, pick_quad(acc[r], u));
+            }
         }
     }
+}
+
+// acc_row[k] for a k known only at run time, by selects over constant
+// indices: an array indexed at run time would live in addressable memory,
+// and on lavapipe every access to it would become a loop over the lanes.
+fn pick_quad(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, k: u32) -> vec4<f32> {
+    var v = acc_row[0];
+    for (var i = 1u; i < SUBGROUP_SIZE; i++) {
+        v = select(v, acc_row[i], k == i);
+    }
+    return v;
 }

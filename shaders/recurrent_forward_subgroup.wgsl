@@ -113,7 +113,18 @@ fn uniform_accumulate(acc: ptr<function, array<array<vec4<f32>, SUBGROUP_SIZE>, 
 // The products of unit u (0-based in the subgroup's units) for row r, in
 // gate order.
 fn uniform_unit_lanes(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, u: u32) -> vec4<f32> {
-    return unit_lanes(acc_row[u / UNITS_PER_INVOCATION], u % UNITS_PER_INVOCATION);
+    return unit_lanes(pick_group(acc_row, u / UNITS_PER_INVOCATION), u % UNITS_PER_INVOCATION);
+}
+
+// acc_row[k] for a k known only at run time, by selects over constant
+// indices: an array indexed at run time would live in addressable memory,
+// and on lavapipe every access to it would become a loop over the lanes.
+fn pick_group(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, k: u32) -> vec4<f32> {
+    var v = acc_row[0];
+    for (var i = 1u; i < SUBGROUP_SIZE; i++) {
+        v = select(v, acc_row[i], k == i);
+    }
+    return v;
 }
 
 @compute @workgroup_size(SUBGROUP_SIZE)
@@ -170,26 +181,24 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         uniform_accumulate(&acc, &x, 7u, subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u),
                            subgroupBroadcast(wc, 7u), subgroupBroadcast(wd, 7u));
     }
-    // The subgroup's quads inside H: a bound known only at run time, so the
-    // loop below is not unrolled (UNIFORM_ROWS copies of the cell's
-    // epilogue, not up to 8 times that: LLVM takes minutes over those).
+    // The subgroup's quads inside H, a bound known only at run time: the
+    // quad loop is not unrolled, the row loop inside it is (UNIFORM_ROWS
+    // copies of the cell's epilogue, not up to 8 times that, over which
+    // LLVM takes minutes; and rows indexed at run time would put every
+    // accumulator in addressable memory).
     let quads = min(SUBGROUP_SIZE * UNITS_PER_INVOCATION / 4u, (h - j_sub) / 4u);
-    for (var r = 0u; r < UNIFORM_ROWS; r++) {
-        let s = s0 + lane + r * SUBGROUP_SIZE;
-        // Rows grow with r: the later ones are past the live ones too.
-        if (s >= live) { break; }
-        let row = step_offset(p.t) + s;
-        let is_last = next_row(s) == NO_ROW;
-        // A copy: the loop indexes it at run time, which would otherwise
-        // put every accumulator in addressable memory.
-        let acc_row = acc[r];
-        for (var qd = 0u; qd < quads; qd++) {
-            let j0 = j_sub + 4u * qd;
-            let u = 4u * qd;
-            // Column g: gate g of the four units.
-            let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc_row, u), uniform_unit_lanes(acc_row, u + 1u),
-                                            uniform_unit_lanes(acc_row, u + 2u), uniform_unit_lanes(acc_row, u + 3u)));
-            forward_finish_quad(s, row, is_last, j0, rec, state_u[s * sz4 + j0 / 4u]);
+    for (var qd = 0u; qd < quads; qd++) {
+        let j0 = j_sub + 4u * qd;
+        let u = 4u * qd;
+        for (var r = 0u; r < UNIFORM_ROWS; r++) {
+            let s = s0 + lane + r * SUBGROUP_SIZE;
+            if (s < live) {
+                let row = step_offset(p.t) + s;
+                // Column g: gate g of the four units.
+                let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc[r], u), uniform_unit_lanes(acc[r], u + 1u),
+                                                uniform_unit_lanes(acc[r], u + 2u), uniform_unit_lanes(acc[r], u + 3u)));
+                forward_finish_quad(s, row, next_row(s) == NO_ROW, j0, rec, state_u[s * sz4 + j0 / 4u]);
+            }
         }
     }
 }

@@ -157,8 +157,48 @@ fn every_variant_computes_the_same_bits() {
         }
     }
     dev.set_recurrent_kernel(None);
+    if let Some(plain) = &plain {
+        the_uniform_step_kernels_run_where_they_fit(plain);
+    }
     sequence_kernels_do_not_grow_with_the_sequence();
     the_tuner_times_once_and_caches_on_disk();
+}
+
+/// On a device with subgroups, the step kernels that read h_{t-1} and dG_h
+/// from uniform arrays run where those fit (forward: B·S·4 ≤ 64 KiB;
+/// backward: B ≤ 64 and 32·G·4 ≤ 64 KiB) and the subgroup kernels where
+/// not, and each gives the bits of the plain vec4 kernels on `plain` (a
+/// device without subgroups): at 64 rows (the backward's limit), at 65 (two
+/// row tiles forward, the subgroup kernel backward) and where h does not
+/// fit a uniform array (65 rows × 256). (Called from the test above, which
+/// owns the device.)
+fn the_uniform_step_kernels_run_where_they_fit(plain: &wgrnn::Device) {
+    let dev = device();
+    dev.set_recurrent_kernel(Some(RecurrentKernel::Step));
+    let shapes = [(64, 8, true, true), (65, 8, true, false), (65, 256, false, false)];
+    for mode in [RnnMode::Lstm, RnnMode::Gru] {
+        for (b, hidden, forward_uniform, backward_uniform) in shapes {
+            let lengths: Vec<usize> = (0..b).map(|i| 1 + (i * 7) % 3).collect();
+            let case = Case { input: 4, hidden, layers: 1, bidirectional: false, lengths, max_len: 3, dropout: 0.0 };
+            dev.start_profile().unwrap();
+            let got = run(dev, mode, &case, 9);
+            let profile = dev.finish_profile().unwrap();
+            let ran = |entry: &str| profile.kernels.iter().any(|k| k.entry == entry);
+            let which = |uniform: bool, pass: &str| {
+                format!("recurrent_step_{pass}_vec4_{}", if uniform { "uniform" } else { "subgroup" })
+            };
+            for (uniform, pass) in [(forward_uniform, "forward"), (backward_uniform, "backward")] {
+                assert!(ran(&which(uniform, pass)), "{mode:?} B {b} H {hidden}: {} did not run", which(uniform, pass));
+                assert!(!ran(&which(!uniform, pass)), "{mode:?} B {b} H {hidden}: {} ran", which(!uniform, pass));
+            }
+            let want = run(plain, mode, &case, 9);
+            for ((name, got), (_, want)) in got.iter().zip(&want) {
+                let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+                assert_eq!(differ, 0, "{mode:?} B {b} H {hidden} {name}: {differ} of {} values differ", got.len());
+            }
+        }
+    }
+    dev.set_recurrent_kernel(None);
 }
 
 /// One dispatch per layer and direction forward (after the input GEMM and

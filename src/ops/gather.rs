@@ -32,6 +32,27 @@ const GATHER_ROWS: Kernel = Kernel {
 /// Indices must have been uploaded from the host (their maximum is checked
 /// here, before any GPU work); an index ≥ rows is an `Err`.
 pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let cols = checked_gather(table, idx)?;
+    let out = Tensor::uninit(table.device(), &[idx.numel(), cols], DType::F32)?;
+    launch_gather(table, idx, &out)?;
+    Ok(out)
+}
+
+/// [`gather_rows`] into `out`, which must be f32 (count, cols): a caller
+/// that needs the rows in a buffer of its own (a padded one) saves a copy.
+pub(crate) fn gather_rows_into(table: &Tensor, idx: &Tensor, out: &Tensor) -> Result<()> {
+    let cols = checked_gather(table, idx)?;
+    if out.shape() != [idx.numel(), cols] || out.dtype() != DType::F32 {
+        return Err(Error::Shape {
+            op: "gather_rows",
+            message: format!("output must be f32 ({}, {cols}), got {:?}", idx.numel(), out.shape()),
+        });
+    }
+    launch_gather(table, idx, out)
+}
+
+/// Checks `gather_rows`' operands; returns the table's columns.
+fn checked_gather(table: &Tensor, idx: &Tensor) -> Result<usize> {
     const OP: &str = "gather_rows";
     check_same_device(OP, &[table, idx])?;
     table.expect_dtype(OP, DType::F32)?;
@@ -57,23 +78,27 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
             })
         }
     }
-    launch_gather(table, idx, rows, cols)
+    Ok(cols)
 }
 
 /// [`gather_rows`] where an index ≥ rows deliberately yields a zero row
 /// (unpacking: padded positions). For index tensors wgrnn builds itself,
 /// so no host-side bound is required.
 pub(crate) fn gather_rows_or_zero(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
-    let &[rows, cols] = table.shape() else {
+    let &[_, cols] = table.shape() else {
         return Err(Error::Shape { op: "gather_rows", message: format!("table must be 2-D, got {:?}", table.shape()) });
     };
-    launch_gather(table, idx, rows, cols)
+    let out = Tensor::uninit(table.device(), &[idx.numel(), cols], DType::F32)?;
+    launch_gather(table, idx, &out)?;
+    Ok(out)
 }
 
-fn launch_gather(table: &Tensor, idx: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
+/// Records `out[i, :] = table[idx[i], :]` (zero past the table's rows);
+/// out is (count, cols).
+fn launch_gather(table: &Tensor, idx: &Tensor, out: &Tensor) -> Result<()> {
     const OP: &str = "gather_rows";
+    let &[rows, cols] = table.shape() else { unreachable!("callers check the table is 2-D") };
     let count = idx.numel();
-    let out = Tensor::uninit(table.device(), &[count, cols], DType::F32)?;
     let total = dim_u32(OP, "output elements", count * cols)?;
     let params = GatherParams {
         rows: dim_u32(OP, "rows", rows)?,
@@ -83,6 +108,5 @@ fn launch_gather(table: &Tensor, idx: &Tensor, rows: usize, cols: usize) -> Resu
     };
     let rt = &table.device().rt;
     let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
-    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)?;
-    Ok(out)
+    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)
 }

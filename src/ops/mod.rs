@@ -24,6 +24,7 @@ pub use elementwise::{
     elementwise_add, elementwise_axpy, elementwise_copy, elementwise_fill, elementwise_mul, elementwise_scale,
 };
 pub use gather::gather_rows;
+pub(crate) use gather::gather_rows_into;
 pub(crate) use gather::gather_rows_or_zero;
 pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
 pub use pad::{copy_padded, copy_padded_into, Block};

@@ -218,7 +218,7 @@ impl StepReads {
         let reads = Self::for_layer(dev, vec4);
         let fits = batch <= 2 * UNIFORM_HALF_ROWS
             && (UNIFORM_HALF_ROWS * gates * 4) as u64 <= UNIFORM_STATE_BYTES
-            && u64::from(dev.limits().max_uniform_buffer_binding_size) >= UNIFORM_STATE_BYTES;
+            && uniform_arrays_fit(dev);
         if reads == StepReads::Subgroup && fits {
             StepReads::UniformState
         } else {
@@ -229,14 +229,18 @@ impl StepReads {
     /// The forward's reads for states of `batch` rows × `state` features.
     fn for_forward(dev: &Device, vec4: bool, batch: usize, state: usize) -> Self {
         let reads = Self::for_layer(dev, vec4);
-        let fits = (batch * state * 4) as u64 <= UNIFORM_STATE_BYTES
-            && u64::from(dev.limits().max_uniform_buffer_binding_size) >= UNIFORM_STATE_BYTES;
+        let fits = (batch * state * 4) as u64 <= UNIFORM_STATE_BYTES && uniform_arrays_fit(dev);
         if reads == StepReads::Subgroup && fits {
             StepReads::UniformState
         } else {
             reads
         }
     }
+}
+
+/// Whether `dev` can bind the uniform step kernels' arrays.
+fn uniform_arrays_fit(dev: &Device) -> bool {
+    dev.limits().max_uniform_buffer_binding_size >= UNIFORM_STATE_BYTES
 }
 
 /// The forward step kernel of `cell` for `reads`.
@@ -518,12 +522,11 @@ pub(crate) fn forward(
             let state_index = layer * dirs + dir;
             let (h_a, h_b) = if uniform_state {
                 // At the start of buffers that hold the whole uniform array.
-                let sorted = sorted_state(batch, &h0, state_index)?;
                 let padded = || Tensor::uninit(dev, &[UNIFORM_STATE_BYTES as usize / 4], DType::F32);
-                let h_a = padded()?.storage_view(0, sorted.shape())?;
-                let h_b = padded()?.storage_view(0, sorted.shape())?;
-                crate::ops::elementwise_copy(&sorted, &h_a)?;
-                crate::ops::elementwise_copy(&sorted, &h_b)?;
+                let h_a = padded()?.storage_view(0, &[b, sz])?;
+                let h_b = padded()?.storage_view(0, &[b, sz])?;
+                sorted_state_into(batch, &h0, state_index, &h_a)?;
+                crate::ops::elementwise_copy(&h_a, &h_b)?;
                 (h_a, h_b)
             } else {
                 let h_a = sorted_state(batch, &h0, state_index)?;
@@ -717,10 +720,18 @@ fn sequence_backward(f: &SequenceBackward, rows: u32) -> Result<()> {
 
 /// Rows of `state_index` of an (L·D, B, H) state, in sorted row order: (B, H).
 fn sorted_state(batch: &PackedBatch, state: &Tensor, state_index: usize) -> Result<Tensor> {
+    let &[_, b, h] = state.shape() else { unreachable!("state tensors are validated (L·D, B, H)") };
+    let out = Tensor::uninit(state.device(), &[b, h], DType::F32)?;
+    sorted_state_into(batch, state, state_index, &out)?;
+    Ok(out)
+}
+
+/// [`sorted_state`] into `out` (B, H).
+fn sorted_state_into(batch: &PackedBatch, state: &Tensor, state_index: usize, out: &Tensor) -> Result<()> {
     let &[states, b, h] = state.shape() else { unreachable!("state tensors are validated (L·D, B, H)") };
     let idx: Vec<u32> = batch.sorted_rows().iter().map(|&r| (state_index * b + r) as u32).collect();
     let idx = Tensor::from_u32(state.device(), &idx, &[b])?;
-    crate::ops::gather_rows(&state.reshape(&[states * b, h])?, &idx)
+    crate::ops::gather_rows_into(&state.reshape(&[states * b, h])?, &idx, out)
 }
 
 fn step_params(
@@ -892,7 +903,8 @@ pub(crate) fn backward(
                         [unit_groups, live.div_ceil(ROWS), 1]
                     };
                     let (dg_in, dg_out) = if k % 2 == 0 { (&dg_a, &dg_b) } else { (&dg_b, &dg_a) };
-                    let dg_in_range = if uniform_dgs { dg_in.buffer_prefix(UNIFORM_STATE_BYTES)? } else { dg_in.buffer() };
+                    let dg_in_range =
+                        if uniform_dgs { dg_in.buffer_prefix(UNIFORM_STATE_BYTES)? } else { dg_in.buffer() };
                     let mut bufs = vec![
                         batch.info.buffer(),
                         params.weight_hh().value.buffer(),

@@ -102,3 +102,15 @@ fn state_at(s: u32, j: u32) -> u32 {
 fn hstate_at(s: u32, j: u32) -> u32 {
     return (p.state_index * p.batch + original_row(s)) * p.state + j;
 }
+
+// a[k] for a k known only at run time, by selects over constant indices
+// (the uniform step kernels' epilogues, which hold 8 accumulators per
+// row): an array indexed at run time would live in addressable memory, and
+// on lavapipe every access to it would become a loop over the lanes.
+fn pick_of_8(a: array<vec4<f32>, 8>, k: u32) -> vec4<f32> {
+    var v = a[0];
+    for (var i = 1u; i < 8u; i++) {
+        v = select(v, a[i], k == i);
+    }
+    return v;
+}

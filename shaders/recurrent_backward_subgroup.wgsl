@@ -184,19 +184,8 @@ fn recurrent_step_backward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         for (var r = 0u; r < UNIFORM_ROWS; r++) {
             let s = lane + r * SUBGROUP_SIZE;
             if (s < live) {
-                backward_finish_quad(s, j_sub + 4u * u, pick_quad(acc[r], u));
+                backward_finish_quad(s, j_sub + 4u * u, pick_of_8(acc[r], u));
             }
         }
     }
-}
-
-// acc_row[k] for a k known only at run time, by selects over constant
-// indices: an array indexed at run time would live in addressable memory,
-// and on lavapipe every access to it would become a loop over the lanes.
-fn pick_quad(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, k: u32) -> vec4<f32> {
-    var v = acc_row[0];
-    for (var i = 1u; i < SUBGROUP_SIZE; i++) {
-        v = select(v, acc_row[i], k == i);
-    }
-    return v;
 }

@@ -110,21 +110,10 @@ fn uniform_accumulate(acc: ptr<function, array<array<vec4<f32>, SUBGROUP_SIZE>, 
     }
 }
 
-// The products of unit u (0-based in the subgroup's units) for row r, in
-// gate order.
+// The products of unit u (0-based in the subgroup's units), from one
+// row's accumulators, in gate order.
 fn uniform_unit_lanes(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, u: u32) -> vec4<f32> {
-    return unit_lanes(pick_group(acc_row, u / UNITS_PER_INVOCATION), u % UNITS_PER_INVOCATION);
-}
-
-// acc_row[k] for a k known only at run time, by selects over constant
-// indices: an array indexed at run time would live in addressable memory,
-// and on lavapipe every access to it would become a loop over the lanes.
-fn pick_group(acc_row: array<vec4<f32>, SUBGROUP_SIZE>, k: u32) -> vec4<f32> {
-    var v = acc_row[0];
-    for (var i = 1u; i < SUBGROUP_SIZE; i++) {
-        v = select(v, acc_row[i], k == i);
-    }
-    return v;
+    return unit_lanes(pick_of_8(acc_row, u / UNITS_PER_INVOCATION), u % UNITS_PER_INVOCATION);
 }
 
 @compute @workgroup_size(SUBGROUP_SIZE)

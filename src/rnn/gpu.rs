@@ -40,9 +40,9 @@ pub(crate) fn vec4_groups(gates: usize) -> u32 {
     2.max(4 / units_per_group)
 }
 
-/// Bytes of the uniform array `recurrent_step_forward_vec4_uniform` reads
-/// h_{t-1} from (its `UNIFORM_STATE_VEC4S` vec4s): the 64 KiB every
-/// adapter allows a uniform binding. It serves while B·S·4 fits.
+/// Bytes of each uniform array the uniform step kernels read (their
+/// `UNIFORM_STATE_VEC4S` vec4s): the 64 KiB every adapter allows a uniform
+/// binding. Forward it holds h_{t-1} (B·S·4 bytes), backward half of dG_h.
 pub(crate) const UNIFORM_STATE_BYTES: u64 = 65536;
 /// Rows per lane of `recurrent_step_forward_vec4_uniform` (its
 /// `UNIFORM_ROWS`): a subgroup of 8 lanes covers 64 rows, the bench
@@ -193,9 +193,10 @@ fn sequence_constants(spec: &crate::rnn::RnnSpec, threads: u32) -> Vec<(&'static
 /// (H % 4 == 0, no projection), or as vec4 with the rows' operand shared
 /// across a subgroup (the same, on a device with subgroups of
 /// [`crate::device::SUBGROUP_SIZE`]). All three compute the same bits.
-/// Forward only, there is a fourth: `UniformState`, the subgroup kernel
-/// with the roles of the operands swapped (lanes own rows and share W_hh)
-/// and h_{t-1} read from a uniform array, where B·S·4 fits one.
+/// A fourth, `UniformState`, is the subgroup kernel with the operands'
+/// roles swapped (lanes own rows and share W_hh) and the rows' operand
+/// (h_{t-1} forward, dG_h backward) read from uniform arrays, where it
+/// fits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepReads {
     Scalar,
@@ -215,32 +216,25 @@ impl StepReads {
 
     /// The backward's reads for `batch` rows of `gates` gate gradients.
     fn for_backward(dev: &Device, vec4: bool, batch: usize, gates: usize) -> Self {
-        let reads = Self::for_layer(dev, vec4);
-        let fits = batch <= 2 * UNIFORM_HALF_ROWS
-            && (UNIFORM_HALF_ROWS * gates * 4) as u64 <= UNIFORM_STATE_BYTES
-            && uniform_arrays_fit(dev);
-        if reads == StepReads::Subgroup && fits {
-            StepReads::UniformState
-        } else {
-            reads
-        }
+        let fits = batch <= 2 * UNIFORM_HALF_ROWS && (UNIFORM_HALF_ROWS * gates * 4) as u64 <= UNIFORM_STATE_BYTES;
+        Self::for_layer(dev, vec4).uniform_where(dev, fits)
     }
 
     /// The forward's reads for states of `batch` rows × `state` features.
     fn for_forward(dev: &Device, vec4: bool, batch: usize, state: usize) -> Self {
-        let reads = Self::for_layer(dev, vec4);
-        let fits = (batch * state * 4) as u64 <= UNIFORM_STATE_BYTES && uniform_arrays_fit(dev);
-        if reads == StepReads::Subgroup && fits {
+        Self::for_layer(dev, vec4).uniform_where(dev, (batch * state * 4) as u64 <= UNIFORM_STATE_BYTES)
+    }
+
+    /// `UniformState` in place of `Subgroup` where the operand `fits` and
+    /// `dev` can bind the uniform arrays.
+    fn uniform_where(self, dev: &Device, fits: bool) -> Self {
+        let binds = dev.limits().max_uniform_buffer_binding_size >= UNIFORM_STATE_BYTES;
+        if self == StepReads::Subgroup && fits && binds {
             StepReads::UniformState
         } else {
-            reads
+            self
         }
     }
-}
-
-/// Whether `dev` can bind the uniform step kernels' arrays.
-fn uniform_arrays_fit(dev: &Device) -> bool {
-    dev.limits().max_uniform_buffer_binding_size >= UNIFORM_STATE_BYTES
 }
 
 /// The forward step kernel of `cell` for `reads`.
@@ -471,6 +465,13 @@ pub(crate) fn forward(
     // VEC4_GROUPS in the vec4 kernel.
     let units_per_invocation = (4 / cell.gates).max(1) as u32 * if vec4 { vec4_groups(cell.gates) } else { 1 };
     let unit_groups = u32_of(OP, h)?.div_ceil(units_per_invocation).div_ceil(WG);
+    // The uniform kernel: one subgroup per workgroup, each owning 8 groups of
+    // max(1, 4 / gates) units (and 8·UNIFORM_ROWS rows along y).
+    let grid_x = if uniform_state {
+        u32_of(OP, h)?.div_ceil(crate::device::SUBGROUP_SIZE * (4 / cell.gates).max(1) as u32)
+    } else {
+        unit_groups
+    };
     let rt = &dev.rt;
     let variant = match forced {
         Some(variant) => variant,
@@ -520,20 +521,15 @@ pub(crate) fn forward(
             // Dense (B, S) states in sorted row order: h double-buffered
             // (both start as h0), then the cell state (B, H).
             let state_index = layer * dirs + dir;
-            let (h_a, h_b) = if uniform_state {
-                // At the start of buffers that hold the whole uniform array.
-                let padded = || Tensor::uninit(dev, &[UNIFORM_STATE_BYTES as usize / 4], DType::F32);
-                let h_a = padded()?.storage_view(0, &[b, sz])?;
-                let h_b = padded()?.storage_view(0, &[b, sz])?;
-                sorted_state_into(batch, &h0, state_index, &h_a)?;
-                crate::ops::elementwise_copy(&h_a, &h_b)?;
-                (h_a, h_b)
-            } else {
-                let h_a = sorted_state(batch, &h0, state_index)?;
-                let h_b = Tensor::uninit(dev, h_a.shape(), DType::F32)?;
-                crate::ops::elementwise_copy(&h_a, &h_b)?;
-                (h_a, h_b)
+            // For the uniform kernel, at the start of buffers that hold the
+            // whole uniform array.
+            let state = || match uniform_state {
+                true => Tensor::uninit(dev, &[UNIFORM_STATE_BYTES as usize / 4], DType::F32)?.storage_view(0, &[b, sz]),
+                false => Tensor::uninit(dev, &[b, sz], DType::F32),
             };
+            let (h_a, h_b) = (state()?, state()?);
+            sorted_state_into(batch, &h0, state_index, &h_a)?;
+            crate::ops::elementwise_copy(&h_a, &h_b)?;
             let cell_state = c0.as_ref().map(|c| sorted_state(batch, c, state_index)).transpose()?;
             let have = [
                 (CellTensor::State, cell_state.as_ref()),
@@ -550,15 +546,8 @@ pub(crate) fn forward(
                 let sp = step_params(batch, &spec, layer, dir, t)?;
                 let live = u32_of(OP, batch.batch_sizes()[t])?;
                 let (s_in, s_out) = if k % 2 == 0 { (&h_a, &h_b) } else { (&h_b, &h_a) };
-                // The uniform kernel: one subgroup per workgroup, 8 groups of
-                // units along x and 8·UNIFORM_ROWS rows along y.
-                let sg = crate::device::SUBGROUP_SIZE;
-                let (grid_x, tiles) = if uniform_state {
-                    let units_per_lane = (4 / cell.gates).max(1) as u32;
-                    (u32_of(OP, h)?.div_ceil(sg * units_per_lane), live.div_ceil(sg * UNIFORM_ROWS))
-                } else {
-                    (unit_groups, live.div_ceil(ROWS))
-                };
+                let tiles =
+                    live.div_ceil(if uniform_state { crate::device::SUBGROUP_SIZE * UNIFORM_ROWS } else { ROWS });
                 let mut bufs = vec![
                     batch.info.buffer(),
                     params.weight_hh().value.buffer(),

@@ -1,6 +1,8 @@
 // gemm_subgroup.wgsl — gemm_vec4.wgsl's GEMM with the A operand shared
 // by the 8 lanes of a subgroup:
 //   C[z] = alpha · op(A[z]) · op(B[z]) + beta · C[z] (+ bias broadcast over rows)
+//   gemm_subgroup_sums  the same (TRANS_A, one batch) and the column sums
+//                       of A: a_sums[m] = Σ_k A[k, m] + beta · a_sums[m]
 // Same shape requirements as gemm_vec4 (K % 4 == 0, N % 4 == 0, M % 4 == 0
 // when TRANS_A; src/ops/gemm.rs checks) and needs subgroups of exactly
 // SUBGROUP_SIZE = 8 lanes (src/device.rs asks for them only then).
@@ -22,6 +24,7 @@
 //   2 b     read        (batch, K, N) or (batch, N, K) as vec4
 //   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
 //   4 c     read_write  (batch, M, N) as vec4
+//   5 a_sums read_write (M) as vec4 (gemm_subgroup_sums)
 // Workgroup mapping: one subgroup of SUBGROUP_SIZE invocations per
 // workgroup; workgroup (x, y, z) owns rows 32y.. of C and columns
 // 128x.., lane l columns 128x + 16l.. (WG_X, WG_Y are ignored).
@@ -55,8 +58,11 @@ fn a_parts(base: u32, row0: u32, k0: u32, lane: u32) -> AParts {
 }
 
 
-@compute @workgroup_size(SUBGROUP_SIZE)
-fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+// Computes and stores workgroup wg's tile of C; returns this lane's share
+// of the column sums of A as stored (K, M) when TRANS_A (rows
+// row0 + 4·lane.. of op(A), summed over k in order; zeros otherwise), for
+// the `_sums` entry.
+fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
     let z = wg.z;
     let row0 = wg.y * 32u;
     let col0 = (wg.x * 8u + lane) * 16u;
@@ -70,6 +76,7 @@ fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocat
     var acc5_0 = mat4x4<f32>(); var acc5_1 = mat4x4<f32>(); var acc5_2 = mat4x4<f32>(); var acc5_3 = mat4x4<f32>();
     var acc6_0 = mat4x4<f32>(); var acc6_1 = mat4x4<f32>(); var acc6_2 = mat4x4<f32>(); var acc6_3 = mat4x4<f32>();
     var acc7_0 = mat4x4<f32>(); var acc7_1 = mat4x4<f32>(); var acc7_2 = mat4x4<f32>(); var acc7_3 = mat4x4<f32>();
+    var a_sums = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         let b0 = b_fragment(b_base, k0, col0 + 0u);
         let b1 = b_fragment(b_base, k0, col0 + 4u);
@@ -78,6 +85,8 @@ fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocat
         // Fragment q of A (rows row0 + 4q..): gemm_vec4's a_fragment, put
         // together from the lanes that loaded its rows.
         let v = a_parts(a_base, row0, k0, lane);
+        // k in order, one at a time: sum_cols_vec4's order, so its bits.
+        if (TRANS_A) { a_sums += v.v0; a_sums += v.v1; a_sums += v.v2; a_sums += v.v3; }
         var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
         var a4: mat4x4<f32>; var a5: mat4x4<f32>; var a6: mat4x4<f32>; var a7: mat4x4<f32>;
         if (TRANS_A) {
@@ -116,4 +125,26 @@ fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocat
     store_block(z, row0 + 20u, col0 + 0u, acc5_0); store_block(z, row0 + 20u, col0 + 4u, acc5_1); store_block(z, row0 + 20u, col0 + 8u, acc5_2); store_block(z, row0 + 20u, col0 + 12u, acc5_3);
     store_block(z, row0 + 24u, col0 + 0u, acc6_0); store_block(z, row0 + 24u, col0 + 4u, acc6_1); store_block(z, row0 + 24u, col0 + 8u, acc6_2); store_block(z, row0 + 24u, col0 + 12u, acc6_3);
     store_block(z, row0 + 28u, col0 + 0u, acc7_0); store_block(z, row0 + 28u, col0 + 4u, acc7_1); store_block(z, row0 + 28u, col0 + 8u, acc7_2); store_block(z, row0 + 28u, col0 + 12u, acc7_3);
+    return a_sums;
+}
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    _ = subgroup_tile(wg, lane);
+}
+
+// gemm_subgroup (TRANS_A, one batch) that also writes
+//   a_sums[m] = Σ_k A[k, m] + beta · a_sums[m]
+// (beta == 0: the old contents are never read): the bias gradient that
+// goes with a weight gradient dW = dYᵀ·X, in the same pass over dY. Every
+// x-workgroup of a row tile sums the same rows; the first one stores them.
+@group(0) @binding(5) var<storage, read_write> a_sums4: array<vec4<f32>>;
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn gemm_subgroup_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+    var sums = subgroup_tile(wg, lane);
+    let row = wg.y * 32u + 4u * lane;
+    if (wg.x != 0u || row >= p.m) { return; }
+    if (p.beta != 0.0) { sums += p.beta * a_sums4[row / 4u]; }
+    a_sums4[row / 4u] = sums;
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, device, random, AWKWARD};
-use wgrnn::ops::{gemm_with_variant, matmul, GemmOptions, GemmVariant};
+use wgrnn::ops::{gemm, gemm_and_sum_a, gemm_with_variant, matmul, sum_cols, GemmOptions, GemmVariant};
 use wgrnn::{reference, Error, Tensor};
 
 /// f32 dot products of length K carry rounding error up to about
@@ -220,6 +220,70 @@ fn gemm_subgroup_equals_vec4_bitwise() {
             differ.map(|i| outs[1][i])
         );
     }
+}
+
+/// `gemm_and_sum_a` gives exactly the bits of `gemm` then `sum_cols` (the
+/// fused subgroup kernel sums A in sum_cols' order; other devices run
+/// those two): weight-gradient shapes of the bench step and of a linear
+/// head, ragged row tiles (M = 36, 100: lanes past M store no sums), more
+/// than one column tile (N = 260), beta 0 over NaN garbage and beta 1.
+#[test]
+fn gemm_and_sum_a_equals_gemm_then_sum_cols_bitwise() {
+    let dev = device();
+    let shapes = [(512, 2560, 128), (384, 2560, 128), (4, 64, 128), (36, 12, 260), (100, 8, 4), (6, 10, 3)];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        for beta in [0.0, 1.0] {
+            let opts = GemmOptions { trans_a: true, beta, ..GemmOptions::default() };
+            let seed = 1000 + 10 * i as u64;
+            let a = Tensor::from_slice(dev, &random(m * k, seed), &[k, m]).unwrap();
+            let b = Tensor::from_slice(dev, &random(k * n, seed + 1), &[k, n]).unwrap();
+            let c0 = if beta == 0.0 { vec![f32::NAN; m * n] } else { random(m * n, seed + 2) };
+            let s0 = if beta == 0.0 { vec![f32::NAN; m] } else { random(m, seed + 3) };
+            let (c_two, s_two) =
+                (Tensor::from_slice(dev, &c0, &[m, n]).unwrap(), Tensor::from_slice(dev, &s0, &[m]).unwrap());
+            gemm(&a, &b, None, &c_two, opts).unwrap();
+            sum_cols(&a, &s_two, beta).unwrap();
+            let (c_one, s_one) =
+                (Tensor::from_slice(dev, &c0, &[m, n]).unwrap(), Tensor::from_slice(dev, &s0, &[m]).unwrap());
+            gemm_and_sum_a(&a, &b, &c_one, opts, &s_one).unwrap();
+            for (what, two, one) in [("C", &c_two, &c_one), ("sums", &s_two, &s_one)] {
+                let (two, one) = (two.to_vec().unwrap(), one.to_vec().unwrap());
+                let differ = two.iter().zip(&one).position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(differ, None, "({m}, {k}, {n}) beta {beta}: {what} differs at {differ:?}");
+            }
+            // And the sums are the column sums (f64 reference; k terms of
+            // |a| ≤ 1 in f32: k·eps relative to Σ|a|).
+            let av = a.to_vec().unwrap();
+            let got = s_one.to_vec().unwrap();
+            for col in 0..m {
+                let old = if beta == 0.0 { 0.0 } else { f64::from(beta * s0[col]) };
+                let want: f64 = (0..k).map(|r| f64::from(av[r * m + col])).sum::<f64>() + old;
+                let scale: f64 = (0..k).map(|r| f64::from(av[r * m + col].abs())).sum::<f64>() + 1.0;
+                assert!((f64::from(got[col]) - want).abs() <= 1e-6 * k as f64 * scale, "({m}, {k}, {n}) sums[{col}]");
+            }
+        }
+    }
+}
+
+/// Bad input to `gemm_and_sum_a` is an error, not a wrong answer.
+#[test]
+fn gemm_and_sum_a_rejects_bad_input() {
+    let dev = device();
+    let a = Tensor::zeros(dev, &[8, 4]).unwrap();
+    let b = Tensor::zeros(dev, &[8, 4]).unwrap();
+    let c = Tensor::zeros(dev, &[4, 4]).unwrap();
+    let at = GemmOptions { trans_a: true, ..GemmOptions::default() };
+    let wrong_len = Tensor::zeros(dev, &[8]).unwrap();
+    let err = gemm_and_sum_a(&a, &b, &c, at, &wrong_len).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("sums"), "{err}");
+    let sums = Tensor::zeros(dev, &[4]).unwrap();
+    let err = gemm_and_sum_a(&a, &b, &c, GemmOptions::default(), &sums).unwrap_err();
+    assert!(err.to_string().contains("trans_a"), "{err}");
+    // Sums written over A itself (a (1, 4) A seen as (4)).
+    let a1 = Tensor::zeros(dev, &[1, 4]).unwrap();
+    let b1 = Tensor::zeros(dev, &[1, 4]).unwrap();
+    let err = gemm_and_sum_a(&a1, &b1, &c, at, &a1.reshape(&[4]).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("share"), "{err}");
 }
 
 /// Asking for the subgroup kernel on a device without subgroups is an

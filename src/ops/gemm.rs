@@ -31,6 +31,13 @@ const GEMM_VEC4: Kernel = Kernel { shader: Shader::GemmVec4, entry: "gemm_vec4",
 const GEMM_SHARED: Kernel = Kernel { shader: Shader::Gemm, entry: "gemm_shared", storage: BINDINGS, cell: &[] };
 const GEMM_SUBGROUP: Kernel =
     Kernel { shader: Shader::GemmSubgroup, entry: "gemm_subgroup", storage: BINDINGS, cell: &[] };
+/// `gemm_subgroup` that also writes the column sums of A at binding 5.
+const GEMM_SUBGROUP_SUMS: Kernel = Kernel {
+    shader: Shader::GemmSubgroup,
+    entry: "gemm_subgroup_sums",
+    storage: &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite), (5, Access::ReadWrite)],
+    cell: &[],
+};
 /// Columns of C one `gemm_subgroup` workgroup (one subgroup) computes:
 /// [`VEC4_TILE_COLS`] per lane.
 const SUBGROUP_BLOCK_COLS: u32 = crate::device::SUBGROUP_SIZE * VEC4_TILE_COLS;
@@ -170,7 +177,37 @@ pub fn gemm_with_variant(
     opts: GemmOptions,
     variant: GemmVariant,
 ) -> Result<()> {
+    gemm_impl(a, b, bias, c, opts, variant, None)
+}
+
+/// `C = alpha · Aᵀ · op(B) + beta · C` (A stored (K, M): `opts.trans_a`
+/// must be set) and `sums[m] = Σ_k A[k, m] + beta · sums[m]`: a weight
+/// gradient dW = dYᵀ·X and its bias gradient Σ_rows dY (PyTorch's
+/// `grad_weight`, `grad_bias`) in one pass over dY where the device runs
+/// the subgroup kernel; elsewhere [`gemm`] then [`sum_cols`]. Either way
+/// the same bits as those two calls. With `beta == 0` the old contents
+/// of `c` and `sums` are ignored.
+///
+/// [`sum_cols`]: crate::ops::sum_cols
+pub fn gemm_and_sum_a(a: &Tensor, b: &Tensor, c: &Tensor, opts: GemmOptions, sums: &Tensor) -> Result<()> {
+    gemm_impl(a, b, None, c, opts, GemmVariant::for_device(a.device()), Some(sums))
+}
+
+/// [`gemm_with_variant`], and the column sums of A into `a_sums` when given
+/// ([`gemm_and_sum_a`]).
+fn gemm_impl(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    opts: GemmOptions,
+    variant: GemmVariant,
+    a_sums: Option<&Tensor>,
+) -> Result<()> {
     const OP: &str = "gemm";
+    if let Some(sums) = a_sums {
+        check_a_sums(a, b, c, sums, opts)?;
+    }
     let mut all = vec![a, b, c];
     all.extend(bias);
     check_same_device(OP, &all)?;
@@ -255,6 +292,16 @@ pub fn gemm_with_variant(
     }
     let vec4_family = matches!(variant, GemmVariant::Vec4 | GemmVariant::Subgroup);
     let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
+    if let Some(sums) = a_sums {
+        if variant != GemmVariant::Subgroup || batch != 1 || !vec4_ok {
+            // No fused kernel here: the two passes, the same bits.
+            gemm_impl(a, b, bias, c, opts, variant, None)?;
+            return crate::ops::sum_cols(a, sums, opts.beta);
+        }
+        let groups = [params.n.div_ceil(SUBGROUP_BLOCK_COLS), params.m.div_ceil(VEC4_TILE_ROWS), 1];
+        let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer(), sums.buffer()];
+        return rt.launch(GEMM_SUBGROUP_SUMS, &flags, &params, &buffers, groups);
+    }
     if vec4_family && !vec4_ok && m * n * k >= PAD_MIN_MACS {
         return gemm_vec4_padded(a, b, bias, c, opts, [ba, bb, bc_], [m, n], variant);
     }
@@ -281,6 +328,28 @@ pub fn gemm_with_variant(
             rt.launch(GEMM_SUBGROUP, &flags, &params, &buffers, groups)
         }
     }
+}
+
+/// The checks [`gemm_and_sum_a`] adds to [`gemm`]'s: a transposed A and
+/// sums of shape (M) that share no memory with A, B or C.
+fn check_a_sums(a: &Tensor, b: &Tensor, c: &Tensor, sums: &Tensor, opts: GemmOptions) -> Result<()> {
+    const OP: &str = "gemm_and_sum_a";
+    if !opts.trans_a {
+        return Err(Error::Shape {
+            op: OP,
+            message: "A must be transposed (trans_a): its column sums are taken".into(),
+        });
+    }
+    check_same_device(OP, &[a, sums])?;
+    sums.expect_dtype(OP, DType::F32)?;
+    let m = *a.shape().last().unwrap_or(&0);
+    if a.shape().len() != 2 || sums.shape() != [m] {
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("A must be 2-D (K, M) and sums (M); got A {:?}, sums {:?}", a.shape(), sums.shape()),
+        });
+    }
+    check_no_alias(OP, sums, &[a, b, c])
 }
 
 /// GEMMs at least this big (multiply-adds) whose shape the vec4 kernel

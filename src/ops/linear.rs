@@ -1,12 +1,13 @@
 //! The linear layer on the tape: `x·Wᵀ + b` forward (one GEMM with the bias
-//! fused) and its backward (dX = g·W; dW += gᵀ·x; db += column sums of g),
+//! fused) and its backward (dX = g·W; dW += gᵀ·x with db += column sums of g
+//! in the same pass),
 //! all through the GEMM and reduction launchers, whose CPU references are
 //! `crate::reference::{gemm, sum_cols}`.
 
 use crate::autograd::{check_parameter, Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
 use crate::nn::{Linear, Parameter};
-use crate::ops::{gemm, sum_cols, GemmOptions};
+use crate::ops::{gemm, gemm_and_sum_a, GemmOptions};
 use crate::tensor::{DType, Tensor};
 
 impl Tape {
@@ -58,9 +59,10 @@ impl Backward for LinearBackward {
         let dx = Tensor::uninit(ctx.device(), xv.shape(), DType::F32)?;
         gemm(g, &self.weight.value, None, &dx, GemmOptions::default())?;
         let acc = GemmOptions { trans_a: true, beta: 1.0, ..GemmOptions::default() };
-        gemm(g, xv, None, &self.weight.grad, acc)?;
-        if let Some(b) = &self.bias {
-            sum_cols(g, &b.grad, 1.0)?;
+        match &self.bias {
+            // The bias gradient summed in the weight gradient's pass.
+            Some(b) => gemm_and_sum_a(g, xv, &self.weight.grad, acc, &b.grad)?,
+            None => gemm(g, xv, None, &self.weight.grad, acc)?,
         }
         ctx.accumulate(self.x, dx)
     }

@@ -26,7 +26,7 @@ pub use elementwise::{
 pub use gather::gather_rows;
 pub(crate) use gather::gather_rows_into;
 pub(crate) use gather::gather_rows_or_zero;
-pub use gemm::{gemm, gemm_with_variant, matmul, GemmOptions, GemmVariant};
+pub use gemm::{gemm, gemm_and_sum_a, gemm_with_variant, matmul, GemmOptions, GemmVariant};
 pub use pad::{copy_padded, copy_padded_into, Block};
 pub use reduce::{sum_cols, sum_rows};
 pub use regularize::temporal_links;

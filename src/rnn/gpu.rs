@@ -11,7 +11,7 @@ use crate::cells::{Cell, CellTensor, RnnMode};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{Access, Kernel, Pass, Shader};
-use crate::ops::{gemm, sum_cols, GemmOptions};
+use crate::ops::{gemm, gemm_and_sum_a, GemmOptions};
 use crate::profile::{self, Family};
 use crate::rnn::layer::Rnn;
 use crate::rnn::packed::PackedBatch;
@@ -948,10 +948,9 @@ pub(crate) fn backward(
             let dgh_t = dgh.as_ref().unwrap_or(&dgx);
             let grads = &param_grads[idx];
             let at = GemmOptions { trans_a: true, beta: beta_acc, ..GemmOptions::default() };
-            gemm(&dgx, &saved.input, None, &grads[WEIGHT_IH], at)?;
-            gemm(dgh_t, &s.h_prev, None, &grads[WEIGHT_HH], at)?;
-            sum_cols(&dgx, &grads[BIAS_IH], beta_acc)?;
-            sum_cols(dgh_t, &grads[BIAS_HH], beta_acc)?;
+            // Each bias gradient is summed in its weight gradient's pass.
+            gemm_and_sum_a(&dgx, &saved.input, &grads[WEIGHT_IH], at, &grads[BIAS_IH])?;
+            gemm_and_sum_a(dgh_t, &s.h_prev, &grads[WEIGHT_HH], at, &grads[BIAS_HH])?;
             if let (Some(dh), Some(ht)) = (&dh_rows, &s.h_tilde) {
                 // dW_hr (P, H) = dhᵀ·h̃ over all packed rows.
                 gemm(dh, ht, None, &grads[WEIGHT_HR], at)?;

@@ -35,8 +35,11 @@ fn steady_state_loop_allocates_no_buffers() {
 /// gathered) + one fused step kernel per time step; backward = 1 state
 /// set-up (grad_c_n gathered; the two dG buffers start zeroed by clears,
 /// which are no dispatches) + one step kernel per time step + 1
-/// initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums. Sequence kernels: forward = the GEMM + 1; backward = 1 + the
-/// 3 GEMMs and 2 sums, whatever T. Plus one gather to pack the input and
+/// initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums, which
+/// ride in the dW GEMMs where the subgroup GEMM runs and its shapes fit
+/// (K = Σ lengths a multiple of 4). Sequence kernels: forward = the GEMM +
+/// 1; backward = 1 + the 3 GEMMs and 2 sums, whatever T. Plus one gather
+/// to pack the input and
 /// one to unpack the output (padded API), and the same two for the
 /// gradients. Its own device: counts (and the forced variant) are per
 /// device.
@@ -49,10 +52,10 @@ fn recurrent_dispatch_budget() {
     let x = Tensor::zeros(&dev, &[b, t, 4]).unwrap();
     let go = Tensor::zeros(&dev, &[b, t, 16]).unwrap();
     let lengths = [7, 3, 5];
-    let count = |kernel| {
+    let count = |kernel, lengths: &[usize]| {
         dev.set_recurrent_kernel(Some(kernel));
         let before = dev.dispatch_count();
-        let fwd = rnn.forward(&x, &lengths, None, None, None).unwrap();
+        let fwd = rnn.forward(&x, lengths, None, None, None).unwrap();
         let forward = dev.dispatch_count() - before;
         let before = dev.dispatch_count();
         rnn.backward(&fwd, &go, None, None).unwrap();
@@ -61,12 +64,21 @@ fn recurrent_dispatch_budget() {
     let pairs = (layers * dirs) as u64;
     // h0 and c0 default to zeros (buffer clears, no dispatch), as do
     // grad_h_n and grad_c_n; then the pack and unpack gathers.
-    let (forward, backward) = count(RecurrentKernel::Step);
+    // Σ lengths = 15 rows: K % 4 ≠ 0, so the bias sums are dispatches.
+    let (forward, backward) = count(RecurrentKernel::Step, &lengths);
     assert_eq!(forward, pairs * (1 + 3 + t as u64) + 2);
     assert_eq!(backward, pairs * (1 + t as u64 + 1 + 3 + 2) + 2);
-    let (forward, backward) = count(RecurrentKernel::Sequence { rows: 4 });
+    let (forward, backward) = count(RecurrentKernel::Sequence { rows: 4 }, &lengths);
     assert_eq!(forward, pairs * (1 + 1) + 2);
     assert_eq!(backward, pairs * (1 + 3 + 2) + 2);
+    // Σ lengths = 16: on a device with the subgroup GEMM the sums ride in
+    // the dW GEMMs (I = 4, 2H = 16 and 4H = 32 are multiples of 4 too).
+    let fused = wgrnn::ops::GemmVariant::for_device(&dev) == wgrnn::ops::GemmVariant::Subgroup;
+    let sums = if fused { 0 } else { 2 };
+    let (_, backward) = count(RecurrentKernel::Step, &[7, 5, 4]);
+    assert_eq!(backward, pairs * (1 + t as u64 + 1 + 3 + sums) + 2);
+    let (_, backward) = count(RecurrentKernel::Sequence { rows: 4 }, &[7, 5, 4]);
+    assert_eq!(backward, pairs * (1 + 3 + sums) + 2);
 }
 
 /// A whole training step (forward, loss, backward, clipping, Adam) is

@@ -57,6 +57,22 @@ fn a_parts(base: u32, row0: u32, k0: u32, lane: u32) -> AParts {
                   a[(base + min(row0 + 24u + lane, last) * p.lda + k0) / 4u]);
 }
 
+// The first value of the A cache lines the next k-step reads when A is
+// stored (K, M): rows k0 + 4 + lane / 2, one 16-float line each of the
+// tile's two (row0 and row0 + 16; rows clamp to K, columns to M).
+//
+// Why: consecutive k rows are lda floats apart (2 KiB in the bench's
+// dW = dYᵀ·X GEMMs), so every k-step starts on 8 new cache lines, and on
+// lavapipe each of a_parts' four loads is a loop over the lanes that
+// stalls on its own lines before the next loop issues: four misses one
+// after another per k-step (perf puts a quarter of the GEMM's time on
+// them). One scalar load here asks for all 8 lines at once, a k-step
+// ahead, so they arrive together and a_parts finds them in cache.
+fn a_next_lines(base: u32, row0: u32, k0: u32, lane: u32) -> f32 {
+    let k = min(k0 + 4u + lane / 2u, p.k - 1u);
+    let col = min(row0 + 16u * (lane % 2u), p.m - 4u);
+    return a[(base + k * p.lda + col) / 4u].x;
+}
 
 // Computes and stores workgroup wg's tile of C; returns this lane's share
 // of the column sums of A as stored (K, M) when TRANS_A (rows
@@ -84,7 +100,11 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
         let b3 = b_fragment(b_base, k0, col0 + 12u);
         // Fragment q of A (rows row0 + 4q..): gemm_vec4's a_fragment, put
         // together from the lanes that loaded its rows.
-        let v = a_parts(a_base, row0, k0, lane);
+        var v = a_parts(a_base, row0, k0, lane);
+        if (TRANS_A) {
+            // Never taken (k0 < p.k here); it keeps the load alive.
+            v.v0 = select(v.v0, vec4<f32>(a_next_lines(a_base, row0, k0, lane)), p.k == 0u);
+        }
         // k in order, one at a time: sum_cols_vec4's order, so its bits.
         if (TRANS_A) { a_sums += v.v0; a_sums += v.v1; a_sums += v.v2; a_sums += v.v3; }
         var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;

@@ -207,8 +207,9 @@ fn many_shapes_reach_a_steady_state_within_the_budget() {
 
 /// The step profile (`Device::start_profile`): every dispatch of a training
 /// step lands in its kernel family — with the step kernels T forward and
-/// T + 1 backward (the steps and the initial-state gradient), with the
-/// sequence kernels one each; one input projection per layer, the
+/// T backward (the classifier's h0 is zeros, no variable: no initial-state
+/// gradient kernel), with the sequence kernels one each; one input
+/// projection per layer, the
 /// embedding's lookup and gradient — the counts add up to the device's
 /// dispatch counter, the optimizer is one fill and one update for the
 /// whole (flat) model, and a profiled step computes bitwise what an
@@ -246,7 +247,7 @@ fn step_profile_attributes_every_dispatch() {
         (profile, dispatched, weights)
     };
     for (kernel, forward, backward) in
-        [(RecurrentKernel::Step, t as u64, t as u64 + 1), (RecurrentKernel::Sequence { rows: 4 }, 1, 1)]
+        [(RecurrentKernel::Step, t as u64, t as u64), (RecurrentKernel::Sequence { rows: 4 }, 1, 1)]
     {
         dev.set_recurrent_kernel(Some(kernel));
         let (profile, dispatched, profiled_weights) = run(true);

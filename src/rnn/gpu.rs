@@ -746,19 +746,27 @@ fn step_params(
     })
 }
 
-/// Backward pass. Parameter gradients go into `param_grads` (per (layer,
-/// dir), one tensor per parameter in order): added to what is there when
-/// `accumulate`, else overwriting it. Returns the gradients of the packed
-/// input, h0 and c0.
+/// Where [`backward`] puts the gradients it does not return.
+pub(crate) struct GradTargets<'a> {
+    /// Per (layer, dir), one tensor per parameter in order.
+    pub params: &'a [Vec<Tensor>],
+    /// Add to what `params` hold instead of overwriting it.
+    pub accumulate: bool,
+    /// (L·D, B, S) for the h0 gradient; `None` skips it.
+    pub h0: Option<&'a Tensor>,
+}
+
+/// Backward pass into `targets`. Returns the gradients of the packed input
+/// and c0.
 pub(crate) fn backward(
     rnn: &Rnn,
     fwd: &PackedForward,
     grad_output: &Tensor,
     grad_h_n: Option<&Tensor>,
     grad_c_n: Option<&Tensor>,
-    param_grads: &[Vec<Tensor>],
-    accumulate: bool,
-) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    targets: GradTargets<'_>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let GradTargets { params: param_grads, accumulate, h0: grad_h0 } = targets;
     const OP: &str = "Rnn::backward";
     let spec = *rnn.spec();
     let cell = spec.mode.cell();
@@ -781,7 +789,21 @@ pub(crate) fn backward(
     let (h_shape, c_shape) = ([spec.num_layers * dirs, b, sz], [spec.num_layers * dirs, b, h]);
     let grad_h_n = state_or_zeros(OP, "grad_h_n", grad_h_n, &h_shape, dev)?;
     let grad_c_n = cell_state_or_zeros(OP, "grad_c_n", spec.mode, grad_c_n, &c_shape, dev)?;
-    let grad_h0 = Tensor::uninit(dev, &h_shape, DType::F32)?;
+    // The sequence kernels store the h0 gradient on their way: without a
+    // destination they get scratch. The step kernels need a dispatch per
+    // (layer, direction) for it, skipped without one (an initial state
+    // that is no variable, as zeros from `None` are).
+    let scratch_h0;
+    let (grad_h0, want_h0) = match grad_h0 {
+        Some(t) if t.shape() != h_shape => {
+            return Err(Error::Shape { op: OP, message: format!("grad_h0 must be {h_shape:?}, got {:?}", t.shape()) });
+        }
+        Some(t) => (t, true),
+        None => {
+            scratch_h0 = Tensor::uninit(dev, &h_shape, DType::F32)?;
+            (&scratch_h0, false)
+        }
+    };
     let grad_c0 = fwd.c0.as_ref().map(|_| Tensor::uninit(dev, &c_shape, DType::F32)).transpose()?;
     let steps = batch.longest();
     let constants = mode_constants(spec.mode);
@@ -842,7 +864,7 @@ pub(crate) fn backward(
                     grad_c_n: grad_c_n.as_ref(),
                     dgates: &dgx,
                     hidden_grads: dgh.as_ref(),
-                    grad_h0: &grad_h0,
+                    grad_h0,
                     grad_c0: grad_c0.as_ref(),
                 };
                 sequence_backward(&bufs, rows)?;
@@ -928,20 +950,22 @@ pub(crate) fn backward(
                     }
                 }
                 // Initial-state gradient: every row, at its first step.
-                let sp = step_params(batch, &spec, layer, dir, 0)?;
-                // One workgroup row per batch row (vec4: per ROWS rows, UNITS
-                // units per invocation), over y then z (≤ 65535 each).
-                let (units, rows) = if vec4 { (UNITS, ROWS) } else { (1, 1) };
-                let tiles = sp.batch.div_ceil(rows);
-                let groups = [sp.hidden.div_ceil(units).div_ceil(WG), tiles.min(65_535), tiles.div_ceil(65_535)];
-                let w_hh = params.weight_hh().value.buffer();
-                let mut bufs = if vec4 {
-                    vec![batch.info.buffer(), dgx.buffer(), grad_h0.buffer(), w_hh]
-                } else {
-                    vec![batch.info.buffer(), w_hh, dgx.buffer(), grad_h0.buffer()]
-                };
-                bufs.extend(own(cell.initial_state)?);
-                rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
+                if want_h0 {
+                    let sp = step_params(batch, &spec, layer, dir, 0)?;
+                    // One workgroup row per batch row (vec4: per ROWS rows, UNITS
+                    // units per invocation), over y then z (≤ 65535 each).
+                    let (units, rows) = if vec4 { (UNITS, ROWS) } else { (1, 1) };
+                    let tiles = sp.batch.div_ceil(rows);
+                    let groups = [sp.hidden.div_ceil(units).div_ceil(WG), tiles.min(65_535), tiles.div_ceil(65_535)];
+                    let w_hh = params.weight_hh().value.buffer();
+                    let mut bufs = if vec4 {
+                        vec![batch.info.buffer(), dgx.buffer(), grad_h0.buffer(), w_hh]
+                    } else {
+                        vec![batch.info.buffer(), w_hh, dgx.buffer(), grad_h0.buffer()]
+                    };
+                    bufs.extend(own(cell.initial_state)?);
+                    rt.launch(initial_kernel, &constants, &sp, &bufs, groups)?;
+                }
             }
             // Parameter gradients over all steps at once.
             let _family = profile::scope(Family::WeightGradients);
@@ -964,5 +988,5 @@ pub(crate) fn backward(
             _ => d_in,
         };
     }
-    Ok((d_out, grad_h0, grad_c0))
+    Ok((d_out, grad_c0))
 }

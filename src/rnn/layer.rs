@@ -356,7 +356,15 @@ impl Rnn {
             .iter()
             .map(|l| l.iter().map(|p| Tensor::uninit(dev, p.shape(), DType::F32)).collect::<Result<Vec<_>>>())
             .collect::<Result<Vec<_>>>()?;
-        let (input, h0, c0) = gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &params, false)?;
+        let h0 = self.initial_state_grad(fwd)?;
+        let (input, c0) = gpu::backward(
+            self,
+            fwd,
+            grad_output,
+            grad_h_n,
+            grad_c_n,
+            gpu::GradTargets { params: &params, accumulate: false, h0: Some(&h0) },
+        )?;
         Ok(RnnGrads { input, h0, c0, params })
     }
 
@@ -371,7 +379,32 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let h0 = self.initial_state_grad(fwd)?;
+        let (input, c0) = self.backward_packed_accumulate(fwd, grad_output, grad_h_n, grad_c_n, Some(&h0))?;
+        Ok((input, h0, c0))
+    }
+
+    /// [`Rnn::backward_packed_into`] with the h0 gradient stored into
+    /// `grad_h0`, or not computed without one (the tape, for an initial
+    /// state that is no variable: one dispatch per layer and direction
+    /// fewer with the step kernels). Returns the (input, c0) gradients.
+    pub(crate) fn backward_packed_accumulate(
+        &self,
+        fwd: &gpu::PackedForward,
+        grad_output: &Tensor,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+        grad_h0: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let grads: Vec<Vec<Tensor>> = self.params.iter().map(|l| l.iter().map(|p| p.grad.clone()).collect()).collect();
-        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, &grads, true)
+        let targets = gpu::GradTargets { params: &grads, accumulate: true, h0: grad_h0 };
+        gpu::backward(self, fwd, grad_output, grad_h_n, grad_c_n, targets)
+    }
+
+    /// A destination for the h0 gradient of `fwd`'s batch: (L·D, B, S).
+    pub(crate) fn initial_state_grad(&self, fwd: &gpu::PackedForward) -> Result<Tensor> {
+        let spec = self.spec();
+        let shape = [spec.num_layers * spec.directions(), fwd.batch.batch(), spec.state_size()];
+        Tensor::uninit(fwd.output.device(), &shape, DType::F32)
     }
 }

@@ -132,7 +132,11 @@ impl Backward for RecurrentBackward {
     fn backward(&self, g: &Tensor, ctx: &mut BackwardContext<'_>) -> Result<()> {
         let g_h_n = ctx.grad(self.h_n).cloned();
         let g_c_n = self.c_n.and_then(|v| ctx.grad(v).cloned());
-        let (dx, dh0, dc0) = self.layer.backward_packed_into(&self.saved, g, g_h_n.as_ref(), g_c_n.as_ref())?;
+        // The h0 gradient only where h0 is a variable (zeros from `None`
+        // are not): with the step kernels it is a dispatch of its own.
+        let dh0 = self.h0.map(|_| self.layer.initial_state_grad(&self.saved)).transpose()?;
+        let (dx, dc0) =
+            self.layer.backward_packed_accumulate(&self.saved, g, g_h_n.as_ref(), g_c_n.as_ref(), dh0.as_ref())?;
         if let Some(WeightDrop { p, seeds, grads: real }) = &self.weight_drop {
             // d weight_hh = mask ⊙ d(masked copy) / (1 − p).
             for ((masked, &seed), real) in self.layer.params().iter().zip(seeds).zip(real) {
@@ -141,8 +145,8 @@ impl Backward for RecurrentBackward {
             }
         }
         ctx.accumulate(self.x, dx)?;
-        if let Some(v) = self.h0 {
-            ctx.accumulate(v, dh0)?;
+        if let (Some(v), Some(d)) = (self.h0, dh0) {
+            ctx.accumulate(v, d)?;
         }
         if let (Some(v), Some(d)) = (self.c0, dc0) {
             ctx.accumulate(v, d)?;

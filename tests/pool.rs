@@ -31,8 +31,9 @@ fn steady_state_loop_allocates_no_buffers() {
 
 /// Dispatches per recurrent layer and direction, as the README states.
 /// Step kernels: forward = 1 input-projection GEMM + 3 to set up the dense
-/// states (h0 gathered into sorted order, copied for double buffering, c0
-/// gathered) + one fused step kernel per time step; backward = 1 state
+/// states from a given h0 and c0 (h0 gathered into sorted order, copied for
+/// double buffering, c0 gathered; none for zeros, which start as buffer
+/// clears) + one fused step kernel per time step; backward = 1 state
 /// set-up (grad_c_n gathered; the two dG buffers start zeroed by clears,
 /// which are no dispatches) + one step kernel per time step + 1
 /// initial-state kernel + 3 GEMMs (dW_ih, dW_hh, dX) + 2 bias sums, which
@@ -52,22 +53,28 @@ fn recurrent_dispatch_budget() {
     let x = Tensor::zeros(&dev, &[b, t, 4]).unwrap();
     let go = Tensor::zeros(&dev, &[b, t, 16]).unwrap();
     let lengths = [7, 3, 5];
-    let count = |kernel, lengths: &[usize]| {
+    let h0 = Tensor::zeros(&dev, &[layers * dirs, b, 8]).unwrap();
+    let count_from = |kernel, lengths: &[usize], h0: Option<&Tensor>| {
         dev.set_recurrent_kernel(Some(kernel));
         let before = dev.dispatch_count();
-        let fwd = rnn.forward(&x, lengths, None, None, None).unwrap();
+        let fwd = rnn.forward(&x, lengths, h0, h0, None).unwrap();
         let forward = dev.dispatch_count() - before;
         let before = dev.dispatch_count();
         rnn.backward(&fwd, &go, None, None).unwrap();
         (forward, dev.dispatch_count() - before)
     };
+    let count = |kernel, lengths: &[usize]| count_from(kernel, lengths, None);
     let pairs = (layers * dirs) as u64;
     // h0 and c0 default to zeros (buffer clears, no dispatch), as do
     // grad_h_n and grad_c_n; then the pack and unpack gathers.
     // Σ lengths = 15 rows: K % 4 ≠ 0, so the bias sums are dispatches.
     let (forward, backward) = count(RecurrentKernel::Step, &lengths);
-    assert_eq!(forward, pairs * (1 + 3 + t as u64) + 2);
+    assert_eq!(forward, pairs * (1 + t as u64) + 2);
     assert_eq!(backward, pairs * (1 + t as u64 + 1 + 3 + 2) + 2);
+    // A given h0 and c0 (zeros here, but tensors): the three set-up gathers.
+    let (forward, backward_from_h0) = count_from(RecurrentKernel::Step, &lengths, Some(&h0));
+    assert_eq!(forward, pairs * (1 + 3 + t as u64) + 2);
+    assert_eq!(backward_from_h0, backward);
     let (forward, backward) = count(RecurrentKernel::Sequence { rows: 4 }, &lengths);
     assert_eq!(forward, pairs * (1 + 1) + 2);
     assert_eq!(backward, pairs * (1 + 3 + 2) + 2);

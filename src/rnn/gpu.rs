@@ -449,6 +449,9 @@ pub(crate) fn forward(
     dev.check_tensor(&format!("{mode_name} gate activations ({n} packed steps × {g})"), &[n, g])?;
     dev.check_tensor(&format!("{mode_name} layer output ({n} packed steps)"), &[n, dirs * sz])?;
     let (h_shape, c_shape) = ([spec.num_layers * dirs, b, sz], [spec.num_layers * dirs, b, h]);
+    // Zero initial states start the step kernels' dense states as buffer
+    // clears instead of gathers.
+    let zero_start = (h0.is_none(), c0.is_none());
     let h0 = state_or_zeros(OP, "h0", h0, &h_shape, dev)?;
     let c0 = cell_state_or_zeros(OP, "c0", spec.mode, c0, &c_shape, dev)?;
     let h_n = Tensor::uninit(dev, &h_shape, DType::F32)?;
@@ -523,14 +526,21 @@ pub(crate) fn forward(
             let state_index = layer * dirs + dir;
             // For the uniform kernel, at the start of buffers that hold the
             // whole uniform array.
-            let state = || match uniform_state {
-                true => Tensor::uninit(dev, &[UNIFORM_STATE_BYTES as usize / 4], DType::F32)?.storage_view(0, &[b, sz]),
-                false => Tensor::uninit(dev, &[b, sz], DType::F32),
+            let state = || {
+                let len = if uniform_state { UNIFORM_STATE_BYTES as usize / 4 } else { b * sz };
+                let t = if zero_start.0 { Tensor::zeros(dev, &[len])? } else { Tensor::uninit(dev, &[len], DType::F32)? };
+                t.storage_view(0, &[b, sz])
             };
             let (h_a, h_b) = (state()?, state()?);
-            sorted_state_into(batch, &h0, state_index, &h_a)?;
-            crate::ops::elementwise_copy(&h_a, &h_b)?;
-            let cell_state = c0.as_ref().map(|c| sorted_state(batch, c, state_index)).transpose()?;
+            if !zero_start.0 {
+                sorted_state_into(batch, &h0, state_index, &h_a)?;
+                crate::ops::elementwise_copy(&h_a, &h_b)?;
+            }
+            let cell_state = match (&c0, zero_start.1) {
+                (None, _) => None,
+                (Some(_), true) => Some(Tensor::zeros(dev, &[b, h])?),
+                (Some(c), false) => Some(sorted_state(batch, c, state_index)?),
+            };
             let have = [
                 (CellTensor::State, cell_state.as_ref()),
                 (CellTensor::Saved, cell_saved.as_ref()),

@@ -137,14 +137,16 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
         acc6_0 += a6 * b0; acc6_1 += a6 * b1; acc6_2 += a6 * b2; acc6_3 += a6 * b3;
         acc7_0 += a7 * b0; acc7_1 += a7 * b1; acc7_2 += a7 * b2; acc7_3 += a7 * b3;
     }
-    store_block(z, row0 + 0u, col0 + 0u, acc0_0); store_block(z, row0 + 0u, col0 + 4u, acc0_1); store_block(z, row0 + 0u, col0 + 8u, acc0_2); store_block(z, row0 + 0u, col0 + 12u, acc0_3);
-    store_block(z, row0 + 4u, col0 + 0u, acc1_0); store_block(z, row0 + 4u, col0 + 4u, acc1_1); store_block(z, row0 + 4u, col0 + 8u, acc1_2); store_block(z, row0 + 4u, col0 + 12u, acc1_3);
-    store_block(z, row0 + 8u, col0 + 0u, acc2_0); store_block(z, row0 + 8u, col0 + 4u, acc2_1); store_block(z, row0 + 8u, col0 + 8u, acc2_2); store_block(z, row0 + 8u, col0 + 12u, acc2_3);
-    store_block(z, row0 + 12u, col0 + 0u, acc3_0); store_block(z, row0 + 12u, col0 + 4u, acc3_1); store_block(z, row0 + 12u, col0 + 8u, acc3_2); store_block(z, row0 + 12u, col0 + 12u, acc3_3);
-    store_block(z, row0 + 16u, col0 + 0u, acc4_0); store_block(z, row0 + 16u, col0 + 4u, acc4_1); store_block(z, row0 + 16u, col0 + 8u, acc4_2); store_block(z, row0 + 16u, col0 + 12u, acc4_3);
-    store_block(z, row0 + 20u, col0 + 0u, acc5_0); store_block(z, row0 + 20u, col0 + 4u, acc5_1); store_block(z, row0 + 20u, col0 + 8u, acc5_2); store_block(z, row0 + 20u, col0 + 12u, acc5_3);
-    store_block(z, row0 + 24u, col0 + 0u, acc6_0); store_block(z, row0 + 24u, col0 + 4u, acc6_1); store_block(z, row0 + 24u, col0 + 8u, acc6_2); store_block(z, row0 + 24u, col0 + 12u, acc6_3);
-    store_block(z, row0 + 28u, col0 + 0u, acc7_0); store_block(z, row0 + 28u, col0 + 4u, acc7_1); store_block(z, row0 + 28u, col0 + 8u, acc7_2); store_block(z, row0 + 28u, col0 + 12u, acc7_3);
+    let bias0 = bias_group(col0); let bias1 = bias_group(col0 + 4u);
+    let bias2 = bias_group(col0 + 8u); let bias3 = bias_group(col0 + 12u);
+    store_block(z, row0 + 0u, col0 + 0u, acc0_0, bias0); store_block(z, row0 + 0u, col0 + 4u, acc0_1, bias1); store_block(z, row0 + 0u, col0 + 8u, acc0_2, bias2); store_block(z, row0 + 0u, col0 + 12u, acc0_3, bias3);
+    store_block(z, row0 + 4u, col0 + 0u, acc1_0, bias0); store_block(z, row0 + 4u, col0 + 4u, acc1_1, bias1); store_block(z, row0 + 4u, col0 + 8u, acc1_2, bias2); store_block(z, row0 + 4u, col0 + 12u, acc1_3, bias3);
+    store_block(z, row0 + 8u, col0 + 0u, acc2_0, bias0); store_block(z, row0 + 8u, col0 + 4u, acc2_1, bias1); store_block(z, row0 + 8u, col0 + 8u, acc2_2, bias2); store_block(z, row0 + 8u, col0 + 12u, acc2_3, bias3);
+    store_block(z, row0 + 12u, col0 + 0u, acc3_0, bias0); store_block(z, row0 + 12u, col0 + 4u, acc3_1, bias1); store_block(z, row0 + 12u, col0 + 8u, acc3_2, bias2); store_block(z, row0 + 12u, col0 + 12u, acc3_3, bias3);
+    store_block(z, row0 + 16u, col0 + 0u, acc4_0, bias0); store_block(z, row0 + 16u, col0 + 4u, acc4_1, bias1); store_block(z, row0 + 16u, col0 + 8u, acc4_2, bias2); store_block(z, row0 + 16u, col0 + 12u, acc4_3, bias3);
+    store_block(z, row0 + 20u, col0 + 0u, acc5_0, bias0); store_block(z, row0 + 20u, col0 + 4u, acc5_1, bias1); store_block(z, row0 + 20u, col0 + 8u, acc5_2, bias2); store_block(z, row0 + 20u, col0 + 12u, acc5_3, bias3);
+    store_block(z, row0 + 24u, col0 + 0u, acc6_0, bias0); store_block(z, row0 + 24u, col0 + 4u, acc6_1, bias1); store_block(z, row0 + 24u, col0 + 8u, acc6_2, bias2); store_block(z, row0 + 24u, col0 + 12u, acc6_3, bias3);
+    store_block(z, row0 + 28u, col0 + 0u, acc7_0, bias0); store_block(z, row0 + 28u, col0 + 4u, acc7_1, bias1); store_block(z, row0 + 28u, col0 + 8u, acc7_2, bias2); store_block(z, row0 + 28u, col0 + 12u, acc7_3, bias3);
     return a_sums;
 }
 

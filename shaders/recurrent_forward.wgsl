@@ -232,28 +232,46 @@ fn forward_accumulate_vec4(acc: ptr<function, array<array<vec4<f32>, ROWS>, VEC4
 fn forward_finish_vec4(s0: u32, live: u32, j_first: u32, acc: array<array<vec4<f32>, ROWS>, VEC4_GROUPS>) {
     let h = p.hidden;
     let sz4 = p.state / 4u;
-    for (var r = 0u; r < ROWS; r++) {
-        let s = s0 + r;
-        if (s >= live) { break; }
-        let row = step_offset(p.t) + s;
-        let is_last = next_row(s) == NO_ROW;
-        for (var qd = 0u; qd < VEC4_QUADS; qd++) {
-            let j0 = j_first + 4u * qd;
-            if (j0 >= h) { break; }
-            let u = 4u * qd;
+    for (var qd = 0u; qd < VEC4_QUADS; qd++) {
+        let j0 = j_first + 4u * qd;
+        if (j0 >= h) { break; }
+        let u = 4u * qd;
+        let bias = gate_bias4(j0);
+        for (var r = 0u; r < ROWS; r++) {
+            let s = s0 + r;
+            if (s >= live) { break; }
+            let row = step_offset(p.t) + s;
+            let is_last = next_row(s) == NO_ROW;
             // Column g: gate g of the four units.
             let rec = transpose(mat4x4<f32>(group_unit_lanes(acc, r, u), group_unit_lanes(acc, r, u + 1u),
                                             group_unit_lanes(acc, r, u + 2u), group_unit_lanes(acc, r, u + 3u)));
-            forward_finish_quad(s, row, is_last, j0, rec, state_in4[s * sz4 + j0 / 4u]);
+            forward_finish_quad(s, row, is_last, j0, rec, bias, state_in4[s * sz4 + j0 / 4u]);
         }
     }
 }
 
+// b_hh of units j0..j0+3 as `rec` holds their products (column g: gate g;
+// zeros past GATES). The epilogues load it once per quad for all their
+// rows: on lavapipe each load is a loop over the lanes, and per row it was
+// a quarter of the LSTM epilogue's loads, the same values every time.
+fn gate_bias4(j0: u32) -> mat4x4<f32> {
+    let b = j0 / 4u;
+    let hq = p.hidden / 4u;
+    var bias = mat4x4<f32>();
+    bias[0] = b_hh4[b];
+    if (GATES > 1u) { bias[1] = b_hh4[b + hq]; }
+    if (GATES > 2u) { bias[2] = b_hh4[b + 2u * hq]; }
+    if (GATES > 3u) { bias[3] = b_hh4[b + 3u * hq]; }
+    return bias;
+}
+
 // Finishes units j0..j0+3 of sorted row s (packed row `row`), given their
-// recurrent products (column g: gate g of the four units) and h_{t-1}.
-fn forward_finish_quad(s: u32, row: u32, is_last: bool, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>) {
+// recurrent products (column g: gate g of the four units), their
+// gate_bias4 and h_{t-1}.
+fn forward_finish_quad(s: u32, row: u32, is_last: bool, j0: u32, rec: mat4x4<f32>, bias: mat4x4<f32>,
+                       h_own: vec4<f32>) {
     let h = p.hidden;
-    let hv = cell_forward4(s, row, j0, rec, h_own, is_last);
+    let hv = cell_forward4(s, row, j0, rec, bias, h_own, is_last);
     h_prev4[(row * h + j0) / 4u] = h_own;
     out4[(row * p.out_stride + p.out_offset + j0) / 4u] = hv;
     state_out4[(s * h + j0) / 4u] = hv;

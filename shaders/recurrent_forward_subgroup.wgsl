@@ -179,6 +179,7 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
     for (var qd = 0u; qd < quads; qd++) {
         let j0 = j_sub + 4u * qd;
         let u = 4u * qd;
+        let bias = gate_bias4(j0);
         for (var r = 0u; r < UNIFORM_ROWS; r++) {
             let s = s0 + lane + r * SUBGROUP_SIZE;
             if (s < live) {
@@ -186,7 +187,7 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
                 // Column g: gate g of the four units.
                 let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc[r], u), uniform_unit_lanes(acc[r], u + 1u),
                                                 uniform_unit_lanes(acc[r], u + 2u), uniform_unit_lanes(acc[r], u + 3u)));
-                forward_finish_quad(s, row, next_row(s) == NO_ROW, j0, rec, state_u[s * sz4 + j0 / 4u]);
+                forward_finish_quad(s, row, next_row(s) == NO_ROW, j0, rec, bias, state_u[s * sz4 + j0 / 4u]);
             }
         }
     }

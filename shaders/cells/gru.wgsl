@@ -49,15 +49,16 @@ fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: b
 }
 
 // `cell_forward` for units j0..j0+3 through the vec4 views (the vec4 step
-// kernel; j0 % 4 == 0): column g of `rec` is gate g of the four units.
-fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>, is_last: bool) -> vec4<f32> {
+// kernel; j0 % 4 == 0): column g of `rec` is gate g of the four units,
+// and of `bias` their b_hh (`gate_bias4`).
+fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, bias: mat4x4<f32>, h_own: vec4<f32>,
+                 is_last: bool) -> vec4<f32> {
     let h = p.hidden;
     let hq = h / 4u;
     let gq = (row * 3u * h + j0) / 4u;
-    let b = j0 / 4u;
-    let a_r = rec[0] + b_hh4[b];
-    let a_z = rec[1] + b_hh4[b + hq];
-    let a_n = rec[2] + b_hh4[b + 2u * hq];
+    let a_r = rec[0] + bias[0];
+    let a_z = rec[1] + bias[1];
+    let a_n = rec[2] + bias[2];
     let r = sigmoid4(gates4[gq] + a_r);
     let z = sigmoid4(gates4[gq + hq] + a_z);
     let n = tanh_stable4(gates4[gq + 2u * hq] + r * a_n);

@@ -27,10 +27,12 @@ fn cell_forward(s: u32, row: u32, j: u32, rec: vec4<f32>, h_own: f32, is_last: b
 }
 
 // `cell_forward` for units j0..j0+3 through the vec4 views (the vec4 step
-// kernel; j0 % 4 == 0): column 0 of `rec` holds the four units.
-fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, h_own: vec4<f32>, is_last: bool) -> vec4<f32> {
+// kernel; j0 % 4 == 0): column 0 of `rec` holds the four units, and of
+// `bias` their b_hh (`gate_bias4`).
+fn cell_forward4(s: u32, row: u32, j0: u32, rec: mat4x4<f32>, bias: mat4x4<f32>, h_own: vec4<f32>,
+                 is_last: bool) -> vec4<f32> {
     let at = (row * p.hidden + j0) / 4u;
-    let a = rec[0] + b_hh4[j0 / 4u] + gates4[at];
+    let a = rec[0] + bias[0] + gates4[at];
     var hv: vec4<f32>;
     if (RELU) { hv = max(a, vec4<f32>(0.0)); } else { hv = tanh_stable4(a); }
     gates4[at] = hv;

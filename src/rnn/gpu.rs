@@ -528,7 +528,8 @@ pub(crate) fn forward(
             // whole uniform array.
             let state = || {
                 let len = if uniform_state { UNIFORM_STATE_BYTES as usize / 4 } else { b * sz };
-                let t = if zero_start.0 { Tensor::zeros(dev, &[len])? } else { Tensor::uninit(dev, &[len], DType::F32)? };
+                let t =
+                    if zero_start.0 { Tensor::zeros(dev, &[len])? } else { Tensor::uninit(dev, &[len], DType::F32)? };
                 t.storage_view(0, &[b, sz])
             };
             let (h_a, h_b) = (state()?, state()?);

@@ -6,7 +6,7 @@
 
 use crate::autograd::{check_parameter, Backward, BackwardContext, Tape, Var};
 use crate::error::{Error, Result};
-use crate::kernels::{Access, Kernel, Shader};
+use crate::kernels::{grid, Access, Kernel, Shader};
 use crate::nn::{Embedding, Parameter, SparseRows};
 use crate::ops::dim_u32;
 use crate::tensor::Tensor;
@@ -15,6 +15,14 @@ use Access::{Read as R, ReadWrite as W};
 
 const EMBEDDING_BACKWARD: Kernel =
     Kernel { shader: Shader::Embedding, entry: "embedding_backward", storage: &[(1, R), (2, R), (3, W)], cell: &[] };
+
+/// [`EMBEDDING_BACKWARD`] four features per invocation (E % 4 == 0).
+const EMBEDDING_BACKWARD_VEC4: Kernel = Kernel {
+    shader: Shader::Embedding,
+    entry: "embedding_backward_vec4",
+    storage: &[(4, R), (2, R), (5, W)],
+    cell: &[],
+};
 
 /// Invocations per workgroup of `embedding_backward`.
 const WG: u32 = 64;
@@ -124,15 +132,31 @@ pub(crate) fn embedding_backward(
         count: dim_u32(OP, "count", grad_out.shape()[0])?,
         _pad: 0,
     };
-    let (y, z) = (params.unique.min(65_535), params.unique.div_ceil(65_535));
+    let buffers = [grad_out.buffer(), buckets.buffer(), grad_weight.buffer()];
+    // Whole vec4s per row, on 16-byte aligned bindings: the vec4 entry,
+    // which adds the same values in the same order.
+    let vec4 = params.dim.is_multiple_of(4) && buffers.iter().all(|b| b.offset.is_multiple_of(16));
+    launch_embedding_backward(grad_out, &params, &buffers, vec4)
+}
+
+/// Records [`embedding_backward`]'s dispatch: the vec4 entry or the scalar one.
+fn launch_embedding_backward(
+    grad_out: &Tensor,
+    params: &EmbeddingParams,
+    buffers: &[crate::runtime::BufferRange<'_>],
+    vec4: bool,
+) -> Result<()> {
+    const OP: &str = "embedding_backward";
     let rt = &grad_out.device().rt;
-    rt.launch(
-        EMBEDDING_BACKWARD,
-        &[("WG", f64::from(WG))],
-        &params,
-        &[grad_out.buffer(), buckets.buffer(), grad_weight.buffer()],
-        [params.dim.div_ceil(WG), y, z],
-    )
+    let constants = [("WG", f64::from(WG))];
+    let (unique, dim) = (params.unique as usize, params.dim as usize);
+    if vec4 {
+        let invocations = dim_u32(OP, "ids × feature quads", unique * (dim / 4))?;
+        let groups = grid(invocations.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+        return rt.launch(EMBEDDING_BACKWARD_VEC4, &constants, params, buffers, groups);
+    }
+    let (y, z) = (params.unique.min(65_535), params.unique.div_ceil(65_535));
+    rt.launch(EMBEDDING_BACKWARD, &constants, params, buffers, [params.dim.div_ceil(WG), y, z])
 }
 
 /// CPU reference.
@@ -151,6 +175,48 @@ pub mod reference {
             }
             for e in 0..dim {
                 grad_weight[id as usize * dim + e] += grad_out[i * dim + e];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{embedding_backward, embedding_buckets, launch_embedding_backward, reference, EmbeddingParams};
+    use crate::tensor::Tensor;
+
+    /// Both entries against the f64 reference, with repeated ids and a
+    /// padding id; where E % 4 == 0 the vec4 entry also against the scalar
+    /// one, bit for bit (they add the same values in the same order).
+    #[test]
+    fn embedding_backward_entries_match_reference() {
+        let device = crate::Device::new().unwrap();
+        let (vocab, count) = (37usize, 61usize);
+        for dim in [1usize, 3, 4, 128, 130] {
+            let ids: Vec<u32> = (0..count).map(|i| ((i * i * 7 + 3) % vocab) as u32).collect();
+            let padding = Some(ids[5]);
+            let grad_out: Vec<f32> = (0..count * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0).collect();
+            let start: Vec<f32> = (0..vocab * dim).map(|i| (i % 7) as f32 / 8.0).collect();
+            let (buckets, unique) = embedding_buckets(&ids, padding);
+            let g = Tensor::from_slice(&device, &grad_out, &[count, dim]).unwrap();
+            let b = Tensor::from_u32(&device, &buckets, &[buckets.len()]).unwrap();
+            let w = Tensor::from_slice(&device, &start, &[vocab, dim]).unwrap();
+            embedding_backward(&g, &b, unique, &w).unwrap();
+            let got = w.to_vec().unwrap();
+
+            let mut want: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            let g64: Vec<f64> = grad_out.iter().map(|&v| f64::from(v)).collect();
+            reference::embedding_backward(&g64, &ids, dim, padding, &mut want);
+            // The inputs are multiples of 1/16 below 8 in magnitude and at
+            // most a few of them meet in a row: every sum is exact in f32.
+            let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+            assert_eq!(got, want, "E = {dim}");
+
+            if dim % 4 == 0 {
+                let scalar = Tensor::from_slice(&device, &start, &[vocab, dim]).unwrap();
+                let params = EmbeddingParams { unique: unique as u32, dim: dim as u32, count: count as u32, _pad: 0 };
+                launch_embedding_backward(&g, &params, &[g.buffer(), b.buffer(), scalar.buffer()], false).unwrap();
+                assert_eq!(scalar.to_vec().unwrap(), got, "E = {dim}: scalar and vec4 entries");
             }
         }
     }

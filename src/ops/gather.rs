@@ -26,6 +26,14 @@ const GATHER_ROWS: Kernel = Kernel {
     cell: &[],
 };
 
+/// [`GATHER_ROWS`] four columns per invocation (cols % 4 == 0).
+const GATHER_ROWS_VEC4: Kernel = Kernel {
+    shader: Shader::Gather,
+    entry: "gather_rows_vec4",
+    storage: &[(4, Access::Read), (2, Access::Read), (5, Access::ReadWrite)],
+    cell: &[],
+};
+
 /// `out[i, :] = table[idx[i], :]` — table (rows, cols) f32, idx any shape of
 /// u32 with `count` elements, returns (count, cols).
 ///
@@ -107,6 +115,14 @@ fn launch_gather(table: &Tensor, idx: &Tensor, out: &Tensor) -> Result<()> {
         _pad: 0,
     };
     let rt = &table.device().rt;
-    let groups = grid(total.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
-    rt.launch(GATHER_ROWS, &[("WG", f64::from(WG))], &params, &[table.buffer(), idx.buffer(), out.buffer()], groups)
+    let buffers = [table.buffer(), idx.buffer(), out.buffer()];
+    // Whole vec4s per row, on 16-byte aligned bindings: the vec4 entry,
+    // which copies the same values.
+    let (kernel, invocations) = if cols.is_multiple_of(4) && buffers.iter().all(|b| b.offset.is_multiple_of(16)) {
+        (GATHER_ROWS_VEC4, total / 4)
+    } else {
+        (GATHER_ROWS, total)
+    };
+    let groups = grid(invocations.div_ceil(WG), rt.limits.max_compute_workgroups_per_dimension);
+    rt.launch(kernel, &[("WG", f64::from(WG))], &params, &buffers, groups)
 }

@@ -28,7 +28,22 @@ struct GemmParams {
     stride_c: u32,
     alpha: f32,
     beta: f32,
-    _pad: u32,
+    // What one dispatch of a split GEMM covers (gemm_subgroup_window;
+    // every other dispatch: 0, K, 0, N, 0, 0): op(A)'s columns k_begin..k_end
+    // and C's columns n_begin..n_end, ...
+    k_begin: u32,
+    k_end: u32,
+    n_begin: u32,
+    n_end: u32,
+    // ... where B's element e is element (e + b_shift) / 4 (wrapping) of the
+    // uniform window as vec4s, ...
+    b_shift: u32,
+    // ... and 1: the accumulators (and column sums) start from C's (and
+    // the sums') stored values, the previous k range's partial results.
+    k_continue: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: GemmParams;

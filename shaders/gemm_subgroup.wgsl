@@ -33,7 +33,17 @@
 // Saves nothing for backward.
 
 // Overrides, GemmParams and binding 0 are in gemm_params.wgsl; bindings
-// 1–4, b_fragment and the stores in gemm_vec4_common.wgsl.
+// 1–4 and the C loads and stores in gemm_vec4_common.wgsl; b_fragment in
+// gemm_b_storage.wgsl, or in gemm_b_uniform.wgsl for the windowed module.
+//
+// The windowed module (Shader::GemmSubgroupWindow: the same file with
+// gemm_b_uniform.wgsl; entries gemm_subgroup_window and
+// gemm_subgroup_window_sums) reads op(B) from a 64 KiB uniform window at
+// binding 6, and each dispatch covers what GemmParams.k_begin..k_end and
+// n_begin..n_end say: src/ops/gemm.rs splits a GEMM into such dispatches.
+// A dispatch with k_continue starts from the previous k range's partial
+// product (and sums) and adds its k in the same order, so a split GEMM
+// gives the unsplit kernel's bits (gemm_b_uniform.wgsl, continued_block).
 
 // The 32×16 tile below is written out for 8 lanes of 16 columns.
 const_assert SUBGROUP_SIZE == 8u;
@@ -78,10 +88,12 @@ fn a_next_lines(base: u32, row0: u32, k0: u32, lane: u32) -> f32 {
 // of the column sums of A as stored (K, M) when TRANS_A (rows
 // row0 + 4·lane.. of op(A), summed over k in order; zeros otherwise), for
 // the `_sums` entry.
-fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
+//
+// `sums0`: where the column sums start (the stored sums when continuing).
+fn subgroup_tile(wg: vec3<u32>, lane: u32, sums0: vec4<f32>) -> vec4<f32> {
     let z = wg.z;
     let row0 = wg.y * 32u;
-    let col0 = (wg.x * 8u + lane) * 16u;
+    let col0 = p.n_begin + (wg.x * 8u + lane) * 16u;
     let a_base = z * p.stride_a;
     let b_base = z * p.stride_b;
     var acc0_0 = mat4x4<f32>(); var acc0_1 = mat4x4<f32>(); var acc0_2 = mat4x4<f32>(); var acc0_3 = mat4x4<f32>();
@@ -92,8 +104,18 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
     var acc5_0 = mat4x4<f32>(); var acc5_1 = mat4x4<f32>(); var acc5_2 = mat4x4<f32>(); var acc5_3 = mat4x4<f32>();
     var acc6_0 = mat4x4<f32>(); var acc6_1 = mat4x4<f32>(); var acc6_2 = mat4x4<f32>(); var acc6_3 = mat4x4<f32>();
     var acc7_0 = mat4x4<f32>(); var acc7_1 = mat4x4<f32>(); var acc7_2 = mat4x4<f32>(); var acc7_3 = mat4x4<f32>();
-    var a_sums = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+    if (p.k_continue != 0u) {
+        acc0_0 = continued_block(z, row0 + 0u, col0 + 0u); acc0_1 = continued_block(z, row0 + 0u, col0 + 4u); acc0_2 = continued_block(z, row0 + 0u, col0 + 8u); acc0_3 = continued_block(z, row0 + 0u, col0 + 12u);
+        acc1_0 = continued_block(z, row0 + 4u, col0 + 0u); acc1_1 = continued_block(z, row0 + 4u, col0 + 4u); acc1_2 = continued_block(z, row0 + 4u, col0 + 8u); acc1_3 = continued_block(z, row0 + 4u, col0 + 12u);
+        acc2_0 = continued_block(z, row0 + 8u, col0 + 0u); acc2_1 = continued_block(z, row0 + 8u, col0 + 4u); acc2_2 = continued_block(z, row0 + 8u, col0 + 8u); acc2_3 = continued_block(z, row0 + 8u, col0 + 12u);
+        acc3_0 = continued_block(z, row0 + 12u, col0 + 0u); acc3_1 = continued_block(z, row0 + 12u, col0 + 4u); acc3_2 = continued_block(z, row0 + 12u, col0 + 8u); acc3_3 = continued_block(z, row0 + 12u, col0 + 12u);
+        acc4_0 = continued_block(z, row0 + 16u, col0 + 0u); acc4_1 = continued_block(z, row0 + 16u, col0 + 4u); acc4_2 = continued_block(z, row0 + 16u, col0 + 8u); acc4_3 = continued_block(z, row0 + 16u, col0 + 12u);
+        acc5_0 = continued_block(z, row0 + 20u, col0 + 0u); acc5_1 = continued_block(z, row0 + 20u, col0 + 4u); acc5_2 = continued_block(z, row0 + 20u, col0 + 8u); acc5_3 = continued_block(z, row0 + 20u, col0 + 12u);
+        acc6_0 = continued_block(z, row0 + 24u, col0 + 0u); acc6_1 = continued_block(z, row0 + 24u, col0 + 4u); acc6_2 = continued_block(z, row0 + 24u, col0 + 8u); acc6_3 = continued_block(z, row0 + 24u, col0 + 12u);
+        acc7_0 = continued_block(z, row0 + 28u, col0 + 0u); acc7_1 = continued_block(z, row0 + 28u, col0 + 4u); acc7_2 = continued_block(z, row0 + 28u, col0 + 8u); acc7_3 = continued_block(z, row0 + 28u, col0 + 12u);
+    }
+    var a_sums = sums0;
+    for (var k0 = p.k_begin; k0 < p.k_end; k0 += 4u) {
         let b0 = b_fragment(b_base, k0, col0 + 0u);
         let b1 = b_fragment(b_base, k0, col0 + 4u);
         let b2 = b_fragment(b_base, k0, col0 + 8u);
@@ -152,7 +174,7 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32) -> vec4<f32> {
 
 @compute @workgroup_size(SUBGROUP_SIZE)
 fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    _ = subgroup_tile(wg, lane);
+    _ = subgroup_tile(wg, lane, vec4<f32>(0.0));
 }
 
 // gemm_subgroup (TRANS_A, one batch) that also writes
@@ -164,8 +186,16 @@ fn gemm_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocat
 
 @compute @workgroup_size(SUBGROUP_SIZE)
 fn gemm_subgroup_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    var sums = subgroup_tile(wg, lane);
+    tile_and_sums(wg, lane);
+}
+
+// gemm_subgroup_sums' work (also the windowed module's `_sums` entry).
+fn tile_and_sums(wg: vec3<u32>, lane: u32) {
     let row = wg.y * 32u + 4u * lane;
+    // Continuing: from the stored sums, so the k order is the unsplit one's.
+    var sums0 = vec4<f32>(0.0);
+    if (p.k_continue != 0u && row < p.m) { sums0 = continued_sums(row); }
+    var sums = subgroup_tile(wg, lane, sums0);
     if (wg.x != 0u || row >= p.m) { return; }
     if (p.beta != 0.0) { sums += p.beta * a_sums4[row / 4u]; }
     a_sums4[row / 4u] = sums;

@@ -1,7 +1,9 @@
 // gemm_vec4_common.wgsl — shared by gemm_vec4.wgsl and gemm_subgroup.wgsl
 // (prepended after gemm_params.wgsl by the kernel registry): the vec4
-// storage bindings, the B fragment load and the C stores. Both kernels
-// load B and store C the same way; they differ in how A reaches a lane.
+// storage bindings and the C loads and stores. Both kernels store C the
+// same way; they differ in how A reaches a lane. `b_fragment`, the B
+// load, comes after this file: from storage (gemm_b_storage.wgsl) or
+// from a uniform window (gemm_b_uniform.wgsl).
 //
 // Bindings:
 //   1 a     read        (batch, M, K) or (batch, K, M) as vec4
@@ -15,23 +17,6 @@
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
-// Fragment of op(B): k0..k0+3, columns col0..col0+3, as a matrix whose
-// column j holds the four k values of column col0 + j.
-fn b_fragment(base: u32, k0: u32, col0: u32) -> mat4x4<f32> {
-    if (TRANS_B) {
-        // B stored (N, K): each column's four k values are contiguous.
-        let last = p.n - 1u;
-        return mat4x4<f32>(b[(base + min(col0, last) * p.ldb + k0) / 4u],
-                           b[(base + min(col0 + 1u, last) * p.ldb + k0) / 4u],
-                           b[(base + min(col0 + 2u, last) * p.ldb + k0) / 4u],
-                           b[(base + min(col0 + 3u, last) * p.ldb + k0) / 4u]);
-    }
-    // B stored (K, N): columns are contiguous; clamp the group to the matrix.
-    let cc = min(col0, p.n - 4u);
-    return transpose(mat4x4<f32>(b[(base + k0 * p.ldb + cc) / 4u], b[(base + (k0 + 1u) * p.ldb + cc) / 4u],
-                                 b[(base + (k0 + 2u) * p.ldb + cc) / 4u], b[(base + (k0 + 3u) * p.ldb + cc) / 4u]));
-}
-
 // The bias of columns col0..col0+3 (zeros past N or without a bias).
 // Loaded once per column group for the whole tile, not per row stored:
 // on lavapipe every load is a loop over the lanes, and 32 rows reloading
@@ -44,7 +29,7 @@ fn bias_group(col0: u32) -> vec4<f32> {
 // Stores row `row` of C, columns col0..col0+3, as one vec4; `bias4` is
 // bias_group(col0).
 fn store_row(z: u32, row: u32, col0: u32, v: vec4<f32>, bias4: vec4<f32>) {
-    if (row >= p.m || col0 >= p.n) { return; }
+    if (row >= p.m || col0 >= p.n_end) { return; }
     let ci = (z * p.stride_c + row * p.ldc + col0) / 4u;
     var out = p.alpha * v;
     if (HAS_BIAS) { out += bias4; }
@@ -63,3 +48,17 @@ fn store_block(z: u32, row0: u32, col0: u32, acc: mat4x4<f32>, bias4: vec4<f32>)
     store_row(z, row0 + 3u, col0, rows[3], bias4);
 }
 
+
+// The stored 4×4 block of C at rows row0.., columns col0.. in
+// store_block's layout (column j = column col0 + j), zeros where it lies
+// past M or N: a split GEMM's partial results (GemmParams.k_continue).
+// Unrolled like store_block.
+fn load_block(z: u32, row0: u32, col0: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(load_row(z, row0, col0), load_row(z, row0 + 1u, col0),
+                                 load_row(z, row0 + 2u, col0), load_row(z, row0 + 3u, col0)));
+}
+
+fn load_row(z: u32, row: u32, col0: u32) -> vec4<f32> {
+    if (row >= p.m || col0 >= p.n_end) { return vec4<f32>(0.0); }
+    return c[(z * p.stride_c + row * p.ldc + col0) / 4u];
+}

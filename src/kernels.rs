@@ -40,6 +40,15 @@ pub const GEMM_PARAMS: &str = include_str!("../shaders/gemm_params.wgsl");
 /// The vec4 GEMMs' bindings, B fragment and C stores, prepended (after
 /// [`GEMM_PARAMS`]) to gemm_vec4.wgsl and gemm_subgroup.wgsl.
 pub const GEMM_VEC4_COMMON: &str = include_str!("../shaders/gemm_vec4_common.wgsl");
+/// The vec4 GEMMs' B fragment from storage, prepended after
+/// [`GEMM_VEC4_COMMON`].
+pub const GEMM_B_STORAGE: &str = include_str!("../shaders/gemm_b_storage.wgsl");
+/// Where a continuing `gemm_subgroup` dispatch starts (C's stored
+/// values), prepended after [`GEMM_B_STORAGE`] to the storage module.
+pub const GEMM_CONTINUE_C: &str = include_str!("../shaders/gemm_continue_c.wgsl");
+/// The B fragment from a uniform window, and the windowed GEMM's entries:
+/// [`GEMM_B_STORAGE`]'s place in [`Shader::GemmSubgroupWindow`].
+pub const GEMM_B_UNIFORM: &str = include_str!("../shaders/gemm_b_uniform.wgsl");
 
 /// Every shader file of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +60,9 @@ pub enum Shader {
     /// `shaders/gemm_subgroup.wgsl`: the vec4 GEMM with A shared across a
     /// subgroup (needs subgroups of [`crate::device::SUBGROUP_SIZE`]).
     GemmSubgroup,
+    /// `shaders/gemm_subgroup.wgsl` reading op(B) from a 64 KiB uniform
+    /// window (`shaders/gemm_b_uniform.wgsl`), one dispatch per window.
+    GemmSubgroupWindow,
     /// `shaders/elementwise.wgsl`: add, mul, scale, fill, copy, axpy.
     Elementwise,
     /// `shaders/reduce.wgsl`: row and column sums.
@@ -99,10 +111,11 @@ pub enum Shader {
 
 impl Shader {
     /// Every shader file that is not a cell's, for validation tests.
-    pub const PLAIN: [Shader; 14] = [
+    pub const PLAIN: [Shader; 15] = [
         Shader::Gemm,
         Shader::GemmVec4,
         Shader::GemmSubgroup,
+        Shader::GemmSubgroupWindow,
         Shader::Elementwise,
         Shader::Reduce,
         Shader::Gather,
@@ -137,7 +150,7 @@ impl Shader {
         match self {
             Shader::Gemm => "gemm.wgsl",
             Shader::GemmVec4 => "gemm_vec4.wgsl",
-            Shader::GemmSubgroup => "gemm_subgroup.wgsl",
+            Shader::GemmSubgroup | Shader::GemmSubgroupWindow => "gemm_subgroup.wgsl",
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Gather => "gather.wgsl",
@@ -161,6 +174,7 @@ impl Shader {
         match self {
             Shader::Recurrent { cell, rows, .. } => format!("{} ({}, {rows} rows)", self.file_name(), cell.name),
             Shader::RecurrentSubgroup { cell, .. } => format!("{} ({})", self.file_name(), cell.name),
+            Shader::GemmSubgroupWindow => format!("{} (B from a uniform window)", self.file_name()),
             _ => self.file_name().to_string(),
         }
     }
@@ -169,7 +183,7 @@ impl Shader {
         match self {
             Shader::Gemm => include_str!("../shaders/gemm.wgsl"),
             Shader::GemmVec4 => include_str!("../shaders/gemm_vec4.wgsl"),
-            Shader::GemmSubgroup => include_str!("../shaders/gemm_subgroup.wgsl"),
+            Shader::GemmSubgroup | Shader::GemmSubgroupWindow => include_str!("../shaders/gemm_subgroup.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Gather => include_str!("../shaders/gather.wgsl"),
@@ -196,7 +210,9 @@ impl Shader {
             Shader::RecurrentSubgroup { cell, pass: Pass::Forward } => vec![RECURRENT, cell.wgsl, RECURRENT_FORWARD],
             Shader::RecurrentSubgroup { cell, pass: Pass::Backward } => vec![RECURRENT, cell.wgsl, RECURRENT_BACKWARD],
             Shader::Gemm => vec![GEMM_PARAMS],
-            Shader::GemmVec4 | Shader::GemmSubgroup => vec![GEMM_PARAMS, GEMM_VEC4_COMMON],
+            Shader::GemmVec4 => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_STORAGE],
+            Shader::GemmSubgroup => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_STORAGE, GEMM_CONTINUE_C],
+            Shader::GemmSubgroupWindow => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_UNIFORM],
             _ => Vec::new(),
         }
     }
@@ -228,6 +244,10 @@ impl Shader {
                 ("VEC4_TILE_COLS", crate::ops::gemm::VEC4_TILE_COLS),
             ],
             Shader::GemmSubgroup => vec![("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE)],
+            Shader::GemmSubgroupWindow => vec![
+                ("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE),
+                ("B_WINDOW_VEC4S", (crate::ops::gemm::B_WINDOW_BYTES / 16) as u32),
+            ],
             Shader::Optim => vec![
                 ("CHUNK", crate::optim::CHUNK as u32),
                 ("UPDATE_ELEMENTS", crate::optim::UPDATE_ELEMENTS),
@@ -259,7 +279,7 @@ impl Shader {
     /// ([`crate::DeviceInfo::subgroup_size`]), and naga validates it with
     /// the subgroup capability.
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, Shader::GemmSubgroup | Shader::RecurrentSubgroup { .. })
+        matches!(self, Shader::GemmSubgroup | Shader::GemmSubgroupWindow | Shader::RecurrentSubgroup { .. })
     }
 
     /// The file's own text, without prelude or includes.

@@ -16,11 +16,11 @@ use wgrnn::{reference, Error, Tensor};
 /// this bound is 11× that and far below any indexing mistake (order 1).
 const GEMM_RTOL: f32 = 3e-6;
 
-const ALL_VARIANTS: [GemmVariant; 4] =
-    [GemmVariant::Register, GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Subgroup];
+const ALL_VARIANTS: [GemmVariant; 5] =
+    [GemmVariant::Register, GemmVariant::Vec4, GemmVariant::Shared, GemmVariant::Subgroup, GemmVariant::SubgroupWindow];
 
-/// Every variant the test device runs (`Subgroup` needs subgroups of 8:
-/// lavapipe has them, GL has none).
+/// Every variant the test device runs (`Subgroup` and `SubgroupWindow`
+/// need subgroups of 8: lavapipe has them, GL has none).
 fn variants() -> Vec<GemmVariant> {
     ALL_VARIANTS.into_iter().filter(|v| v.runs_on(device())).collect()
 }
@@ -103,7 +103,10 @@ fn gemm_vec4_pads_unaligned_operands() {
     for opts in all_transposes() {
         let opts = GemmOptions { alpha: 0.75, beta: -1.5, ..opts };
         for &(m, k, n) in &[(130, 64, 4415), (4415, 130, 64), (64, 4415, 130), (1031, 257, 3)] {
-            for variant in variants().into_iter().filter(|v| matches!(v, GemmVariant::Vec4 | GemmVariant::Subgroup)) {
+            for variant in variants()
+                .into_iter()
+                .filter(|v| matches!(v, GemmVariant::Vec4 | GemmVariant::Subgroup | GemmVariant::SubgroupWindow))
+            {
                 check(variant, m, k, n, opts, true, (m + n) as u64);
             }
         }
@@ -178,9 +181,11 @@ fn gemm_batched() {
     }
 }
 
-/// The subgroup kernel shares loads, not arithmetic: on the bench step's
-/// GEMM shapes (and ragged edges, with alpha, beta and bias) it gives
-/// exactly `Vec4`'s bits.
+/// The subgroup kernels share loads, not arithmetic: on the bench step's
+/// GEMM shapes (and ragged edges, with alpha, beta and bias) they give
+/// exactly `Vec4`'s bits; the windowed one too, split into windows over k
+/// (the first three shapes: 20, 4 and 4 windows) or over columns (the
+/// third), with and without alpha, beta and bias.
 #[test]
 fn gemm_subgroup_equals_vec4_bitwise() {
     let dev = device();
@@ -197,28 +202,36 @@ fn gemm_subgroup_equals_vec4_bitwise() {
         (100, 8, 4, false, false),
     ];
     for (i, &(m, k, n, trans_a, trans_b)) in shapes.iter().enumerate() {
-        let opts = GemmOptions { trans_a, trans_b, alpha: 0.5, beta: 1.25 };
-        let a_shape = if trans_a { [k, m] } else { [m, k] };
-        let b_shape = if trans_b { [n, k] } else { [k, n] };
-        let seed = 100 * i as u64;
-        let a = Tensor::from_slice(dev, &random(m * k, seed), &a_shape).unwrap();
-        let b = Tensor::from_slice(dev, &random(k * n, seed + 1), &b_shape).unwrap();
-        let bias = Tensor::from_slice(dev, &random(n, seed + 2), &[n]).unwrap();
-        let c0 = random(m * n, seed + 3);
-        let mut outs = Vec::new();
-        for variant in [GemmVariant::Vec4, GemmVariant::Subgroup] {
-            let c = Tensor::from_slice(dev, &c0, &[m, n]).unwrap();
-            gemm_with_variant(&a, &b, Some(&bias), &c, opts, variant).unwrap();
-            outs.push(c.to_vec().unwrap());
+        for (opts, with_bias) in [
+            (GemmOptions { trans_a, trans_b, alpha: 0.5, beta: 1.25 }, true),
+            (GemmOptions { trans_a, trans_b, ..GemmOptions::default() }, false),
+        ] {
+            let a_shape = if trans_a { [k, m] } else { [m, k] };
+            let b_shape = if trans_b { [n, k] } else { [k, n] };
+            let seed = 100 * i as u64;
+            let a = Tensor::from_slice(dev, &random(m * k, seed), &a_shape).unwrap();
+            let b = Tensor::from_slice(dev, &random(k * n, seed + 1), &b_shape).unwrap();
+            let bias = Tensor::from_slice(dev, &random(n, seed + 2), &[n]).unwrap();
+            let c0 = random(m * n, seed + 3);
+            let mut outs = Vec::new();
+            let bias = with_bias.then_some(&bias);
+            let compared = [GemmVariant::Vec4, GemmVariant::Subgroup, GemmVariant::SubgroupWindow];
+            for variant in compared.into_iter().filter(|v| v.runs_on(dev)) {
+                let c = Tensor::from_slice(dev, &c0, &[m, n]).unwrap();
+                gemm_with_variant(&a, &b, bias, &c, opts, variant).unwrap();
+                outs.push((variant, c.to_vec().unwrap()));
+            }
+            for (variant, out) in &outs[1..] {
+                let differ = outs[0].1.iter().zip(out).position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(
+                    differ,
+                    None,
+                    "({m}, {k}, {n}) {opts:?}: Vec4 {:?} vs {variant:?} {:?}",
+                    differ.map(|i| outs[0].1[i]),
+                    differ.map(|i| out[i])
+                );
+            }
         }
-        let differ = outs[0].iter().zip(&outs[1]).position(|(x, y)| x.to_bits() != y.to_bits());
-        assert_eq!(
-            differ,
-            None,
-            "({m}, {k}, {n}) {opts:?}: Vec4 {:?} vs Subgroup {:?}",
-            differ.map(|i| outs[0][i]),
-            differ.map(|i| outs[1][i])
-        );
     }
 }
 
@@ -293,7 +306,7 @@ fn gemm_subgroup_without_subgroups_is_an_error() {
     let options = wgrnn::DeviceOptions::from_env().unwrap().with_subgroups(false);
     let dev = wgrnn::Device::with_options(&options).unwrap();
     assert_eq!(dev.info().subgroup_size, None);
-    assert_eq!(GemmVariant::for_device(&dev) == GemmVariant::Subgroup, false);
+    assert!(!matches!(GemmVariant::for_device(&dev), GemmVariant::Subgroup | GemmVariant::SubgroupWindow));
     let a = Tensor::zeros(&dev, &[4, 4]).unwrap();
     let c = Tensor::zeros(&dev, &[4, 4]).unwrap();
     let err = gemm_with_variant(&a, &a, None, &c, GemmOptions::default(), GemmVariant::Subgroup).unwrap_err();

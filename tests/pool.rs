@@ -80,7 +80,10 @@ fn recurrent_dispatch_budget() {
     assert_eq!(backward, pairs * (1 + 3 + 2) + 2);
     // Σ lengths = 16: on a device with the subgroup GEMM the sums ride in
     // the dW GEMMs (I = 4, 2H = 16 and 4H = 32 are multiples of 4 too).
-    let fused = wgrnn::ops::GemmVariant::for_device(&dev) == wgrnn::ops::GemmVariant::Subgroup;
+    let fused = matches!(
+        wgrnn::ops::GemmVariant::for_device(&dev),
+        wgrnn::ops::GemmVariant::Subgroup | wgrnn::ops::GemmVariant::SubgroupWindow
+    );
     let sums = if fused { 0 } else { 2 };
     let (_, backward) = count(RecurrentKernel::Step, &[7, 5, 4]);
     assert_eq!(backward, pairs * (1 + t as u64 + 1 + 3 + sums) + 2);

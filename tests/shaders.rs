@@ -24,7 +24,15 @@ fn every_shader_validates_with_naga() {
 }
 
 /// Files prepended to others rather than compiled on their own.
-const INCLUDES: [&str; 4] = ["prelude.wgsl", "recurrent.wgsl", "gemm_params.wgsl", "gemm_vec4_common.wgsl"];
+const INCLUDES: [&str; 7] = [
+    "prelude.wgsl",
+    "recurrent.wgsl",
+    "gemm_params.wgsl",
+    "gemm_vec4_common.wgsl",
+    "gemm_b_storage.wgsl",
+    "gemm_b_uniform.wgsl",
+    "gemm_continue_c.wgsl",
+];
 
 /// Every file under shaders/ is built: a plain shader, an include, one of
 /// the two step-kernel templates, or (under shaders/cells/) a registered

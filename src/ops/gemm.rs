@@ -21,7 +21,15 @@ crate::kernels::shader_params! {
         stride_c: u32,
         alpha: f32,
         beta: f32,
-        _pad: u32,
+        k_begin: u32,
+        k_end: u32,
+        n_begin: u32,
+        n_end: u32,
+        b_shift: u32,
+        k_continue: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 
@@ -38,6 +46,46 @@ const GEMM_SUBGROUP_SUMS: Kernel = Kernel {
     storage: &[(1, Access::Read), (2, Access::Read), (3, Access::Read), (4, Access::ReadWrite), (5, Access::ReadWrite)],
     cell: &[],
 };
+/// Bindings of the windowed GEMM: [`BINDINGS`], the uniform window of B and
+/// the partial product a split over k continues from.
+const WINDOW_BINDINGS: &[(u32, Access)] = &[
+    (1, Access::Read),
+    (2, Access::Read),
+    (3, Access::Read),
+    (4, Access::ReadWrite),
+    (6, Access::Uniform),
+    (7, Access::Read),
+];
+/// `gemm_subgroup` with op(B) from a uniform window (one dispatch per window).
+const GEMM_SUBGROUP_WINDOW: Kernel =
+    Kernel { shader: Shader::GemmSubgroupWindow, entry: "gemm_subgroup_window", storage: WINDOW_BINDINGS, cell: &[] };
+/// `gemm_subgroup_sums` with op(B) from a uniform window.
+const GEMM_SUBGROUP_WINDOW_SUMS: Kernel = Kernel {
+    shader: Shader::GemmSubgroupWindow,
+    entry: "gemm_subgroup_window_sums",
+    storage: &[
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::Read),
+        (4, Access::ReadWrite),
+        (5, Access::ReadWrite),
+        (6, Access::Uniform),
+        (7, Access::Read),
+        (8, Access::Read),
+    ],
+    cell: &[],
+};
+/// Bytes of the uniform window `gemm_subgroup_window` reads op(B) from
+/// (its `B_WINDOW_VEC4S` vec4s): the 64 KiB every adapter allows a uniform
+/// binding (WebGPU's default `max_uniform_buffer_binding_size`).
+pub(crate) const B_WINDOW_BYTES: u64 = 65536;
+/// ... in f32 elements.
+const B_WINDOW_ELEMENTS: usize = (B_WINDOW_BYTES / 4) as usize;
+/// At most this many dispatches for one windowed GEMM; a larger op(B) runs
+/// unsplit (`gemm_subgroup`), where the launches would cost more than the
+/// loads saved.
+const MAX_WINDOWS: usize = 64;
+
 /// Columns of C one `gemm_subgroup` workgroup (one subgroup) computes:
 /// [`VEC4_TILE_COLS`] per lane.
 const SUBGROUP_BLOCK_COLS: u32 = crate::device::SUBGROUP_SIZE * VEC4_TILE_COLS;
@@ -124,27 +172,53 @@ pub enum GemmVariant {
     /// ([`crate::DeviceInfo::subgroup_size`]; else an error); other shapes
     /// are handled as `Vec4` handles them (padded copies or `Register`).
     Subgroup,
+    /// [`GemmVariant::Subgroup`] reading op(B) from a 64 KiB uniform
+    /// window instead of its storage binding, split into one dispatch per
+    /// window: over k when B is stored (K, N) (128 k-rows of a 128-wide
+    /// B; each dispatch continues from the previous one's stored C), over
+    /// columns when B is stored (N, K) with K ≤ 128. On lavapipe a uniform
+    /// array read at a per-lane index is one gather, a storage load a loop
+    /// over the lanes that stalls on each lane's insert: 1.7–1.9× faster
+    /// than `Subgroup` on the bench step's GEMMs. The same bits as
+    /// `Subgroup` where alpha is 1, beta 0 and there is no bias (k in the
+    /// same order); otherwise a split over k adds the partial products
+    /// into C one window at a time (rounding within f32's usual
+    /// reassociation error). Shapes it cannot split (batched, op(B) too
+    /// wide for a window, windows the buffer cannot place) run as
+    /// `Subgroup`. Needs subgroups of [`crate::device::SUBGROUP_SIZE`] and
+    /// 64 KiB uniform bindings.
+    SubgroupWindow,
 }
 
 impl GemmVariant {
     /// The variant wgrnn uses on a device: on software adapters the
-    /// subgroup kernel where the device has subgroups of
-    /// [`crate::device::SUBGROUP_SIZE`], else vec4 register tiles;
-    /// shared-memory tiles elsewhere.
+    /// windowed subgroup kernel where the device has subgroups of
+    /// [`crate::device::SUBGROUP_SIZE`] (and 64 KiB uniform bindings; else
+    /// the plain subgroup kernel), else vec4 register tiles; shared-memory
+    /// tiles elsewhere.
     pub fn for_device(device: &crate::Device) -> Self {
         let info = device.info();
+        let windows = device.limits().max_uniform_buffer_binding_size >= B_WINDOW_BYTES;
         match (info.is_software, info.subgroup_size) {
+            (true, Some(crate::device::SUBGROUP_SIZE)) if windows => GemmVariant::SubgroupWindow,
             (true, Some(crate::device::SUBGROUP_SIZE)) => GemmVariant::Subgroup,
             (true, _) => GemmVariant::Vec4,
             (false, _) => GemmVariant::Shared,
         }
     }
 
-    /// Whether the device can run this variant (only
-    /// [`GemmVariant::Subgroup`] needs anything: subgroups of
-    /// [`crate::device::SUBGROUP_SIZE`]).
+    /// Whether the device can run this variant (only the subgroup ones
+    /// need anything: subgroups of [`crate::device::SUBGROUP_SIZE`], and
+    /// 64 KiB uniform bindings for [`GemmVariant::SubgroupWindow`]).
     pub fn runs_on(self, device: &crate::Device) -> bool {
-        self != GemmVariant::Subgroup || device.info().subgroup_size == Some(crate::device::SUBGROUP_SIZE)
+        let subgroups = device.info().subgroup_size == Some(crate::device::SUBGROUP_SIZE);
+        match self {
+            GemmVariant::Subgroup => subgroups,
+            GemmVariant::SubgroupWindow => {
+                subgroups && device.limits().max_uniform_buffer_binding_size >= B_WINDOW_BYTES
+            }
+            _ => true,
+        }
     }
 }
 
@@ -270,7 +344,15 @@ fn gemm_impl(
         stride_c: u("C batch stride", m * n)?,
         alpha: opts.alpha,
         beta: opts.beta,
-        _pad: 0,
+        k_begin: 0,
+        k_end: u("K", k)?,
+        n_begin: 0,
+        n_end: u("N", n)?,
+        b_shift: 0,
+        k_continue: 0,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     };
     let batch = u("batch", batch)?;
     let flags = [
@@ -284,14 +366,27 @@ fn gemm_impl(
     let rt = &a.device().rt;
     if !variant.runs_on(a.device()) {
         return Err(Error::Config(format!(
-            "gemm: the {variant:?} kernel needs subgroups of {} lanes; this device ({}) has {}",
+            "gemm: the {variant:?} kernel needs subgroups of {} lanes{}; this device ({}) has {} and {} bytes",
             crate::device::SUBGROUP_SIZE,
+            if variant == GemmVariant::SubgroupWindow {
+                format!(" and uniform bindings of {B_WINDOW_BYTES} bytes")
+            } else {
+                String::new()
+            },
             a.device().info().name,
-            a.device().info().subgroup_size.map_or("none".to_string(), |s| format!("subgroups of {s}"))
+            a.device().info().subgroup_size.map_or("none".to_string(), |s| format!("subgroups of {s}")),
+            a.device().limits().max_uniform_buffer_binding_size,
         )));
     }
-    let vec4_family = matches!(variant, GemmVariant::Vec4 | GemmVariant::Subgroup);
+    let vec4_family = matches!(variant, GemmVariant::Vec4 | GemmVariant::Subgroup | GemmVariant::SubgroupWindow);
     let vec4_ok = k % 4 == 0 && n % 4 == 0 && (!opts.trans_a || m % 4 == 0);
+    if variant == GemmVariant::SubgroupWindow && batch == 1 && vec4_ok {
+        if let Some(windows) = window_plan(b, opts.trans_b, [m, n, k], bc, a.device().limits()) {
+            return launch_windows(&windows, [a, b, c], bias, a_sums, &params, opts);
+        }
+    }
+    // Everything the windows cannot take runs as the plain subgroup kernel.
+    let variant = if variant == GemmVariant::SubgroupWindow { GemmVariant::Subgroup } else { variant };
     if let Some(sums) = a_sums {
         if variant != GemmVariant::Subgroup || batch != 1 || !vec4_ok {
             // No fused kernel here: the two passes, the same bits.
@@ -323,11 +418,155 @@ fn gemm_impl(
             let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
             rt.launch(GEMM_SHARED, &flags, &params, &buffers, groups)
         }
-        GemmVariant::Subgroup => {
+        GemmVariant::Subgroup | GemmVariant::SubgroupWindow => {
             let groups = [params.n.div_ceil(SUBGROUP_BLOCK_COLS), params.m.div_ceil(VEC4_TILE_ROWS), batch];
             rt.launch(GEMM_SUBGROUP, &flags, &params, &buffers, groups)
         }
     }
+}
+
+/// One dispatch of a windowed GEMM: op(A)'s columns `k` and C's columns
+/// `n` it covers, and where its uniform window of B starts (an element of
+/// B's buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    k: (u32, u32),
+    n: (u32, u32),
+    start: usize,
+}
+
+/// The windows a `gemm_subgroup_window` GEMM of `[m, n, k]` splits into,
+/// or None where it cannot split: over k for B stored (K, N), as many
+/// k-rows (a multiple of 4) as a window holds; over columns for B stored
+/// (N, K), a multiple of [`SUBGROUP_BLOCK_COLS`] columns. `ldb` is B's
+/// row length. Each window starts at or before the first element its
+/// dispatch reads, aligned as the device binds uniform buffers, and
+/// holds the last; one that would run past the buffer's end starts
+/// earlier, and where none fits the GEMM runs unsplit.
+fn window_plan(
+    b: &Tensor,
+    trans_b: bool,
+    [_m, n, k]: [usize; 3],
+    ldb: usize,
+    limits: &wgpu::Limits,
+) -> Option<Vec<Window>> {
+    if limits.max_uniform_buffer_binding_size < B_WINDOW_BYTES || ldb == 0 {
+        return None;
+    }
+    let align = (limits.min_uniform_buffer_offset_alignment as usize / 4).max(4);
+    let buffer_len = b.storage_len();
+    let origin = b.offset();
+    // (the range it splits, its step) and the elements chunk [lo, hi) needs.
+    let (total, step) = if trans_b {
+        (n, (B_WINDOW_ELEMENTS / ldb) / SUBGROUP_BLOCK_COLS as usize * SUBGROUP_BLOCK_COLS as usize)
+    } else {
+        (k, (B_WINDOW_ELEMENTS / ldb) / 4 * 4)
+    };
+    if step == 0 || total.div_ceil(step) > MAX_WINDOWS || buffer_len < B_WINDOW_ELEMENTS {
+        return None;
+    }
+    let mut windows = Vec::with_capacity(total.div_ceil(step));
+    for lo in (0..total).step_by(step) {
+        let hi = (lo + step).min(total);
+        // B stored (K, N): rows lo..hi of n; stored (N, K): rows lo..hi of k.
+        let first = origin + lo * ldb;
+        let end = origin + (hi - 1) * ldb + if trans_b { k } else { n };
+        let mut start = first / align * align;
+        if start + B_WINDOW_ELEMENTS > buffer_len {
+            start = (buffer_len - B_WINDOW_ELEMENTS) / align * align;
+        }
+        if start > first || end > start + B_WINDOW_ELEMENTS {
+            return None;
+        }
+        let (lo, hi) = (lo as u32, hi as u32);
+        windows.push(if trans_b {
+            Window { k: (0, k as u32), n: (lo, hi), start }
+        } else {
+            Window { k: (lo, hi), n: (0, n as u32), start }
+        });
+    }
+    Some(windows)
+}
+
+/// Launches the windowed GEMM: one dispatch per window, on `params` (the
+/// whole GEMM's), with the unsplit kernel's bits. A split over k adds
+/// each window's k to the bare partial product of the ones before, in
+/// the unsplit order: in C itself where alpha is 1, beta 0 and there is
+/// no bias (C then holds nothing else), else in a scratch product (and
+/// scratch sums) that the last window continues from while it applies
+/// alpha, bias and beta · C. A split over columns needs no partials, and
+/// computes the sums in its first window only.
+fn launch_windows(
+    windows: &[Window],
+    [a, b, c]: [&Tensor; 3],
+    bias: Option<&Tensor>,
+    a_sums: Option<&Tensor>,
+    params: &GemmParams,
+    opts: GemmOptions,
+) -> Result<()> {
+    let rt = &a.device().rt;
+    let split_k = windows.iter().any(|w| w.k.0 > 0);
+    let bare = opts.alpha == 1.0 && opts.beta == 0.0 && bias.is_none();
+    // Where the windows before the last accumulate the bare product.
+    let scratch = if split_k && !bare {
+        let m = params.m as usize;
+        let product = Tensor::uninit(a.device(), &[m, params.n as usize], DType::F32)?;
+        let sums = a_sums.map(|_| Tensor::uninit(a.device(), &[m], DType::F32)).transpose()?;
+        Some((product, sums))
+    } else {
+        None
+    };
+    for (i, w) in windows.iter().enumerate() {
+        let last = i + 1 == windows.len();
+        let mut p = *params;
+        (p.k_begin, p.k_end, p.n_begin, p.n_end) = (w.k.0, w.k.1, w.n.0, w.n.1);
+        // B's element e is element origin + e of the buffer, window element origin + e − start.
+        p.b_shift = (b.offset() as u32).wrapping_sub(w.start as u32);
+        let (mut out, mut out_sums, mut partial) = (c, a_sums, None);
+        if let Some((product, sums)) = &scratch {
+            if last {
+                (p.k_continue, partial) = (2, Some((product, sums.as_ref())));
+            } else {
+                (out, out_sums) = (product, sums.as_ref());
+                (p.alpha, p.beta, p.k_continue) = (1.0, 0.0, u32::from(i > 0));
+            }
+        } else if w.k.0 > 0 {
+            p.k_continue = 1;
+        }
+        let with_bias = bias.is_some() && (!split_k || (last && scratch.is_some()));
+        let flags = [
+            ("TRANS_A", f64::from(u8::from(opts.trans_a))),
+            ("TRANS_B", f64::from(u8::from(opts.trans_b))),
+            ("HAS_BIAS", f64::from(u8::from(with_bias))),
+        ];
+        let bias_buffer = bias.filter(|_| with_bias).map_or(a.buffer(), |t| t.buffer());
+        let window = b.buffer_window(w.start, B_WINDOW_BYTES)?;
+        // Bound to `a` and never read where nothing continues from them.
+        let partial_buffer = partial.map_or(a.buffer(), |(t, _)| t.buffer());
+        let groups = [(w.n.1 - w.n.0).div_ceil(SUBGROUP_BLOCK_COLS), p.m.div_ceil(VEC4_TILE_ROWS), 1];
+        match out_sums {
+            // A column split sums all of k in its first window.
+            Some(sums) if split_k || w.n.0 == 0 => {
+                let partial_sums = partial.and_then(|(_, s)| s).map_or(a.buffer(), |t| t.buffer());
+                let buffers = [
+                    a.buffer(),
+                    b.buffer(),
+                    bias_buffer,
+                    out.buffer(),
+                    sums.buffer(),
+                    window,
+                    partial_buffer,
+                    partial_sums,
+                ];
+                rt.launch(GEMM_SUBGROUP_WINDOW_SUMS, &flags, &p, &buffers, groups)?;
+            }
+            _ => {
+                let buffers = [a.buffer(), b.buffer(), bias_buffer, out.buffer(), window, partial_buffer];
+                rt.launch(GEMM_SUBGROUP_WINDOW, &flags, &p, &buffers, groups)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The checks [`gemm_and_sum_a`] adds to [`gemm`]'s: a transposed A and
@@ -427,4 +666,103 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let c = Tensor::uninit(a.device(), &[m, n], DType::F32)?;
     gemm(a, b, None, &c, GemmOptions::default())?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{gemm_impl, window_plan, GemmOptions, GemmVariant};
+    use crate::tensor::Tensor;
+
+    /// Values that make every product and sum of these shapes exact in
+    /// f32 (multiples of 1/4 in [−2, 2]: products are multiples of 1/16,
+    /// sums of ≤ 1,000 of them stay below 2^12), so the windowed kernel
+    /// must match the f64 reference exactly, whatever its split.
+    fn exact(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i * 7 + seed * 13) % 17) as f32 - 8.0) / 4.0).collect()
+    }
+
+    /// Splits over k (B stored (K, N): 128 k-rows per window at N = 128,
+    /// 256 at N = 64, a ragged last window) and over columns (B stored
+    /// (N, K), K ≤ 128: a ragged last column window), ragged M, with and
+    /// without alpha, beta, bias and the column sums: the f64 reference's
+    /// values exactly, and more than one window each time.
+    #[test]
+    fn windowed_gemm_splits_match_reference_exactly() {
+        let dev = crate::Device::new().unwrap();
+        if !GemmVariant::SubgroupWindow.runs_on(&dev) {
+            return;
+        }
+        // (m, k, n, trans_a, trans_b)
+        let shapes = [
+            (100, 520, 128, false, false),
+            (96, 600, 64, true, false),
+            (70, 128, 300, false, true),
+            (36, 64, 260, true, true),
+        ];
+        for (i, &(m, k, n, trans_a, trans_b)) in shapes.iter().enumerate() {
+            for (alpha, beta, with_bias) in [(1.0, 0.0, false), (0.5, 0.75, true), (1.0, 1.0, false)] {
+                let opts = GemmOptions { trans_a, trans_b, alpha, beta };
+                let a_shape = if trans_a { [k, m] } else { [m, k] };
+                let b_shape = if trans_b { [n, k] } else { [k, n] };
+                let (a, b, c0, bias) = (exact(m * k, i), exact(k * n, i + 1), exact(m * n, i + 2), exact(n, i + 3));
+                let ta = Tensor::from_slice(&dev, &a, &a_shape).unwrap();
+                let tb = Tensor::from_slice(&dev, &b, &b_shape).unwrap();
+                let tc = Tensor::from_slice(&dev, &c0, &[m, n]).unwrap();
+                let tbias = Tensor::from_slice(&dev, &bias, &[n]).unwrap();
+                let ldb = b_shape[1];
+                let windows = window_plan(&tb, trans_b, [m, n, k], ldb, dev.limits()).unwrap();
+                assert!(windows.len() > 1, "({m}, {k}, {n}) trans_b {trans_b}: {windows:?}");
+                // The column sums ride along where A is transposed.
+                let s0 = exact(m, i + 4);
+                let sums = Tensor::from_slice(&dev, &s0, &[m]).unwrap();
+                let bias_t = with_bias.then_some(&tbias);
+                let sums_t = (trans_a && !with_bias).then_some(&sums);
+                gemm_impl(&ta, &tb, bias_t, &tc, opts, GemmVariant::SubgroupWindow, sums_t).unwrap();
+
+                let mut want = c0.clone();
+                let bias_r = with_bias.then_some(&bias[..]);
+                crate::reference::gemm(&a, a_shape, &b, b_shape, bias_r, &mut want, opts);
+                let what =
+                    format!("({m}, {k}, {n}) trans {trans_a}/{trans_b} alpha {alpha} beta {beta} bias {with_bias}");
+                assert_eq!(tc.to_vec().unwrap(), want, "{what}");
+                if sums_t.is_some() {
+                    let want: Vec<f32> =
+                        (0..m).map(|col| (0..k).map(|r| a[r * m + col]).sum::<f32>() + beta * s0[col]).collect();
+                    assert_eq!(sums.to_vec().unwrap(), want, "{what}: sums");
+                }
+            }
+        }
+    }
+
+    /// A B that ends near its buffer's end: the last window starts before
+    /// the rows it reads (it cannot run past the buffer), and the result
+    /// is still exact; a buffer shorter than one window runs unsplit.
+    #[test]
+    fn windowed_gemm_places_the_last_window_inside_the_buffer() {
+        let dev = crate::Device::new().unwrap();
+        if !GemmVariant::SubgroupWindow.runs_on(&dev) {
+            return;
+        }
+        let (m, k, n) = (40usize, 520usize, 128usize);
+        let align = (dev.limits().min_storage_buffer_offset_alignment as usize / 4).max(4);
+        let len = k * n + 2 * align + 16;
+        // B as a view ending 16 + align elements before the buffer's end.
+        let start = align;
+        let flat = Tensor::from_slice(&dev, &exact(len, 5), &[len]).unwrap();
+        let tb = flat.storage_view(start, &[k, n]).unwrap();
+        let windows = window_plan(&tb, false, [m, n, k], n, dev.limits()).unwrap();
+        let last = windows.last().unwrap();
+        assert!(last.start + 16384 <= len && last.start < start + last.k.0 as usize * n, "{windows:?}");
+        let a = exact(m * k, 6);
+        let ta = Tensor::from_slice(&dev, &a, &[m, k]).unwrap();
+        let tc = Tensor::zeros(&dev, &[m, n]).unwrap();
+        gemm_impl(&ta, &tb, None, &tc, GemmOptions::default(), GemmVariant::SubgroupWindow, None).unwrap();
+        let b = tb.to_vec().unwrap();
+        let mut want = vec![0.0; m * n];
+        crate::reference::gemm(&a, [m, k], &b, [k, n], None, &mut want, GemmOptions::default());
+        assert_eq!(tc.to_vec().unwrap(), want);
+
+        let small = Tensor::from_slice(&dev, &exact(64 * 128, 7), &[64, 128]).unwrap();
+        assert_eq!(window_plan(&small, false, [m, 128, 64], 128, dev.limits()), None);
+    }
 }

@@ -105,14 +105,23 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32, sums0: vec4<f32>) -> vec4<f32> {
     var acc6_0 = mat4x4<f32>(); var acc6_1 = mat4x4<f32>(); var acc6_2 = mat4x4<f32>(); var acc6_3 = mat4x4<f32>();
     var acc7_0 = mat4x4<f32>(); var acc7_1 = mat4x4<f32>(); var acc7_2 = mat4x4<f32>(); var acc7_3 = mat4x4<f32>();
     if (p.k_continue != 0u) {
-        acc0_0 = continued_block(z, row0 + 0u, col0 + 0u); acc0_1 = continued_block(z, row0 + 0u, col0 + 4u); acc0_2 = continued_block(z, row0 + 0u, col0 + 8u); acc0_3 = continued_block(z, row0 + 0u, col0 + 12u);
-        acc1_0 = continued_block(z, row0 + 4u, col0 + 0u); acc1_1 = continued_block(z, row0 + 4u, col0 + 4u); acc1_2 = continued_block(z, row0 + 4u, col0 + 8u); acc1_3 = continued_block(z, row0 + 4u, col0 + 12u);
-        acc2_0 = continued_block(z, row0 + 8u, col0 + 0u); acc2_1 = continued_block(z, row0 + 8u, col0 + 4u); acc2_2 = continued_block(z, row0 + 8u, col0 + 8u); acc2_3 = continued_block(z, row0 + 8u, col0 + 12u);
-        acc3_0 = continued_block(z, row0 + 12u, col0 + 0u); acc3_1 = continued_block(z, row0 + 12u, col0 + 4u); acc3_2 = continued_block(z, row0 + 12u, col0 + 8u); acc3_3 = continued_block(z, row0 + 12u, col0 + 12u);
-        acc4_0 = continued_block(z, row0 + 16u, col0 + 0u); acc4_1 = continued_block(z, row0 + 16u, col0 + 4u); acc4_2 = continued_block(z, row0 + 16u, col0 + 8u); acc4_3 = continued_block(z, row0 + 16u, col0 + 12u);
-        acc5_0 = continued_block(z, row0 + 20u, col0 + 0u); acc5_1 = continued_block(z, row0 + 20u, col0 + 4u); acc5_2 = continued_block(z, row0 + 20u, col0 + 8u); acc5_3 = continued_block(z, row0 + 20u, col0 + 12u);
-        acc6_0 = continued_block(z, row0 + 24u, col0 + 0u); acc6_1 = continued_block(z, row0 + 24u, col0 + 4u); acc6_2 = continued_block(z, row0 + 24u, col0 + 8u); acc6_3 = continued_block(z, row0 + 24u, col0 + 12u);
-        acc7_0 = continued_block(z, row0 + 28u, col0 + 0u); acc7_1 = continued_block(z, row0 + 28u, col0 + 4u); acc7_2 = continued_block(z, row0 + 28u, col0 + 8u); acc7_3 = continued_block(z, row0 + 28u, col0 + 12u);
+        // A loop over the 32 blocks, not 32 unrolled block loads: each load
+        // is a per-lane loop on lavapipe, and unrolled they multiplied the
+        // pipeline's LLVM compile time. The bound comes from the uniform so
+        // the compiler does not unroll it again; it is 32 whenever taken.
+        var init: array<mat4x4<f32>, 32>;
+        let blocks = 32u * min(p.k_continue, 1u);
+        for (var i = 0u; i < blocks; i++) {
+            init[i] = continued_block(z, row0 + 4u * (i / 4u), col0 + 4u * (i % 4u));
+        }
+        acc0_0 = init[0u]; acc0_1 = init[1u]; acc0_2 = init[2u]; acc0_3 = init[3u];
+        acc1_0 = init[4u]; acc1_1 = init[5u]; acc1_2 = init[6u]; acc1_3 = init[7u];
+        acc2_0 = init[8u]; acc2_1 = init[9u]; acc2_2 = init[10u]; acc2_3 = init[11u];
+        acc3_0 = init[12u]; acc3_1 = init[13u]; acc3_2 = init[14u]; acc3_3 = init[15u];
+        acc4_0 = init[16u]; acc4_1 = init[17u]; acc4_2 = init[18u]; acc4_3 = init[19u];
+        acc5_0 = init[20u]; acc5_1 = init[21u]; acc5_2 = init[22u]; acc5_3 = init[23u];
+        acc6_0 = init[24u]; acc6_1 = init[25u]; acc6_2 = init[26u]; acc6_3 = init[27u];
+        acc7_0 = init[28u]; acc7_1 = init[29u]; acc7_2 = init[30u]; acc7_3 = init[31u];
     }
     var a_sums = sums0;
     for (var k0 = p.k_begin; k0 < p.k_end; k0 += 4u) {

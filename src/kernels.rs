@@ -43,9 +43,10 @@ pub const GEMM_VEC4_COMMON: &str = include_str!("../shaders/gemm_vec4_common.wgs
 /// The vec4 GEMMs' B fragment from storage, prepended after
 /// [`GEMM_VEC4_COMMON`].
 pub const GEMM_B_STORAGE: &str = include_str!("../shaders/gemm_b_storage.wgsl");
-/// Where a continuing `gemm_subgroup` dispatch starts (C's stored
-/// values), prepended after [`GEMM_B_STORAGE`] to the storage module.
-pub const GEMM_CONTINUE_C: &str = include_str!("../shaders/gemm_continue_c.wgsl");
+/// The storage module's (never taken) continuation start: zeros, so no
+/// pipeline compiles C loads it never runs. Prepended after
+/// [`GEMM_B_STORAGE`] to `gemm_subgroup.wgsl`.
+pub const GEMM_NO_CONTINUE: &str = include_str!("../shaders/gemm_no_continue.wgsl");
 /// The B fragment from a uniform window, and the windowed GEMM's entries:
 /// [`GEMM_B_STORAGE`]'s place in [`Shader::GemmSubgroupWindow`].
 pub const GEMM_B_UNIFORM: &str = include_str!("../shaders/gemm_b_uniform.wgsl");
@@ -211,7 +212,7 @@ impl Shader {
             Shader::RecurrentSubgroup { cell, pass: Pass::Backward } => vec![RECURRENT, cell.wgsl, RECURRENT_BACKWARD],
             Shader::Gemm => vec![GEMM_PARAMS],
             Shader::GemmVec4 => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_STORAGE],
-            Shader::GemmSubgroup => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_STORAGE, GEMM_CONTINUE_C],
+            Shader::GemmSubgroup => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_STORAGE, GEMM_NO_CONTINUE],
             Shader::GemmSubgroupWindow => vec![GEMM_PARAMS, GEMM_VEC4_COMMON, GEMM_B_UNIFORM],
             _ => Vec::new(),
         }

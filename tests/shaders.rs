@@ -31,7 +31,7 @@ const INCLUDES: [&str; 7] = [
     "gemm_vec4_common.wgsl",
     "gemm_b_storage.wgsl",
     "gemm_b_uniform.wgsl",
-    "gemm_continue_c.wgsl",
+    "gemm_no_continue.wgsl",
 ];
 
 /// Every file under shaders/ is built: a plain shader, an include, one of

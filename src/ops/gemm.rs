@@ -172,18 +172,18 @@ pub enum GemmVariant {
     /// ([`crate::DeviceInfo::subgroup_size`]; else an error); other shapes
     /// are handled as `Vec4` handles them (padded copies or `Register`).
     Subgroup,
-    /// [`GemmVariant::Subgroup`] reading op(B) from a 64 KiB uniform
-    /// window instead of its storage binding, split into one dispatch per
-    /// window: over k when B is stored (K, N) (128 k-rows of a 128-wide
-    /// B), over columns when B is stored (N, K) with K ≤ 128. On lavapipe a uniform
-    /// array read at a per-lane index is one gather, a storage load a loop
-    /// over the lanes that stalls on each lane's insert: 1.7–1.9× faster
-    /// than `Subgroup` on the bench step's GEMMs. The same bits as
-    /// `Subgroup`: each window over k continues from the previous one's
-    /// partial product in the unsplit k order (in C when alpha is 1, beta
-    /// 0 and there is no bias, else in a scratch product the last window
-    /// finishes). Shapes it cannot split (batched, op(B) too wide for a
-    /// window, windows the buffer cannot place) run as `Subgroup`. Needs subgroups of [`crate::device::SUBGROUP_SIZE`] and
+    /// [`GemmVariant::Subgroup`] reading op(B) from a 64 KiB uniform window
+    /// instead of its storage binding, split into one dispatch per window: over
+    /// k when B is stored (K, N) (128 k-rows of a 128-wide B), over columns
+    /// when B is stored (N, K) with K ≤ 128. On lavapipe a uniform array read
+    /// at a per-lane index is one gather, a storage load a loop over the lanes
+    /// that stalls on each lane's insert: 1.7–1.9× faster than `Subgroup` on
+    /// the bench step's GEMMs. The same bits as `Subgroup`: each window over k
+    /// continues from the previous one's partial product in the unsplit k order
+    /// (in C when alpha is 1, beta 0 and there is no bias, else in a scratch
+    /// product the last window finishes). Shapes it cannot split (batched,
+    /// op(B) too wide for a window, windows the buffer cannot place) run as
+    /// `Subgroup`. Needs subgroups of [`crate::device::SUBGROUP_SIZE`] and
     /// 64 KiB uniform bindings.
     SubgroupWindow,
 }

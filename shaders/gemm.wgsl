@@ -8,7 +8,7 @@
 //   0 p     uniform     GemmParams
 //   1 a     read        (batch, M, K) or (batch, K, M), leading dimension lda
 //   2 b     read        (batch, K, N) or (batch, N, K), leading dimension ldb
-//   3 bias  read        (N); bound to `a` and never read when HAS_BIAS is false
+//   3 bias  read        (N); bound to `a` and never read when p.has_bias is 0
 //   4 c     read_write  (batch, M, N), leading dimension ldc
 //
 // Two entry points, chosen per adapter by src/ops/gemm.rs:
@@ -50,7 +50,7 @@ fn store_row(z: u32, row: u32, col0: u32, step: u32, acc: vec4<f32>) {
         if (col < p.n) {
             let ci = z * p.stride_c + row * p.ldc + col;
             var v = p.alpha * acc[j];
-            if (HAS_BIAS) { v += bias[col]; }
+            if (p.has_bias != 0u) { v += bias[col]; }
             if (p.beta != 0.0) { v += p.beta * c[ci]; }
             c[ci] = v;
         }

@@ -7,13 +7,19 @@
 // Bindings:
 //   0 p  uniform  GemmParams
 // Workgroup mapping: WG_X × WG_Y invocations, x over N, y over M, z over
-// the batch (the tile per invocation is the kernel file's).
+// the batch (the tile per invocation is the kernel file's; gemm_vec4 takes
+// its shape from p.wg_cols instead).
+//
+// Only what changes the generated loops is an override (the transposes,
+// and gemm.wgsl's workgroup shape): every override value is a pipeline of
+// its own, which lavapipe compiles for 8–30 s when the 32×16 vec4 tiles
+// meet it. The bias and gemm_vec4's workgroup shape are run-time fields
+// below, read once per tile.
 
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
 
 // Mirrors `GemmParams` in src/ops/gemm.rs.
 struct GemmParams {
@@ -41,8 +47,12 @@ struct GemmParams {
     // ... and 1: the accumulators (and column sums) start from C's (and
     // the sums') stored values, the previous k range's partial results.
     k_continue: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // 1: add bias (binding 3) to every row of C; 0: binding 3 is never read.
+    has_bias: u32,
+    // gemm_vec4 only: invocations of its 8 per workgroup along N (1, 2, 4
+    // or 8; the other 8 / wg_cols go along M). Fewer than 8 where N has
+    // fewer column tiles, so no invocation computes a tile past N.
+    wg_cols: u32,
     _pad2: u32,
 }
 

@@ -22,7 +22,7 @@
 //   0 p     uniform     GemmParams (gemm_params.wgsl)
 //   1 a     read        (batch, M, K) or (batch, K, M) as vec4
 //   2 b     read        (batch, K, N) or (batch, N, K) as vec4
-//   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
+//   3 bias  read        (N) as vec4; bound to `a` and never read when p.has_bias is 0
 //   4 c     read_write  (batch, M, N) as vec4
 //   5 a_sums read_write (M) as vec4 (gemm_subgroup_sums)
 // Workgroup mapping: one subgroup of SUBGROUP_SIZE invocations per

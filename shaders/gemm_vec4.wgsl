@@ -6,8 +6,9 @@
 //
 // The 32×16 tile is a const, not an override: the 32 accumulators are
 // written out by hand so they stay in registers (an array indexed in a
-// loop would live in memory). Workgroup shape and transposes are
-// overrides (src/ops/gemm.rs picks them per adapter).
+// loop would live in memory). The transposes are overrides; the
+// workgroup's shape is p.wg_cols, at run time (src/ops/gemm.rs picks it
+// per N), so every N shares the pipelines of its transposes.
 //
 // Why: on lavapipe every storage-buffer load or store is a loop over the 8
 // SIMD lanes with a bounds check per component, whatever the address
@@ -24,10 +25,12 @@
 //   0 p     uniform     GemmParams (same struct as gemm.wgsl)
 //   1 a     read        (batch, M, K) or (batch, K, M) as vec4
 //   2 b     read        (batch, K, N) or (batch, N, K) as vec4
-//   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
+//   3 bias  read        (N) as vec4; bound to `a` and never read when p.has_bias is 0
 //   4 c     read_write  (batch, M, N) as vec4
-// Workgroup mapping: (WG_X, WG_Y) invocations, x over N, y over M, z over
-// the batch; invocation (x, y) owns rows 32y.., columns 16x.. of its block.
+// Workgroup mapping: 8 invocations (one SIMD group on lavapipe), laid out
+// as p.wg_cols along N by 8 / p.wg_cols along M; workgroup (x, y, z) owns
+// that many 32×16 tiles of batch z, and invocation i the tile
+// (i % wg_cols, i / wg_cols) of them.
 // Edges: loads clamp to the matrix, stores skip rows ≥ M and columns ≥ N.
 // Saves nothing for backward.
 
@@ -56,11 +59,12 @@ fn a_fragment(base: u32, row0: u32, k0: u32) -> mat4x4<f32> {
 const_assert VEC4_TILE_ROWS == 32u;
 const_assert VEC4_TILE_COLS == 16u;
 
-@compute @workgroup_size(WG_X, WG_Y)
-fn gemm_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+@compute @workgroup_size(8)
+fn gemm_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let z = wg.z;
-    let row0 = (wg.y * WG_Y + lid.y) * VEC4_TILE_ROWS;
-    let col0 = (wg.x * WG_X + lid.x) * VEC4_TILE_COLS;
+    let wg_rows = 8u / p.wg_cols;
+    let row0 = (wg.y * wg_rows + li / p.wg_cols) * VEC4_TILE_ROWS;
+    let col0 = (wg.x * p.wg_cols + li % p.wg_cols) * VEC4_TILE_COLS;
     let a_base = z * p.stride_a;
     let b_base = z * p.stride_b;
     var acc0_0 = mat4x4<f32>();

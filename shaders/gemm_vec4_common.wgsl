@@ -8,7 +8,7 @@
 // Bindings:
 //   1 a     read        (batch, M, K) or (batch, K, M) as vec4
 //   2 b     read        (batch, K, N) or (batch, N, K) as vec4
-//   3 bias  read        (N) as vec4; bound to `a` and never read when HAS_BIAS is false
+//   3 bias  read        (N) as vec4; bound to `a` and never read when p.has_bias is 0
 //   4 c     read_write  (batch, M, N) as vec4
 // Workgroup mapping: the including kernel's.
 
@@ -22,7 +22,7 @@
 // on lavapipe every load is a loop over the lanes, and 32 rows reloading
 // the same bias cost the input projection (K = 128) 4–8% of its time.
 fn bias_group(col0: u32) -> vec4<f32> {
-    if (HAS_BIAS && col0 < p.n) { return bias[col0 / 4u]; }
+    if (p.has_bias != 0u && col0 < p.n) { return bias[col0 / 4u]; }
     return vec4<f32>(0.0);
 }
 
@@ -32,7 +32,7 @@ fn store_row(z: u32, row: u32, col0: u32, v: vec4<f32>, bias4: vec4<f32>) {
     if (row >= p.m || col0 >= p.n_end) { return; }
     let ci = (z * p.stride_c + row * p.ldc + col0) / 4u;
     var out = p.alpha * v;
-    if (HAS_BIAS) { out += bias4; }
+    if (p.has_bias != 0u) { out += bias4; }
     if (p.beta != 0.0) { out += p.beta * c[ci]; }
     c[ci] = out;
 }

@@ -27,8 +27,8 @@ crate::kernels::shader_params! {
         n_end: u32,
         b_shift: u32,
         k_continue: u32,
-        _pad0: u32,
-        _pad1: u32,
+        has_bias: u32,
+        wg_cols: u32,
         _pad2: u32,
     }
 }
@@ -94,33 +94,25 @@ const SUBGROUP_BLOCK_COLS: u32 = crate::device::SUBGROUP_SIZE * VEC4_TILE_COLS;
 /// owns a 4×4 block of C. The shape barely matters on lavapipe (3.1–3.6
 /// GFLOP/s at 512³ for every shape tried): loads dominate.
 const REGISTER_WG: (u32, u32) = (16, 16);
-/// `gemm_vec4` workgroup shape. Swept on lavapipe (2 cores) over tiles of
-/// 16×16, 16×32 and 32×8 per invocation and workgroups of 8×1, 8×2, 8×4,
-/// 16×1 on 512³, 2560×128·128×512, 1024³ and 64×128·128×512: 16×16 tiles
-/// in 16×1 workgroups were best or near-best on all four (~20–25 GFLOP/s;
-/// single runs vary by ±20%). x stays a multiple of the 8-lane SIMD width.
+/// Invocations of a `gemm_vec4` workgroup: one 8-lane SIMD group on
+/// lavapipe. Swept there (2 cores) over tiles of 16×16, 16×32 and 32×8 per
+/// invocation and workgroups of 8×1, 8×2, 8×4, 16×1 on 512³,
+/// 2560×128·128×512, 1024³ and 64×128·128×512: 8×1 and 16×1 were best or
+/// near-best on all four (~20–25 GFLOP/s; single runs vary by ±20%).
 /// Later (issue 10, third session), with the bench step's four GEMMs timed
 /// in place: 32×16 tiles 45 ms per step, 16×16 53, 16×32 67, 32×32 59.
-const VEC4_WG: (u32, u32) = (16, 1);
+const VEC4_WG_SIZE: u32 = 8;
 
-/// The `gemm_vec4` workgroup shape for N columns: [`VEC4_WG`], made
-/// narrower in x (and as much taller in y) when N has fewer than 16 tiles,
-/// so no invocation computes a tile past N that is never stored (N = 128,
-/// the weight-gradient and dX GEMMs of H = 128, has 8: 16×1 wasted half of
-/// every workgroup; dW_hh of H = 64 has 4). The shape changes no result:
-/// each invocation's arithmetic is the same. Below 16 tiles a workgroup
-/// is one 8-lane SIMD group (x·y = 8), not 16: the same useful lanes in
-/// half the invocations, so a small M still spreads over several
-/// workgroups (cores). (Vec4 runs on software adapters, where a narrow x
-/// costs no coalescing.)
-fn vec4_workgroup(n: u32) -> (u32, u32) {
-    let (wx, wy) = VEC4_WG;
-    let x = n.div_ceil(VEC4_TILE_COLS).next_power_of_two().min(wx);
-    if x == wx {
-        (wx, wy)
-    } else {
-        (x, (8 / x).max(1))
-    }
+/// How `gemm_vec4`'s [`VEC4_WG_SIZE`] invocations lie for N columns
+/// (`GemmParams.wg_cols`): all along N, or fewer (and the rest along M)
+/// when N has fewer than 8 column tiles, so no invocation computes a tile
+/// past N that is never stored (dW_hh of H = 64 has 4). The layout changes
+/// no result: each invocation's arithmetic is the same. It is a run-time
+/// field, not an override, so every N shares one pipeline per transpose
+/// pair (lavapipe compiles each for 8–27 s). (Vec4 runs on software
+/// adapters, where a narrow x costs no coalescing.)
+fn vec4_wg_cols(n: u32) -> u32 {
+    n.div_ceil(VEC4_TILE_COLS).next_power_of_two().min(VEC4_WG_SIZE)
 }
 /// Rows of C per `gemm_vec4` invocation (the shader's 8×4 grid of mat4x4
 /// accumulators) ...
@@ -348,16 +340,12 @@ fn gemm_impl(
         n_end: u("N", n)?,
         b_shift: 0,
         k_continue: 0,
-        _pad0: 0,
-        _pad1: 0,
+        has_bias: u32::from(bias.is_some()),
+        wg_cols: 0,
         _pad2: 0,
     };
     let batch = u("batch", batch)?;
-    let flags = [
-        ("TRANS_A", f64::from(u8::from(opts.trans_a))),
-        ("TRANS_B", f64::from(u8::from(opts.trans_b))),
-        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
-    ];
+    let flags = [("TRANS_A", f64::from(u8::from(opts.trans_a))), ("TRANS_B", f64::from(u8::from(opts.trans_b)))];
     // Without a bias, binding 3 gets A: legal (both read-only), never read.
     let bias_buffer = bias.map_or(a.buffer(), |t| t.buffer());
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
@@ -402,15 +390,16 @@ fn gemm_impl(
     match variant {
         GemmVariant::Register => {
             let (wx, wy) = REGISTER_WG;
-            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
+            let constants = [flags[0], flags[1], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
             let groups = [params.n.div_ceil(wx * 4), params.m.div_ceil(wy * 4), batch];
             rt.launch(GEMM_REGISTER, &constants, &params, &buffers, groups)
         }
         GemmVariant::Vec4 => {
-            let (wx, wy) = vec4_workgroup(params.n);
-            let constants = [flags[0], flags[1], flags[2], ("WG_X", f64::from(wx)), ("WG_Y", f64::from(wy))];
+            let wx = vec4_wg_cols(params.n);
+            let wy = VEC4_WG_SIZE / wx;
+            let params = GemmParams { wg_cols: wx, ..params };
             let groups = [params.n.div_ceil(wx * VEC4_TILE_COLS), params.m.div_ceil(wy * VEC4_TILE_ROWS), batch];
-            rt.launch(GEMM_VEC4, &constants, &params, &buffers, groups)
+            rt.launch(GEMM_VEC4, &flags, &params, &buffers, groups)
         }
         GemmVariant::Shared => {
             let groups = [params.n.div_ceil(SHARED_BLOCK), params.m.div_ceil(SHARED_BLOCK), batch];
@@ -532,11 +521,8 @@ fn launch_windows(
             p.k_continue = 1;
         }
         let with_bias = bias.is_some() && (!split_k || (last && scratch.is_some()));
-        let flags = [
-            ("TRANS_A", f64::from(u8::from(opts.trans_a))),
-            ("TRANS_B", f64::from(u8::from(opts.trans_b))),
-            ("HAS_BIAS", f64::from(u8::from(with_bias))),
-        ];
+        p.has_bias = u32::from(with_bias);
+        let flags = [("TRANS_A", f64::from(u8::from(opts.trans_a))), ("TRANS_B", f64::from(u8::from(opts.trans_b)))];
         let bias_buffer = bias.filter(|_| with_bias).map_or(a.buffer(), |t| t.buffer());
         let window = b.buffer_window(w.start, B_WINDOW_BYTES)?;
         // Bound to `a` and never read where nothing continues from them.

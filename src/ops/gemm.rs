@@ -95,10 +95,11 @@ const SUBGROUP_BLOCK_COLS: u32 = crate::device::SUBGROUP_SIZE * VEC4_TILE_COLS;
 /// GFLOP/s at 512³ for every shape tried): loads dominate.
 const REGISTER_WG: (u32, u32) = (16, 16);
 /// Invocations of a `gemm_vec4` workgroup: one 8-lane SIMD group on
-/// lavapipe. Swept there (2 cores) over tiles of 16×16, 16×32 and 32×8 per
-/// invocation and workgroups of 8×1, 8×2, 8×4, 16×1 on 512³,
-/// 2560×128·128×512, 1024³ and 64×128·128×512: 8×1 and 16×1 were best or
-/// near-best on all four (~20–25 GFLOP/s; single runs vary by ±20%).
+/// lavapipe. An earlier sweep there (2 cores, tiles of 16×16, 16×32 and
+/// 32×8 per invocation, workgroups of 8×1, 8×2, 8×4, 16×1) found 16×1
+/// best or near-best (~20–25 GFLOP/s; single runs vary by ±20%); 8 per
+/// workgroup (wide N: two 8×1 workgroups where one was 16×1) ran the
+/// bench step on GL as fast (2026-12-07: 721–755 ms against 737–771).
 /// Later (issue 10, third session), with the bench step's four GEMMs timed
 /// in place: 32×16 tiles 45 ms per step, 16×16 53, 16×32 67, 32×32 59.
 const VEC4_WG_SIZE: u32 = 8;
@@ -210,6 +211,12 @@ impl GemmVariant {
             _ => true,
         }
     }
+}
+
+/// The GEMM kernels' override constants: the transposes (everything else
+/// is a `GemmParams` field, so it compiles no pipeline of its own).
+fn transpose_flags(opts: GemmOptions) -> [(&'static str, f64); 2] {
+    [("TRANS_A", f64::from(u8::from(opts.trans_a))), ("TRANS_B", f64::from(u8::from(opts.trans_b)))]
 }
 
 /// A 2-D or 3-D (batched) tensor as (batch or None, rows, cols).
@@ -345,7 +352,7 @@ fn gemm_impl(
         _pad2: 0,
     };
     let batch = u("batch", batch)?;
-    let flags = [("TRANS_A", f64::from(u8::from(opts.trans_a))), ("TRANS_B", f64::from(u8::from(opts.trans_b)))];
+    let flags = transpose_flags(opts);
     // Without a bias, binding 3 gets A: legal (both read-only), never read.
     let bias_buffer = bias.map_or(a.buffer(), |t| t.buffer());
     let buffers = [a.buffer(), b.buffer(), bias_buffer, c.buffer()];
@@ -522,7 +529,7 @@ fn launch_windows(
         }
         let with_bias = bias.is_some() && (!split_k || (last && scratch.is_some()));
         p.has_bias = u32::from(with_bias);
-        let flags = [("TRANS_A", f64::from(u8::from(opts.trans_a))), ("TRANS_B", f64::from(u8::from(opts.trans_b)))];
+        let flags = transpose_flags(opts);
         let bias_buffer = bias.filter(|_| with_bias).map_or(a.buffer(), |t| t.buffer());
         let window = b.buffer_window(w.start, B_WINDOW_BYTES)?;
         // Bound to `a` and never read where nothing continues from them.

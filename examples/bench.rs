@@ -6,9 +6,11 @@
 //! --hidden 128 --layers 1 [--bidirectional] --batch 64 --seq 40 --classes 4
 //! --steps 20 [--warmup 3] [--json] [--profile] [--tune] [--sparse]`
 //!
-//! `--tune` first prints what the autotuner compares for this model's
-//! recurrent layer: forward + backward time of every kernel variant the
-//! adapter can run (`wgrnn::rnn::tune`).
+//! `--tune` first prints what the autotuners compare for this model's
+//! first layer: forward + backward time of every recurrent kernel variant
+//! the adapter can run (`wgrnn::rnn::tune`), and the time of each GEMM
+//! variant the GEMM tuner compares for its input projection, weight
+//! gradient and input gradient (`wgrnn::ops::gemm_tune`).
 //!
 //! `--sparse` makes the embedding's gradient sparse and updates only the
 //! looked-up rows (`torch.optim.SparseAdam` for the embedding, Adam for the
@@ -118,6 +120,22 @@ fn run(a: &Args) -> Result<(), String> {
         println!("recurrent kernels, {} H={} B={} T={} forward + backward:", a.cell.name(), a.hidden, a.batch, a.seq);
         for (kernel, time) in &timings {
             println!("  {:<12} {:>9.3} ms", kernel.to_string(), time.as_secs_f64() * 1e3);
+        }
+        // The first layer's GEMMs (N = T·B packed rows, G gate rows):
+        // input projection X·W_ihᵀ, dW_ih = dGᵀ·X with db, dX = dG·W_ih.
+        let (rows, gates) = (a.batch * a.seq, a.cell.gates() * a.hidden);
+        let products = [
+            ("input projection", [rows, gates, a.input], false, true, false),
+            ("dW_ih and db", [gates, a.input, rows], true, false, true),
+            ("dX", [rows, a.input, gates], false, false, false),
+        ];
+        for (what, [m, n, k], trans_a, trans_b, sums) in products {
+            let timings = wgrnn::ops::gemm_tune::time_gemm_variants(&dev, [m, n, k], trans_a, trans_b, sums)
+                .map_err(|e| e.to_string())?;
+            println!("GEMM {what}, M={m} N={n} K={k}:");
+            for (variant, time) in &timings {
+                println!("  {:<16} {:>9.3} ms", variant.to_string(), time.as_secs_f64() * 1e3);
+            }
         }
     }
     let model = SequenceClassifierConfig::new(a.vocab, a.input, a.hidden, a.classes)

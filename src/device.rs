@@ -58,6 +58,13 @@ pub struct DeviceOptions {
     /// `recurrent=sequence` or `recurrent=sequence/ROWS`); `None` lets
     /// wgrnn choose. Every variant computes the same bits.
     pub recurrent_kernel: Option<crate::rnn::RecurrentKernel>,
+    /// Forces the GEMM kernel variant (`WGRNN_KERNEL=gemm=register`,
+    /// `vec4`, `shared`, `subgroup` or `subgroup_window`); `None` lets
+    /// wgrnn choose ([`crate::ops::gemm_tune`]). Variants of different
+    /// families ([`crate::ops::GemmVariant::same_bits`]) round differently
+    /// in the last bits. A variant the adapter cannot run makes
+    /// [`Device::with_options`] fail.
+    pub gemm_variant: Option<crate::ops::GemmVariant>,
     /// Use subgroup operations where the adapter has them with a fixed
     /// subgroup size of [`SUBGROUP_SIZE`] (the subgroup kernels);
     /// `WGRNN_SUBGROUPS=0` turns them off. Default on. Either way the
@@ -75,6 +82,7 @@ impl Default for DeviceOptions {
             memory_limit: None,
             readback_timeout: DEFAULT_READBACK_TIMEOUT,
             recurrent_kernel: None,
+            gemm_variant: None,
             subgroups: true,
         }
     }
@@ -93,12 +101,14 @@ impl DeviceOptions {
         let timeout = std::env::var("WGRNN_READBACK_TIMEOUT").ok();
         let kernel = std::env::var("WGRNN_KERNEL").ok();
         let subgroups = std::env::var("WGRNN_SUBGROUPS").ok();
+        let forced = match kernel.as_deref() {
+            Some(value) => crate::tune::ForcedKernels::parse(value)?,
+            None => crate::tune::ForcedKernels::default(),
+        };
         Ok(Self {
             subgroups: parse_flag("WGRNN_SUBGROUPS", subgroups.as_deref(), true)?,
-            recurrent_kernel: match kernel.as_deref() {
-                Some(value) => crate::rnn::RecurrentKernel::from_env_value(value)?,
-                None => None,
-            },
+            recurrent_kernel: forced.recurrent,
+            gemm_variant: forced.gemm,
             checked: parse_checked(checked.as_deref())?,
             pool_budget: parse_bytes("WGRNN_POOL_BUDGET", budget.as_deref())?,
             memory_limit: parse_bytes("WGRNN_MEMORY_LIMIT", limit.as_deref())?,
@@ -153,6 +163,13 @@ impl DeviceOptions {
     /// left to wgrnn (`None`); see [`DeviceOptions::recurrent_kernel`].
     pub fn with_recurrent_kernel(mut self, kernel: Option<crate::rnn::RecurrentKernel>) -> Self {
         self.recurrent_kernel = kernel;
+        self
+    }
+
+    /// These options with the GEMM variant forced (`Some`) or left to
+    /// wgrnn (`None`); see [`DeviceOptions::gemm_variant`].
+    pub fn with_gemm_variant(mut self, variant: Option<crate::ops::GemmVariant>) -> Self {
+        self.gemm_variant = variant;
         self
     }
 
@@ -365,7 +382,11 @@ impl Device {
             checked_shaders: options.checked,
             subgroup_size,
         };
-        Ok(Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options, timestamps)) })
+        let device = Self { rt: Arc::new(Runtime::new(device, queue, limits, info, options, timestamps)) };
+        if let Some(variant) = options.gemm_variant {
+            device.check_gemm_variant(variant)?;
+        }
+        Ok(device)
     }
 
     /// Adapter name, backend, device type, driver and the limits that matter.
@@ -451,7 +472,33 @@ impl Device {
     /// does ([`DeviceOptions::recurrent_kernel`]); `None` lets wgrnn choose.
     /// A sequence variant a layer cannot use falls back to one it can.
     pub fn set_recurrent_kernel(&self, kernel: Option<crate::rnn::RecurrentKernel>) {
-        self.rt.kernels.force(kernel);
+        self.rt.kernels.force_recurrent(kernel);
+    }
+
+    /// Forces the GEMM variant from now on, as `WGRNN_KERNEL=gemm=...`
+    /// does ([`DeviceOptions::gemm_variant`]); `None` lets wgrnn choose.
+    /// `Err` (and nothing changed) if this adapter cannot run `variant`.
+    pub fn set_gemm_variant(&self, variant: Option<crate::ops::GemmVariant>) -> Result<()> {
+        if let Some(variant) = variant {
+            self.check_gemm_variant(variant)?;
+        }
+        self.rt.kernels.force_gemm(variant);
+        Ok(())
+    }
+
+    /// `Err` saying why this adapter cannot run the GEMM `variant`.
+    fn check_gemm_variant(&self, variant: crate::ops::GemmVariant) -> Result<()> {
+        if variant.runs_on(self) {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "GEMM variant {variant} cannot run on {}: it needs subgroups of {} lanes{} (this adapter: {}, uniform bindings of {} bytes)",
+            self.info().name,
+            SUBGROUP_SIZE,
+            if variant == crate::ops::GemmVariant::SubgroupWindow { " and 64 KiB uniform bindings" } else { "" },
+            self.info().subgroup_size.map_or("no subgroups".to_string(), |s| format!("subgroups of {s}")),
+            self.limits().max_uniform_buffer_binding_size,
+        )))
     }
 
     /// `Err` if the device was lost (by [`Device::destroy`] or the driver).

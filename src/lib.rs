@@ -46,6 +46,7 @@ pub mod rnn;
 mod runtime;
 pub mod tensor;
 pub mod train;
+pub mod tune;
 
 pub use device::{Device, DeviceInfo, DeviceOptions};
 pub use error::{Error, Result};

@@ -80,7 +80,7 @@ pub(crate) struct Runtime {
     /// lock, when nobody profiles.
     profiling: AtomicBool,
     /// Which kernel variants run the recurrent layers.
-    pub(crate) kernels: crate::rnn::tune::KernelChoices,
+    pub(crate) kernels: crate::tune::KernelChoices,
 }
 
 /// Why the device was lost, shared with wgpu's device-lost callback. The
@@ -290,7 +290,10 @@ impl Runtime {
             timestamps,
             profiler: Mutex::new(None),
             profiling: AtomicBool::new(false),
-            kernels: crate::rnn::tune::KernelChoices::new(options.recurrent_kernel),
+            kernels: crate::tune::KernelChoices::new(crate::tune::ForcedKernels {
+                recurrent: options.recurrent_kernel,
+                gemm: options.gemm_variant,
+            }),
         }
     }
 

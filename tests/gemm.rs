@@ -352,3 +352,40 @@ fn gemm_rejects_bad_shapes() {
     let err = matmul(&Tensor::zeros(dev, &[2, 3, 4]).unwrap(), &b).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
 }
+
+/// Variants that `same_bits` pairs give exactly the same bits: `Register`
+/// and `Shared` (fma in k order), `Vec4`, `Subgroup` and `SubgroupWindow`
+/// (vec4 multiply-adds in k order), on ragged and tiled shapes of every
+/// transpose, with and without the fused column sums. The GEMM tuner only
+/// chooses inside one such family, so tuning never changes a result.
+#[test]
+fn variants_with_the_same_bits_agree_bitwise() {
+    let dev = device();
+    let runs = variants();
+    for (i, &(m, k, n)) in [(37, 19, 41), (128, 64, 96), (64, 260, 128)].iter().enumerate() {
+        for opts in all_transposes() {
+            let seed = 300 + 10 * i as u64;
+            let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
+            let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
+            let a = Tensor::from_slice(dev, &random(m * k, seed), &a_shape).unwrap();
+            let b = Tensor::from_slice(dev, &random(k * n, seed + 1), &b_shape).unwrap();
+            let outs: Vec<(GemmVariant, Vec<f32>)> = runs
+                .iter()
+                .map(|&v| {
+                    let c = Tensor::zeros(dev, &[m, n]).unwrap();
+                    gemm_with_variant(&a, &b, None, &c, opts, v).unwrap();
+                    (v, c.to_vec().unwrap())
+                })
+                .collect();
+            for (x, out_x) in &outs {
+                for (y, out_y) in outs.iter().filter(|(y, _)| y != x && y.same_bits(*x)) {
+                    let differ = out_x.iter().zip(out_y).position(|(p, q)| p.to_bits() != q.to_bits());
+                    assert_eq!(differ, None, "({m}, {k}, {n}) {opts:?}: {x} and {y} differ");
+                }
+            }
+        }
+    }
+    assert!(GemmVariant::Register.same_bits(GemmVariant::Shared));
+    assert!(GemmVariant::Vec4.same_bits(GemmVariant::SubgroupWindow));
+    assert!(!GemmVariant::Shared.same_bits(GemmVariant::Vec4));
+}

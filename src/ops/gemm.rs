@@ -198,6 +198,49 @@ impl GemmVariant {
         }
     }
 
+    /// Every variant, in declaration order.
+    pub const ALL: [GemmVariant; 5] = [
+        GemmVariant::Register,
+        GemmVariant::Vec4,
+        GemmVariant::Shared,
+        GemmVariant::Subgroup,
+        GemmVariant::SubgroupWindow,
+    ];
+
+    /// The variant's name in `WGRNN_KERNEL=gemm=NAME` and in the tuner's
+    /// cache: `register`, `vec4`, `shared`, `subgroup`, `subgroup_window`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmVariant::Register => "register",
+            GemmVariant::Vec4 => "vec4",
+            GemmVariant::Shared => "shared",
+            GemmVariant::Subgroup => "subgroup",
+            GemmVariant::SubgroupWindow => "subgroup_window",
+        }
+    }
+
+    /// The variant named `text` ([`GemmVariant::name`]); `Err` listing the
+    /// names otherwise.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        Self::ALL.into_iter().find(|v| v.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|v| v.name()).collect();
+            Error::Config(format!("unknown GEMM variant {text:?}; accepted: {}", names.join(", ")))
+        })
+    }
+
+    /// Whether the two variants compute the same bits for every shape:
+    /// `Register` and `Shared` accumulate each element with `fma` in k
+    /// order; `Vec4`, `Subgroup` and `SubgroupWindow` with vec4 multiplies
+    /// and adds in k order (and take the shapes they cannot tile the same
+    /// way). Across the two families results differ in the last bits
+    /// (`tests/gemm.rs` checks both). The tuner only chooses between
+    /// variants with the same bits, so timing never changes a result.
+    pub fn same_bits(self, other: GemmVariant) -> bool {
+        let fma = |v| matches!(v, GemmVariant::Register | GemmVariant::Shared);
+        fma(self) == fma(other)
+    }
+
     /// Whether the device can run this variant (only the subgroup ones
     /// need anything: subgroups of [`crate::device::SUBGROUP_SIZE`], and
     /// 64 KiB uniform bindings for [`GemmVariant::SubgroupWindow`]).
@@ -210,6 +253,12 @@ impl GemmVariant {
             }
             _ => true,
         }
+    }
+}
+
+impl std::fmt::Display for GemmVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -228,15 +277,17 @@ fn dims(op: &'static str, name: &str, t: &Tensor) -> Result<(Option<usize>, usiz
     }
 }
 
-/// `C = alpha · op(A) · op(B) + beta · C + bias`, with the kernel chosen
-/// for the device ([`GemmVariant::for_device`]).
+/// `C = alpha · op(A) · op(B) + beta · C + bias`, with the kernel forced
+/// for the device (`WGRNN_KERNEL=gemm=...`,
+/// [`crate::Device::set_gemm_variant`]), else tuned for this adapter and
+/// shape ([`crate::ops::gemm_tune`]), else [`GemmVariant::for_device`].
 ///
 /// Shapes: op(A) (M, K), op(B) (K, N), C (M, N), bias (N) broadcast over
 /// rows. Batched: any of A, B given as (batch, ·, ·) multiplies batch by
 /// batch; a 2-D A or B is shared by every batch; C must then be
 /// (batch, M, N).
 pub fn gemm(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor, opts: GemmOptions) -> Result<()> {
-    gemm_with_variant(a, b, bias, c, opts, GemmVariant::for_device(a.device()))
+    gemm_impl(a, b, bias, c, opts, None, None)
 }
 
 /// [`gemm`] with an explicit kernel choice (tests and benchmarks run both).
@@ -248,7 +299,7 @@ pub fn gemm_with_variant(
     opts: GemmOptions,
     variant: GemmVariant,
 ) -> Result<()> {
-    gemm_impl(a, b, bias, c, opts, variant, None)
+    gemm_impl(a, b, bias, c, opts, Some(variant), None)
 }
 
 /// `C = alpha · Aᵀ · op(B) + beta · C` (A stored (K, M): `opts.trans_a`
@@ -261,18 +312,30 @@ pub fn gemm_with_variant(
 ///
 /// [`sum_cols`]: crate::ops::sum_cols
 pub fn gemm_and_sum_a(a: &Tensor, b: &Tensor, c: &Tensor, opts: GemmOptions, sums: &Tensor) -> Result<()> {
-    gemm_impl(a, b, None, c, opts, GemmVariant::for_device(a.device()), Some(sums))
+    gemm_impl(a, b, None, c, opts, None, Some(sums))
 }
 
-/// [`gemm_with_variant`], and the column sums of A into `a_sums` when given
-/// ([`gemm_and_sum_a`]).
+/// [`gemm_and_sum_a`] with an explicit kernel choice (the tuner times it).
+pub(crate) fn gemm_and_sum_a_with_variant(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: GemmOptions,
+    sums: &Tensor,
+    variant: GemmVariant,
+) -> Result<()> {
+    gemm_impl(a, b, None, c, opts, Some(variant), Some(sums))
+}
+
+/// [`gemm_with_variant`] (the variant chosen here when `None`), and the
+/// column sums of A into `a_sums` when given ([`gemm_and_sum_a`]).
 fn gemm_impl(
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
     c: &Tensor,
     opts: GemmOptions,
-    variant: GemmVariant,
+    variant: Option<GemmVariant>,
     a_sums: Option<&Tensor>,
 ) -> Result<()> {
     const OP: &str = "gemm";
@@ -328,6 +391,21 @@ fn gemm_impl(
         }
     }
 
+    let variant = match variant {
+        Some(v) => v,
+        None => {
+            let shape = crate::ops::gemm_tune::GemmShape {
+                m,
+                n,
+                k,
+                batch,
+                trans_a: opts.trans_a,
+                trans_b: opts.trans_b,
+                sums: a_sums.is_some(),
+            };
+            crate::ops::gemm_tune::gemm_variant(a.device(), shape)?
+        }
+    };
     let u = |what, v| dim_u32(OP, what, v);
     let params = GemmParams {
         m: u("M", m)?,
@@ -383,7 +461,7 @@ fn gemm_impl(
     if let Some(sums) = a_sums {
         if variant != GemmVariant::Subgroup || batch != 1 || !vec4_ok {
             // No fused kernel here: the two passes, the same bits.
-            gemm_impl(a, b, bias, c, opts, variant, None)?;
+            gemm_impl(a, b, bias, c, opts, Some(variant), None)?;
             return crate::ops::sum_cols(a, sums, opts.beta);
         }
         let groups = [params.n.div_ceil(SUBGROUP_BLOCK_COLS), params.m.div_ceil(VEC4_TILE_ROWS), 1];
@@ -708,7 +786,7 @@ mod tests {
                 let sums = Tensor::from_slice(&dev, &s0, &[m]).unwrap();
                 let bias_t = with_bias.then_some(&tbias);
                 let sums_t = (trans_a && !with_bias).then_some(&sums);
-                gemm_impl(&ta, &tb, bias_t, &tc, opts, GemmVariant::SubgroupWindow, sums_t).unwrap();
+                gemm_impl(&ta, &tb, bias_t, &tc, opts, Some(GemmVariant::SubgroupWindow), sums_t).unwrap();
 
                 let mut want = c0.clone();
                 let bias_r = with_bias.then_some(&bias[..]);
@@ -747,7 +825,7 @@ mod tests {
         let a = exact(m * k, 6);
         let ta = Tensor::from_slice(&dev, &a, &[m, k]).unwrap();
         let tc = Tensor::zeros(&dev, &[m, n]).unwrap();
-        gemm_impl(&ta, &tb, None, &tc, GemmOptions::default(), GemmVariant::SubgroupWindow, None).unwrap();
+        gemm_impl(&ta, &tb, None, &tc, GemmOptions::default(), Some(GemmVariant::SubgroupWindow), None).unwrap();
         let b = tb.to_vec().unwrap();
         let mut want = vec![0.0; m * n];
         crate::reference::gemm(&a, [m, k], &b, [k, n], None, &mut want, GemmOptions::default());

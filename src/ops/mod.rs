@@ -11,6 +11,7 @@ pub(crate) mod elementwise;
 pub mod embedding;
 pub(crate) mod gather;
 pub(crate) mod gemm;
+pub mod gemm_tune;
 pub(crate) mod linear;
 pub mod loss;
 pub(crate) mod pad;

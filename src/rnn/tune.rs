@@ -10,13 +10,9 @@
 //! matters when there is little work per step).
 //!
 //! Every variant computes the same bits, so the choice never changes a
-//! result, only its speed. The cache file is `WGRNN_TUNE_CACHE` if set,
-//! else `$XDG_CACHE_HOME/wgrnn/tune.json` or `~/.cache/wgrnn/tune.json`;
-//! `WGRNN_TUNE=off` skips timing (the default rule then applies).
+//! result, only its speed. The cache file and `WGRNN_TUNE=off` are
+//! [`crate::tune`]'s (the default rule then applies).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::device::Device;
@@ -25,6 +21,10 @@ use crate::rnn::packed::PackedBatch;
 use crate::rnn::variant::{sequence_rows, sequence_unfit, RecurrentKernel};
 use crate::rnn::{RnnConfig, RnnSpec};
 use crate::tensor::Tensor;
+use crate::tune::{adapter_key, lock, read_cache, write_cache};
+
+/// The cache file ([`crate::tune::cache_path`]).
+pub use crate::tune::cache_path;
 
 /// Multiply-adds of one direction's recurrence (B·T·G·H) below which a
 /// shape is not timed: there the per-step launches dominate, which the
@@ -67,34 +67,6 @@ impl Shape {
     }
 }
 
-/// The device's kernel choices: what is forced, and what was tuned.
-#[derive(Debug, Default)]
-pub(crate) struct KernelChoices {
-    forced: Mutex<Option<RecurrentKernel>>,
-    /// Choices by shape key; also held while a shape is being timed, so
-    /// threads sharing the device time it once.
-    tuned: Mutex<Option<BTreeMap<String, String>>>,
-    /// `WGRNN_TUNE=off`, read once with the device (not on every forward).
-    tuning_off: bool,
-}
-
-impl KernelChoices {
-    /// Choices starting with `forced` (from `WGRNN_KERNEL`).
-    pub(crate) fn new(forced: Option<RecurrentKernel>) -> Self {
-        let tuning_off = std::env::var("WGRNN_TUNE").is_ok_and(|v| v.eq_ignore_ascii_case("off") || v == "0");
-        Self { forced: Mutex::new(forced), tuned: Mutex::new(None), tuning_off }
-    }
-
-    /// Forces `kernel` for every later launch, or lifts the force (`None`).
-    pub(crate) fn force(&self, kernel: Option<RecurrentKernel>) {
-        *self.forced.lock().unwrap_or_else(|p| p.into_inner()) = kernel;
-    }
-
-    fn forced(&self) -> Option<RecurrentKernel> {
-        *self.forced.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// The variant that runs `spec`'s recurrence over `batch` on `device`. A
 /// forced sequence variant the layer cannot use (a projection, a hidden
 /// size past the adapter's limits) falls back to the largest row count
@@ -103,7 +75,7 @@ pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBa
     let limits = &device.rt.limits;
     let fitting = sequence_rows(limits, spec, batch.batch()).map(|rows| RecurrentKernel::Sequence { rows });
     let default = fitting.unwrap_or(RecurrentKernel::Step);
-    match device.rt.kernels.forced() {
+    match device.rt.kernels.forced_recurrent() {
         Some(RecurrentKernel::Step) => return Ok(RecurrentKernel::Step),
         Some(RecurrentKernel::Sequence { rows }) if rows > 0 && sequence_unfit(limits, spec, rows).is_none() => {
             return Ok(RecurrentKernel::Sequence { rows });
@@ -121,7 +93,7 @@ pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBa
 /// The tuned choice for `shape`: from memory, the cache file, or timing.
 fn tuned(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<RecurrentKernel> {
     let choices = &device.rt.kernels;
-    let mut tuned = choices.tuned.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tuned = lock(&choices.recurrent);
     let prefix = adapter_key(device);
     let map = tuned.get_or_insert_with(|| read_cache(&prefix));
     if let Some(kernel) = map.get(&shape.key()).and_then(|k| RecurrentKernel::parse(k).ok()) {
@@ -186,90 +158,4 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
     }
     timings.sort_by_key(|(_, d)| *d);
     Ok(timings)
-}
-
-/// What a cached choice is valid for: the adapter, its driver and backend,
-/// whether the step kernels use subgroups (they are other kernels, with
-/// other speeds), this version of wgrnn, and the text of the recurrent
-/// kernels that were timed (a changed kernel, even within a version, is
-/// timed again).
-fn adapter_key(device: &Device) -> String {
-    let info = device.info();
-    let subgroups = info.subgroup_size.map_or("no subgroups".to_string(), |s| format!("subgroups {s}"));
-    format!(
-        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x}",
-        info.name,
-        info.driver,
-        info.backend,
-        env!("CARGO_PKG_VERSION"),
-        kernels_revision()
-    )
-}
-
-/// FNV-1a of every source the recurrent kernels are built from (the shared
-/// templates and each cell's equations), hashed once per process: the key
-/// is built on every tuned forward.
-fn kernels_revision() -> u64 {
-    static REVISION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *REVISION.get_or_init(|| {
-        use crate::kernels::{
-            PRELUDE, RECURRENT, RECURRENT_BACKWARD, RECURRENT_BACKWARD_SUBGROUP, RECURRENT_FORWARD,
-            RECURRENT_FORWARD_SUBGROUP,
-        };
-        let cells = crate::cells::all_cells().into_iter().map(|c| c.wgsl);
-        [
-            PRELUDE,
-            RECURRENT,
-            RECURRENT_FORWARD,
-            RECURRENT_BACKWARD,
-            RECURRENT_FORWARD_SUBGROUP,
-            RECURRENT_BACKWARD_SUBGROUP,
-        ]
-        .into_iter()
-        .chain(cells)
-        .flat_map(str::bytes)
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
-    })
-}
-
-/// The cache file, if a place for it is known.
-pub fn cache_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WGRNN_TUNE_CACHE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|p| !p.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wgrnn").join("tune.json"))
-}
-
-/// The whole file: adapter key → shape key → variant.
-type CacheFile = BTreeMap<String, BTreeMap<String, String>>;
-
-/// This adapter's cached choices; an unreadable or corrupt file is an
-/// empty cache (it is only a cache: timing again is always correct).
-fn read_cache(adapter: &str) -> BTreeMap<String, String> {
-    let Some(path) = cache_path() else { return BTreeMap::new() };
-    let file: CacheFile = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    file.get(adapter).cloned().unwrap_or_default()
-}
-
-/// Saves this adapter's choices, keeping other adapters' entries. A file
-/// that cannot be written costs only a re-tune in the next process.
-fn write_cache(adapter: &str, choices: &BTreeMap<String, String>) {
-    let Some(path) = cache_path() else { return };
-    let mut file: CacheFile =
-        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    file.insert(adapter.to_string(), choices.clone());
-    let Ok(text) = serde_json::to_vec_pretty(&file) else { return };
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    // Written whole under a unique name and renamed, so a reader never sees
-    // half a file.
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
 }

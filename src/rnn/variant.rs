@@ -7,7 +7,7 @@
 //! Every variant computes the same bits (the sequence kernels repeat the
 //! step kernels' arithmetic in the same order), so the choice changes speed
 //! only, never a result. `WGRNN_KERNEL=recurrent=step`,
-//! `recurrent=sequence` or `recurrent=sequence/ROWS` (or
+//! `recurrent=sequence` or `recurrent=sequence/ROWS` ([`crate::tune`]; or
 //! [`crate::Device::set_recurrent_kernel`]) forces one; otherwise the
 //! autotuner picks ([`crate::rnn::tune`]).
 
@@ -61,23 +61,6 @@ impl RecurrentKernel {
                 Ok(RecurrentKernel::Sequence { rows })
             }
         }
-    }
-
-    /// The recurrent choice of a `WGRNN_KERNEL` value: comma-separated
-    /// `family=variant` pairs (today only `recurrent=...`).
-    pub fn from_env_value(value: &str) -> Result<Option<Self>> {
-        let mut found = None;
-        for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
-            match pair.split_once('=') {
-                Some((family, variant)) if family.trim() == "recurrent" => found = Some(Self::parse(variant)?),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "WGRNN_KERNEL: {pair:?} is not family=variant with a known family (recurrent)"
-                    )))
-                }
-            }
-        }
-        Ok(found)
     }
 }
 
@@ -146,15 +129,6 @@ mod tests {
         assert_eq!(RecurrentKernel::parse("sequence").unwrap(), RecurrentKernel::Sequence { rows: 0 });
         for bad in ["", "steps", "sequence/3", "sequence/", "sequence/x", "sequence/16"] {
             assert!(matches!(RecurrentKernel::parse(bad), Err(Error::Config(_))), "{bad:?} accepted");
-        }
-        assert_eq!(RecurrentKernel::from_env_value("").unwrap(), None);
-        assert_eq!(RecurrentKernel::from_env_value("recurrent=step").unwrap(), Some(RecurrentKernel::Step));
-        assert_eq!(
-            RecurrentKernel::from_env_value(" recurrent=sequence/4 ,").unwrap(),
-            Some(RecurrentKernel::Sequence { rows: 4 })
-        );
-        for bad in ["step", "gemm=vec4", "recurrent=fast"] {
-            assert!(RecurrentKernel::from_env_value(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

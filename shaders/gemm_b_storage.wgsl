@@ -23,4 +23,11 @@ fn b_fragment(base: u32, k0: u32, col0: u32) -> mat4x4<f32> {
                                  b[(base + (k0 + 2u) * p.ldb + cc) / 4u], b[(base + (k0 + 3u) * p.ldb + cc) / 4u]));
 }
 
+// The four fragments of a k-step (columns col0.., col0 + 4.., col0 + 8..,
+// col0 + 12..), as gemm_subgroup.wgsl takes them.
+struct BFrags { f0: mat4x4<f32>, f1: mat4x4<f32>, f2: mat4x4<f32>, f3: mat4x4<f32> }
 
+fn b_fragments(base: u32, k0: u32, col0: u32) -> BFrags {
+    return BFrags(b_fragment(base, k0, col0), b_fragment(base, k0, col0 + 4u), b_fragment(base, k0, col0 + 8u),
+                  b_fragment(base, k0, col0 + 12u));
+}

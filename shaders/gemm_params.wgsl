@@ -53,7 +53,10 @@ struct GemmParams {
     // or 8; the other 8 / wg_cols go along M). Fewer than 8 where N has
     // fewer column tiles, so no invocation computes a tile past N.
     wg_cols: u32,
-    _pad2: u32,
+    // Windowed kernels: elements of B between the starts of consecutive
+    // windows of one dispatch (whole k-rows for B stored (K, N), whole
+    // 128-column blocks for B stored (N, K)); 0 with one window.
+    slab_elems: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: GemmParams;

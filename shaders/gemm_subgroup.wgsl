@@ -33,14 +33,16 @@
 // Saves nothing for backward.
 
 // Overrides, GemmParams and binding 0 are in gemm_params.wgsl; bindings
-// 1–4 and the C loads and stores in gemm_vec4_common.wgsl; b_fragment in
-// gemm_b_storage.wgsl, or in gemm_b_uniform.wgsl for the windowed module.
+// 1–4 and the C loads and stores in gemm_vec4_common.wgsl; b_fragments in
+// gemm_b_storage.wgsl and k_loop in gemm_no_continue.wgsl, or both in
+// gemm_b_uniform.wgsl for the windowed module.
 //
 // The windowed module (Shader::GemmSubgroupWindow: the same file with
 // gemm_b_uniform.wgsl; entries gemm_subgroup_window and
-// gemm_subgroup_window_sums) reads op(B) from a 64 KiB uniform window at
-// binding 6, and each dispatch covers what GemmParams.k_begin..k_end and
-// n_begin..n_end say: src/ops/gemm.rs splits a GEMM into such dispatches.
+// gemm_subgroup_window_sums) reads op(B) from 64 KiB uniform windows
+// (bindings 6, 9, 10, 11), and each dispatch covers what
+// GemmParams.k_begin..k_end and n_begin..n_end say: src/ops/gemm.rs splits
+// a GEMM into such dispatches.
 // A dispatch with k_continue starts from the previous k range's partial
 // product (and sums) and adds its k in the same order, so a split GEMM
 // gives the unsplit kernel's bits (gemm_b_uniform.wgsl, continued_block).
@@ -84,6 +86,60 @@ fn a_next_lines(base: u32, row0: u32, k0: u32, lane: u32) -> f32 {
     return a[(base + k * p.lda + col) / 4u].x;
 }
 
+// The 32 accumulator blocks of a lane's 32×16 tile of C: block 4q + c
+// holds rows row0 + 4q.. and columns col0 + 4c... Indexed by constants
+// only, so the compiler keeps them in registers.
+alias Acc = array<mat4x4<f32>, 32>;
+
+// One k-step (k0..k0+3) of the tile: A's fragments from the lanes that
+// loaded them, times B's four fragments `bf` (b_fragments), into `acc`;
+// A's column sums into `a_sums` when TRANS_A.
+fn k_step(acc: ptr<function, Acc>, a_sums: ptr<function, vec4<f32>>, a_base: u32, row0: u32, k0: u32, lane: u32,
+          bf: BFrags) {
+    let b0 = bf.f0;
+    let b1 = bf.f1;
+    let b2 = bf.f2;
+    let b3 = bf.f3;
+    // Fragment q of A (rows row0 + 4q..): gemm_vec4's a_fragment, put
+    // together from the lanes that loaded its rows.
+    var v = a_parts(a_base, row0, k0, lane);
+    if (TRANS_A) {
+        // Never taken (k0 < p.k here); it keeps the load alive.
+        v.v0 = select(v.v0, vec4<f32>(a_next_lines(a_base, row0, k0, lane)), p.k == 0u);
+    }
+    // k in order, one at a time: sum_cols_vec4's order, so its bits.
+    if (TRANS_A) { *a_sums += v.v0; *a_sums += v.v1; *a_sums += v.v2; *a_sums += v.v3; }
+    var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
+    var a4: mat4x4<f32>; var a5: mat4x4<f32>; var a6: mat4x4<f32>; var a7: mat4x4<f32>;
+    if (TRANS_A) {
+        a0 = mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v3, 0u));
+        a1 = mat4x4<f32>(subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v3, 1u));
+        a2 = mat4x4<f32>(subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v3, 2u));
+        a3 = mat4x4<f32>(subgroupBroadcast(v.v0, 3u), subgroupBroadcast(v.v1, 3u), subgroupBroadcast(v.v2, 3u), subgroupBroadcast(v.v3, 3u));
+        a4 = mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v3, 4u));
+        a5 = mat4x4<f32>(subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v3, 5u));
+        a6 = mat4x4<f32>(subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v3, 6u));
+        a7 = mat4x4<f32>(subgroupBroadcast(v.v0, 7u), subgroupBroadcast(v.v1, 7u), subgroupBroadcast(v.v2, 7u), subgroupBroadcast(v.v3, 7u));
+    } else {
+        a0 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v0, 3u)));
+        a1 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v0, 7u)));
+        a2 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v1, 3u)));
+        a3 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v1, 7u)));
+        a4 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v2, 3u)));
+        a5 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v2, 7u)));
+        a6 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 0u), subgroupBroadcast(v.v3, 1u), subgroupBroadcast(v.v3, 2u), subgroupBroadcast(v.v3, 3u)));
+        a7 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 4u), subgroupBroadcast(v.v3, 5u), subgroupBroadcast(v.v3, 6u), subgroupBroadcast(v.v3, 7u)));
+    }
+    (*acc)[0u] += a0 * b0; (*acc)[1u] += a0 * b1; (*acc)[2u] += a0 * b2; (*acc)[3u] += a0 * b3;
+    (*acc)[4u] += a1 * b0; (*acc)[5u] += a1 * b1; (*acc)[6u] += a1 * b2; (*acc)[7u] += a1 * b3;
+    (*acc)[8u] += a2 * b0; (*acc)[9u] += a2 * b1; (*acc)[10u] += a2 * b2; (*acc)[11u] += a2 * b3;
+    (*acc)[12u] += a3 * b0; (*acc)[13u] += a3 * b1; (*acc)[14u] += a3 * b2; (*acc)[15u] += a3 * b3;
+    (*acc)[16u] += a4 * b0; (*acc)[17u] += a4 * b1; (*acc)[18u] += a4 * b2; (*acc)[19u] += a4 * b3;
+    (*acc)[20u] += a5 * b0; (*acc)[21u] += a5 * b1; (*acc)[22u] += a5 * b2; (*acc)[23u] += a5 * b3;
+    (*acc)[24u] += a6 * b0; (*acc)[25u] += a6 * b1; (*acc)[26u] += a6 * b2; (*acc)[27u] += a6 * b3;
+    (*acc)[28u] += a7 * b0; (*acc)[29u] += a7 * b1; (*acc)[30u] += a7 * b2; (*acc)[31u] += a7 * b3;
+}
+
 // Computes and stores workgroup wg's tile of C; returns this lane's share
 // of the column sums of A as stored (K, M) when TRANS_A (rows
 // row0 + 4·lane.. of op(A), summed over k in order; zeros otherwise), for
@@ -96,88 +152,35 @@ fn subgroup_tile(wg: vec3<u32>, lane: u32, sums0: vec4<f32>) -> vec4<f32> {
     let col0 = p.n_begin + (wg.x * 8u + lane) * 16u;
     let a_base = z * p.stride_a;
     let b_base = z * p.stride_b;
-    var acc0_0 = mat4x4<f32>(); var acc0_1 = mat4x4<f32>(); var acc0_2 = mat4x4<f32>(); var acc0_3 = mat4x4<f32>();
-    var acc1_0 = mat4x4<f32>(); var acc1_1 = mat4x4<f32>(); var acc1_2 = mat4x4<f32>(); var acc1_3 = mat4x4<f32>();
-    var acc2_0 = mat4x4<f32>(); var acc2_1 = mat4x4<f32>(); var acc2_2 = mat4x4<f32>(); var acc2_3 = mat4x4<f32>();
-    var acc3_0 = mat4x4<f32>(); var acc3_1 = mat4x4<f32>(); var acc3_2 = mat4x4<f32>(); var acc3_3 = mat4x4<f32>();
-    var acc4_0 = mat4x4<f32>(); var acc4_1 = mat4x4<f32>(); var acc4_2 = mat4x4<f32>(); var acc4_3 = mat4x4<f32>();
-    var acc5_0 = mat4x4<f32>(); var acc5_1 = mat4x4<f32>(); var acc5_2 = mat4x4<f32>(); var acc5_3 = mat4x4<f32>();
-    var acc6_0 = mat4x4<f32>(); var acc6_1 = mat4x4<f32>(); var acc6_2 = mat4x4<f32>(); var acc6_3 = mat4x4<f32>();
-    var acc7_0 = mat4x4<f32>(); var acc7_1 = mat4x4<f32>(); var acc7_2 = mat4x4<f32>(); var acc7_3 = mat4x4<f32>();
+    var acc = Acc();
     if (p.k_continue != 0u) {
         // A loop over the 32 blocks, not 32 unrolled block loads: each load
         // is a per-lane loop on lavapipe, and unrolled they multiplied the
         // pipeline's LLVM compile time. The bound comes from the uniform so
         // the compiler does not unroll it again; it is 32 whenever taken.
-        var init: array<mat4x4<f32>, 32>;
+        // Loaded into an array of its own: indexed at run time, it lives in
+        // memory, and `acc` must not.
+        var init: Acc;
         let blocks = 32u * min(p.k_continue, 1u);
         for (var i = 0u; i < blocks; i++) {
             init[i] = continued_block(z, row0 + 4u * (i / 4u), col0 + 4u * (i % 4u));
         }
-        acc0_0 = init[0u]; acc0_1 = init[1u]; acc0_2 = init[2u]; acc0_3 = init[3u];
-        acc1_0 = init[4u]; acc1_1 = init[5u]; acc1_2 = init[6u]; acc1_3 = init[7u];
-        acc2_0 = init[8u]; acc2_1 = init[9u]; acc2_2 = init[10u]; acc2_3 = init[11u];
-        acc3_0 = init[12u]; acc3_1 = init[13u]; acc3_2 = init[14u]; acc3_3 = init[15u];
-        acc4_0 = init[16u]; acc4_1 = init[17u]; acc4_2 = init[18u]; acc4_3 = init[19u];
-        acc5_0 = init[20u]; acc5_1 = init[21u]; acc5_2 = init[22u]; acc5_3 = init[23u];
-        acc6_0 = init[24u]; acc6_1 = init[25u]; acc6_2 = init[26u]; acc6_3 = init[27u];
-        acc7_0 = init[28u]; acc7_1 = init[29u]; acc7_2 = init[30u]; acc7_3 = init[31u];
+        acc = init;
     }
     var a_sums = sums0;
-    for (var k0 = p.k_begin; k0 < p.k_end; k0 += 4u) {
-        let b0 = b_fragment(b_base, k0, col0 + 0u);
-        let b1 = b_fragment(b_base, k0, col0 + 4u);
-        let b2 = b_fragment(b_base, k0, col0 + 8u);
-        let b3 = b_fragment(b_base, k0, col0 + 12u);
-        // Fragment q of A (rows row0 + 4q..): gemm_vec4's a_fragment, put
-        // together from the lanes that loaded its rows.
-        var v = a_parts(a_base, row0, k0, lane);
-        if (TRANS_A) {
-            // Never taken (k0 < p.k here); it keeps the load alive.
-            v.v0 = select(v.v0, vec4<f32>(a_next_lines(a_base, row0, k0, lane)), p.k == 0u);
-        }
-        // k in order, one at a time: sum_cols_vec4's order, so its bits.
-        if (TRANS_A) { a_sums += v.v0; a_sums += v.v1; a_sums += v.v2; a_sums += v.v3; }
-        var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
-        var a4: mat4x4<f32>; var a5: mat4x4<f32>; var a6: mat4x4<f32>; var a7: mat4x4<f32>;
-        if (TRANS_A) {
-            a0 = mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v3, 0u));
-            a1 = mat4x4<f32>(subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v3, 1u));
-            a2 = mat4x4<f32>(subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v3, 2u));
-            a3 = mat4x4<f32>(subgroupBroadcast(v.v0, 3u), subgroupBroadcast(v.v1, 3u), subgroupBroadcast(v.v2, 3u), subgroupBroadcast(v.v3, 3u));
-            a4 = mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v3, 4u));
-            a5 = mat4x4<f32>(subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v3, 5u));
-            a6 = mat4x4<f32>(subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v3, 6u));
-            a7 = mat4x4<f32>(subgroupBroadcast(v.v0, 7u), subgroupBroadcast(v.v1, 7u), subgroupBroadcast(v.v2, 7u), subgroupBroadcast(v.v3, 7u));
-        } else {
-            a0 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 0u), subgroupBroadcast(v.v0, 1u), subgroupBroadcast(v.v0, 2u), subgroupBroadcast(v.v0, 3u)));
-            a1 = transpose(mat4x4<f32>(subgroupBroadcast(v.v0, 4u), subgroupBroadcast(v.v0, 5u), subgroupBroadcast(v.v0, 6u), subgroupBroadcast(v.v0, 7u)));
-            a2 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 0u), subgroupBroadcast(v.v1, 1u), subgroupBroadcast(v.v1, 2u), subgroupBroadcast(v.v1, 3u)));
-            a3 = transpose(mat4x4<f32>(subgroupBroadcast(v.v1, 4u), subgroupBroadcast(v.v1, 5u), subgroupBroadcast(v.v1, 6u), subgroupBroadcast(v.v1, 7u)));
-            a4 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 0u), subgroupBroadcast(v.v2, 1u), subgroupBroadcast(v.v2, 2u), subgroupBroadcast(v.v2, 3u)));
-            a5 = transpose(mat4x4<f32>(subgroupBroadcast(v.v2, 4u), subgroupBroadcast(v.v2, 5u), subgroupBroadcast(v.v2, 6u), subgroupBroadcast(v.v2, 7u)));
-            a6 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 0u), subgroupBroadcast(v.v3, 1u), subgroupBroadcast(v.v3, 2u), subgroupBroadcast(v.v3, 3u)));
-            a7 = transpose(mat4x4<f32>(subgroupBroadcast(v.v3, 4u), subgroupBroadcast(v.v3, 5u), subgroupBroadcast(v.v3, 6u), subgroupBroadcast(v.v3, 7u)));
-        }
-        acc0_0 += a0 * b0; acc0_1 += a0 * b1; acc0_2 += a0 * b2; acc0_3 += a0 * b3;
-        acc1_0 += a1 * b0; acc1_1 += a1 * b1; acc1_2 += a1 * b2; acc1_3 += a1 * b3;
-        acc2_0 += a2 * b0; acc2_1 += a2 * b1; acc2_2 += a2 * b2; acc2_3 += a2 * b3;
-        acc3_0 += a3 * b0; acc3_1 += a3 * b1; acc3_2 += a3 * b2; acc3_3 += a3 * b3;
-        acc4_0 += a4 * b0; acc4_1 += a4 * b1; acc4_2 += a4 * b2; acc4_3 += a4 * b3;
-        acc5_0 += a5 * b0; acc5_1 += a5 * b1; acc5_2 += a5 * b2; acc5_3 += a5 * b3;
-        acc6_0 += a6 * b0; acc6_1 += a6 * b1; acc6_2 += a6 * b2; acc6_3 += a6 * b3;
-        acc7_0 += a7 * b0; acc7_1 += a7 * b1; acc7_2 += a7 * b2; acc7_3 += a7 * b3;
-    }
+    // The k-steps of this dispatch (the module's: one loop over storage,
+    // or one per uniform window).
+    k_loop(&acc, &a_sums, a_base, b_base, row0, col0, lane);
     let bias0 = bias_group(col0); let bias1 = bias_group(col0 + 4u);
     let bias2 = bias_group(col0 + 8u); let bias3 = bias_group(col0 + 12u);
-    store_block(z, row0 + 0u, col0 + 0u, acc0_0, bias0); store_block(z, row0 + 0u, col0 + 4u, acc0_1, bias1); store_block(z, row0 + 0u, col0 + 8u, acc0_2, bias2); store_block(z, row0 + 0u, col0 + 12u, acc0_3, bias3);
-    store_block(z, row0 + 4u, col0 + 0u, acc1_0, bias0); store_block(z, row0 + 4u, col0 + 4u, acc1_1, bias1); store_block(z, row0 + 4u, col0 + 8u, acc1_2, bias2); store_block(z, row0 + 4u, col0 + 12u, acc1_3, bias3);
-    store_block(z, row0 + 8u, col0 + 0u, acc2_0, bias0); store_block(z, row0 + 8u, col0 + 4u, acc2_1, bias1); store_block(z, row0 + 8u, col0 + 8u, acc2_2, bias2); store_block(z, row0 + 8u, col0 + 12u, acc2_3, bias3);
-    store_block(z, row0 + 12u, col0 + 0u, acc3_0, bias0); store_block(z, row0 + 12u, col0 + 4u, acc3_1, bias1); store_block(z, row0 + 12u, col0 + 8u, acc3_2, bias2); store_block(z, row0 + 12u, col0 + 12u, acc3_3, bias3);
-    store_block(z, row0 + 16u, col0 + 0u, acc4_0, bias0); store_block(z, row0 + 16u, col0 + 4u, acc4_1, bias1); store_block(z, row0 + 16u, col0 + 8u, acc4_2, bias2); store_block(z, row0 + 16u, col0 + 12u, acc4_3, bias3);
-    store_block(z, row0 + 20u, col0 + 0u, acc5_0, bias0); store_block(z, row0 + 20u, col0 + 4u, acc5_1, bias1); store_block(z, row0 + 20u, col0 + 8u, acc5_2, bias2); store_block(z, row0 + 20u, col0 + 12u, acc5_3, bias3);
-    store_block(z, row0 + 24u, col0 + 0u, acc6_0, bias0); store_block(z, row0 + 24u, col0 + 4u, acc6_1, bias1); store_block(z, row0 + 24u, col0 + 8u, acc6_2, bias2); store_block(z, row0 + 24u, col0 + 12u, acc6_3, bias3);
-    store_block(z, row0 + 28u, col0 + 0u, acc7_0, bias0); store_block(z, row0 + 28u, col0 + 4u, acc7_1, bias1); store_block(z, row0 + 28u, col0 + 8u, acc7_2, bias2); store_block(z, row0 + 28u, col0 + 12u, acc7_3, bias3);
+    store_block(z, row0 + 0u, col0 + 0u, acc[0u], bias0); store_block(z, row0 + 0u, col0 + 4u, acc[1u], bias1); store_block(z, row0 + 0u, col0 + 8u, acc[2u], bias2); store_block(z, row0 + 0u, col0 + 12u, acc[3u], bias3);
+    store_block(z, row0 + 4u, col0 + 0u, acc[4u], bias0); store_block(z, row0 + 4u, col0 + 4u, acc[5u], bias1); store_block(z, row0 + 4u, col0 + 8u, acc[6u], bias2); store_block(z, row0 + 4u, col0 + 12u, acc[7u], bias3);
+    store_block(z, row0 + 8u, col0 + 0u, acc[8u], bias0); store_block(z, row0 + 8u, col0 + 4u, acc[9u], bias1); store_block(z, row0 + 8u, col0 + 8u, acc[10u], bias2); store_block(z, row0 + 8u, col0 + 12u, acc[11u], bias3);
+    store_block(z, row0 + 12u, col0 + 0u, acc[12u], bias0); store_block(z, row0 + 12u, col0 + 4u, acc[13u], bias1); store_block(z, row0 + 12u, col0 + 8u, acc[14u], bias2); store_block(z, row0 + 12u, col0 + 12u, acc[15u], bias3);
+    store_block(z, row0 + 16u, col0 + 0u, acc[16u], bias0); store_block(z, row0 + 16u, col0 + 4u, acc[17u], bias1); store_block(z, row0 + 16u, col0 + 8u, acc[18u], bias2); store_block(z, row0 + 16u, col0 + 12u, acc[19u], bias3);
+    store_block(z, row0 + 20u, col0 + 0u, acc[20u], bias0); store_block(z, row0 + 20u, col0 + 4u, acc[21u], bias1); store_block(z, row0 + 20u, col0 + 8u, acc[22u], bias2); store_block(z, row0 + 20u, col0 + 12u, acc[23u], bias3);
+    store_block(z, row0 + 24u, col0 + 0u, acc[24u], bias0); store_block(z, row0 + 24u, col0 + 4u, acc[25u], bias1); store_block(z, row0 + 24u, col0 + 8u, acc[26u], bias2); store_block(z, row0 + 24u, col0 + 12u, acc[27u], bias3);
+    store_block(z, row0 + 28u, col0 + 0u, acc[28u], bias0); store_block(z, row0 + 28u, col0 + 4u, acc[29u], bias1); store_block(z, row0 + 28u, col0 + 8u, acc[30u], bias2); store_block(z, row0 + 28u, col0 + 12u, acc[31u], bias3);
     return a_sums;
 }
 

@@ -221,7 +221,13 @@ fn headlines_trains_and_writes_headlines() {
 /// fresh model, evaluations between. The example itself fails unless the
 /// bytes lent at every step's start stay the same, the pool's cache stays
 /// within its budget and resident memory stays within its slack; here the
-/// summary must also say so.
+/// summary must also say so. Memory is first reported at step 100, after
+/// the first evaluation and checkpoint reload (step 50) have compiled
+/// their pipelines: lavapipe's JIT code is tens of MiB that a process
+/// keeps, not a leak (reported from step 50 it grew by 33–55 MiB). From
+/// 100 to 200 it grew by 0.0–0.1 MiB (Vulkan, checked shaders, GL); the
+/// slack of 16 MiB is room for the allocator, far below a leak of a
+/// buffer or a pipeline per step.
 #[test]
 fn soak_keeps_memory_flat_over_changing_shapes() {
     let out = out_dir("soak");
@@ -231,7 +237,7 @@ fn soak_keeps_memory_flat_over_changing_shapes() {
         "--every",
         "50",
         "--report",
-        "50,200",
+        "100,200",
         "--max-batch",
         "16",
         "--max-len",
@@ -239,7 +245,7 @@ fn soak_keeps_memory_flat_over_changing_shapes() {
         "--budget-mib",
         "8",
         "--rss-slack-mib",
-        "48",
+        "16",
         "--out",
         out.to_str().unwrap(),
     ];

@@ -29,7 +29,7 @@ crate::kernels::shader_params! {
         k_continue: u32,
         has_bias: u32,
         wg_cols: u32,
-        _pad2: u32,
+        slab_elems: u32,
     }
 }
 
@@ -54,9 +54,12 @@ const WINDOW_BINDINGS: &[(u32, Access)] = &[
     (3, Access::Read),
     (4, Access::ReadWrite),
     (6, Access::Uniform),
+    (9, Access::Uniform),
+    (10, Access::Uniform),
+    (11, Access::Uniform),
     (7, Access::Read),
 ];
-/// `gemm_subgroup` with op(B) from a uniform window (one dispatch per window).
+/// `gemm_subgroup` with op(B) from uniform windows (up to four per dispatch).
 const GEMM_SUBGROUP_WINDOW: Kernel =
     Kernel { shader: Shader::GemmSubgroupWindow, entry: "gemm_subgroup_window", storage: WINDOW_BINDINGS, cell: &[] };
 /// `gemm_subgroup_sums` with op(B) from a uniform window.
@@ -70,6 +73,9 @@ const GEMM_SUBGROUP_WINDOW_SUMS: Kernel = Kernel {
         (4, Access::ReadWrite),
         (5, Access::ReadWrite),
         (6, Access::Uniform),
+        (9, Access::Uniform),
+        (10, Access::Uniform),
+        (11, Access::Uniform),
         (7, Access::Read),
         (8, Access::Read),
     ],
@@ -81,6 +87,14 @@ const GEMM_SUBGROUP_WINDOW_SUMS: Kernel = Kernel {
 pub(crate) const B_WINDOW_BYTES: u64 = 65536;
 /// ... in f32 elements.
 const B_WINDOW_ELEMENTS: usize = (B_WINDOW_BYTES / 4) as usize;
+/// Most windows one dispatch over k reads B from (bindings 6, 9, 10, 11 of
+/// gemm_b_uniform.wgsl, one loop each). Each window of a k split makes the
+/// dispatch continue from the partial product before it; at one window
+/// per dispatch that traffic was twice the A loads in the bench step's
+/// weight gradients. Four: those GEMMs took 30% less time (20 → 5
+/// dispatches each), and a cold start of the bench 27% more (82 → 105 s
+/// of LLVM compiles).
+const B_WINDOW_SLABS: usize = 4;
 /// At most this many dispatches for one windowed GEMM; a larger op(B) runs
 /// unsplit (`gemm_subgroup`), where the launches would cost more than the
 /// loads saved.
@@ -165,10 +179,11 @@ pub enum GemmVariant {
     /// ([`crate::DeviceInfo::subgroup_size`]; else an error); other shapes
     /// are handled as `Vec4` handles them (padded copies or `Register`).
     Subgroup,
-    /// [`GemmVariant::Subgroup`] reading op(B) from a 64 KiB uniform window
-    /// instead of its storage binding, split into one dispatch per window: over
-    /// k when B is stored (K, N) (128 k-rows of a 128-wide B), over columns
-    /// when B is stored (N, K) with K ≤ 128. On lavapipe a uniform array read
+    /// [`GemmVariant::Subgroup`] reading op(B) from 64 KiB uniform windows
+    /// instead of its storage binding, split into dispatches: over k when B
+    /// is stored (K, N) (up to four windows per dispatch, 128 k-rows each of
+    /// a 128-wide B), over columns when B is stored (N, K) with K ≤ 128 (one
+    /// window per dispatch). On lavapipe a uniform array read
     /// at a per-lane index is one gather, a storage load a loop over the lanes
     /// that stalls on each lane's insert: 1.7–1.9× faster than `Subgroup` on
     /// the bench step's GEMMs. The same bits as `Subgroup`: each window over k
@@ -427,7 +442,7 @@ fn gemm_impl(
         k_continue: 0,
         has_bias: u32::from(bias.is_some()),
         wg_cols: 0,
-        _pad2: 0,
+        slab_elems: 0,
     };
     let batch = u("batch", batch)?;
     let flags = transpose_flags(opts);
@@ -498,23 +513,28 @@ fn gemm_impl(
 }
 
 /// One dispatch of a windowed GEMM: op(A)'s columns `k` and C's columns
-/// `n` it covers, and where its uniform window of B starts (an element of
-/// B's buffer).
+/// `n` it covers, where its first uniform window of B starts (an element
+/// of B's buffer), and, where it reads more than one, how many and how far
+/// apart (in elements; each holds whole k-rows or 128-column blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Window {
     k: (u32, u32),
     n: (u32, u32),
     start: usize,
+    slabs: usize,
+    slab_elems: usize,
 }
 
-/// The windows a `gemm_subgroup_window` GEMM of `[m, n, k]` splits into,
-/// or None where it cannot split: over k for B stored (K, N), as many
-/// k-rows (a multiple of 4) as a window holds; over columns for B stored
-/// (N, K), a multiple of [`SUBGROUP_BLOCK_COLS`] columns. `ldb` is B's
-/// row length. Each window starts at or before the first element its
-/// dispatch reads, aligned as the device binds uniform buffers, and
-/// holds the last; one that would run past the buffer's end starts
-/// earlier, and where none fits the GEMM runs unsplit.
+/// The dispatches a `gemm_subgroup_window` GEMM of `[m, n, k]` splits into,
+/// or None where it cannot split: over k for B stored (K, N), a multiple of
+/// 4 k-rows; over columns for B stored (N, K), a multiple of
+/// [`SUBGROUP_BLOCK_COLS`] columns. `ldb` is B's row length. A dispatch
+/// reads up to [`B_WINDOW_SLABS`] windows, each starting `slab_elems`
+/// after the one before, aligned as the device binds uniform buffers; where
+/// those would run past the buffer's end it reads one window that starts
+/// at or before the first element it reads and holds the last (starting
+/// earlier where it would run past the end), and where none fits the GEMM
+/// runs unsplit.
 fn window_plan(
     b: &Tensor,
     trans_b: bool,
@@ -528,42 +548,70 @@ fn window_plan(
     let align = (limits.min_uniform_buffer_offset_alignment as usize / 4).max(4);
     let buffer_len = b.storage_len();
     let origin = b.offset();
-    // (the range it splits, its step) and the elements chunk [lo, hi) needs.
-    let (total, step) = if trans_b {
-        (n, (B_WINDOW_ELEMENTS / ldb) / SUBGROUP_BLOCK_COLS as usize * SUBGROUP_BLOCK_COLS as usize)
-    } else {
-        (k, (B_WINDOW_ELEMENTS / ldb) / 4 * 4)
-    };
-    if step == 0 || total.div_ceil(step) > MAX_WINDOWS || buffer_len < B_WINDOW_ELEMENTS {
+    if buffer_len < B_WINDOW_ELEMENTS {
         return None;
     }
-    let mut windows = Vec::with_capacity(total.div_ceil(step));
-    for lo in (0..total).step_by(step) {
-        let hi = (lo + step).min(total);
-        // B stored (K, N): rows lo..hi of n; stored (N, K): rows lo..hi of k.
+    // The range it splits, and its unit (rows of a k-step, a workgroup's columns).
+    let (total, unit) = if trans_b { (n, SUBGROUP_BLOCK_COLS as usize) } else { (k, 4) };
+    // What one window holds, from any start ...
+    let one = (B_WINDOW_ELEMENTS / ldb) / unit * unit;
+    if one == 0 {
+        return None;
+    }
+    // ... and what each of several holds: whole units, the windows' starts
+    // aligned, room for the first one's offset where B's start is not.
+    // Only over k: there the windows save the partial products a split
+    // reloads and stores; over columns they save only launches, and
+    // lavapipe runs every window's loads of a k-step (masked), not just the
+    // one a workgroup reads, so there they cost more than they save.
+    let room = if origin % align == 0 { B_WINDOW_ELEMENTS } else { B_WINDOW_ELEMENTS - (align - 1) };
+    let per = (1..=room / ldb / unit).rev().map(|u| u * unit).find(|&r| (r * ldb) % align == 0).filter(|_| !trans_b);
+    let mut windows = Vec::new();
+    let mut lo = 0;
+    while lo < total {
+        // B stored (K, N): rows lo.. of n; stored (N, K): rows lo.. of k.
         let first = origin + lo * ldb;
-        let end = origin + (hi - 1) * ldb + if trans_b { k } else { n };
-        let mut start = first / align * align;
-        if start + B_WINDOW_ELEMENTS > buffer_len {
-            start = (buffer_len - B_WINDOW_ELEMENTS) / align * align;
-        }
-        if start > first || end > start + B_WINDOW_ELEMENTS {
+        let aligned = first / align * align;
+        let several = per.filter(|&r| first - aligned + r * ldb <= B_WINDOW_ELEMENTS).map(|r| {
+            let fit = (0..B_WINDOW_SLABS).take_while(|j| aligned + (j * r * ldb) + B_WINDOW_ELEMENTS <= buffer_len);
+            (r, fit.count())
+        });
+        let (hi, start, slabs, slab_elems) = match several {
+            Some((r, fit)) if fit > 1 => {
+                let hi = (lo + fit * r).min(total);
+                (hi, aligned, (hi - lo).div_ceil(r), r * ldb)
+            }
+            _ => {
+                let hi = (lo + one).min(total);
+                let end = origin + (hi - 1) * ldb + if trans_b { k } else { n };
+                let mut start = aligned;
+                if start + B_WINDOW_ELEMENTS > buffer_len {
+                    start = (buffer_len - B_WINDOW_ELEMENTS) / align * align;
+                }
+                if start > first || end > start + B_WINDOW_ELEMENTS {
+                    return None;
+                }
+                (hi, start, 1, 0)
+            }
+        };
+        let (l, h) = (lo as u32, hi as u32);
+        windows.push(if trans_b {
+            Window { k: (0, k as u32), n: (l, h), start, slabs, slab_elems }
+        } else {
+            Window { k: (l, h), n: (0, n as u32), start, slabs, slab_elems }
+        });
+        if windows.len() > MAX_WINDOWS {
             return None;
         }
-        let (lo, hi) = (lo as u32, hi as u32);
-        windows.push(if trans_b {
-            Window { k: (0, k as u32), n: (lo, hi), start }
-        } else {
-            Window { k: (lo, hi), n: (0, n as u32), start }
-        });
+        lo = hi;
     }
     Some(windows)
 }
 
-/// Launches the windowed GEMM: one dispatch per window, on `params` (the
-/// whole GEMM's), with the unsplit kernel's bits. A split over k adds
-/// each window's k to the bare partial product of the ones before, in
-/// the unsplit order: in C itself where alpha is 1, beta 0 and there is
+/// Launches the windowed GEMM: one dispatch per entry of `windows`, on
+/// `params` (the whole GEMM's), with the unsplit kernel's bits. A split
+/// over k adds each dispatch's k to the bare partial product of the ones
+/// before, in the unsplit order: in C itself where alpha is 1, beta 0 and there is
 /// no bias (C then holds nothing else), else in a scratch product (and
 /// scratch sums) that the last window continues from while it applies
 /// alpha, bias and beta · C. A split over columns needs no partials, and
@@ -594,6 +642,7 @@ fn launch_windows(
         (p.k_begin, p.k_end, p.n_begin, p.n_end) = (w.k.0, w.k.1, w.n.0, w.n.1);
         // B's element e is element origin + e of the buffer, window element origin + e − start.
         p.b_shift = (b.offset() as u32).wrapping_sub(w.start as u32);
+        p.slab_elems = if w.slabs > 1 { w.slab_elems as u32 } else { 0 };
         let (mut out, mut out_sums, mut partial) = (c, a_sums, None);
         if let Some((product, sums)) = &scratch {
             if last {
@@ -609,7 +658,11 @@ fn launch_windows(
         p.has_bias = u32::from(with_bias);
         let flags = transpose_flags(opts);
         let bias_buffer = bias.filter(|_| with_bias).map_or(a.buffer(), |t| t.buffer());
-        let window = b.buffer_window(w.start, B_WINDOW_BYTES)?;
+        // Slab j at start + j·64 KiB; those past the buffer repeat slab 0
+        // (the plan never reads them).
+        // Windows past those the dispatch reads repeat the first (never read).
+        let slab = |j: usize| b.buffer_window(w.start + if j < w.slabs { j * w.slab_elems } else { 0 }, B_WINDOW_BYTES);
+        let [w0, w1, w2, w3] = [slab(0)?, slab(1)?, slab(2)?, slab(3)?];
         // Bound to `a` and never read where nothing continues from them.
         let partial_buffer = partial.map_or(a.buffer(), |(t, _)| t.buffer());
         let groups = [(w.n.1 - w.n.0).div_ceil(SUBGROUP_BLOCK_COLS), p.m.div_ceil(VEC4_TILE_ROWS), 1];
@@ -623,14 +676,17 @@ fn launch_windows(
                     bias_buffer,
                     out.buffer(),
                     sums.buffer(),
-                    window,
+                    w0,
+                    w1,
+                    w2,
+                    w3,
                     partial_buffer,
                     partial_sums,
                 ];
                 rt.launch(GEMM_SUBGROUP_WINDOW_SUMS, &flags, &p, &buffers, groups)?;
             }
             _ => {
-                let buffers = [a.buffer(), b.buffer(), bias_buffer, out.buffer(), window, partial_buffer];
+                let buffers = [a.buffer(), b.buffer(), bias_buffer, out.buffer(), w0, w1, w2, w3, partial_buffer];
                 rt.launch(GEMM_SUBGROUP_WINDOW, &flags, &p, &buffers, groups)?;
             }
         }

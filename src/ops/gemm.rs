@@ -564,8 +564,9 @@ fn window_plan(
     // reloads and stores; over columns they save only launches, and
     // lavapipe runs every window's loads of a k-step (masked), not just the
     // one a workgroup reads, so there they cost more than they save.
-    let room = if origin % align == 0 { B_WINDOW_ELEMENTS } else { B_WINDOW_ELEMENTS - (align - 1) };
-    let per = (1..=room / ldb / unit).rev().map(|u| u * unit).find(|&r| (r * ldb) % align == 0).filter(|_| !trans_b);
+    let room = if origin.is_multiple_of(align) { B_WINDOW_ELEMENTS } else { B_WINDOW_ELEMENTS - (align - 1) };
+    let per =
+        (1..=room / ldb / unit).rev().map(|u| u * unit).find(|&r| (r * ldb).is_multiple_of(align)).filter(|_| !trans_b);
     let mut windows = Vec::new();
     let mut lo = 0;
     while lo < total {

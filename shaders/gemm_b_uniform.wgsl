@@ -83,6 +83,8 @@ fn fragment(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> mat4x
     return transpose(mat4x4<f32>(v0, v1, v2, v3));
 }
 
+// Fragment (k0, col0) from window 0, 1, 2 or 3: one function per window,
+// since WGSL takes no binding as an argument.
 fn fragment_w0(base: u32, k0: u32, col0: u32) -> mat4x4<f32> {
     return fragment(b_window[window_index(0u, fragment_element(base, k0, col0, 0u))],
                     b_window[window_index(0u, fragment_element(base, k0, col0, 1u))],

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -107,6 +108,26 @@ impl KernelChoices {
     pub(crate) fn forced_gemm(&self) -> Option<GemmVariant> {
         *lock(&self.forced_gemm)
     }
+}
+
+/// Timed runs of each candidate after the one that builds its pipelines;
+/// the best counts (the others absorb a cold cache or a busy machine).
+pub(crate) const RUNS: usize = 3;
+
+/// The best time of [`RUNS`] calls of `run` (each from an idle device to an
+/// idle device) after one untimed call, which builds the pipelines.
+pub(crate) fn best_time(device: &Device, mut run: impl FnMut() -> Result<()>) -> Result<Duration> {
+    let mut best = Duration::MAX;
+    for i in 0..=RUNS {
+        device.synchronize()?;
+        let start = Instant::now();
+        run()?;
+        device.synchronize()?;
+        if i > 0 {
+            best = best.min(start.elapsed());
+        }
+    }
+    Ok(best)
 }
 
 /// What a cached choice is valid for: the adapter, its driver and backend,

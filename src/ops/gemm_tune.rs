@@ -15,14 +15,14 @@
 //! product runs, never its result: a run on a fresh machine and one that
 //! reads the cache give the same numbers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::device::Device;
 use crate::error::Result;
 use crate::ops::gemm::gemm_and_sum_a_with_variant;
 use crate::ops::{gemm_with_variant, GemmOptions, GemmVariant};
 use crate::tensor::Tensor;
-use crate::tune::{adapter_key, lock, read_cache, write_cache};
+use crate::tune::{adapter_key, best_time, lock, read_cache, write_cache};
 
 /// Multiply-adds (M·N·K) below which a product is not timed: there the
 /// launch, not the kernel, is most of the cost, and timing would cost more
@@ -36,9 +36,6 @@ const MAX_TUNE_BYTES: u64 = 256 << 20;
 /// bench step's weight gradients time within 5–20% of each other from run
 /// to run between `subgroup_window` and `subgroup`.)
 const DEFAULT_MARGIN: f64 = 1.10;
-/// Timed runs of each variant after the one that builds its pipelines;
-/// the best counts.
-const RUNS: usize = 3;
 
 /// What is tuned: one product's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,20 +156,13 @@ fn time_variants(device: &Device, shape: GemmShape) -> Result<Vec<(GemmVariant, 
     let opts = GemmOptions { trans_a, trans_b, ..GemmOptions::default() };
     let mut timings = Vec::new();
     for variant in candidates(device) {
-        let mut best = Duration::MAX;
-        for run in 0..=RUNS {
-            device.synchronize()?;
-            let start = Instant::now();
+        let best = best_time(device, || {
             if sums {
-                gemm_and_sum_a_with_variant(&a, &b, &c, opts, &col_sums, variant)?;
+                gemm_and_sum_a_with_variant(&a, &b, &c, opts, &col_sums, variant)
             } else {
-                gemm_with_variant(&a, &b, None, &c, opts, variant)?;
+                gemm_with_variant(&a, &b, None, &c, opts, variant)
             }
-            device.synchronize()?;
-            if run > 0 {
-                best = best.min(start.elapsed());
-            }
-        }
+        })?;
         timings.push((variant, best));
     }
     timings.sort_by_key(|(_, d)| *d);

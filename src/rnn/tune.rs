@@ -13,7 +13,7 @@
 //! result, only its speed. The cache file and `WGRNN_TUNE=off` are
 //! [`crate::tune`]'s (the default rule then applies).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -21,7 +21,7 @@ use crate::rnn::packed::PackedBatch;
 use crate::rnn::variant::{sequence_rows, sequence_unfit, RecurrentKernel};
 use crate::rnn::{RnnConfig, RnnSpec};
 use crate::tensor::Tensor;
-use crate::tune::{adapter_key, lock, read_cache, write_cache};
+use crate::tune::{adapter_key, best_time, lock, read_cache, write_cache};
 
 /// The cache file ([`crate::tune::cache_path`]).
 pub use crate::tune::cache_path;
@@ -30,9 +30,6 @@ pub use crate::tune::cache_path;
 /// shape is not timed: there the per-step launches dominate, which the
 /// sequence kernels remove, and timing would cost more than it could save.
 pub const TUNE_MIN_WORK: u64 = 1 << 24;
-/// Timed runs of each variant; the best counts (the others absorb a cold
-/// cache or a busy machine).
-const RUNS: usize = 3;
 /// Most time steps of the stand-in (the per-step cost is what differs).
 const MAX_TUNE_STEPS: usize = 32;
 
@@ -126,7 +123,7 @@ pub fn time_recurrent_kernels(
 }
 
 /// Forward and backward time of every variant that can run `shape` (best
-/// of [`RUNS`]), fastest first.
+/// of [`crate::tune::RUNS`]), fastest first.
 fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(RecurrentKernel, Duration)>> {
     let layer = RnnConfig::new(spec.mode, spec.hidden_size, spec.hidden_size).with_seed(1).init(device)?;
     let (b, t, h) = (shape.batch, shape.steps, spec.hidden_size);
@@ -142,18 +139,10 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
     }
     let mut timings = Vec::new();
     for kernel in candidates {
-        let mut best = Duration::MAX;
-        // One untimed run builds the pipelines.
-        for run in 0..=RUNS {
-            device.synchronize()?;
-            let start = Instant::now();
+        let best = best_time(device, || {
             let fwd = layer.forward_as(&x, &lengths, kernel)?;
-            layer.backward(&fwd, &grad, None, None)?;
-            device.synchronize()?;
-            if run > 0 {
-                best = best.min(start.elapsed());
-            }
-        }
+            layer.backward(&fwd, &grad, None, None).map(drop)
+        })?;
         timings.push((kernel, best));
     }
     timings.sort_by_key(|(_, d)| *d);

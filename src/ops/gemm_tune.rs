@@ -99,24 +99,24 @@ pub(crate) fn gemm_variant(device: &Device, shape: GemmShape) -> Result<GemmVari
         return Ok(forced);
     }
     let default = GemmVariant::for_device(device);
-    if choices.tuning_off
-        || shape.batch != 1
-        || shape.work() < GEMM_TUNE_MIN_WORK
-        || shape.bytes() > MAX_TUNE_BYTES
-        || candidates(device).len() < 2
-    {
+    if choices.tuning_off || shape.batch != 1 || shape.work() < GEMM_TUNE_MIN_WORK || shape.bytes() > MAX_TUNE_BYTES {
         return Ok(default);
     }
+    // Every big product of every step comes here: the adapter's key is
+    // built only to load or save the cache, the candidates only to time.
     let mut tuned = lock(&choices.gemm);
-    let prefix = adapter_key(device);
-    let map = tuned.get_or_insert_with(|| read_cache(&prefix));
-    let cached = map.get(&shape.key()).and_then(|name| GemmVariant::parse(name).ok());
+    let map = tuned.get_or_insert_with(|| read_cache(&adapter_key(device)));
+    let key = shape.key();
+    let cached = map.get(&key).and_then(|name| GemmVariant::parse(name).ok());
     if let Some(variant) = cached.filter(|v| v.same_bits(default) && v.runs_on(device)) {
         return Ok(variant);
     }
+    if candidates(device).len() < 2 {
+        return Ok(default);
+    }
     let best = pick(&time_variants(device, shape)?, default);
-    map.insert(shape.key(), best.to_string());
-    write_cache(&prefix, map);
+    map.insert(key, best.to_string());
+    write_cache(&adapter_key(device), map);
     Ok(best)
 }
 

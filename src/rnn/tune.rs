@@ -91,8 +91,8 @@ pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBa
 fn tuned(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<RecurrentKernel> {
     let choices = &device.rt.kernels;
     let mut tuned = lock(&choices.recurrent);
-    let prefix = adapter_key(device);
-    let map = tuned.get_or_insert_with(|| read_cache(&prefix));
+    // The adapter's key is built only to load or save the cache.
+    let map = tuned.get_or_insert_with(|| read_cache(&adapter_key(device)));
     if let Some(kernel) = map.get(&shape.key()).and_then(|k| RecurrentKernel::parse(k).ok()) {
         if kernel == RecurrentKernel::Step
             || matches!(kernel, RecurrentKernel::Sequence { rows } if rows > 0 && sequence_unfit(&device.rt.limits, spec, rows).is_none())
@@ -103,7 +103,7 @@ fn tuned(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<RecurrentKerne
     let timings = time_variants(device, spec, shape)?;
     let best = timings.iter().min_by_key(|(_, d)| *d).map(|(k, _)| *k).unwrap_or(RecurrentKernel::Step);
     map.insert(shape.key(), best.to_string());
-    write_cache(&prefix, map);
+    write_cache(&adapter_key(device), map);
     Ok(best)
 }
 

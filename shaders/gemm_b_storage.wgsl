@@ -1,7 +1,7 @@
-// gemm_b_storage.wgsl — b_fragment for gemm_vec4.wgsl and
-// gemm_subgroup.wgsl: op(B) read from its storage binding (prepended after
-// gemm_vec4_common.wgsl by the kernel registry). gemm_b_uniform.wgsl is
-// the same function over a uniform window.
+// gemm_b_storage.wgsl — b_fragment for gemm_vec4.wgsl, and b_fragments (a
+// k-step's four) for gemm_subgroup.wgsl: op(B) read from its storage
+// binding (prepended after gemm_vec4_common.wgsl by the kernel registry).
+// gemm_b_uniform.wgsl reads the same fragments from uniform windows.
 //
 // Bindings: 2 b (gemm_vec4_common.wgsl).
 // Workgroup mapping: the including kernel's.

@@ -101,10 +101,12 @@ impl KernelChoices {
         *lock(&self.forced_gemm) = variant;
     }
 
+    /// The forced recurrent kernel, if any.
     pub(crate) fn forced_recurrent(&self) -> Option<RecurrentKernel> {
         *lock(&self.forced_recurrent)
     }
 
+    /// The forced GEMM variant, if any.
     pub(crate) fn forced_gemm(&self) -> Option<GemmVariant> {
         *lock(&self.forced_gemm)
     }

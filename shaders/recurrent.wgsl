@@ -114,3 +114,24 @@ fn pick_of_8(a: array<vec4<f32>, 8>, k: u32) -> vec4<f32> {
     }
     return v;
 }
+
+// W_hh as uniform windows, read by the sequence-uniform kernels
+// (recurrent_*_subgroup.wgsl): window g holds the H rows of gate g
+// (W_hh rows g·H..(g+1)·H, S/4 vec4s each) from its start, so H·S·4 bytes
+// must fit W_WINDOW_VEC4S vec4s (H ≤ 128 when S = H). Windows past GATES
+// are bound to window 0 and never read.
+@group(0) @binding(44) var<uniform> w_window0: array<vec4<f32>, W_WINDOW_VEC4S>;
+@group(0) @binding(45) var<uniform> w_window1: array<vec4<f32>, W_WINDOW_VEC4S>;
+@group(0) @binding(46) var<uniform> w_window2: array<vec4<f32>, W_WINDOW_VEC4S>;
+@group(0) @binding(47) var<uniform> w_window3: array<vec4<f32>, W_WINDOW_VEC4S>;
+
+// Vec4 c of row `row` of gate `gate`'s window. Every caller passes a
+// constant gate, so the branches fold away (lavapipe would otherwise run
+// each of them, masked).
+fn w_window_at(gate: u32, row: u32, c: u32) -> vec4<f32> {
+    let at = row * (p.state / 4u) + c;
+    if (gate == 0u) { return w_window0[at]; }
+    if (gate == 1u) { return w_window1[at]; }
+    if (gate == 2u) { return w_window2[at]; }
+    return w_window3[at];
+}

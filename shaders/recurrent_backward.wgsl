@@ -124,7 +124,7 @@ fn backward_finish_vec4(s0: u32, live: u32, j0: u32, acc: array<vec4<f32>, ROWS>
 // gradient dG_next·W_hh.
 fn backward_finish_quad(s: u32, j0: u32, rec: vec4<f32>) {
     let g = GATES * p.hidden;
-    let row = step_offset(p.t) + s;
+    let row = step_offset(cur_t) + s;
     var dh = grad_out4[(row * p.out_stride + p.out_offset + j0) / 4u] + rec;
     if (next_row(s) == NO_ROW) { dh += grad_h_n4[hstate_at(s, j0) / 4u]; }
     let d = cell_backward4(s, row, j0, dh);

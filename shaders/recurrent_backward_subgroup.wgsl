@@ -189,3 +189,98 @@ fn recurrent_step_backward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+//   recurrent_sequence_backward_uniform
+// Every step of one layer and direction backward in one dispatch, lanes
+// owning rows, as `recurrent_sequence_forward_uniform` runs forward: lane
+// l owns sorted row 8·wg + l. Per step it reads its row's dG_h of the step
+// processed before once, into a private array; per block of 8 quads of
+// units and four gates, lane l reads the W_hh block of quad l from the
+// uniform windows and `subgroupBroadcast` hands it to the others. The
+// products are the vec4 kernel's in its order (gates ascending) and the
+// epilogue is `backward_finish_quad`, so the bits are the step kernels'
+// (tests/rnn_variants.rs compares them). The initial-state gradient stays
+// the step path's own kernel, which reads what this one stores.
+//
+// Needs what the forward needs (H % 4 == 0, no projection, H ≤
+// SEQ_UNIFORM_HIDDEN).
+// Bindings: 44–47 the W_hh windows (recurrent.wgsl); 39 dgs_out4 the
+// dense dG_h (B, G), sorted rows, starting at zero (a row at its last step
+// reads zero) and rewritten in place as each row's units finish; the rest
+// as `recurrent_step_backward_vec4` binds them, but w_hh4 and dgs_in4.
+// Workgroup mapping: as the forward's; backward runs each direction's
+// steps in reverse of its forward order.
+// Saves nothing.
+
+// Adds gate `gate`'s part of dG_h·W_hh to the accumulators of the 8 quads
+// of units the lanes own (lane l's quad starts at unit 4·j4): per four
+// gate rows q, lane u's W_hh block (rows q..q+3, its quad) times dG_h there.
+fn sequence_gate_product(acc: ptr<function, array<vec4<f32>, SUBGROUP_SIZE>>,
+                         x: ptr<function, array<vec4<f32>, GATES * SEQ_UNIFORM_HIDDEN / 4u>>, gate: u32, j4: u32) {
+    let h = p.hidden;
+    for (var qq = 0u; qq < h; qq += 4u) {
+        let wa = w_window_at(gate, qq, j4);
+        let wb = w_window_at(gate, qq + 1u, j4);
+        let wc = w_window_at(gate, qq + 2u, j4);
+        let wd = w_window_at(gate, qq + 3u, j4);
+        let xc = (*x)[(gate * h + qq) / 4u];
+        (*acc)[0] += mat4x4<f32>(subgroupBroadcast(wa, 0u), subgroupBroadcast(wb, 0u), subgroupBroadcast(wc, 0u),
+                                   subgroupBroadcast(wd, 0u)) * xc;
+        (*acc)[1] += mat4x4<f32>(subgroupBroadcast(wa, 1u), subgroupBroadcast(wb, 1u), subgroupBroadcast(wc, 1u),
+                                   subgroupBroadcast(wd, 1u)) * xc;
+        (*acc)[2] += mat4x4<f32>(subgroupBroadcast(wa, 2u), subgroupBroadcast(wb, 2u), subgroupBroadcast(wc, 2u),
+                                   subgroupBroadcast(wd, 2u)) * xc;
+        (*acc)[3] += mat4x4<f32>(subgroupBroadcast(wa, 3u), subgroupBroadcast(wb, 3u), subgroupBroadcast(wc, 3u),
+                                   subgroupBroadcast(wd, 3u)) * xc;
+        (*acc)[4] += mat4x4<f32>(subgroupBroadcast(wa, 4u), subgroupBroadcast(wb, 4u), subgroupBroadcast(wc, 4u),
+                                   subgroupBroadcast(wd, 4u)) * xc;
+        (*acc)[5] += mat4x4<f32>(subgroupBroadcast(wa, 5u), subgroupBroadcast(wb, 5u), subgroupBroadcast(wc, 5u),
+                                   subgroupBroadcast(wd, 5u)) * xc;
+        (*acc)[6] += mat4x4<f32>(subgroupBroadcast(wa, 6u), subgroupBroadcast(wb, 6u), subgroupBroadcast(wc, 6u),
+                                   subgroupBroadcast(wd, 6u)) * xc;
+        (*acc)[7] += mat4x4<f32>(subgroupBroadcast(wa, 7u), subgroupBroadcast(wb, 7u), subgroupBroadcast(wc, 7u),
+                                   subgroupBroadcast(wd, 7u)) * xc;
+    }
+}
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn recurrent_sequence_backward_uniform(@builtin(workgroup_id) wg: vec3<u32>,
+                                       @builtin(subgroup_invocation_id) lane: u32) {
+    let g4 = GATES * p.hidden / 4u;
+    let s0 = wg.x * SUBGROUP_SIZE;
+    let own = s0 + lane < p.batch;
+    let s = min(s0 + lane, p.batch - 1u);
+    // The tile's first row is its longest; every lane loops as often.
+    let steps = row_length(s0);
+    for (var k = 0u; k < steps; k++) {
+        var t = steps - 1u - k;
+        if (p.reverse == 1u) { t = k; }
+        cur_t = t;
+        let live = own && t < row_length(s);
+        var x: array<vec4<f32>, GATES * SEQ_UNIFORM_HIDDEN / 4u>;
+        for (var qc = 0u; qc < g4; qc++) {
+            x[qc] = dgs_out4[s * g4 + qc];
+        }
+        for (var j_sub = 0u; j_sub < p.state; j_sub += 4u * SUBGROUP_SIZE) {
+            // S % 4 == 0: a lane past S takes the last quad (in bounds,
+            // stored nowhere).
+            let j4 = min(j_sub + 4u * lane, p.state - 4u) / 4u;
+            var acc: array<vec4<f32>, SUBGROUP_SIZE>;
+            for (var u = 0u; u < SUBGROUP_SIZE; u++) {
+                acc[u] = vec4<f32>(0.0);
+            }
+            // One call per gate, each with a constant gate (its window).
+            sequence_gate_product(&acc, &x, 0u, j4);
+            if (GATES > 1u) { sequence_gate_product(&acc, &x, 1u, j4); }
+            if (GATES > 2u) { sequence_gate_product(&acc, &x, 2u, j4); }
+            if (GATES > 3u) { sequence_gate_product(&acc, &x, 3u, j4); }
+            if (live) {
+                let quads = min(SUBGROUP_SIZE, (p.state - j_sub) / 4u);
+                for (var qd = 0u; qd < quads; qd++) {
+                    backward_finish_quad(s, j_sub + 4u * qd, pick_of_8(acc, qd));
+                }
+            }
+        }
+    }
+}

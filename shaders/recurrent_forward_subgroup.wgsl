@@ -192,3 +192,115 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+//   recurrent_sequence_forward_uniform
+// Every step of one layer and direction in one dispatch, shaped as the
+// uniform step kernel is for a CPU driver: lanes own rows. A workgroup is
+// one subgroup; lane l owns sorted row 8·wg + l and every unit of it, so a
+// row's recurrence needs nothing from another lane and the steps need no
+// barrier (on lavapipe a barrier switches every lane group's coroutine).
+// Per step, the lane reads h_{t-1} of its row once, into a private array.
+// Per group of 8·UNITS_PER_INVOCATION units and four k, lane l reads the
+// W_hh rows of unit group l from the uniform windows (W_hh never changes
+// within the dispatch; a uniform read at a per-lane index is one gather on
+// lavapipe, a storage read a loop over the lanes) and `subgroupBroadcast`
+// hands them to the others: LANES window reads feed 8·LANES·4
+// multiply-adds per lane. The products are the vec4 kernel's in its order
+// and the epilogue is `forward_finish_quad`, so the bits are the step
+// kernels' (tests/rnn_variants.rs compares them). With one dispatch per
+// layer and direction, a step of the bench's reference model records 30
+// dispatches instead of 108.
+//
+// Needs H % 4 == 0, no projection, and W_hh's gate blocks in the windows
+// (H·S·4 bytes each ≤ 64 KiB: H ≤ SEQ_UNIFORM_HIDDEN).
+// Bindings: 44–47 the W_hh windows (recurrent.wgsl); 39 state_out4 the
+// dense h (B, S), sorted rows, which starts as h0 and is rewritten in place
+// as each row's units finish (the products read the private copy); the
+// rest as `recurrent_step_forward_vec4` binds them, but w_hh4 and
+// state_in4.
+// Workgroup mapping: workgroup x owns 8 sorted rows (lanes past the batch
+// repeat its last row and store nothing) and loops over the steps of its
+// longest row; a row takes part from its first step to its last and keeps
+// its h while it does not (a reverse row that has not started holds h0).
+// Saves for backward: what the step kernels save.
+
+// Adds the products of four k (h_{t-1} of the lane's row there: x) with
+// the W_hh rows lane u read (wa..wd, as the vec4 kernel's lanes) to the
+// accumulators of unit group u.
+fn sequence_accumulate(acc: ptr<function, array<vec4<f32>, SUBGROUP_SIZE>>, x: vec4<f32>,
+                       wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) {
+    (*acc)[0] += vec4<f32>(dot(x, subgroupBroadcast(wa, 0u)), dot(x, subgroupBroadcast(wb, 0u)),
+                         dot(x, subgroupBroadcast(wc, 0u)), dot(x, subgroupBroadcast(wd, 0u)));
+    (*acc)[1] += vec4<f32>(dot(x, subgroupBroadcast(wa, 1u)), dot(x, subgroupBroadcast(wb, 1u)),
+                         dot(x, subgroupBroadcast(wc, 1u)), dot(x, subgroupBroadcast(wd, 1u)));
+    (*acc)[2] += vec4<f32>(dot(x, subgroupBroadcast(wa, 2u)), dot(x, subgroupBroadcast(wb, 2u)),
+                         dot(x, subgroupBroadcast(wc, 2u)), dot(x, subgroupBroadcast(wd, 2u)));
+    (*acc)[3] += vec4<f32>(dot(x, subgroupBroadcast(wa, 3u)), dot(x, subgroupBroadcast(wb, 3u)),
+                         dot(x, subgroupBroadcast(wc, 3u)), dot(x, subgroupBroadcast(wd, 3u)));
+    (*acc)[4] += vec4<f32>(dot(x, subgroupBroadcast(wa, 4u)), dot(x, subgroupBroadcast(wb, 4u)),
+                         dot(x, subgroupBroadcast(wc, 4u)), dot(x, subgroupBroadcast(wd, 4u)));
+    (*acc)[5] += vec4<f32>(dot(x, subgroupBroadcast(wa, 5u)), dot(x, subgroupBroadcast(wb, 5u)),
+                         dot(x, subgroupBroadcast(wc, 5u)), dot(x, subgroupBroadcast(wd, 5u)));
+    (*acc)[6] += vec4<f32>(dot(x, subgroupBroadcast(wa, 6u)), dot(x, subgroupBroadcast(wb, 6u)),
+                         dot(x, subgroupBroadcast(wc, 6u)), dot(x, subgroupBroadcast(wd, 6u)));
+    (*acc)[7] += vec4<f32>(dot(x, subgroupBroadcast(wa, 7u)), dot(x, subgroupBroadcast(wb, 7u)),
+                         dot(x, subgroupBroadcast(wc, 7u)), dot(x, subgroupBroadcast(wd, 7u)));
+}
+
+@compute @workgroup_size(SUBGROUP_SIZE)
+fn recurrent_sequence_forward_uniform(@builtin(workgroup_id) wg: vec3<u32>,
+                                      @builtin(subgroup_invocation_id) lane: u32) {
+    let h = p.hidden;
+    let sz4 = p.state / 4u;
+    let s0 = wg.x * SUBGROUP_SIZE;
+    let own = s0 + lane < p.batch;
+    let s = min(s0 + lane, p.batch - 1u);
+    // Sorted rows: the tile's first is its longest, and every lane loops as
+    // often (the broadcasts need all 8).
+    let steps = row_length(s0);
+    let group_units = SUBGROUP_SIZE * UNITS_PER_INVOCATION;
+    for (var k = 0u; k < steps; k++) {
+        var t = k;
+        if (p.reverse == 1u) { t = steps - 1u - k; }
+        cur_t = t;
+        let live = own && t < row_length(s);
+        var x: array<vec4<f32>, SEQ_UNIFORM_HIDDEN / 4u>;
+        for (var c = 0u; c < sz4; c++) {
+            x[c] = state_out4[s * sz4 + c];
+        }
+        for (var j_sub = 0u; j_sub < h; j_sub += group_units) {
+            // W_hh rows as lane_row gives them: a unit past H repeats the
+            // last one (in bounds, stored nowhere).
+            let j_lane = j_sub + lane * UNITS_PER_INVOCATION;
+            var acc: array<vec4<f32>, SUBGROUP_SIZE>;
+            for (var u = 0u; u < SUBGROUP_SIZE; u++) {
+                acc[u] = vec4<f32>(0.0);
+            }
+            for (var c = 0u; c < sz4; c++) {
+                // Lanes past LANES stay zero, as in the vec4 kernel.
+                let wa = w_window_at(0u, min(j_lane, h - 1u), c);
+                var wb = vec4<f32>(0.0);
+                var wc = vec4<f32>(0.0);
+                var wd = vec4<f32>(0.0);
+                if (LANES > 1u) { wb = w_window_at(1u % GATES, min(j_lane + 1u / GATES, h - 1u), c); }
+                if (LANES > 2u) { wc = w_window_at(2u % GATES, min(j_lane + 2u / GATES, h - 1u), c); }
+                if (LANES > 3u) { wd = w_window_at(3u % GATES, min(j_lane + 3u / GATES, h - 1u), c); }
+                sequence_accumulate(&acc, x[c], wa, wb, wc, wd);
+            }
+            if (live) {
+                let row = step_offset(t) + s;
+                let is_last = next_row(s) == NO_ROW;
+                let quads = min(group_units / 4u, (h - j_sub) / 4u);
+                for (var qd = 0u; qd < quads; qd++) {
+                    let j0 = j_sub + 4u * qd;
+                    let u = 4u * qd;
+                    // Column g: gate g of the four units.
+                    let rec = transpose(mat4x4<f32>(uniform_unit_lanes(acc, u), uniform_unit_lanes(acc, u + 1u),
+                                                    uniform_unit_lanes(acc, u + 2u), uniform_unit_lanes(acc, u + 3u)));
+                    forward_finish_quad(s, row, is_last, j0, rec, gate_bias4(j0), x[j0 / 4u]);
+                }
+            }
+        }
+    }
+}

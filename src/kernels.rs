@@ -231,12 +231,14 @@ impl Shader {
                 ("VEC4_GROUPS", vec4_groups(cell.gates)),
                 ("GATES", cell.gates as u32),
                 ("SEQ_ROWS", rows),
+                ("W_WINDOW_VEC4S", (crate::rnn::gpu::W_WINDOW_BYTES / 16) as u32),
             ],
             Shader::RecurrentSubgroup { cell, pass } => {
                 let mut constants = Shader::Recurrent { cell, pass, rows: crate::rnn::gpu::SEQUENCE_ROWS }.constants();
                 constants.push(("SUBGROUP_SIZE", crate::device::SUBGROUP_SIZE));
                 constants.push(("UNIFORM_ROWS", crate::rnn::gpu::UNIFORM_ROWS));
                 constants.push(("UNIFORM_STATE_VEC4S", (crate::rnn::gpu::UNIFORM_STATE_BYTES / 16) as u32));
+                constants.push(("SEQ_UNIFORM_HIDDEN", crate::rnn::gpu::SEQ_UNIFORM_HIDDEN));
                 constants
             }
             Shader::Gemm => vec![("SM_BLOCK", crate::ops::gemm::SHARED_BLOCK)],

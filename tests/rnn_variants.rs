@@ -1,7 +1,8 @@
 //! Every recurrent kernel variant computes the same bits: the step kernels
-//! (one dispatch per time step) and the sequence-resident kernels (one
+//! (one dispatch per time step), the sequence-resident kernels (one
 //! dispatch per layer and direction) with 1, 2, 4 and 8 rows per workgroup,
-//! forward and backward, for every mode, on the scalar (H % 4 ≠ 0) and vec4
+//! and the sequence-uniform kernels (where the device has subgroups of 8;
+//! elsewhere forcing them falls back to the default), forward and backward, for every mode, on the scalar (H % 4 ≠ 0) and vec4
 //! paths, stacked, bidirectional, ragged, with dropout. The step kernels
 //! are checked against the f64 CPU reference in rnn_gpu.rs; equal bits
 //! carry that check to every variant. Its own binary: forcing a variant
@@ -15,12 +16,13 @@ use wgrnn::Tensor;
 
 const MODES: [RnnMode; 4] = [RnnMode::Lstm, RnnMode::Gru, RnnMode::RnnTanh, RnnMode::RnnRelu];
 
-const VARIANTS: [RecurrentKernel; 5] = [
+const VARIANTS: [RecurrentKernel; 6] = [
     RecurrentKernel::Step,
     RecurrentKernel::Sequence { rows: 1 },
     RecurrentKernel::Sequence { rows: 2 },
     RecurrentKernel::Sequence { rows: 4 },
     RecurrentKernel::Sequence { rows: 8 },
+    RecurrentKernel::SequenceUniform,
 ];
 
 struct Case {
@@ -159,6 +161,7 @@ fn every_variant_computes_the_same_bits() {
     dev.set_recurrent_kernel(None);
     if let Some(plain) = &plain {
         the_uniform_step_kernels_run_where_they_fit(plain);
+        the_sequence_uniform_kernels_run_where_they_fit(plain);
     }
     sequence_kernels_do_not_grow_with_the_sequence();
     the_tuner_times_once_and_caches_on_disk();
@@ -201,6 +204,37 @@ fn the_uniform_step_kernels_run_where_they_fit(plain: &wgrnn::Device) {
     dev.set_recurrent_kernel(None);
 }
 
+/// Forced, the sequence-uniform kernels run where they fit (subgroups of 8,
+/// H % 4 == 0, H ≤ 128, no projection) and the default kernels elsewhere
+/// (H = 132, H = 6), and every run gives the bits of the plain step
+/// kernels on `plain`, for every mode, with 9 rows (the second workgroup
+/// has one live lane) and one reverse direction. (Called from the test
+/// above, which owns the device.)
+fn the_sequence_uniform_kernels_run_where_they_fit(plain: &wgrnn::Device) {
+    let dev = device();
+    dev.set_recurrent_kernel(Some(RecurrentKernel::SequenceUniform));
+    for mode in MODES {
+        for (hidden, fits) in [(128, true), (12, true), (132, false), (6, false)] {
+            let lengths = vec![4, 1, 7, 7, 2, 5, 3, 6, 1];
+            let case = Case { input: 5, hidden, layers: 1, bidirectional: true, lengths, max_len: 8, dropout: 0.0 };
+            dev.start_profile().unwrap();
+            let got = run(dev, mode, &case, 11);
+            let profile = dev.finish_profile().unwrap();
+            for pass in ["forward", "backward"] {
+                let entry = format!("recurrent_sequence_{pass}_uniform");
+                let ran = profile.kernels.iter().any(|k| k.entry == entry);
+                assert_eq!(ran, fits, "{mode:?} H {hidden}: {entry} ran: {ran}");
+            }
+            let want = run(plain, mode, &case, 11);
+            for ((name, got), (_, want)) in got.iter().zip(&want) {
+                let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+                assert_eq!(differ, 0, "{mode:?} H {hidden} {name}: {differ} of {} values differ", got.len());
+            }
+        }
+    }
+    dev.set_recurrent_kernel(None);
+}
+
 /// One dispatch per layer and direction forward (after the input GEMM and
 /// W_hhᵀ) and backward: the dispatch count does not grow with T. (Called
 /// from the test above: forcing a variant applies to the whole device, so
@@ -219,6 +253,10 @@ fn sequence_kernels_do_not_grow_with_the_sequence() {
         rnn.backward(&fwd, &go, None, None).unwrap();
         dev.dispatch_count() - before
     };
+    if dev.info().subgroup_size.is_some() {
+        dev.set_recurrent_kernel(Some(RecurrentKernel::SequenceUniform));
+        assert_eq!(count(5), count(40), "sequence-uniform kernels: dispatches for T = 5 and T = 40");
+    }
     dev.set_recurrent_kernel(Some(RecurrentKernel::Sequence { rows: 4 }));
     let (short, long) = (count(5), count(40));
     dev.set_recurrent_kernel(Some(RecurrentKernel::Step));
@@ -261,6 +299,8 @@ fn the_tuner_times_once_and_caches_on_disk() {
     for want in ["step", "sequence/1", "sequence/8"] {
         assert!(timed.iter().any(|k| k == want), "{want} not timed: {timed:?}");
     }
+    let uniform_timed = timed.iter().any(|k| k == "sequence_uniform");
+    assert_eq!(uniform_timed, device().info().subgroup_size.is_some(), "sequence_uniform timed: {timed:?}");
 
     // A fresh device reads the file; a corrupt one is re-timed and rewritten.
     std::fs::write(&path, "not json").unwrap();

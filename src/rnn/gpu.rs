@@ -49,6 +49,16 @@ pub(crate) const UNIFORM_STATE_BYTES: u64 = 65536;
 /// step's batch, so each W_hh load serves them all.
 pub(crate) const UNIFORM_ROWS: u32 = 8;
 
+/// Bytes of each W_hh window of the sequence-uniform kernels (their
+/// `W_WINDOW_VEC4S` vec4s): the 64 KiB every adapter allows a uniform
+/// binding. Window g holds gate g's block of W_hh (H·S·4 bytes).
+pub(crate) const W_WINDOW_BYTES: u64 = 65536;
+/// Largest H the sequence-uniform kernels run (their `SEQ_UNIFORM_HIDDEN`,
+/// which sizes their private copies of a row's state): a gate's block of
+/// W_hh fills a window at H = 128.
+pub(crate) const SEQ_UNIFORM_HIDDEN: u32 = 128;
+const _: () = assert!((SEQ_UNIFORM_HIDDEN * SEQ_UNIFORM_HIDDEN * 4) as u64 <= W_WINDOW_BYTES);
+
 /// Rows per workgroup the sequence kernels can be built with (`SEQ_ROWS`).
 pub(crate) const SEQUENCE_ROW_CHOICES: [u32; 4] = [1, 2, 4, 8];
 /// The `SEQ_ROWS` of the modules the step kernels are taken from (they
@@ -84,6 +94,39 @@ const SEQUENCE_FORWARD: &[(u32, Access)] = &[(1, R), (2, R), (10, R), (3, R), (1
 /// `recurrent_sequence_backward`: info, w_hh (as floats and as vec4),
 /// gates, h_prev, grad_out, grad_h_n, dgates, grad_h0.
 const SEQUENCE_BACKWARD: &[(u32, Access)] = &[(1, R), (2, R), (11, R), (3, W), (4, R), (5, R), (6, R), (8, W), (10, W)];
+
+/// `recurrent_sequence_forward_uniform`: info, the four W_hh windows, then
+/// `recurrent_step_forward_vec4`'s buffers but w_hh4 and state_in4 (b_hh,
+/// gates, out, h_prev, h_n and the dense h state, through their vec4 views).
+const SEQUENCE_UNIFORM_FORWARD: &[(u32, Access)] = &[
+    (1, R),
+    (44, Access::Uniform),
+    (45, Access::Uniform),
+    (46, Access::Uniform),
+    (47, Access::Uniform),
+    (33, R),
+    (35, W),
+    (36, W),
+    (37, W),
+    (38, W),
+    (39, W),
+];
+/// `recurrent_sequence_backward_uniform`: info, the four W_hh windows, then
+/// `recurrent_step_backward_vec4`'s buffers but w_hh4 and dgs_in4 (gates,
+/// h_prev, grad_out, grad_h_n, dgates and the dense dG_h, as vec4 views).
+const SEQUENCE_UNIFORM_BACKWARD: &[(u32, Access)] = &[
+    (1, R),
+    (44, Access::Uniform),
+    (45, Access::Uniform),
+    (46, Access::Uniform),
+    (47, Access::Uniform),
+    (33, W),
+    (34, R),
+    (35, R),
+    (36, R),
+    (38, W),
+    (39, W),
+];
 
 /// Shared bindings of `recurrent_step_forward`, in launch order: info, w_hh,
 /// b_hh, state_in, gates, out, h_prev, h_n, state_out.
@@ -177,6 +220,55 @@ fn sequence_kernels(cell: &'static Cell, rows: u32) -> [Kernel; 2] {
             cell: cell.sequence_backward,
         },
     ]
+}
+
+/// The sequence-uniform kernels of `cell`: forward, backward.
+fn sequence_uniform_kernels(cell: &'static Cell) -> [Kernel; 2] {
+    [
+        Kernel {
+            shader: Shader::RecurrentSubgroup { cell, pass: Pass::Forward },
+            entry: "recurrent_sequence_forward_uniform",
+            storage: SEQUENCE_UNIFORM_FORWARD,
+            cell: cell.forward_vec4,
+        },
+        Kernel {
+            shader: Shader::RecurrentSubgroup { cell, pass: Pass::Backward },
+            entry: "recurrent_sequence_backward_uniform",
+            storage: SEQUENCE_UNIFORM_BACKWARD,
+            cell: cell.backward_vec4,
+        },
+    ]
+}
+
+/// W_hh (G, S) of one layer and direction as the sequence-uniform kernels
+/// read it: gate g's block of H rows at the start of window g
+/// ([`W_WINDOW_BYTES`] each). Copies, not a dispatch; forward makes it and
+/// backward reads the same (the weights do not change in between).
+fn w_hh_windows(w_hh: &Tensor, gates: usize) -> Result<Tensor> {
+    let dev = w_hh.device();
+    let window = (W_WINDOW_BYTES / 4) as usize;
+    let block = w_hh.numel() / gates;
+    let windows = Tensor::uninit(dev, &[gates * window], DType::F32)?;
+    for g in 0..gates {
+        let bytes = (block * 4) as u64;
+        dev.rt.copy(
+            w_hh.buffer_window(w_hh.offset() + g * block, bytes)?,
+            windows.buffer_window(windows.offset() + g * window, bytes)?,
+        )?;
+    }
+    Ok(windows)
+}
+
+/// The four window bindings over [`w_hh_windows`]: gate g's window for each
+/// of the cell's gates, window 0 for the bindings past them (never read).
+fn window_ranges(windows: &Tensor, gates: usize) -> Result<Vec<crate::runtime::BufferRange<'_>>> {
+    let window = (W_WINDOW_BYTES / 4) as usize;
+    (0..4).map(|g| windows.buffer_window(windows.offset() + if g < gates { g * window } else { 0 }, W_WINDOW_BYTES)).collect()
+}
+
+/// Rows a sequence-uniform workgroup owns: one per lane of its subgroup.
+fn sequence_uniform_groups(batch: &PackedBatch) -> Result<[u32; 3]> {
+    Ok([u32_of("recurrent sequence", batch.batch())?.div_ceil(crate::device::SUBGROUP_SIZE), 1, 1])
 }
 
 /// The override constants of a sequence kernel for `spec` with `threads`
@@ -324,6 +416,8 @@ struct DirSaved {
     h_prev: Tensor,
     /// (N, H) the cell's output before the projection (proj_size only).
     h_tilde: Option<Tensor>,
+    /// W_hh as the sequence-uniform kernels read it ([`w_hh_windows`]).
+    w_windows: Option<Tensor>,
 }
 
 /// Checks the device can bind what `mode`'s recurrent kernels need.
@@ -480,6 +574,11 @@ pub(crate) fn forward(
         Some(variant) => variant,
         None => crate::rnn::tune::recurrent_kernel(dev, &spec, batch)?,
     };
+    let seq_uniform = variant == RecurrentKernel::SequenceUniform;
+    if let Some(why) = seq_uniform.then(|| crate::rnn::variant::sequence_uniform_unfit(dev, &spec)).flatten() {
+        return Err(Error::Config(why));
+    }
+    let [seq_uniform_forward, _] = sequence_uniform_kernels(cell);
 
     let mut layer_input = x.clone();
     let mut layers = Vec::with_capacity(spec.num_layers);
@@ -518,7 +617,7 @@ pub(crate) fn forward(
                     c_n: c_n.as_ref(),
                 };
                 sequence_forward(&bufs, rows)?;
-                saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde });
+                saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde, w_windows: None });
                 continue;
             }
             // Dense (B, S) states in sorted row order: h double-buffered
@@ -532,10 +631,14 @@ pub(crate) fn forward(
                     if zero_start.0 { Tensor::zeros(dev, &[len])? } else { Tensor::uninit(dev, &[len], DType::F32)? };
                 t.storage_view(0, &[b, sz])
             };
-            let (h_a, h_b) = (state()?, state()?);
+            // The sequence-uniform kernel keeps one h, rewritten in place.
+            let h_a = state()?;
+            let h_b = if seq_uniform { h_a.clone() } else { state()? };
             if !zero_start.0 {
                 sorted_state_into(batch, &h0, state_index, &h_a)?;
-                crate::ops::elementwise_copy(&h_a, &h_b)?;
+                if !seq_uniform {
+                    crate::ops::elementwise_copy(&h_a, &h_b)?;
+                }
             }
             let cell_state = match (&c0, zero_start.1) {
                 (None, _) => None,
@@ -552,6 +655,26 @@ pub(crate) fn forward(
                 .iter()
                 .map(|b| cell_tensor(cell, b.tensor, &have).map(Tensor::buffer))
                 .collect::<Result<_>>()?;
+            if seq_uniform {
+                let windows = w_hh_windows(&params.weight_hh().value, cell.gates)?;
+                {
+                    let sp = step_params(batch, &spec, layer, dir, 0)?;
+                    let mut bufs = vec![batch.info.buffer()];
+                    bufs.extend(window_ranges(&windows, cell.gates)?);
+                    bufs.extend([
+                        params.bias_hh().value.buffer(),
+                        gates.buffer(),
+                        out.buffer(),
+                        h_prev.buffer(),
+                        h_n.buffer(),
+                        h_a.buffer(),
+                    ]);
+                    bufs.extend(&own);
+                    rt.launch(seq_uniform_forward, &constants, &sp, &bufs, sequence_uniform_groups(batch)?)?;
+                }
+                saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde, w_windows: Some(windows) });
+                continue;
+            }
             for k in 0..steps {
                 let t = step_time(dir, k, steps, false);
                 let sp = step_params(batch, &spec, layer, dir, t)?;
@@ -587,7 +710,7 @@ pub(crate) fn forward(
                     rt.launch(project, &constants, &sp, &bufs, [sp.state.div_ceil(WG), tiles, 1])?;
                 }
             }
-            saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde });
+            saved.push(DirSaved { gates, saved: cell_saved, h_prev, h_tilde, w_windows: None });
         }
         layers.push(LayerSaved { input: layer_input, dirs: saved });
         layer_input = out;
@@ -827,6 +950,7 @@ pub(crate) fn backward(
     let initial_kernel = initial_state_kernel(cell, vec4);
     let rt = &dev.rt;
     let variant = fwd.variant;
+    let [_, seq_uniform_backward] = sequence_uniform_kernels(cell);
 
     let fits = param_grads.len() == rnn.params().len()
         && param_grads
@@ -914,7 +1038,28 @@ pub(crate) fn backward(
                 // projection by the cell kernel that follows it.
                 let cell_own = own(cell.backward)?;
                 let step_own: &[crate::runtime::BufferRange<'_>] = if projected { &[] } else { &cell_own };
-                for k in 0..steps {
+                // The sequence-uniform kernel runs every step in one dispatch.
+                let seq_uniform = variant == RecurrentKernel::SequenceUniform;
+                if seq_uniform {
+                    let windows = s.w_windows.as_ref().ok_or_else(|| {
+                        Error::Config("the sequence-uniform forward pass kept no W_hh windows".into())
+                    })?;
+                    let sp = step_params(batch, &spec, layer, dir, 0)?;
+                    let mut bufs = vec![batch.info.buffer()];
+                    bufs.extend(window_ranges(windows, cell.gates)?);
+                    bufs.extend([
+                        s.gates.buffer(),
+                        s.h_prev.buffer(),
+                        d_out.buffer(),
+                        grad_h_n.buffer(),
+                        dgx.buffer(),
+                        dg_a.buffer(),
+                    ]);
+                    bufs.extend(step_own);
+                    rt.launch(seq_uniform_backward, &constants, &sp, &bufs, sequence_uniform_groups(batch)?)?;
+                }
+                let step_dispatches = if seq_uniform { 0 } else { steps };
+                for k in 0..step_dispatches {
                     let t = step_time(dir, k, steps, true);
                     let sp = step_params(batch, &spec, layer, dir, t)?;
                     let live = u32_of(OP, batch.batch_sizes()[t])?;

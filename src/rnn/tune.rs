@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::device::Device;
 use crate::error::Result;
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::variant::{sequence_rows, sequence_unfit, RecurrentKernel};
+use crate::rnn::variant::{sequence_rows, sequence_uniform_unfit, sequence_unfit, RecurrentKernel};
 use crate::rnn::{RnnConfig, RnnSpec};
 use crate::tensor::Tensor;
 use crate::tune::{adapter_key, best_time, lock, read_cache, write_cache};
@@ -78,6 +78,10 @@ pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBa
             return Ok(RecurrentKernel::Sequence { rows });
         }
         Some(RecurrentKernel::Sequence { .. }) => return Ok(default),
+        Some(RecurrentKernel::SequenceUniform) if sequence_uniform_unfit(device, spec).is_none() => {
+            return Ok(RecurrentKernel::SequenceUniform);
+        }
+        Some(RecurrentKernel::SequenceUniform) => return Ok(default),
         None => {}
     }
     let shape = Shape::of(spec, batch);
@@ -94,9 +98,12 @@ fn tuned(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<RecurrentKerne
     // The adapter's key is built only to load or save the cache.
     let map = tuned.get_or_insert_with(|| read_cache(&adapter_key(device)));
     if let Some(kernel) = map.get(&shape.key()).and_then(|k| RecurrentKernel::parse(k).ok()) {
-        if kernel == RecurrentKernel::Step
-            || matches!(kernel, RecurrentKernel::Sequence { rows } if rows > 0 && sequence_unfit(&device.rt.limits, spec, rows).is_none())
-        {
+        let runs = match kernel {
+            RecurrentKernel::Step => true,
+            RecurrentKernel::Sequence { rows } => rows > 0 && sequence_unfit(&device.rt.limits, spec, rows).is_none(),
+            RecurrentKernel::SequenceUniform => sequence_uniform_unfit(device, spec).is_none(),
+        };
+        if runs {
             return Ok(kernel);
         }
     }
@@ -136,6 +143,9 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
         if (rows as usize) <= b && sequence_unfit(&device.rt.limits, spec, rows).is_none() {
             candidates.push(RecurrentKernel::Sequence { rows });
         }
+    }
+    if sequence_uniform_unfit(device, spec).is_none() {
+        candidates.push(RecurrentKernel::SequenceUniform);
     }
     let mut timings = Vec::new();
     for kernel in candidates {

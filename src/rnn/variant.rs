@@ -2,12 +2,15 @@
 //! dispatch per time step, any size) or the sequence-resident ones (one
 //! dispatch per layer and direction that loops over every step inside,
 //! for hidden sizes the adapter's workgroup limits allow), and with how
-//! many batch rows per workgroup.
+//! many batch rows per workgroup; or the sequence-uniform ones (one
+//! dispatch per layer and direction, lanes owning rows and W_hh read from
+//! uniform windows: the shape that suits a CPU driver).
 //!
 //! Every variant computes the same bits (the sequence kernels repeat the
 //! step kernels' arithmetic in the same order), so the choice changes speed
 //! only, never a result. `WGRNN_KERNEL=recurrent=step`,
-//! `recurrent=sequence` or `recurrent=sequence/ROWS` ([`crate::tune`]; or
+//! `recurrent=sequence`, `recurrent=sequence/ROWS` or
+//! `recurrent=sequence_uniform` ([`crate::tune`]; or
 //! [`crate::Device::set_recurrent_kernel`]) forces one; otherwise the
 //! autotuner picks ([`crate::rnn::tune`]).
 
@@ -29,6 +32,12 @@ pub enum RecurrentKernel {
         /// Batch rows per workgroup.
         rows: u32,
     },
+    /// One dispatch per layer and direction
+    /// (`recurrent_sequence_{forward,backward}_uniform`): a workgroup is one
+    /// subgroup of 8 lanes, each owning a batch row and every unit, with
+    /// W_hh read from uniform windows. Needs subgroups of 8, H % 4 == 0,
+    /// H ≤ 128 and no projection ([`sequence_uniform_unfit`]).
+    SequenceUniform,
 }
 
 impl fmt::Display for RecurrentKernel {
@@ -36,22 +45,24 @@ impl fmt::Display for RecurrentKernel {
         match self {
             RecurrentKernel::Step => write!(f, "step"),
             RecurrentKernel::Sequence { rows } => write!(f, "sequence/{rows}"),
+            RecurrentKernel::SequenceUniform => write!(f, "sequence_uniform"),
         }
     }
 }
 
 impl RecurrentKernel {
     /// Parses [`RecurrentKernel`]'s display form: `step`, `sequence/ROWS`,
-    /// or `sequence` (rows chosen per batch, [`RecurrentKernel::Sequence`]
-    /// with rows 0 until resolved).
+    /// `sequence_uniform`, or `sequence` (rows chosen per batch,
+    /// [`RecurrentKernel::Sequence`] with rows 0 until resolved).
     pub fn parse(text: &str) -> Result<Self> {
         let bad = || {
             Error::Config(format!(
-                "unknown recurrent kernel {text:?}; accepted: step, sequence, sequence/ROWS with ROWS in {SEQUENCE_ROW_CHOICES:?}"
+                "unknown recurrent kernel {text:?}; accepted: step, sequence, sequence/ROWS with ROWS in {SEQUENCE_ROW_CHOICES:?}, sequence_uniform"
             ))
         };
         match text.trim() {
             "step" => Ok(RecurrentKernel::Step),
+            "sequence_uniform" => Ok(RecurrentKernel::SequenceUniform),
             "sequence" => Ok(RecurrentKernel::Sequence { rows: 0 }),
             other => {
                 let rows: u32 = other.strip_prefix("sequence/").and_then(|r| r.parse().ok()).ok_or_else(bad)?;
@@ -103,6 +114,41 @@ pub(crate) fn sequence_unfit(limits: &wgpu::Limits, spec: &RnnSpec, rows: u32) -
     None
 }
 
+/// Why the sequence-uniform kernels cannot run `spec` on `device`, or
+/// `None` if they can: they need subgroups of
+/// [`crate::device::SUBGROUP_SIZE`], H % 4 == 0, no projection, each gate's
+/// block of W_hh (H·S·4 bytes) inside one uniform window, and the window
+/// bindings (one per gate, plus the step parameters).
+pub(crate) fn sequence_uniform_unfit(device: &crate::Device, spec: &RnnSpec) -> Option<String> {
+    use crate::rnn::gpu::{SEQ_UNIFORM_HIDDEN, W_WINDOW_BYTES};
+    let limits = device.limits();
+    if device.info().subgroup_size != Some(crate::device::SUBGROUP_SIZE) {
+        return Some(format!(
+            "the sequence-uniform kernels need subgroups of {} lanes, adapter {} has none",
+            crate::device::SUBGROUP_SIZE,
+            device.info().name
+        ));
+    }
+    if spec.proj_size > 0 {
+        return Some("the sequence-uniform kernels have no projection (proj_size)".into());
+    }
+    let h = spec.hidden_size;
+    if !h.is_multiple_of(4) || h > SEQ_UNIFORM_HIDDEN as usize {
+        return Some(format!(
+            "the sequence-uniform kernels need a hidden size that is a multiple of 4 and at most {SEQ_UNIFORM_HIDDEN}, got {h}"
+        ));
+    }
+    if limits.max_uniform_buffer_binding_size < W_WINDOW_BYTES || limits.max_uniform_buffers_per_shader_stage < 5 {
+        return Some(format!(
+            "the sequence-uniform kernels bind 5 uniform buffers of up to {W_WINDOW_BYTES} bytes, adapter {} allows {} of {}",
+            device.info().name,
+            limits.max_uniform_buffers_per_shader_stage,
+            limits.max_uniform_buffer_binding_size
+        ));
+    }
+    None
+}
+
 /// The largest row count the sequence kernels can use for `spec` and a
 /// batch of `batch` rows: no more than the batch needs (rounded up to a
 /// power of two), none past the adapter's workgroup memory.
@@ -121,13 +167,16 @@ mod tests {
 
     #[test]
     fn kernel_names_parse_and_print_back() {
-        for kernel in
-            [RecurrentKernel::Step, RecurrentKernel::Sequence { rows: 1 }, RecurrentKernel::Sequence { rows: 8 }]
-        {
+        for kernel in [
+            RecurrentKernel::Step,
+            RecurrentKernel::Sequence { rows: 1 },
+            RecurrentKernel::Sequence { rows: 8 },
+            RecurrentKernel::SequenceUniform,
+        ] {
             assert_eq!(RecurrentKernel::parse(&kernel.to_string()).unwrap(), kernel);
         }
         assert_eq!(RecurrentKernel::parse("sequence").unwrap(), RecurrentKernel::Sequence { rows: 0 });
-        for bad in ["", "steps", "sequence/3", "sequence/", "sequence/x", "sequence/16"] {
+        for bad in ["", "steps", "sequence/3", "sequence/", "sequence/x", "sequence/16", "sequence_uniform/8"] {
             assert!(matches!(RecurrentKernel::parse(bad), Err(Error::Config(_))), "{bad:?} accepted");
         }
     }

@@ -3,7 +3,8 @@
 //! [`crate::Device::set_recurrent_kernel`]) wins. Otherwise, for a layer
 //! shape big enough to matter, every variant the adapter can run is timed
 //! once (forward and backward of a one-layer stand-in with random weights,
-//! best of a few runs) and the fastest is kept, in memory and in a JSON
+//! best of a few runs) and the fastest is kept (a sequence variant over
+//! the step kernels unless they are more than 10% faster), in memory and in a JSON
 //! file keyed by adapter, driver, wgrnn version and shape, so a later
 //! process on the same machine reuses it. Smaller shapes take the sequence
 //! kernels where they fit (one dispatch instead of one per step is what
@@ -25,6 +26,15 @@ use crate::tune::{adapter_key, best_time, lock, read_cache, write_cache};
 
 /// The cache file ([`crate::tune::cache_path`]).
 pub use crate::tune::cache_path;
+
+/// How much faster than the fastest sequence variant the step kernels must
+/// time to be chosen. The timing runs one layer alone; in a training step
+/// every dispatch also costs encoding and, on a CPU driver, waking its
+/// worker threads, which the step kernels pay once per time step and the
+/// sequence kernels once per layer and direction (the bench step on
+/// lavapipe: 245 / 209 / 226 ms with the sequence-uniform kernels against
+/// 246 / 238 / 241 with the step kernels, which timed 4% faster alone).
+const STEP_MARGIN: f64 = 1.10;
 
 /// Multiply-adds of one direction's recurrence (B·T·G·H) below which a
 /// shape is not timed: there the per-step launches dominate, which the
@@ -108,10 +118,23 @@ fn tuned(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<RecurrentKerne
         }
     }
     let timings = time_variants(device, spec, shape)?;
-    let best = timings.iter().min_by_key(|(_, d)| *d).map(|(k, _)| *k).unwrap_or(RecurrentKernel::Step);
+    let best = pick(&timings);
     map.insert(shape.key(), best.to_string());
     write_cache(&adapter_key(device), map);
     Ok(best)
+}
+
+/// The variant to keep from `timings`: the fastest, but a sequence variant
+/// over the step kernels unless they are more than [`STEP_MARGIN`] faster.
+fn pick(timings: &[(RecurrentKernel, Duration)]) -> RecurrentKernel {
+    let Some(&(fastest, time)) = timings.iter().min_by_key(|(_, d)| *d) else { return RecurrentKernel::Step };
+    let sequence = timings.iter().filter(|(k, _)| *k != RecurrentKernel::Step).min_by_key(|(_, d)| *d);
+    match sequence {
+        Some(&(kernel, d)) if fastest == RecurrentKernel::Step && d.as_secs_f64() <= time.as_secs_f64() * STEP_MARGIN => {
+            kernel
+        }
+        _ => fastest,
+    }
 }
 
 /// Times every recurrent kernel variant the adapter can run for one layer
@@ -157,4 +180,24 @@ fn time_variants(device: &Device, spec: &RnnSpec, shape: Shape) -> Result<Vec<(R
     }
     timings.sort_by_key(|(_, d)| *d);
     Ok(timings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_kernels_must_win_by_the_margin() {
+        let ms = Duration::from_millis;
+        let uniform = RecurrentKernel::SequenceUniform;
+        let rows = RecurrentKernel::Sequence { rows: 4 };
+        // Within 10%: the sequence variant, the fastest of them.
+        assert_eq!(pick(&[(RecurrentKernel::Step, ms(100)), (rows, ms(109)), (uniform, ms(105))]), uniform);
+        // More than 10%: the step kernels.
+        assert_eq!(pick(&[(RecurrentKernel::Step, ms(100)), (uniform, ms(111))]), RecurrentKernel::Step);
+        // A faster sequence variant needs no margin.
+        assert_eq!(pick(&[(RecurrentKernel::Step, ms(100)), (rows, ms(90))]), rows);
+        assert_eq!(pick(&[(RecurrentKernel::Step, ms(100))]), RecurrentKernel::Step);
+        assert_eq!(pick(&[]), RecurrentKernel::Step);
+    }
 }

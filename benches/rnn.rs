@@ -13,9 +13,14 @@
 //! - `step`: one dispatch per time step (`RecurrentKernel::Step`);
 //! - `sequence`: one dispatch per layer and direction for the whole
 //!   sequence (`RecurrentKernel::parse("sequence")`, rows per workgroup
-//!   chosen for the batch). Where the adapter cannot run the sequence
-//!   kernels at a hidden size, forcing them falls back to `step`; the bench
-//!   detects that (by counting dispatches) and skips `sequence` there.
+//!   chosen for the batch);
+//! - `sequence_uniform`: one dispatch per layer and direction, lanes owning
+//!   rows and W_hh read from uniform windows
+//!   (`RecurrentKernel::SequenceUniform`: subgroups of 8, H ≤ 128).
+//!
+//! Where the adapter cannot run a sequence variant at a hidden size,
+//! forcing it falls back to another; the bench detects that (by counting
+//! dispatches) and skips the variant there.
 //!
 //! Comparing the two on an adapter shows which wins where (what the
 //! autotuner, `wgrnn::rnn::tune`, decides per shape). A table of the best
@@ -167,23 +172,26 @@ fn bench_rnn(crit: &mut Criterion) {
     let dev = Device::new().expect("the recurrent bench needs an adapter");
     println!("adapter: {}", dev.info());
     let sequence = RecurrentKernel::parse("sequence").expect("a known variant");
-    let kernels = [("step", RecurrentKernel::Step), ("sequence", sequence)];
+    let kernels =
+        [("step", RecurrentKernel::Step), ("sequence", sequence), ("sequence_uniform", RecurrentKernel::SequenceUniform)];
     let cases = grid();
     let results: RefCell<Results> = RefCell::new(BTreeMap::new());
-    let mut fits: BTreeMap<(&'static str, usize), bool> = BTreeMap::new();
+    let mut fits: BTreeMap<(&'static str, usize, &'static str), bool> = BTreeMap::new();
 
     for (index, case) in cases.iter().enumerate() {
-        let runs_sequence =
-            *fits.entry((case.mode.name(), case.h)).or_insert_with(|| sequence_runs(&dev, case.mode, case.h, sequence));
         let mut group = crit.benchmark_group(format!("rnn/{}", case.label()));
         group.sampling_mode(SamplingMode::Flat);
         let n: usize = case.lengths().iter().sum();
         group.throughput(Throughput::Elements(n as u64));
         let data: OnceCell<Data> = OnceCell::new();
         for (name, kernel) in kernels {
-            if kernel != RecurrentKernel::Step && !runs_sequence {
+            let runs = kernel == RecurrentKernel::Step
+                || *fits
+                    .entry((case.mode.name(), case.h, name))
+                    .or_insert_with(|| sequence_runs(&dev, case.mode, case.h, kernel));
+            if !runs {
                 println!(
-                    "rnn/{}: the sequence kernels cannot run H={} here (forcing them falls back to step); skipped",
+                    "rnn/{}: the {name} kernels cannot run H={} here (forcing them falls back to another); skipped",
                     case.label(),
                     case.h
                 );
@@ -251,7 +259,7 @@ fn bench_rnn(crit: &mut Criterion) {
     print_table(&dev, &cases, &results.into_inner());
 }
 
-/// The best timed batch of each bench that ran, step and sequence side by side.
+/// The best timed batch of each bench that ran, the variants side by side.
 fn print_table(dev: &Device, cases: &[Case], results: &Results) {
     if results.is_empty() {
         return;
@@ -260,32 +268,37 @@ fn print_table(dev: &Device, cases: &[Case], results: &Results) {
         "\nRecurrent layer on {}, I={I}, mixed lengths; ms per pass (dispatches), best timed batch:",
         dev.info().name
     );
-    println!("| mode | H | B | T | pass | step | sequence | faster |\n|---|---|---|---|---|---|---|---|");
+    const KERNELS: [&str; 3] = ["step", "sequence", "sequence_uniform"];
+    println!(
+        "| mode | H | B | T | pass | step | sequence | sequence_uniform | fastest |\n|---|---|---|---|---|---|---|---|---|"
+    );
     for (index, case) in cases.iter().enumerate() {
         for pass in ["forward", "backward"] {
-            let step = results.get(&(index, pass, "step"));
-            let seq = results.get(&(index, pass, "sequence"));
-            if step.is_none() && seq.is_none() {
+            let rows: Vec<Option<&Row>> = KERNELS.iter().map(|k| results.get(&(index, pass, *k))).collect();
+            if rows.iter().all(Option::is_none) {
                 continue;
             }
-            let cell = |r: Option<&Row>| {
+            let cell = |r: &Option<&Row>| {
                 r.map_or("—".to_string(), |r| format!("{:.2} ({})", r.best.as_secs_f64() * 1e3, r.dispatches))
             };
-            let faster = match (step, seq) {
-                (Some(s), Some(q)) if q.best < s.best => {
-                    format!("sequence ×{:.2}", s.best.as_secs_f64() / q.best.as_secs_f64())
-                }
-                (Some(s), Some(q)) => format!("step ×{:.2}", q.best.as_secs_f64() / s.best.as_secs_f64()),
-                _ => "—".to_string(),
+            let timed: Vec<(&str, Duration)> =
+                KERNELS.iter().zip(&rows).filter_map(|(k, r)| r.map(|r| (*k, r.best))).collect();
+            let fastest = timed.iter().min_by_key(|(_, d)| *d).expect("one ran");
+            // How much faster than the next best, where another ran.
+            let runner_up = timed.iter().filter(|(k, _)| *k != fastest.0).map(|(_, d)| *d).min();
+            let fastest = match runner_up {
+                Some(d) => format!("{} ×{:.2}", fastest.0, d.as_secs_f64() / fastest.1.as_secs_f64()),
+                None => fastest.0.to_string(),
             };
             println!(
-                "| {} | {} | {} | {} | {pass} | {} | {} | {faster} |",
+                "| {} | {} | {} | {} | {pass} | {} | {} | {} | {fastest} |",
                 case.mode.name(),
                 case.h,
                 case.b,
                 case.t,
-                cell(step),
-                cell(seq)
+                cell(&rows[0]),
+                cell(&rows[1]),
+                cell(&rows[2])
             );
         }
     }

@@ -6,9 +6,10 @@
 //! best of a few runs) and the fastest is kept (a sequence variant over
 //! the step kernels unless they are more than 10% faster), in memory and in a JSON
 //! file keyed by adapter, driver, wgrnn version and shape, so a later
-//! process on the same machine reuses it. Smaller shapes take the sequence
-//! kernels where they fit (one dispatch instead of one per step is what
-//! matters when there is little work per step).
+//! process on the same machine reuses it. Smaller shapes take a sequence
+//! variant where one fits, the sequence-uniform kernels first (one
+//! dispatch instead of one per step is what matters when there is little
+//! work per step).
 //!
 //! Every variant computes the same bits, so the choice never changes a
 //! result, only its speed. The cache file and `WGRNN_TUNE=off` are
@@ -74,28 +75,33 @@ impl Shape {
     }
 }
 
-/// The variant that runs `spec`'s recurrence over `batch` on `device`. A
-/// forced sequence variant the layer cannot use (a projection, a hidden
+/// The variant that runs `spec`'s recurrence over `batch` on `device`.
+/// Untimed (a small layer, tuning off), a sequence variant where one
+/// fits: the sequence-uniform kernels first (only adapters with fixed
+/// 8-lane subgroups run them, which in practice are CPU drivers, and on
+/// lavapipe they ran small layers' training steps about twice as fast as
+/// the other two), then the largest row count of the sequence kernels.
+/// A forced sequence variant the layer cannot use (a projection, a hidden
 /// size past the adapter's limits) falls back to the largest row count
 /// that fits, then to the step kernels, so forcing never fails a model.
 pub(crate) fn recurrent_kernel(device: &Device, spec: &RnnSpec, batch: &PackedBatch) -> Result<RecurrentKernel> {
     let limits = &device.rt.limits;
-    let fitting = sequence_rows(limits, spec, batch.batch()).map(|rows| RecurrentKernel::Sequence { rows });
-    let default = fitting.unwrap_or(RecurrentKernel::Step);
+    let rows_fit = sequence_rows(limits, spec, batch.batch()).map(|rows| RecurrentKernel::Sequence { rows });
+    let uniform_fits = sequence_uniform_unfit(device, spec).is_none();
+    let fallback = rows_fit.unwrap_or(RecurrentKernel::Step);
+    let default = if uniform_fits { RecurrentKernel::SequenceUniform } else { fallback };
     match device.rt.kernels.forced_recurrent() {
         Some(RecurrentKernel::Step) => return Ok(RecurrentKernel::Step),
         Some(RecurrentKernel::Sequence { rows }) if rows > 0 && sequence_unfit(limits, spec, rows).is_none() => {
             return Ok(RecurrentKernel::Sequence { rows });
         }
-        Some(RecurrentKernel::Sequence { .. }) => return Ok(default),
-        Some(RecurrentKernel::SequenceUniform) if sequence_uniform_unfit(device, spec).is_none() => {
-            return Ok(RecurrentKernel::SequenceUniform);
-        }
-        Some(RecurrentKernel::SequenceUniform) => return Ok(default),
+        Some(RecurrentKernel::Sequence { .. }) => return Ok(fallback),
+        Some(RecurrentKernel::SequenceUniform) if uniform_fits => return Ok(RecurrentKernel::SequenceUniform),
+        Some(RecurrentKernel::SequenceUniform) => return Ok(fallback),
         None => {}
     }
     let shape = Shape::of(spec, batch);
-    if fitting.is_none() || shape.work() < TUNE_MIN_WORK || device.rt.kernels.tuning_off {
+    if default == RecurrentKernel::Step || shape.work() < TUNE_MIN_WORK || device.rt.kernels.tuning_off {
         return Ok(default);
     }
     tuned(device, spec, shape)

@@ -225,6 +225,7 @@ fn sequence_gate_product(acc: ptr<function, array<vec4<f32>, SUBGROUP_SIZE>>,
         let wc = w_window_at(gate, qq + 2u, j4);
         let wd = w_window_at(gate, qq + 3u, j4);
         let xc = (*x)[(gate * h + qq) / 4u];
+        // One line per lane: subgroupBroadcast takes the lane as a constant.
         (*acc)[0] += mat4x4<f32>(subgroupBroadcast(wa, 0u), subgroupBroadcast(wb, 0u), subgroupBroadcast(wc, 0u),
                                    subgroupBroadcast(wd, 0u)) * xc;
         (*acc)[1] += mat4x4<f32>(subgroupBroadcast(wa, 1u), subgroupBroadcast(wb, 1u), subgroupBroadcast(wc, 1u),

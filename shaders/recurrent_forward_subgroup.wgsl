@@ -230,6 +230,7 @@ fn recurrent_step_forward_vec4_uniform(@builtin(workgroup_id) wg: vec3<u32>,
 // accumulators of unit group u.
 fn sequence_accumulate(acc: ptr<function, array<vec4<f32>, SUBGROUP_SIZE>>, x: vec4<f32>,
                        wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) {
+    // One line per lane: subgroupBroadcast takes the lane as a constant.
     (*acc)[0] += vec4<f32>(dot(x, subgroupBroadcast(wa, 0u)), dot(x, subgroupBroadcast(wb, 0u)),
                          dot(x, subgroupBroadcast(wc, 0u)), dot(x, subgroupBroadcast(wd, 0u)));
     (*acc)[1] += vec4<f32>(dot(x, subgroupBroadcast(wa, 1u)), dot(x, subgroupBroadcast(wb, 1u)),

@@ -116,17 +116,27 @@ impl KernelChoices {
 /// the best counts (the others absorb a cold cache or a busy machine).
 pub(crate) const RUNS: usize = 3;
 
-/// The best time of [`RUNS`] calls of `run` (each from an idle device to an
-/// idle device) after one untimed call, which builds the pipelines.
-pub(crate) fn best_time(device: &Device, mut run: impl FnMut() -> Result<()>) -> Result<Duration> {
-    let mut best = Duration::MAX;
-    for i in 0..=RUNS {
-        device.synchronize()?;
-        let start = Instant::now();
-        run()?;
-        device.synchronize()?;
-        if i > 0 {
-            best = best.min(start.elapsed());
+/// The best time of each of `candidates` candidates over [`RUNS`] rounds,
+/// after one untimed round that builds the pipelines. `run(i)` runs
+/// candidate i once; each call is timed from an idle device to an idle
+/// device. A round runs every candidate once, so a host whose speed drifts
+/// (a noisy neighbour, a clock change) slows all of them alike instead of
+/// whichever came last.
+pub(crate) fn best_times(
+    device: &Device,
+    candidates: usize,
+    mut run: impl FnMut(usize) -> Result<()>,
+) -> Result<Vec<Duration>> {
+    let mut best = vec![Duration::MAX; candidates];
+    for round in 0..=RUNS {
+        for (i, best) in best.iter_mut().enumerate() {
+            device.synchronize()?;
+            let start = Instant::now();
+            run(i)?;
+            device.synchronize()?;
+            if round > 0 {
+                *best = (*best).min(start.elapsed());
+            }
         }
     }
     Ok(best)

@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::ops::gemm::gemm_and_sum_a_with_variant;
 use crate::ops::{gemm_with_variant, GemmOptions, GemmVariant};
 use crate::tensor::Tensor;
-use crate::tune::{adapter_key, best_time, lock, read_cache, write_cache};
+use crate::tune::{adapter_key, best_times, lock, read_cache, write_cache};
 
 /// Multiply-adds (M·N·K) below which a product is not timed: there the
 /// launch, not the kernel, is most of the cost, and timing would cost more
@@ -154,17 +154,15 @@ fn time_variants(device: &Device, shape: GemmShape) -> Result<Vec<(GemmVariant, 
     let c = Tensor::zeros(device, &[m, n])?;
     let col_sums = Tensor::zeros(device, &[m])?;
     let opts = GemmOptions { trans_a, trans_b, ..GemmOptions::default() };
-    let mut timings = Vec::new();
-    for variant in candidates(device) {
-        let best = best_time(device, || {
-            if sums {
-                gemm_and_sum_a_with_variant(&a, &b, &c, opts, &col_sums, variant)
-            } else {
-                gemm_with_variant(&a, &b, None, &c, opts, variant)
-            }
-        })?;
-        timings.push((variant, best));
-    }
+    let variants = candidates(device);
+    let times = best_times(device, variants.len(), |i| {
+        if sums {
+            gemm_and_sum_a_with_variant(&a, &b, &c, opts, &col_sums, variants[i])
+        } else {
+            gemm_with_variant(&a, &b, None, &c, opts, variants[i])
+        }
+    })?;
+    let mut timings: Vec<(GemmVariant, Duration)> = variants.into_iter().zip(times).collect();
     timings.sort_by_key(|(_, d)| *d);
     Ok(timings)
 }

@@ -172,8 +172,11 @@ fn bench_rnn(crit: &mut Criterion) {
     let dev = Device::new().expect("the recurrent bench needs an adapter");
     println!("adapter: {}", dev.info());
     let sequence = RecurrentKernel::parse("sequence").expect("a known variant");
-    let kernels =
-        [("step", RecurrentKernel::Step), ("sequence", sequence), ("sequence_uniform", RecurrentKernel::SequenceUniform)];
+    let kernels = [
+        ("step", RecurrentKernel::Step),
+        ("sequence", sequence),
+        ("sequence_uniform", RecurrentKernel::SequenceUniform),
+    ];
     let cases = grid();
     let results: RefCell<Results> = RefCell::new(BTreeMap::new());
     let mut fits: BTreeMap<(&'static str, usize, &'static str), bool> = BTreeMap::new();

@@ -112,16 +112,22 @@ impl KernelChoices {
     }
 }
 
-/// Timed runs of each candidate after the one that builds its pipelines;
-/// the best counts (the others absorb a cold cache or a busy machine).
-pub(crate) const RUNS: usize = 3;
+/// Timed rounds after the one that builds the pipelines; each candidate's
+/// best counts (the others absorb a cold cache or a busy machine).
+pub(crate) const RUNS: usize = 5;
+
+/// A candidate whose best time is more than this many times the best of
+/// all after a timed round sits out the later rounds: it cannot win, and on
+/// lavapipe the sequence kernels with rows per workgroup took 4–13× the
+/// time of the others, most of a round.
+const HOPELESS: f64 = 2.0;
 
 /// The best time of each of `candidates` candidates over [`RUNS`] rounds,
 /// after one untimed round that builds the pipelines. `run(i)` runs
 /// candidate i once; each call is timed from an idle device to an idle
 /// device. A round runs every candidate once, so a host whose speed drifts
 /// (a noisy neighbour, a clock change) slows all of them alike instead of
-/// whichever came last.
+/// whichever came last; [`HOPELESS`] candidates sit out after the first.
 pub(crate) fn best_times(
     device: &Device,
     candidates: usize,
@@ -129,7 +135,11 @@ pub(crate) fn best_times(
 ) -> Result<Vec<Duration>> {
     let mut best = vec![Duration::MAX; candidates];
     for round in 0..=RUNS {
+        let fastest = best.iter().min().copied().unwrap_or(Duration::MAX);
         for (i, best) in best.iter_mut().enumerate() {
+            if round > 1 && best.as_secs_f64() > fastest.as_secs_f64() * HOPELESS {
+                continue;
+            }
             device.synchronize()?;
             let start = Instant::now();
             run(i)?;
@@ -144,18 +154,21 @@ pub(crate) fn best_times(
 
 /// What a cached choice is valid for: the adapter, its driver and backend,
 /// whether the kernels use subgroups (they are other kernels, with other
-/// speeds), this version of wgrnn, and the text of the kernels that are
-/// tuned (a changed kernel, even within a version, is timed again).
+/// speeds), this version of wgrnn, the text of the kernels that are tuned
+/// (a changed kernel, even within a version, is timed again) and the
+/// tuners' margins (a changed rule decides again).
 pub(crate) fn adapter_key(device: &Device) -> String {
     let info = device.info();
     let subgroups = info.subgroup_size.map_or("no subgroups".to_string(), |s| format!("subgroups {s}"));
     format!(
-        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x}",
+        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x} | margins step {} gemm {}",
         info.name,
         info.driver,
         info.backend,
         env!("CARGO_PKG_VERSION"),
-        kernels_revision()
+        kernels_revision(),
+        crate::rnn::tune::STEP_MARGIN,
+        crate::ops::gemm_tune::DEFAULT_MARGIN
     )
 }
 

@@ -35,7 +35,7 @@ const MAX_TUNE_BYTES: u64 = 256 << 20;
 /// be kept: another variant must win by more than 10%. (On lavapipe the
 /// bench step's weight gradients time within 5–20% of each other from run
 /// to run between `subgroup_window` and `subgroup`.)
-const DEFAULT_MARGIN: f64 = 1.10;
+pub(crate) const DEFAULT_MARGIN: f64 = 1.10;
 
 /// What is tuned: one product's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ fn pick(timings: &[(GemmVariant, Duration)], default: GemmVariant) -> GemmVarian
 
 /// Times every GEMM variant the tuner compares on `device` for a product
 /// op(A)·op(B) of (M, K)·(K, N) with these transposes, fused column sums of
-/// A or not (best of 3 runs after one that builds the pipelines), fastest
+/// A or not (best of 5 interleaved rounds after one that builds the pipelines), fastest
 /// first: what the tuner compares.
 pub fn time_gemm_variants(
     device: &Device,

@@ -263,7 +263,9 @@ fn w_hh_windows(w_hh: &Tensor, gates: usize) -> Result<Tensor> {
 /// of the cell's gates, window 0 for the bindings past them (never read).
 fn window_ranges(windows: &Tensor, gates: usize) -> Result<Vec<crate::runtime::BufferRange<'_>>> {
     let window = (W_WINDOW_BYTES / 4) as usize;
-    (0..4).map(|g| windows.buffer_window(windows.offset() + if g < gates { g * window } else { 0 }, W_WINDOW_BYTES)).collect()
+    (0..4)
+        .map(|g| windows.buffer_window(windows.offset() + if g < gates { g * window } else { 0 }, W_WINDOW_BYTES))
+        .collect()
 }
 
 /// Rows a sequence-uniform workgroup owns: one per lane of its subgroup.

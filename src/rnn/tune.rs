@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::device::Device;
 use crate::error::Result;
 use crate::rnn::packed::PackedBatch;
-use crate::rnn::variant::{sequence_rows, sequence_uniform_unfit, sequence_unfit, RecurrentKernel};
+use crate::rnn::variant::{sequence_rows, sequence_unfit, sequence_uniform_unfit, RecurrentKernel};
 use crate::rnn::{RnnConfig, RnnSpec};
 use crate::tensor::Tensor;
 use crate::tune::{adapter_key, best_times, lock, read_cache, write_cache};
@@ -38,7 +38,7 @@ pub use crate::tune::cache_path;
 /// Where the timing cannot tell them apart, fewer dispatches win: the step
 /// kernels pay encoding and, on a CPU driver, a wake-up of the worker
 /// threads per time step, the sequence kernels per layer and direction.
-const STEP_MARGIN: f64 = 1.25;
+pub(crate) const STEP_MARGIN: f64 = 1.25;
 
 /// Multiply-adds of one direction's recurrence (B·T·G·H) below which a
 /// shape is not timed: there the per-step launches dominate, which the
@@ -140,7 +140,9 @@ fn pick(timings: &[(RecurrentKernel, Duration)]) -> RecurrentKernel {
     let Some(&(fastest, time)) = timings.iter().min_by_key(|(_, d)| *d) else { return RecurrentKernel::Step };
     let sequence = timings.iter().filter(|(k, _)| *k != RecurrentKernel::Step).min_by_key(|(_, d)| *d);
     match sequence {
-        Some(&(kernel, d)) if fastest == RecurrentKernel::Step && d.as_secs_f64() <= time.as_secs_f64() * STEP_MARGIN => {
+        Some(&(kernel, d))
+            if fastest == RecurrentKernel::Step && d.as_secs_f64() <= time.as_secs_f64() * STEP_MARGIN =>
+        {
             kernel
         }
         _ => fastest,
@@ -149,7 +151,7 @@ fn pick(timings: &[(RecurrentKernel, Duration)]) -> RecurrentKernel {
 
 /// Times every recurrent kernel variant the adapter can run for one layer
 /// direction of `mode` with `hidden` units over `batch` rows of `steps`
-/// steps (forward and backward, best of 3 runs after one that builds the
+/// steps (forward and backward, best of 5 interleaved rounds after one that builds the
 /// pipelines), fastest first: what the autotuner compares.
 pub fn time_recurrent_kernels(
     device: &Device,

@@ -156,12 +156,12 @@ pub(crate) fn best_times(
 /// whether the kernels use subgroups (they are other kernels, with other
 /// speeds), this version of wgrnn, the text of the kernels that are tuned
 /// (a changed kernel, even within a version, is timed again) and the
-/// tuners' margins (a changed rule decides again).
+/// tuners' margins and rounds (a changed rule decides again).
 pub(crate) fn adapter_key(device: &Device) -> String {
     let info = device.info();
     let subgroups = info.subgroup_size.map_or("no subgroups".to_string(), |s| format!("subgroups {s}"));
     format!(
-        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x} | margins step {} gemm {}",
+        "{} | {} | {} | {subgroups} | wgrnn {} | kernels {:016x} | margins step {} gemm {} | rounds {RUNS}",
         info.name,
         info.driver,
         info.backend,

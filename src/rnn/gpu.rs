@@ -1,11 +1,12 @@
 //! GPU launchers of the recurrent stack, written once for every cell (the
 //! cell's own part is a [`Cell`]: its WGSL equations and the buffers they
 //! bind). Per layer and direction: forward = one GEMM (input projection of
-//! every packed row, b_ih fused) + one fused step kernel per time step;
-//! backward = one fused step kernel per time step + one initial-state
-//! kernel + three GEMMs (dW_ih, dW_hh, dX) and two column sums (biases).
-//! Everything is recorded into the device's open command buffer; nothing is
-//! read back.
+//! every packed row, b_ih fused) + the recurrence; backward = the
+//! recurrence + one initial-state kernel + three GEMMs (dW_ih, dW_hh, dX)
+//! and two column sums (biases). The recurrence is one fused step kernel
+//! per time step, or one sequence or sequence-uniform kernel for all of
+//! them ([`RecurrentKernel`]). Everything is recorded into the device's
+//! open command buffer; nothing is read back.
 
 use crate::cells::{Cell, CellTensor, RnnMode};
 use crate::device::Device;

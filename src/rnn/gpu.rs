@@ -1021,7 +1021,10 @@ pub(crate) fn backward(
                         Tensor::zeros(dev, &[b, g])
                     }
                 };
-                let (dg_a, dg_b) = (dg()?, dg()?);
+                // The sequence-uniform kernel keeps one dG_h, rewritten in place.
+                let seq_uniform = variant == RecurrentKernel::SequenceUniform;
+                let dg_a = dg()?;
+                let dg_b = if seq_uniform { dg_a.clone() } else { dg()? };
                 let carry = match (cell.uses(CellTensor::Carry), &grad_c_n) {
                     (false, _) => None,
                     (true, Some(gc)) => Some(sorted_state(batch, gc, state_index)?),
@@ -1042,7 +1045,6 @@ pub(crate) fn backward(
                 let cell_own = own(cell.backward)?;
                 let step_own: &[crate::runtime::BufferRange<'_>] = if projected { &[] } else { &cell_own };
                 // The sequence-uniform kernel runs every step in one dispatch.
-                let seq_uniform = variant == RecurrentKernel::SequenceUniform;
                 if seq_uniform {
                     let windows = s.w_windows.as_ref().ok_or_else(|| {
                         Error::Config("the sequence-uniform forward pass kept no W_hh windows".into())
